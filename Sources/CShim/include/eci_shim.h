@@ -1,0 +1,62 @@
+// C shim for ECI: the Linux calls that Glibc's Swift module does not expose, and the few
+// operations that must run as plain C (between fork and _exit, or with per-thread credentials).
+// Every function returns -errno on failure unless documented otherwise; none of them prints.
+#ifndef ECI_SHIM_H
+#define ECI_SHIM_H
+
+#include <sys/types.h>
+
+/// Flags for eci_open_tree, mirroring <linux/mount.h> so Swift does not need the kernel headers.
+#define ECI_OPEN_TREE_CLONE 1
+#define ECI_OPEN_TREE_RECURSIVE 2
+
+/// Clones the mount tree at `path` (following symlinks, as mount(2) would) into a detached mount.
+/// Returns an O_CLOEXEC fd for the detached tree, or -errno.
+int eci_open_tree_clone(const char *path, int flags);
+
+/// Applies MOUNT_ATTR_IDMAP with the user namespace `userns_fd` to the detached tree `tree_fd`
+/// (recursively when `recursive` is non-zero). Returns 0 or -errno.
+int eci_mount_setattr_idmap(int tree_fd, int userns_fd, int recursive);
+
+/// Attaches the detached tree `tree_fd` at `target`. Returns 0 or -errno.
+int eci_move_mount_to(int tree_fd, const char *target);
+
+/// Creates a user namespace whose uid_map and gid_map are both "0 base count" and returns an
+/// O_CLOEXEC fd to it (or -errno). A child made with fork() unshares and waits, the parent
+/// writes the maps; the child runs only async-signal-safe C and is reaped before returning.
+int eci_userns_fd(unsigned int base, unsigned int count);
+
+/// Mounts an overlay at `target` with credentials fsuid=`fsuid`, fsgid=`fsgid` and the
+/// effective capability set raised to the permitted one, so that an overlay over idmapped
+/// layers can write its upper and work dirs (see docs/architecture.md). `lowers` holds
+/// `nlowers` paths, top-most first. Uses "lowerdir+" (kernel >= 6.8) when available, else a
+/// joined "lowerdir". Credentials are restored before returning. Returns 0 or -errno.
+int eci_mount_overlay_as(unsigned int fsuid, unsigned int fsgid, const char *target,
+                         const char *const *lowers, int nlowers, const char *upper, const char *work);
+
+/// unshare(2) of a new mount namespace and `mount --make-rslave /`. Single-threaded callers only.
+int eci_unshare_mount_namespace(void);
+
+/// Mounts a private tmpfs at `target` (mode 0711: traversable by container root, which runc is when it binds the rootfs). Returns 0 or -errno.
+int eci_mount_private_tmpfs(const char *target);
+
+/// umount2(target, MNT_DETACH). Returns 0 or -errno.
+int eci_umount_detach(const char *target);
+
+/// prctl(PR_SET_PDEATHSIG, SIGKILL). Returns 0 or -errno.
+int eci_set_parent_death_kill(void);
+
+/// Installs handlers that forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and
+/// SIGWINCH to `pid` (a child this process waits for). Returns 0 or -errno.
+int eci_forward_signals_to(pid_t pid);
+
+/// Number of threads of the calling process (from /proc/self/stat), or -errno.
+int eci_thread_count(void);
+
+/// pipe2(fds, O_CLOEXEC). Returns 0 or -errno.
+int eci_pipe_cloexec(int fds[2]);
+
+/// The file-system magic number (statfs f_type) of the file open at `fd`, or -errno.
+long eci_fs_magic(int fd);
+
+#endif

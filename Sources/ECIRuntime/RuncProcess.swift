@@ -1,0 +1,60 @@
+import CShim
+import ECICore
+import Foundation
+
+/// Starting and replacing processes without running Swift code between fork and exec:
+/// posix_spawn for children, execv to hand the process over to runc.
+enum RuncProcess {
+    /// Replaces this process with `path argv` (argv[0] included). Returns only on failure.
+    static func exec(_ path: String, _ argv: [String]) -> ECIError {
+        let cArgs = argv.map { strdup($0) } + [nil]
+        execv(path, cArgs)
+        return ECIError.system("exec \(path)", errno: errno)
+    }
+
+    /// Spawns `path argv`, inheriting stdio and every non-CLOEXEC fd, plus `keepFD` made
+    /// inheritable in the child. Returns the child's PID.
+    static func spawn(_ path: String, _ argv: [String], environment: [String: String], keepFD: Int32? = nil) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        if let keepFD {
+            // dup2 onto itself clears FD_CLOEXEC in the child only (POSIX 2017, glibc >= 2.29).
+            posix_spawn_file_actions_adddup2(&actions, keepFD, keepFD)
+        }
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, nil, cArgs, cEnv)
+        guard rc == 0 else { throw ECIError.system("spawn \(path)", errno: rc) }
+        return pid
+    }
+
+    /// Waits for `pid` and returns its exit code (128+signal when killed, as shells do).
+    static func wait(_ pid: pid_t) throws -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno == EINTR { continue }
+            throw ECIError.system("waitpid \(pid)", errno: errno)
+        }
+        let signal = status & 0x7f
+        if signal == 0 { return (status >> 8) & 0xff }
+        return 128 + signal
+    }
+
+    /// Spawns and waits, forwarding terminating signals to the child meanwhile.
+    static func run(_ path: String, _ argv: [String], environment: [String: String]) throws -> Int32 {
+        let pid = try spawn(path, argv, environment: environment)
+        _ = eci_forward_signals_to(pid)
+        return try wait(pid)
+    }
+
+    /// The canonical path of this executable.
+    static func currentExecutable() throws -> String {
+        try FileSystem.realPath("/proc/self/exe")
+    }
+}

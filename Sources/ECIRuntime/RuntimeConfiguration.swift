@@ -1,0 +1,66 @@
+import ECICore
+import ECIOCI
+import Foundation
+
+/// How the isolated runtime is set up on this machine: where the real runc is, where ECI keeps
+/// its state, and where the subordinate-ID pool is declared.
+///
+/// Read from a JSON file (`/etc/eci/runtime.json`, or the file named by `--eci-config` or
+/// `ECI_CONFIG`), then overridden by `ECI_RUNC`, `ECI_STATE_DIR`, `ECI_SUBUID_FILE`,
+/// `ECI_SUBGID_FILE`. Unknown keys in the file are an error, so a typo never silently weakens setup.
+public struct RuntimeConfiguration: Sendable, Equatable {
+    /// Absolute path of the real runc.
+    public var runcPath: String = "/usr/sbin/runc"
+    /// ECI's state: the ID-range table, per-container bundles, the staging mount point.
+    public var stateDirectory: String = "/run/eci"
+    public var subuidPath: String = "/etc/subuid"
+    public var subgidPath: String = "/etc/subgid"
+    /// Size, in containers, of the pool ECI declares for itself when none is declared.
+    public var defaultPoolContainers: UInt32 = 4096
+
+    public static let defaultPath = "/etc/eci/runtime.json"
+
+    public init() {}
+
+    /// Loads the configuration: `path` (or the default file when it exists), then the environment.
+    public static func load(path explicitPath: String?, environment: [String: String]) throws -> RuntimeConfiguration {
+        var config = RuntimeConfiguration()
+        let path = explicitPath ?? environment["ECI_CONFIG"] ?? (FileSystem.exists(defaultPath) ? defaultPath : nil)
+        if let path {
+            let document = try JSONValue.parse(try FileSystem.read(path))
+            guard case let .object(members) = document else { throw ECIError(.invalidArgument, "\(path): not a JSON object") }
+            for (key, value) in members {
+                switch key {
+                case "runc": config.runcPath = try string(value, key, path)
+                case "stateDir": config.stateDirectory = try string(value, key, path)
+                case "subuidFile": config.subuidPath = try string(value, key, path)
+                case "subgidFile": config.subgidPath = try string(value, key, path)
+                case "defaultPoolContainers":
+                    guard let n = value.uint64Value, let n32 = UInt32(exactly: n), n32 > 0 else {
+                        throw ECIError(.invalidArgument, "\(path): defaultPoolContainers must be a positive integer")
+                    }
+                    config.defaultPoolContainers = n32
+                default: throw ECIError(.invalidArgument, "\(path): unknown key \"\(key)\"")
+                }
+            }
+        }
+        if let v = environment["ECI_RUNC"] { config.runcPath = v }
+        if let v = environment["ECI_STATE_DIR"] { config.stateDirectory = v }
+        if let v = environment["ECI_SUBUID_FILE"] { config.subuidPath = v }
+        if let v = environment["ECI_SUBGID_FILE"] { config.subgidPath = v }
+        try config.validate()
+        return config
+    }
+
+    /// Every path must be absolute: ECI is called from containerd with an arbitrary cwd.
+    public func validate() throws {
+        for (name, value) in [("runc", runcPath), ("stateDir", stateDirectory), ("subuidFile", subuidPath), ("subgidFile", subgidPath)] {
+            guard value.hasPrefix("/") else { throw ECIError(.invalidArgument, "configuration \(name) must be an absolute path, not \"\(value)\"") }
+        }
+    }
+
+    private static func string(_ value: JSONValue, _ key: String, _ path: String) throws -> String {
+        guard let text = value.stringValue else { throw ECIError(.invalidArgument, "\(path): \(key) must be a string") }
+        return text
+    }
+}
