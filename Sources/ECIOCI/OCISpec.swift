@@ -110,6 +110,20 @@ public struct OCISpec: Sendable, Equatable {
         }
     }
 
+    // MARK: Sysctls
+
+    /// `linux.sysctl[key]`.
+    public func sysctl(_ key: String) -> String? { document["linux"]?["sysctl"]?[key]?.stringValue }
+
+    /// Sets `linux.sysctl[key]`.
+    public mutating func setSysctl(_ key: String, _ value: String) {
+        var linux = document["linux"] ?? .object([])
+        var sysctls = linux["sysctl"] ?? .object([])
+        sysctls.set(key, .string(value))
+        linux.set("sysctl", sysctls)
+        document.set("linux", linux)
+    }
+
     // MARK: Mounts
 
     /// One entry of `mounts`.

@@ -18,5 +18,18 @@ public enum IsolationSpec {
         spec.ensureNamespace("user")
         spec.ensureNamespace("cgroup")
         spec.setIDMappings(containerID: 0, hostID: range.base, size: range.size)
+        clampPingGroupRange(&spec, size: range.size)
+    }
+
+    /// `net.ipv4.ping_group_range` names group IDs; inside a user namespace the kernel accepts
+    /// only mapped ones, and engines ask for "0 2147483647" (all groups may ping). The range is
+    /// clamped to the container's own groups, which is what "all groups" means there.
+    static func clampPingGroupRange(_ spec: inout OCISpec, size: UInt32) {
+        let key = "net.ipv4.ping_group_range"
+        guard let value = spec.sysctl(key) else { return }
+        let parts = value.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard parts.count == 2, let low = UInt64(parts[0]), let high = UInt64(parts[1]) else { return }
+        let last = UInt64(size) - 1
+        spec.setSysctl(key, "\(min(low, last)) \(min(high, last))")
     }
 }

@@ -124,10 +124,10 @@ public enum StageHelper {
                 continue
             }
             let target = join(plan.stageRoot, "mounts/\(index)")
-            try makeDirectory(join(plan.stageRoot, "mounts"))
             if fileType == S_IFDIR {
                 try makeDirectory(target)
             } else {
+                try makeDirectory(join(plan.stageRoot, "mounts"))
                 let fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
                 guard fd >= 0 else { throw ECIError.system("create \(target)", errno: errno) }
                 close(fd)
@@ -138,6 +138,6 @@ public enum StageHelper {
     }
 
     static func makeDirectory(_ path: String) throws {
-        guard mkdir(path, 0o711) == 0 || errno == EEXIST else { throw ECIError.system("mkdir \(path)", errno: errno) }
+        try FileSystem.makeDirectories(path, mode: 0o711)
     }
 }
