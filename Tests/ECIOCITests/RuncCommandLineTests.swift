@@ -1,0 +1,70 @@
+import ECICore
+import Testing
+
+@testable import ECIOCI
+
+@Suite struct RuncCommandLineTests {
+    @Test func parsesContainerdCreate() throws {
+        let args = [
+            "--root", "/run/docker/runtime-runc/moby", "--log", "/run/x/log.json", "--log-format", "json", "--systemd-cgroup",
+            "create", "--bundle", "/run/x", "--pid-file", "/run/x/init.pid", "--console-socket", "/tmp/c.sock", "abc123",
+        ]
+        let line = try RuncCommandLine(args)
+        #expect(line.command == "create")
+        #expect(line.globalValue("root") == "/run/docker/runtime-runc/moby")
+        #expect(line.globalValue("log-format") == "json")
+        #expect(line.globalBool("systemd-cgroup"))
+        #expect(!line.globalBool("debug"))
+        let options = try line.commandOptions()
+        #expect(options.value("bundle", "b") == "/run/x")
+        #expect(options.positionals == ["abc123"])
+        #expect(line.runcArguments == args)
+    }
+
+    @Test func acceptsSingleDashAndInlineValues() throws {
+        let line = try RuncCommandLine(["-root=/r", "-debug", "run", "-b=/b", "-d", "id"])
+        #expect(line.globalValue("root") == "/r")
+        #expect(line.globalBool("debug"))
+        let options = try line.commandOptions()
+        #expect(options.value("bundle", "b") == "/b")
+        #expect(options.bool("detach", "d"))
+    }
+
+    @Test func stripsECIFlagsOnly() throws {
+        let line = try RuncCommandLine(["--eci-config", "/etc/eci/x.json", "--root", "/r", "--eci-config=/y", "state", "id"])
+        #expect(line.globalValue("eci-config") == "/y")
+        #expect(line.runcArguments == ["--root", "/r", "state", "id"])
+    }
+
+    @Test func unknownGlobalFlagIsAnError() {
+        #expect(throws: ECIError.self) { try RuncCommandLine(["--rot", "/r", "state", "x"]) }
+    }
+
+    @Test func unknownCommandIsAnError() {
+        #expect(throws: ECIError.self) { try RuncCommandLine(["--root", "/r", "destroy", "x"]) }
+    }
+
+    @Test func missingFlagValueIsAnError() {
+        #expect(throws: ECIError.self) { try RuncCommandLine(["--root"]) }
+        #expect(throws: ECIError.self) { try RuncCommandLine(["create", "--bundle"]).commandOptions() }
+    }
+
+    @Test func unknownCreateFlagIsAnError() {
+        #expect(throws: ECIError.self) { try RuncCommandLine(["create", "--bogus", "x"]).commandOptions() }
+    }
+
+    @Test func passThroughCommandsKeepTheirArguments() throws {
+        let line = try RuncCommandLine(["--root", "/r", "exec", "--process", "/p.json", "--detach", "id"])
+        #expect(line.command == "exec")
+        #expect(line.commandArguments == ["--process", "/p.json", "--detach", "id"])
+    }
+
+    @Test(arguments: ["", ".", "..", "../x", "a/b", "a b", String(repeating: "a", count: 1025)])
+    func hostileContainerIDsAreRefused(_ id: String) {
+        #expect(throws: ECIError.self) { try ContainerID.validate(id) }
+    }
+
+    @Test func normalContainerIDsPass() throws {
+        try ContainerID.validate("4f2a9c0e_b+x-1.y")
+    }
+}
