@@ -30,10 +30,12 @@ let package = Package(
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),
         // Test-only: drives the ID-range store from many processes at once (allocator stress tests).
         .executableTarget(name: "eci-test-helper", dependencies: ["ECIRuntime"]),
+        // Test-only helpers: running programs, finding the built binaries, busybox root filesystems.
+        .target(name: "ECITestSupport"),
         .testTarget(name: "ECIOCITests", dependencies: ["ECIOCI"]),
         .testTarget(name: "ECIPolicyTests", dependencies: ["ECIPolicy"]),
-        .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ECICore"]),
+        .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ECIOCI", "ECITestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -177,6 +177,7 @@ public struct RangeStore: Sendable {
         try FileSystem.makeDirectories(configuration.stateDirectory, mode: 0o711)
         let lock = try FileLock(path: lockPath)
         defer { lock.unlock() }
+        removeInterruptedWrites()
         var table = try loadTable()
         let before = try JSONEncoder().encode(table)
         if reconcile {
@@ -197,6 +198,16 @@ public struct RangeStore: Sendable {
             try FileSystem.writeAtomically(tablePath, Array(after))
         }
         return result
+    }
+
+    /// Temporary files of a writer killed mid-write. Writers hold the lock, so under the lock
+    /// every such file is an orphan.
+    private func removeInterruptedWrites() {
+        let prefix = "ranges.json.tmp."
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: configuration.stateDirectory) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            unlink(join(configuration.stateDirectory, name))
+        }
     }
 
     private func loadTable() throws -> RangeTable {

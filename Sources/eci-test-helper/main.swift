@@ -1,7 +1,8 @@
 // eci-test-helper: drives ECI's ID-range store from separate processes, for the allocator's
 // concurrency and crash tests. Not installed; test-only.
 //
-//   eci-test-helper allocate STATE_DIR SUBUID SUBGID ID       prints the allocated base
+//   eci-test-helper allocate STATE_DIR SUBUID SUBGID ID [HOLD_SECONDS]
+//                                       prints the allocated base, then stays alive HOLD_SECONDS
 //   eci-test-helper churn STATE_DIR SUBUID SUBGID PREFIX N    allocate/mark/release N times
 import ECIRuntime
 import Foundation
@@ -17,13 +18,14 @@ configuration.stateDirectory = args[2]
 configuration.subuidPath = args[3]
 configuration.subgidPath = args[4]
 configuration.defaultPoolContainers = 64
-let store = RangeStore(configuration: configuration, log: Logger(label: "eci-test-helper"))
+let store = RangeStore(configuration: configuration, log: Logger(label: "eci-test-helper") { StreamLogHandler.standardError(label: $0) })
 let runcRoot = "/nonexistent-eci-test-root"
 do {
     switch args[1] {
     case "allocate":
         let record = try store.allocate(ContainerKey(runcRoot: runcRoot, id: args[5]))
-        print(record.base)
+        FileHandle.standardOutput.write(Data("\(record.base)\n".utf8))
+        if args.count > 6, let seconds = UInt32(args[6]) { sleep(seconds) }
     case "churn":
         let count = args.count > 6 ? Int(args[6]) ?? 10 : 10
         for i in 0..<count {
