@@ -71,6 +71,29 @@ public enum TestSupport {
         return Output(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: errData.get(), as: UTF8.self))
     }
 
+    /// Runs a program with stdin and stdout on /dev/null and stderr captured in a file, for
+    /// commands that leave processes holding their stdio (runc create). Returns status and stderr.
+    @discardableResult
+    public static func runDetached(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let errPath = "/tmp/eci-test-stderr-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: errPath) }
+        let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errHandle
+        try process.run()
+        try errHandle.close()
+        process.waitUntilExit()
+        let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        return Output(status: process.terminationStatus, stdout: "", stderr: err)
+    }
+
     /// Runs a shell command line with /bin/sh -c.
     @discardableResult
     public static func sh(_ command: String, environment: [String: String] = [:]) throws -> Output {
