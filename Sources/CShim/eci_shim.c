@@ -232,8 +232,41 @@ int eci_umount_detach(const char *target) {
     return umount2(target, MNT_DETACH) < 0 ? -errno : 0;
 }
 
-int eci_set_parent_death_kill(void) {
-    return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ? -errno : 0;
+pid_t eci_spawn_bound(const char *path, char *const argv[], char *const envp[]) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) < 0) return -errno;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = -errno;
+        close(report[0]); close(report[1]);
+        return err;
+    }
+    if (pid == 0) {
+        close(report[0]);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int err = 0;
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) err = errno;
+        else if (getppid() != parent) err = ESRCH;  // the parent died before the prctl
+        else {
+            execve(path, argv, envp);
+            err = errno;
+        }
+        (void)!write(report[1], &err, sizeof(err));
+        _exit(127);
+    }
+    close(report[1]);
+    int err = 0;
+    ssize_t n;
+    do { n = read(report[0], &err, sizeof(err)); } while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == sizeof(err) && err != 0) {
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        return -err;
+    }
+    return pid;
 }
 
 static volatile pid_t forward_pid = 0;

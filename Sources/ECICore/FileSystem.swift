@@ -44,20 +44,34 @@ public enum FileSystem {
         }
         do {
             defer { close(fd) }
-            var offset = 0
-            while offset < bytes.count {
-                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress?.advanced(by: offset), bytes.count - offset) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ECIError.system("write \(temp)", errno: errno)
-                }
-                offset += n
-            }
+            try writeAll(fd, bytes, path: temp)
             guard fsync(fd) == 0 else { throw ECIError.system("fsync \(temp)", errno: errno) }
         }
         guard rename(temp, path) == 0 else { throw ECIError.system("rename \(temp)", errno: errno) }
         ok = true
         syncDirectory(containing: path)
+    }
+
+    /// Writes a file in place (created 0600 if needed, truncated), without fsync: for files
+    /// that are worthless after a crash (a bundle runc reads at once).
+    public static func write(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else { throw ECIError.system("create \(path)", errno: errno) }
+        defer { close(fd) }
+        try writeAll(fd, bytes, path: path)
+    }
+
+    /// Writes every byte to `fd`, retrying short writes and EINTR.
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress?.advanced(by: offset), bytes.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ECIError.system("write \(path)", errno: errno)
+            }
+            offset += n
+        }
     }
 
     /// Writes text atomically (see `writeAtomically(_:_:mode:)`).

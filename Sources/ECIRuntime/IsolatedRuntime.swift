@@ -67,47 +67,37 @@ public struct IsolatedRuntime: Sendable {
         var spec = try OCISpec(bytes: try FileSystem.read(join(bundle, "config.json")))
         let rootPath = try resolveRoot(spec: spec, bundle: bundle)
         try makeBindSourcesAbsolute(&spec, bundle: bundle)
+        let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: try MountInfo.current())
+        let stageRoot = join(configuration.stateDirectory, "stage")
+        try prepareStateDirectories(stageRoot: stageRoot)
 
-        let record = try store.allocate(key)
-        var metadata: Logger.Metadata = ["container": "\(id)", "range": "\(record.range)"]
+        let record = try store.allocate(key, workDirectory: planned.workDirectory)
+        let metadata: Logger.Metadata = ["container": "\(id)", "range": "\(record.range)"]
         do {
-            let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: try MountInfo.current())
             if let work = planned.workDirectory {
-                try store.update(key) { $0.workDirectory = work }
                 try FileSystem.removeTree(work)
                 guard mkdir(work, 0o700) == 0 else { throw ECIError.system("mkdir \(work)", errno: errno) }
             }
             try IsolationSpec.applyUserNamespace(to: &spec, range: record.range)
-
             let containerDirectory = store.containerDirectory(key)
-            try FileSystem.makeDirectories(join(configuration.stateDirectory, "containers"), mode: 0o711)
             try FileSystem.removeTree(containerDirectory)
             try FileSystem.makeDirectories(containerDirectory, mode: 0o711)
-            let stageRoot = join(configuration.stateDirectory, "stage")
-            try FileSystem.makeDirectories(stageRoot, mode: 0o711)
-            let plan = StagePlan(
-                rangeBase: record.base, stageRoot: stageRoot, bundleDirectory: containerDirectory, spec: spec.document.serialized(),
-                rootfs: planned.rootfs, runcPath: configuration.runcPath,
-                runcArguments: [configuration.runcPath] + replacingBundle(with: containerDirectory),
-                logPath: commandLine.globalValue("log"), logFormat: commandLine.globalValue("log-format") ?? "text")
-            let planPath = join(containerDirectory, "plan.json")
-            try FileSystem.writeAtomically(planPath, Array(try JSONEncoder().encode(plan)))
-            metadata["bundle"] = "\(containerDirectory)"
-            log.debug("staging container", metadata: metadata)
 
-            let status = try runHelper(planPath: planPath)
-            if status != 0 {
-                log.debug("runc failed; rolling back", metadata: metadata.merging(["status": "\(status)"]) { $1 })
+            // From here on this process lives in its own mount namespace: what it stages
+            // never reaches the VM's, and vanishes with runc's exit.
+            try FilesystemStager.enterPrivateMountNamespace(stageRoot: stageRoot)
+            let plan = StagePlan(rangeBase: record.base, stageRoot: stageRoot, rootfs: planned.rootfs)
+            let staged = try FilesystemStager(log: log).stage(plan, spec: spec)
+            try FileSystem.write(join(containerDirectory, "config.json"), staged.serialized())
+            log.debug("starting runc", metadata: metadata.merging(["bundle": "\(containerDirectory)"]) { $1 })
+
+            let status = try RuncProcess.run(
+                configuration.runcPath, [configuration.runcPath] + replacingBundle(with: containerDirectory), environment: environment)
+            // The range stays while runc has the container (created, or run detached or --keep).
+            if status != 0 || !FileSystem.exists(key.runcStatePath) {
                 try store.release(key)
-                return status
             }
-            let detached = command == "create" || options.bool("detach", "d")
-            if detached || (options.bool("keep") && FileSystem.exists(key.runcStatePath)) {
-                try store.update(key) { $0.status = .created }
-            } else {
-                try store.release(key)
-            }
-            return 0
+            return status
         } catch {
             do {
                 try store.release(key)
@@ -118,40 +108,23 @@ public struct IsolatedRuntime: Sendable {
         }
     }
 
-    /// Spawns the staging helper and waits for it (and, after its exec, for runc).
-    func runHelper(planPath: String) throws -> Int32 {
-        var pipeFDs: [Int32] = [-1, -1]
-        let piped = pipeFDs.withUnsafeMutableBufferPointer { eci_pipe_cloexec($0.baseAddress) }
-        guard piped == 0 else { throw ECIError.system("pipe", errno: -piped) }
-        var env = environment
-        env[StageHelper.errorFDVariable] = "\(pipeFDs[1])"
-        env[StageHelper.parentVariable] = "\(getpid())"
-        let me = try RuncProcess.currentExecutable()
-        let pid: pid_t
-        do {
-            pid = try RuncProcess.spawn(me, ["eci-runc", StageHelper.command, planPath], environment: env, keepFD: pipeFDs[1])
-        } catch {
-            close(pipeFDs[0])
-            close(pipeFDs[1])
-            throw error
+    /// ECI's state directories. The staging mount point must be traversable by container root
+    /// (runc binds the rootfs from inside the container's user namespace), so every ancestor
+    /// must let others search it: a 0700 parent is a clear error here, not EACCES from runc.
+    func prepareStateDirectories(stageRoot: String) throws {
+        try FileSystem.makeDirectories(join(configuration.stateDirectory, "containers"), mode: 0o711)
+        try FileSystem.makeDirectories(stageRoot, mode: 0o711)
+        var path = stageRoot
+        while path != "/" {
+            var st = stat()
+            guard stat(path, &st) == 0 else { throw ECIError.system("stat \(path)", errno: errno) }
+            guard st.st_mode & S_IXOTH != 0 else {
+                throw ECIError(
+                    .invalidArgument,
+                    "ECI's state directory \(configuration.stateDirectory) is not reachable by containers: \(path) lacks search permission for others (chmod o+x)")
+            }
+            path = parentDirectory(path)
         }
-        close(pipeFDs[1])
-        _ = eci_forward_signals_to(pid)
-        // The pipe closes without data when the helper execs runc (CLOEXEC); an error message otherwise.
-        var message: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            message.append(contentsOf: buffer[0..<n])
-        }
-        close(pipeFDs[0])
-        let status = try RuncProcess.wait(pid)
-        if !message.isEmpty {
-            throw ECIError(.system, String(decoding: message, as: UTF8.self))
-        }
-        return status
     }
 
     func resolveBundle(_ flag: String?) throws -> String {

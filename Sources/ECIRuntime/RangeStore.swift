@@ -22,18 +22,12 @@ public struct ContainerKey: Sendable, Hashable, Codable, CustomStringConvertible
     public var description: String { "\(id) (root \(runcRoot))" }
 }
 
-/// One allocated range, persisted in the range table.
+/// One allocated range, persisted in the range table. It stands while its creator (the
+/// eci-runc process creating the container) runs or while runc has state for the container;
+/// after that it is stale, whatever ended it (delete, crash, reboot, kill -9).
 public struct RangeRecord: Sendable, Codable, Equatable {
-    public enum Status: String, Sendable, Codable {
-        /// eci-runc is creating the container; `creator` is the process doing it.
-        case creating
-        /// runc has the container; it lives until runc's state for it is gone.
-        case created
-    }
-
     public var key: ContainerKey
     public var base: UInt32
-    public var status: Status
     public var creator: ProcessIdentity
     /// An overlay work directory ECI made in the engine's storage, removed with the record.
     public var workDirectory: String?
@@ -101,9 +95,10 @@ public struct RangeStore: Sendable {
         join(join(configuration.stateDirectory, "containers"), key.directoryName)
     }
 
-    /// Allocates a free range for `key`, recording the calling process as its creator.
-    /// Stale records (their container gone, their creator dead) are reclaimed first.
-    public func allocate(_ key: ContainerKey) throws -> RangeRecord {
+    /// Allocates a free range for `key`, recording the calling process as its creator and the
+    /// overlay work directory it will make (removed with the record). Stale records (their
+    /// container gone, their creator dead) are reclaimed first.
+    public func allocate(_ key: ContainerKey, workDirectory: String? = nil) throws -> RangeRecord {
         try withLockedTable { table in
             let pool = try ensurePool()
             if let existing = table.records.first(where: { $0.key == key }) {
@@ -115,7 +110,7 @@ public struct RangeStore: Sendable {
                 let slot = (table.cursor + step) % slots
                 let range = pool.range(slot: slot)
                 if taken.contains(where: { $0.overlaps(range) }) { continue }
-                let record = RangeRecord(key: key, base: range.base, status: .creating, creator: .current(), workDirectory: nil)
+                let record = RangeRecord(key: key, base: range.base, creator: .current(), workDirectory: workDirectory)
                 table.records.append(record)
                 table.cursor = (slot + 1) % slots
                 log.debug("allocated ID range", metadata: ["container": "\(key.id)", "range": "\(range)"])
@@ -127,7 +122,7 @@ public struct RangeStore: Sendable {
         }
     }
 
-    /// Changes the record of `key` (e.g. marks it created); an error when it is gone.
+    /// Changes the record of `key`; an error when it is gone.
     public func update(_ key: ContainerKey, _ change: @Sendable (inout RangeRecord) -> Void) throws {
         try withLockedTable { table in
             guard let index = table.records.firstIndex(where: { $0.key == key }) else {
@@ -161,8 +156,7 @@ public struct RangeStore: Sendable {
 
     /// Whether a record still stands for a live or in-progress container.
     func isLive(_ record: RangeRecord) -> Bool {
-        if FileSystem.exists(record.key.runcStatePath) { return true }
-        return record.status == .creating && record.creator.isAlive
+        FileSystem.exists(record.key.runcStatePath) || record.creator.isAlive
     }
 
     /// Removes ECI's directory for the container and the overlay work directory it made.
@@ -187,7 +181,7 @@ public struct RangeStore: Sendable {
                     kept.append(record)
                     continue
                 }
-                log.info("reclaiming stale ID range", metadata: ["container": "\(record.key.id)", "range": "\(record.range)", "status": "\(record.status.rawValue)"])
+                log.info("reclaiming stale ID range", metadata: ["container": "\(record.key.id)", "range": "\(record.range)"])
                 try removeResources(of: record)
             }
             table.records = kept

@@ -12,25 +12,17 @@ enum RuncProcess {
         return ECIError.system("exec \(path)", errno: errno)
     }
 
-    /// Spawns `path argv`, inheriting stdio and every non-CLOEXEC fd, plus `keepFD` made
-    /// inheritable in the child. Returns the child's PID.
-    static func spawn(_ path: String, _ argv: [String], environment: [String: String], keepFD: Int32? = nil) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if let keepFD {
-            // dup2 onto itself clears FD_CLOEXEC in the child only (POSIX 2017, glibc >= 2.29).
-            posix_spawn_file_actions_adddup2(&actions, keepFD, keepFD)
-        }
+    /// Starts `path argv` as a child bound to this process (it is killed if eci-runc dies),
+    /// inheriting stdio and every non-CLOEXEC fd (runc's --preserve-fds). Returns its PID.
+    static func spawn(_ path: String, _ argv: [String], environment: [String: String]) throws -> pid_t {
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             cArgs.forEach { free($0) }
             cEnv.forEach { free($0) }
         }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, cArgs, cEnv)
-        guard rc == 0 else { throw ECIError.system("spawn \(path)", errno: rc) }
+        let pid = eci_spawn_bound(path, cArgs, cEnv)
+        guard pid > 0 else { throw ECIError.system("start \(path)", errno: -pid) }
         return pid
     }
 

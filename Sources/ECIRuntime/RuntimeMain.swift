@@ -8,9 +8,6 @@ import Logging
 /// one-line message and a non-zero exit.
 public enum RuntimeMain {
     public static func main(arguments: [String], environment: [String: String]) -> Int32 {
-        if arguments.count == 3, arguments[1] == StageHelper.command {
-            return StageHelper.main(planPath: arguments[2], environment: environment)
-        }
         var destination = LogDestination(path: nil, format: .text)
         do {
             let commandLine = try RuncCommandLine(Array(arguments.dropFirst()))

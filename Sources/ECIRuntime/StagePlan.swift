@@ -1,18 +1,17 @@
 import ECICore
 import ECIOCI
 
-/// Everything the single-threaded staging helper needs to prepare a container's filesystems
-/// in its private mount namespace and then exec runc there. Written by the parent eci-runc
-/// (which decides) and read by the helper (which only carries out).
-public struct StagePlan: Sendable, Codable {
+/// What `FilesystemStager` must build for one container: decided by `RootfsPlanner` and the
+/// runtime (policy and planning), carried out by the stager (mechanism).
+public struct StagePlan: Sendable, Equatable {
     /// A path under one of the idmapped roots.
-    public struct LayerPath: Sendable, Codable, Equatable {
+    public struct LayerPath: Sendable, Equatable {
         public var root: Int
         public var relative: String
     }
 
     /// How the container's root filesystem is made.
-    public enum Rootfs: Sendable, Codable, Equatable {
+    public enum Rootfs: Sendable, Equatable {
         /// A new overlay on idmapped layers: `roots` are cloned and idmapped once each, the
         /// layers are addressed under them.
         case overlay(roots: [String], lowers: [LayerPath], upper: LayerPath, work: LayerPath)
@@ -22,17 +21,7 @@ public struct StagePlan: Sendable, Codable {
 
     /// Base of the container's ID range (container root's host ID).
     public var rangeBase: UInt32
-    /// Mount point of the helper's private tmpfs, where everything is staged.
+    /// Mount point of the private tmpfs where everything is staged.
     public var stageRoot: String
-    /// Where the helper writes the final config.json (the bundle runc is given).
-    public var bundleDirectory: String
-    /// The spec after the isolation rewrite; bind sources are absolute and still the originals.
-    public var spec: String
     public var rootfs: Rootfs
-    /// The real runc and its full argument vector (argv[0] included).
-    public var runcPath: String
-    public var runcArguments: [String]
-    /// Where warnings go (runc's --log and --log-format).
-    public var logPath: String?
-    public var logFormat: String
 }

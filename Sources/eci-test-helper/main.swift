@@ -30,8 +30,8 @@ do {
         let count = args.count > 6 ? Int(args[6]) ?? 10 : 10
         for i in 0..<count {
             let key = ContainerKey(runcRoot: runcRoot, id: "\(args[5])-\(i)")
-            _ = try store.allocate(key)
-            try store.update(key) { $0.status = .creating }
+            _ = try store.allocate(key, workDirectory: nil)
+            try store.update(key) { $0.workDirectory = nil }
             try store.release(key)
         }
         print("ok")

@@ -78,12 +78,15 @@ import Testing
     @Test func reconcilesWithRuncState() throws {
         let f = try Fixture()
         defer { f.cleanup() }
-        // "live": runc knows it. "gone": marked created, but runc's state is gone (crash, reboot).
+        // "live": runc knows it. "gone": its creator finished, but runc's state is gone (crash, reboot).
         try FileManager.default.createDirectory(atPath: f.runcRoot + "/live", withIntermediateDirectories: true)
         try "{}".write(toFile: f.runcRoot + "/live/state.json", atomically: true, encoding: .utf8)
         for id in ["live", "gone"] {
             _ = try f.store.allocate(f.key(id))
-            try f.store.update(f.key(id)) { $0.status = .created }
+        }
+        // Their creator (this process) finished long ago, as far as the store can tell.
+        for id in ["live", "gone"] {
+            try f.store.update(f.key(id)) { $0.creator = ProcessIdentity(pid: 999_998, startTime: 1) }
         }
         // "orphan": being created by a process that no longer exists.
         _ = try f.store.allocate(f.key("orphan"))

@@ -43,8 +43,11 @@ int eci_mount_private_tmpfs(const char *target);
 /// umount2(target, MNT_DETACH). Returns 0 or -errno.
 int eci_umount_detach(const char *target);
 
-/// prctl(PR_SET_PDEATHSIG, SIGKILL). Returns 0 or -errno.
-int eci_set_parent_death_kill(void);
+/// fork + execve of `path` with `argv` and `envp` (NULL-terminated). The child runs only
+/// async-signal-safe C: it asks to be SIGKILLed when this process dies (so a killed eci-runc
+/// never leaves a runc finishing a create whose ID range was already reclaimed), then execs.
+/// Returns the child's PID, or -errno (also when the exec itself failed).
+pid_t eci_spawn_bound(const char *path, char *const argv[], char *const envp[]);
 
 /// Installs handlers that forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and
 /// SIGWINCH to `pid` (a child this process waits for). Returns 0 or -errno.
