@@ -1,7 +1,4 @@
-import Foundation
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Small, crash-safe file helpers shared by every component.
 public enum FileSystem {
@@ -110,20 +107,32 @@ public enum FileSystem {
             throw ECIError.system("lstat \(path)", errno: errno)
         }
         if (st.st_mode & S_IFMT) == S_IFDIR {
-            guard let dir = opendir(path) else { throw ECIError.system("opendir \(path)", errno: errno) }
-            var names: [String] = []
-            while let entry = readdir(dir) {
-                let name = withUnsafePointer(to: entry.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                if name != "." && name != ".." { names.append(name) }
-            }
-            closedir(dir)
-            for name in names { try removeTree(path + "/" + name) }
+            for name in try listDirectory(path) { try removeTree(path + "/" + name) }
             guard rmdir(path) == 0 || errno == ENOENT else { throw ECIError.system("rmdir \(path)", errno: errno) }
         } else {
             guard unlink(path) == 0 || errno == ENOENT else { throw ECIError.system("unlink \(path)", errno: errno) }
         }
+    }
+
+    /// The names in a directory (without "." and "..").
+    public static func listDirectory(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw ECIError.system("opendir \(path)", errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// The current working directory.
+    public static func currentDirectory() throws -> String {
+        guard let cwd = getcwd(nil, 0) else { throw ECIError.system("getcwd", errno: errno) }
+        defer { free(cwd) }
+        return String(cString: cwd)
     }
 
     /// The canonical absolute path (symlinks, `.` and `..` resolved), as the kernel would resolve it.
@@ -137,8 +146,7 @@ public enum FileSystem {
     }
 
     private static func syncDirectory(containing path: String) {
-        let dir = (path as NSString).deletingLastPathComponent
-        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let fd = open(parentDirectory(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }
         fsync(fd)
         close(fd)

@@ -1,6 +1,5 @@
-import Foundation
+import Glibc
 import Logging
-import Synchronization
 
 /// Where and how log lines are written: runc's convention, which containerd reads back
 /// (`--log FILE --log-format json|text`), so ECI's messages appear next to runc's own.
@@ -20,8 +19,8 @@ public struct LogDestination: Sendable {
     }
 
     /// One rendered line (without the newline) in this destination's format.
-    public func render(level: Logger.Level, message: String, metadata: Logger.Metadata, date: Date = Date()) -> String {
-        let time = Self.timestamp(date)
+    public func render(level: Logger.Level, message: String, metadata: Logger.Metadata) -> String {
+        let time = Self.timestamp()
         let sorted = metadata.sorted { $0.key < $1.key }
         switch format {
         case .json:
@@ -60,10 +59,20 @@ public struct LogDestination: Sendable {
         }
     }
 
-    static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+    /// The current UTC time as RFC 3339 with milliseconds, e.g. 2026-11-28T23:51:28.828Z.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        let date = "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))"
+        let time = "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))"
+        return date + "T" + time + "Z"
     }
 
     /// A JSON string literal with the escapes RFC 8259 requires.

@@ -2,7 +2,12 @@ import CShim
 import ECICore
 import ECIOCI
 import ECIPolicy
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Logging
 
 /// Builds a container's idmapped filesystems inside a private mount namespace of the calling

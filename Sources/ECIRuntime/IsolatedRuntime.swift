@@ -2,7 +2,12 @@ import CShim
 import ECICore
 import ECIOCI
 import ECIPolicy
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Logging
 
 /// eci-runc: an OCI runtime with runc's command line. `create` and `run` give the container an
@@ -128,7 +133,7 @@ public struct IsolatedRuntime: Sendable {
     }
 
     func resolveBundle(_ flag: String?) throws -> String {
-        let path = flag ?? FileManager.default.currentDirectoryPath
+        let path = try flag ?? FileSystem.currentDirectory()
         guard FileSystem.isDirectory(path) else { throw ECIError(.invalidArgument, "bundle \(path) is not a directory") }
         return try FileSystem.realPath(path)
     }

@@ -1,6 +1,11 @@
 import CShim
 import ECICore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Swift face of the mount calls in CShim: detached mount trees, idmapping, overlay mounts.
 /// Mechanism only; what to mount where is decided by `StagePlan` and the policy module.

@@ -147,15 +147,3 @@ public struct OverlayLayers: Sendable, Equatable {
         throw ECIError(.invalidState, "can't resolve the relative overlay layer paths of \(mountPoint)")
     }
 }
-
-/// The parent directory of an absolute path ("/" for "/x").
-public func parentDirectory(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    return slash == path.startIndex ? "/" : String(path[..<slash])
-}
-
-/// Joins two path pieces with one "/".
-public func join(_ base: String, _ relative: String) -> String {
-    if relative.isEmpty { return base }
-    return base.hasSuffix("/") ? base + relative : base + "/" + relative
-}

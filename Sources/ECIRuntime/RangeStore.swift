@@ -1,6 +1,11 @@
 import ECICore
 import ECIPolicy
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Logging
 
 /// Identifies a container across runc roots: the engine's runc root plus the container ID.
@@ -198,7 +203,7 @@ public struct RangeStore: Sendable {
     /// every such file is an orphan.
     private func removeInterruptedWrites() {
         let prefix = "ranges.json.tmp."
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: configuration.stateDirectory) else { return }
+        guard let names = try? FileSystem.listDirectory(configuration.stateDirectory) else { return }
         for name in names where name.hasPrefix(prefix) {
             unlink(join(configuration.stateDirectory, name))
         }

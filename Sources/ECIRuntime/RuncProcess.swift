@@ -1,6 +1,11 @@
 import CShim
 import ECICore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Starting and replacing processes without running Swift code between fork and exec:
 /// posix_spawn for children, execv to hand the process over to runc.

@@ -1,6 +1,11 @@
 import ECICore
 import ECIOCI
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// How the isolated runtime is set up on this machine: where the real runc is, where ECI keeps
 /// its state, and where the subordinate-ID pool is declared.

@@ -1,6 +1,11 @@
 import ECICore
 import ECIOCI
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Logging
 
 /// The entry point behind the `eci-runc` executable: parses runc's command line, sets up
@@ -27,7 +32,7 @@ public enum RuntimeMain {
                 destination.append(destination.render(level: .error, message: message, metadata: [:]))
             }
             if destination.path != nil || destination.format == .text {
-                FileHandle.standardError.write(Data((message + "\n").utf8))
+                LogDestination(path: nil, format: .text).append(message)
             }
             return 1
         }

@@ -1,0 +1,13 @@
+/// Path arithmetic on absolute paths, component-wise and without touching the file system.
+
+/// The parent directory of an absolute path ("/" for "/x").
+public func parentDirectory(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}
+
+/// Joins two path pieces with one "/".
+public func join(_ base: String, _ relative: String) -> String {
+    if relative.isEmpty { return base }
+    return base.hasSuffix("/") ? base + relative : base + "/" + relative
+}
