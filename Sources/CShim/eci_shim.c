@@ -66,6 +66,18 @@ int eci_open_tree_clone(const char *path, int flags) {
     return fd < 0 ? -errno : (int)fd;
 }
 
+int eci_open_tree_clone_fd(int fd, int flags) {
+    unsigned int f = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH;
+    if (flags & ECI_OPEN_TREE_RECURSIVE) f |= AT_RECURSIVE;
+    long tree = syscall(__NR_open_tree, fd, "", f);
+    return tree < 0 ? -errno : (int)tree;
+}
+
+int eci_open_path(const char *path) {
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
 int eci_mount_setattr_idmap(int tree_fd, int userns_fd, int recursive) {
     struct eci_mount_attr attr = {0};
     attr.attr_set = MOUNT_ATTR_IDMAP;

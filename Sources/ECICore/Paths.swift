@@ -11,3 +11,9 @@ public func join(_ base: String, _ relative: String) -> String {
     if relative.isEmpty { return base }
     return base.hasSuffix("/") ? base + relative : base + "/" + relative
 }
+
+/// Whether `path` is `directory` or lies under it (component-wise, not string-prefix).
+public func isWithin(_ path: String, _ directory: String) -> Bool {
+    if directory == "/" { return path.hasPrefix("/") }
+    return path == directory || path.hasPrefix(directory + "/")
+}

@@ -110,6 +110,11 @@ public struct OCISpec: Sendable, Equatable {
         }
     }
 
+    /// Replaces the whole `linux` object (policy rewrites that touch several of its fields).
+    public mutating func replaceLinux(_ linux: JSONValue) {
+        document.set("linux", linux)
+    }
+
     // MARK: Sysctls
 
     /// `linux.sysctl[key]`.

@@ -2,85 +2,60 @@ import CShim
 import ECICore
 import ECIOCI
 import ECIPolicy
+import Logging
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
 import Glibc
-import Logging
 
-/// Builds a container's idmapped filesystems inside a private mount namespace of the calling
-/// (single-threaded) eci-runc process, which then starts runc there. Nothing it mounts is ever
-/// visible in the VM's mount namespace, and all of it disappears with the namespace once runc
-/// has made the container's own copies: mount rollback is the kernel's, not ours.
-struct FilesystemStager {
+/// Builds a container's idmapped filesystems in two steps around eci-runc's move into a private
+/// mount namespace:
+///
+/// 1. `prepare` (in the VM's namespace): clones every tree the container needs (rootfs or image
+///    layers, every bind source, from the fds the policy checked) into detached mounts and
+///    idmaps them. Detached trees belong to no namespace, so nothing is visible anywhere yet.
+/// 2. `attach` (in the private namespace): mounts a private tmpfs, attaches the trees under it,
+///    mounts the overlay, and rewrites the spec to the staged paths.
+///
+/// runc then copies those mounts into the container's own namespace; the private namespace, and
+/// every staged mount with it, ends with eci-runc. Mount rollback is the kernel's, not ours.
+final class FilesystemStager {
+    let plan: StagePlan
     let log: Logger
+    private var layerTrees: [Int32] = []
+    private var rootTree: Int32 = -1
+    /// Mount index → idmapped detached tree; indexes absent here pass through unshifted.
+    private var bindTrees: [Int: Int32] = [:]
+    private var bindIsDirectory: [Int: Bool] = [:]
 
-    /// Leaves the VM's mount namespace for a private one (mounts still propagate in, none out)
-    /// and mounts the staging tmpfs. The kernel refuses this in a multithreaded process, and so
-    /// does ECI, with a clear error, before trying.
-    static func enterPrivateMountNamespace(stageRoot: String) throws {
-        let threads = eci_thread_count()
-        guard threads == 1 else {
-            throw ECIError(.internalError, "eci-runc has \(threads) threads; it must be single-threaded to enter a private mount namespace")
-        }
-        let rc = eci_unshare_mount_namespace()
-        guard rc == 0 else { throw ECIError.system("create a private mount namespace", errno: -rc) }
-        let tmpfs = eci_mount_private_tmpfs(stageRoot)
-        guard tmpfs == 0 else { throw ECIError.system("mount the staging tmpfs at \(stageRoot)", errno: -tmpfs) }
+    init(plan: StagePlan, log: Logger) {
+        self.plan = plan
+        self.log = log
     }
 
-    /// Stages the root filesystem and every bind mount of `spec` per `plan`, and returns the
-    /// spec pointing at the staged paths.
-    func stage(_ plan: StagePlan, spec original: OCISpec) throws -> OCISpec {
+    deinit {
+        for fd in layerTrees + Array(bindTrees.values) + (rootTree >= 0 ? [rootTree] : []) { close(fd) }
+    }
+
+    /// Step 1: detached, idmapped clones of everything the container mounts.
+    func prepare(spec: OCISpec, sources: MountSources) throws {
         let userns = try KernelMounts.userNamespace(base: plan.rangeBase, count: IDRange.containerSize)
         defer { close(userns) }
-        var spec = original
-        let rootfs = join(plan.stageRoot, "rootfs")
-        try makeDirectory(rootfs)
-        try stageRootfs(plan, at: rootfs, userns: userns)
-        spec.setRootPath(rootfs)
-        try stageBindMounts(&spec, plan: plan, userns: userns)
-        return spec
-    }
-
-    func stageRootfs(_ plan: StagePlan, at rootfs: String, userns: Int32) throws {
         switch plan.rootfs {
         case let .directory(path):
-            try idmapTree(path, at: rootfs, userns: userns, what: "the container's root filesystem")
-        case let .overlay(roots, lowers, upper, work):
-            var staged: [String] = []
-            for (index, root) in roots.enumerated() {
-                let target = join(plan.stageRoot, "layers/\(index)")
-                try makeDirectory(target)
-                try idmapTree(root, at: target, userns: userns, what: "the image layers under")
-                staged.append(target)
+            rootTree = try idmappedClone(path, userns: userns, what: "the container's root filesystem")
+        case let .overlay(roots, _, _, _):
+            for root in roots {
+                layerTrees.append(try idmappedClone(root, userns: userns, what: "the image layers under"))
             }
-            func path(_ layer: StagePlan.LayerPath) -> String { join(staged[layer.root], layer.relative) }
-            try KernelMounts.mountOverlay(
-                at: rootfs, lowers: lowers.map(path), upper: path(upper), work: path(work), asHostID: plan.rangeBase)
         }
-    }
-
-    /// Clones `source`, idmaps it and attaches it at `target`; any failure is fatal: the root
-    /// filesystem is never given to a container unshifted.
-    func idmapTree(_ source: String, at target: String, userns: Int32, what: String) throws {
-        let tree = try KernelMounts.cloneTree(source, recursive: false)
-        let err = KernelMounts.idmap(tree: tree, userns: userns, recursive: false)
-        guard err == 0 else {
-            close(tree)
-            throw ECIError(.unsupported, "can't idmap \(what) \(source): \(errnoDescription(err)); ECI never starts a container on unshifted files")
-        }
-        try KernelMounts.attach(tree: tree, at: target)
-    }
-
-    func stageBindMounts(_ spec: inout OCISpec, plan: StagePlan, userns: Int32) throws {
         for (index, mount) in try spec.mounts().enumerated() where mount.isBind {
-            guard let source = mount.source else {
-                throw ECIError(.invalidArgument, "config.json: bind mount at \(mount.destination) has no source")
+            guard let source = mount.source, let fd = sources.fds[index] else {
+                throw ECIError(.invalidArgument, "config.json: bind mount at \(mount.destination) has no checked source")
             }
-            let tree = try KernelMounts.cloneTree(source, recursive: mount.isRecursiveBind)
+            let tree = try KernelMounts.cloneTree(fd: fd, recursive: mount.isRecursiveBind, name: source)
             let (magic, fileType) = try KernelMounts.describe(tree: tree)
             var handling = BindSourcePolicy.handling(magic: magic, fileType: UInt32(fileType))
             if handling == .idmap {
@@ -97,18 +72,85 @@ struct FilesystemStager {
                 log.warning("bind mount not idmapped", metadata: ["source": "\(source)", "destination": "\(mount.destination)", "reason": "\(reason)"])
                 continue
             }
+            bindTrees[index] = tree
+            bindIsDirectory[index] = fileType == S_IFDIR
+        }
+    }
+
+    /// Step 2, in the private mount namespace: attaches the trees and returns the spec pointing
+    /// at them.
+    func attach(spec original: OCISpec) throws -> OCISpec {
+        var spec = original
+        let rootfs = join(plan.stageRoot, "rootfs")
+        try makeDirectory(rootfs)
+        switch plan.rootfs {
+        case .directory:
+            try KernelMounts.attach(tree: take(&rootTree), at: rootfs)
+        case let .overlay(_, lowers, upper, work):
+            var staged: [String] = []
+            for (index, tree) in layerTrees.enumerated() {
+                let target = join(plan.stageRoot, "layers/\(index)")
+                try makeDirectory(target)
+                layerTrees[index] = -1
+                try KernelMounts.attach(tree: tree, at: target)
+                staged.append(target)
+            }
+            layerTrees = []
+            func path(_ layer: StagePlan.LayerPath) -> String { join(staged[layer.root], layer.relative) }
+            try KernelMounts.mountOverlay(at: rootfs, lowers: lowers.map(path), upper: path(upper), work: path(work), asHostID: plan.rangeBase)
+        }
+        spec.setRootPath(rootfs)
+        for index in bindTrees.keys.sorted() {
+            guard let tree = bindTrees.removeValue(forKey: index) else { continue }
             let target = join(plan.stageRoot, "mounts/\(index)")
-            if fileType == S_IFDIR {
+            if bindIsDirectory[index] == true {
                 try makeDirectory(target)
             } else {
                 try makeDirectory(join(plan.stageRoot, "mounts"))
                 let fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
-                guard fd >= 0 else { throw ECIError.system("create \(target)", errno: errno) }
+                guard fd >= 0 else {
+                    close(tree)
+                    throw ECIError.system("create \(target)", errno: errno)
+                }
                 close(fd)
             }
             try KernelMounts.attach(tree: tree, at: target)
             spec.setMountSource(at: index, to: target)
         }
+        return spec
+    }
+
+    /// Leaves the VM's mount namespace for a private one (mounts still propagate in, none out)
+    /// and mounts the staging tmpfs. The kernel refuses this in a multithreaded process, and so
+    /// does ECI, with a clear error, before trying.
+    static func enterPrivateMountNamespace(stageRoot: String) throws {
+        let threads = eci_thread_count()
+        guard threads == 1 else {
+            throw ECIError(.internalError, "eci-runc has \(threads) threads; it must be single-threaded to enter a private mount namespace")
+        }
+        let rc = eci_unshare_mount_namespace()
+        guard rc == 0 else { throw ECIError.system("create a private mount namespace", errno: -rc) }
+        let tmpfs = eci_mount_private_tmpfs(stageRoot)
+        guard tmpfs == 0 else { throw ECIError.system("mount the staging tmpfs at \(stageRoot)", errno: -tmpfs) }
+    }
+
+    /// A detached, idmapped clone of `source`; any failure is fatal: the root filesystem is
+    /// never given to a container unshifted.
+    func idmappedClone(_ source: String, userns: Int32, what: String) throws -> Int32 {
+        let tree = try KernelMounts.cloneTree(source, recursive: false)
+        let err = KernelMounts.idmap(tree: tree, userns: userns, recursive: false)
+        guard err == 0 else {
+            close(tree)
+            throw ECIError(.unsupported, "can't idmap \(what) \(source): \(errnoDescription(err)); ECI never starts a container on unshifted files")
+        }
+        return tree
+    }
+
+    /// Hands an fd over to a consumer that closes it, so deinit does not close it twice.
+    private func take(_ fd: inout Int32) -> Int32 {
+        let value = fd
+        fd = -1
+        return value
     }
 
     /// Staging directories are 0711: runc binds them from inside the container's user

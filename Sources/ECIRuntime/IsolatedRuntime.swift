@@ -72,7 +72,15 @@ public struct IsolatedRuntime: Sendable {
         var spec = try OCISpec(bytes: try FileSystem.read(join(bundle, "config.json")))
         let rootPath = try resolveRoot(spec: spec, bundle: bundle)
         try makeBindSourcesAbsolute(&spec, bundle: bundle)
-        let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: try MountInfo.current())
+
+        // Policy first: a refusal leaves nothing behind (no range, no mount).
+        try NamespacePolicy.check(try spec.namespaces(), isVMNamespace: try NamespaceIdentity.vmNamespaceTest(for: spec.namespaces()))
+        try DevicePolicy.apply(to: &spec)
+        ProcfsPolicy.apply(to: &spec)
+        let mounts = try MountInfo.current()
+        let sources = try MountSources(spec: spec, policy: try configuration.loadPolicy(), containerID: id, mounts: mounts)
+
+        let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: mounts)
         let stageRoot = join(configuration.stateDirectory, "stage")
         try prepareStateDirectories(stageRoot: stageRoot)
 
@@ -88,11 +96,12 @@ public struct IsolatedRuntime: Sendable {
             try FileSystem.removeTree(containerDirectory)
             try FileSystem.makeDirectories(containerDirectory, mode: 0o711)
 
+            let stager = FilesystemStager(plan: StagePlan(rangeBase: record.base, stageRoot: stageRoot, rootfs: planned.rootfs), log: log)
+            try stager.prepare(spec: spec, sources: sources)
             // From here on this process lives in its own mount namespace: what it stages
             // never reaches the VM's, and vanishes with runc's exit.
             try FilesystemStager.enterPrivateMountNamespace(stageRoot: stageRoot)
-            let plan = StagePlan(rangeBase: record.base, stageRoot: stageRoot, rootfs: planned.rootfs)
-            let staged = try FilesystemStager(log: log).stage(plan, spec: spec)
+            let staged = try stager.attach(spec: spec)
             try FileSystem.write(join(containerDirectory, "config.json"), staged.serialized())
             log.debug("starting runc", metadata: metadata.merging(["bundle": "\(containerDirectory)"]) { $1 })
 

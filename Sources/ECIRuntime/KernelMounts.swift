@@ -20,6 +20,13 @@ enum KernelMounts {
         return fd
     }
 
+    /// A detached clone of the mount tree of an open file or directory.
+    static func cloneTree(fd: Int32, recursive: Bool, name: String) throws -> Int32 {
+        let tree = eci_open_tree_clone_fd(fd, recursive ? ECI_OPEN_TREE_RECURSIVE : 0)
+        guard tree >= 0 else { throw ECIError.system("open_tree \(name)", errno: -tree) }
+        return tree
+    }
+
     /// Idmaps a detached tree with the user namespace `userns`. Returns the errno on failure
     /// (EINVAL: the file system cannot be idmapped), so callers decide what that means.
     static func idmap(tree: Int32, userns: Int32, recursive: Bool) -> Int32 {

@@ -4,6 +4,8 @@ import ECICore
 public struct MountInfoEntry: Sendable, Equatable {
     public var mountID: Int
     public var parentID: Int
+    /// "major:minor" of the file system.
+    public var device: String
     public var root: String
     public var mountPoint: String
     public var mountOptions: [String]
@@ -21,7 +23,7 @@ public enum MountInfo {
                 let id = Int(fields[0]), let parent = Int(fields[1])
             else { return nil }
             return MountInfoEntry(
-                mountID: id, parentID: parent, root: unescape(fields[3]), mountPoint: unescape(fields[4]),
+                mountID: id, parentID: parent, device: fields[2], root: unescape(fields[3]), mountPoint: unescape(fields[4]),
                 mountOptions: fields[5].split(separator: ",").map(String.init), fsType: fields[dash + 1],
                 source: unescape(fields[dash + 2]),
                 superOptions: fields[dash + 3].split(separator: ",").map { unescape(String($0)) })
@@ -41,16 +43,10 @@ public enum MountInfo {
     /// The mount that contains `path` (longest mount-point prefix; the last one wins on ties).
     public static func containingMount(of path: String, in entries: [MountInfoEntry]) -> MountInfoEntry? {
         var best: MountInfoEntry?
-        for entry in entries where isWithin(path, entry.mountPoint) {
+        for entry in entries where ECICore.isWithin(path, entry.mountPoint) {
             if best == nil || entry.mountPoint.count >= (best?.mountPoint.count ?? 0) { best = entry }
         }
         return best
-    }
-
-    /// Whether `path` is `directory` or lies under it (component-wise, not string-prefix).
-    public static func isWithin(_ path: String, _ directory: String) -> Bool {
-        if directory == "/" { return path.hasPrefix("/") }
-        return path == directory || path.hasPrefix(directory + "/")
     }
 
     static func unescape(_ text: String) -> String {

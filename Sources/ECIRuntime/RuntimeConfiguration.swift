@@ -1,5 +1,6 @@
 import ECICore
 import ECIOCI
+import ECIPolicy
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -22,6 +23,12 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     public var subgidPath: String = "/etc/subgid"
     /// Size, in containers, of the pool ECI declares for itself when none is declared.
     public var defaultPoolContainers: UInt32 = 4096
+    /// The restricted-mount policy file; when it is the default path and absent, the built-in
+    /// default policy applies. A file named explicitly must exist.
+    public var policyPath: String = RuntimeConfiguration.defaultPolicyPath
+    var policyPathIsExplicit = false
+
+    public static let defaultPolicyPath = "/etc/eci/policy.json"
 
     public static let defaultPath = "/etc/eci/runtime.json"
 
@@ -40,6 +47,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                 case "stateDir": config.stateDirectory = try string(value, key, path)
                 case "subuidFile": config.subuidPath = try string(value, key, path)
                 case "subgidFile": config.subgidPath = try string(value, key, path)
+                case "policyFile":
+                    config.policyPath = try string(value, key, path)
+                    config.policyPathIsExplicit = true
                 case "defaultPoolContainers":
                     guard let n = value.uint64Value, let n32 = UInt32(exactly: n), n32 > 0 else {
                         throw ECIError(.invalidArgument, "\(path): defaultPoolContainers must be a positive integer")
@@ -53,15 +63,25 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         if let v = environment["ECI_STATE_DIR"] { config.stateDirectory = v }
         if let v = environment["ECI_SUBUID_FILE"] { config.subuidPath = v }
         if let v = environment["ECI_SUBGID_FILE"] { config.subgidPath = v }
+        if let v = environment["ECI_POLICY_FILE"] {
+            config.policyPath = v
+            config.policyPathIsExplicit = true
+        }
         try config.validate()
         return config
     }
 
     /// Every path must be absolute: ECI is called from containerd with an arbitrary cwd.
     public func validate() throws {
-        for (name, value) in [("runc", runcPath), ("stateDir", stateDirectory), ("subuidFile", subuidPath), ("subgidFile", subgidPath)] {
+        for (name, value) in [("runc", runcPath), ("stateDir", stateDirectory), ("subuidFile", subuidPath), ("subgidFile", subgidPath), ("policyFile", policyPath)] {
             guard value.hasPrefix("/") else { throw ECIError(.invalidArgument, "configuration \(name) must be an absolute path, not \"\(value)\"") }
         }
+    }
+
+    /// The restricted-mount policy in force.
+    public func loadPolicy() throws -> RestrictedMountPolicy {
+        guard policyPathIsExplicit || FileSystem.exists(policyPath) else { return .defaults }
+        return try RestrictedMountPolicy.parse(try FileSystem.read(policyPath), source: policyPath)
     }
 
     private static func string(_ value: JSONValue, _ key: String, _ path: String) throws -> String {

@@ -14,6 +14,13 @@
 /// Returns an O_CLOEXEC fd for the detached tree, or -errno.
 int eci_open_tree_clone(const char *path, int flags);
 
+/// Like eci_open_tree_clone, for the file or directory already open at `fd` (O_PATH is
+/// enough): the tree checked by policy is the tree cloned, whatever happens to its path.
+int eci_open_tree_clone_fd(int fd, int flags);
+
+/// open(path, O_PATH | O_CLOEXEC): a handle on what `path` resolves to (symlinks followed).
+int eci_open_path(const char *path);
+
 /// Applies MOUNT_ATTR_IDMAP with the user namespace `userns_fd` to the detached tree `tree_fd`
 /// (recursively when `recursive` is non-zero). Returns 0 or -errno.
 int eci_mount_setattr_idmap(int tree_fd, int userns_fd, int recursive);

@@ -1,0 +1,92 @@
+import ECICore
+import ECIOCI
+
+/// The VM paths no container may mount: the engine's sockets and state, containerd's, ECI's
+/// own state, configuration and binaries, the kernel's files, and procfs/sysfs/devices.
+///
+/// A bind source is refused when any of its names (the path the kernel resolved, and the path
+/// of the same directory through every other mount of its file system) is a restricted path,
+/// lies inside one, or contains one. The engine's own files for the container being created
+/// and named volumes' data directories live under the engine's data root and stay allowed.
+public struct RestrictedMountPolicy: Sendable, Equatable {
+    /// Absolute paths, each restricted with everything below it.
+    public var restrictedPaths: [String]
+    /// The engine's data root (dockerd's `--data-root`), itself restricted but for the exceptions.
+    public var engineDataRoot: String
+
+    public init(restrictedPaths: [String], engineDataRoot: String) {
+        self.restrictedPaths = restrictedPaths
+        self.engineDataRoot = engineDataRoot
+    }
+
+    /// The policy for a VM running Docker's engine with default paths, and ECI installed as the
+    /// image installs it. Usable on any host: paths that do not exist restrict nothing.
+    public static let defaults = RestrictedMountPolicy(
+        restrictedPaths: [
+            "/var/run/docker.sock", "/run/docker.sock", "/run/docker", "/var/run/docker", "/var/lib/docker", "/etc/docker",
+            "/var/lib/containerd", "/run/containerd", "/var/run/containerd", "/etc/containerd",
+            "/run/eci", "/var/lib/eci", "/etc/eci", "/usr/bin/eci-runc", "/usr/bin/ecid", "/usr/bin/eci-agent", "/usr/lib/eci",
+            "/boot", "/lib/modules", "/usr/lib/modules", "/proc", "/sys", "/dev",
+        ],
+        engineDataRoot: "/var/lib/docker")
+
+    /// Reads a policy file: `{"restrictedPaths": [...], "engineDataRoot": "..."}`. Unknown keys
+    /// and relative paths are errors: a typo must never weaken the policy.
+    public static func parse(_ bytes: [UInt8], source: String) throws -> RestrictedMountPolicy {
+        let document = try JSONValue.parse(bytes)
+        guard case let .object(members) = document else { throw ECIError(.invalidArgument, "\(source): not a JSON object") }
+        var paths: [String]?
+        var dataRoot: String?
+        for (key, value) in members {
+            switch key {
+            case "restrictedPaths":
+                guard let items = value.arrayValue else { throw ECIError(.invalidArgument, "\(source): restrictedPaths must be an array") }
+                paths = try items.map { item in
+                    guard let path = item.stringValue, path.hasPrefix("/") else {
+                        throw ECIError(.invalidArgument, "\(source): restrictedPaths holds \(item.serialized()), not an absolute path")
+                    }
+                    return path
+                }
+            case "engineDataRoot":
+                guard let path = value.stringValue, path.hasPrefix("/") else {
+                    throw ECIError(.invalidArgument, "\(source): engineDataRoot must be an absolute path")
+                }
+                dataRoot = path
+            default: throw ECIError(.invalidArgument, "\(source): unknown key \"\(key)\"")
+            }
+        }
+        guard let paths, let dataRoot else { throw ECIError(.invalidArgument, "\(source): restrictedPaths and engineDataRoot are required") }
+        return RestrictedMountPolicy(restrictedPaths: paths + [dataRoot], engineDataRoot: dataRoot)
+    }
+
+    /// The engine's own files for container `id`: what dockerd binds into it.
+    public func engineFiles(containerID id: String) -> [String] {
+        let base = join(join(engineDataRoot, "containers"), id)
+        return ["resolv.conf", "hostname", "hosts", "mounts/shm"].map { join(base, $0) }
+    }
+
+    /// Whether `path` is a named volume's data directory, or inside one.
+    func isVolumeData(_ path: String) -> Bool {
+        let volumes = join(engineDataRoot, "volumes") + "/"
+        guard path.hasPrefix(volumes) else { return false }
+        let rest = path.dropFirst(volumes.count).split(separator: "/", omittingEmptySubsequences: false)
+        return rest.count >= 2 && !rest[0].isEmpty && rest[1] == "_data"
+    }
+
+    /// Refuses the bind source `source` (as the spec names it) when one of `names` (canonical
+    /// absolute paths of what it resolves to) is restricted. `restricted` may hold resolved
+    /// variants of the policy's paths (see `restrictedPaths`).
+    public func check(source: String, names: [String], restricted: [String], containerID: String) throws {
+        let exceptions = engineFiles(containerID: containerID)
+        for name in names {
+            let excepted = isVolumeData(name) || exceptions.contains { isWithin(name, $0) }
+            for path in restricted {
+                let inside = isWithin(name, path)
+                let contains = isWithin(path, name) && path != name
+                if contains || (inside && !excepted) {
+                    throw ECIError(.refused, "can't mount \(source) because it's configured as a restricted host mount")
+                }
+            }
+        }
+    }
+}

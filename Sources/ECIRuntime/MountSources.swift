@@ -1,0 +1,95 @@
+import CShim
+import ECICore
+import ECIOCI
+import ECIPolicy
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Glibc
+
+/// Bind-mount sources opened once and checked against the restricted-mount policy: the open
+/// fd is what gets cloned later, so a path swapped after the check (symlink race) changes
+/// nothing. The names checked are every path under which the VM reaches the same directory.
+final class MountSources {
+    /// Mount index in the spec → O_PATH fd of its source.
+    private(set) var fds: [Int: Int32] = [:]
+
+    /// Opens and checks every bind source of `spec`. Throws the policy's refusal, or a clear
+    /// error for a missing source; the fds opened so far are closed either way.
+    init(spec: OCISpec, policy: RestrictedMountPolicy, containerID: String, mounts: [MountInfoEntry]) throws {
+        let restricted = Self.resolvedVariants(of: policy.restrictedPaths)
+        do {
+            for (index, mount) in try spec.mounts().enumerated() where mount.isBind {
+                guard let source = mount.source, !source.isEmpty else {
+                    throw ECIError(.invalidArgument, "config.json: bind mount at \(mount.destination) has no source")
+                }
+                // O_PATH follows symlinks in every component, as the kernel will for the mount.
+                let fd = eci_open_path(source)
+                guard fd >= 0 else {
+                    let err = -fd
+                    if err == ENOENT { throw ECIError(.notFound, "bind mount source \(source) does not exist") }
+                    throw ECIError.system("open bind mount source \(source)", errno: err)
+                }
+                fds[index] = fd
+                guard let resolved = Self.path(of: fd) else { throw ECIError(.system, "can't resolve bind mount source \(source)") }
+                let names = Self.aliases(of: resolved, mounts: mounts)
+                try policy.check(source: source, names: names, restricted: restricted, containerID: containerID)
+            }
+        } catch {
+            closeAll()
+            throw error
+        }
+    }
+
+    deinit { closeAll() }
+
+    private func closeAll() {
+        for fd in fds.values { close(fd) }
+        fds = [:]
+    }
+
+    /// The path the kernel resolved for an open fd.
+    static func path(of fd: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Every path under which the VM reaches the directory at `path`: itself, and, for a mount
+    /// that binds a subtree of its file system (a volume made with `o=bind,device=...`), the
+    /// same place through each other mount of that file system.
+    static func aliases(of path: String, mounts: [MountInfoEntry]) -> [String] {
+        var names = [path]
+        guard let mount = MountInfo.containingMount(of: path, in: mounts) else { return names }
+        let relative = path == mount.mountPoint ? "" : String(path.dropFirst(mount.mountPoint == "/" ? 1 : mount.mountPoint.count + 1))
+        let fsPath = join(mount.root, relative)
+        for other in mounts where other.device == mount.device && isWithin(fsPath, other.root) {
+            let rest = fsPath == other.root ? "" : String(fsPath.dropFirst(other.root == "/" ? 1 : other.root.count + 1))
+            let alias = join(other.mountPoint, rest)
+            if !names.contains(alias) { names.append(alias) }
+        }
+        return names
+    }
+
+    /// Each policy path and, where its existing part resolves elsewhere (/var/run → /run),
+    /// the resolved form too.
+    static func resolvedVariants(of paths: [String]) -> [String] {
+        var out: [String] = []
+        for path in paths {
+            if !out.contains(path) { out.append(path) }
+            var existing = path
+            var rest: [String] = []
+            while existing != "/", !FileSystem.exists(existing) {
+                rest.insert(String(existing.split(separator: "/").last ?? ""), at: 0)
+                existing = parentDirectory(existing)
+            }
+            guard let real = try? FileSystem.realPath(existing) else { continue }
+            let resolved = rest.reduce(real) { join($0, $1) }
+            if !out.contains(resolved) { out.append(resolved) }
+        }
+        return out
+    }
+}
