@@ -35,7 +35,7 @@ let package = Package(
         .testTarget(name: "ECIOCITests", dependencies: ["ECIOCI"]),
         .testTarget(name: "ECIPolicyTests", dependencies: ["ECIPolicy"]),
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ECIOCI", "ECITestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ECIOCI", "ECIPolicy", "ECITestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

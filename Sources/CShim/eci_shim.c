@@ -87,6 +87,14 @@ int eci_mount_setattr_idmap(int tree_fd, int userns_fd, int recursive) {
     return rc < 0 ? -errno : 0;
 }
 
+int eci_mount_setattr_rdonly(int tree_fd, int recursive) {
+    struct eci_mount_attr attr = {0};
+    attr.attr_set = 0x00000001;  // MOUNT_ATTR_RDONLY
+    unsigned int flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+    long rc = syscall(__NR_mount_setattr, tree_fd, "", flags, &attr, sizeof(attr));
+    return rc < 0 ? -errno : 0;
+}
+
 int eci_move_mount_to(int tree_fd, const char *target) {
     long rc = syscall(__NR_move_mount, tree_fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
     return rc < 0 ? -errno : 0;

@@ -26,7 +26,7 @@ final class FilesystemStager {
     let log: Logger
     private var layerTrees: [Int32] = []
     private var rootTree: Int32 = -1
-    /// Mount index → idmapped detached tree; indexes absent here pass through unshifted.
+    /// Mount index → detached tree of its source (idmapped unless its file system can't be).
     private var bindTrees: [Int: Int32] = [:]
     private var bindIsDirectory: [Int: Bool] = [:]
 
@@ -68,11 +68,16 @@ final class FilesystemStager {
                 }
             }
             if case let .passThrough(reason) = handling {
-                close(tree)
                 log.warning("bind mount not idmapped", metadata: ["source": "\(source)", "destination": "\(mount.destination)", "reason": "\(reason)"])
-                continue
             }
             bindTrees[index] = tree
+            // Read-only here, in the VM's user namespace, means read-only for good: the kernel
+            // locks the flag in the container's copies, so even container root with
+            // CAP_SYS_ADMIN cannot remount it read-write (runc alone would only set it inside
+            // the container's namespace, where the container may undo it).
+            if mount.options.contains("ro") {
+                try KernelMounts.makeReadOnly(tree: tree, recursive: mount.isRecursiveBind, name: source)
+            }
             bindIsDirectory[index] = fileType == S_IFDIR
         }
     }

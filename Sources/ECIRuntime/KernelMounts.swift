@@ -34,6 +34,12 @@ enum KernelMounts {
         return rc < 0 ? -rc : 0
     }
 
+    /// Makes a detached tree read-only, a flag its copies in a container's namespace cannot drop.
+    static func makeReadOnly(tree: Int32, recursive: Bool, name: String) throws {
+        let rc = eci_mount_setattr_rdonly(tree, recursive ? 1 : 0)
+        guard rc == 0 else { throw ECIError.system("make \(name) read-only", errno: -rc) }
+    }
+
     /// Attaches a detached tree at `target` and closes the tree fd.
     static func attach(tree: Int32, at target: String) throws {
         defer { close(tree) }

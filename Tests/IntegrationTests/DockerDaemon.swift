@@ -1,3 +1,4 @@
+import ECIPolicy
 import ECITestSupport
 import Foundation
 
@@ -11,12 +12,20 @@ final class DockerDaemon {
     let image = "eci-busybox:latest"
     private let process: Process
 
+    /// The engine's data root (dockerd's --data-root).
+    var dataRoot: String { root + "/data" }
+
     init() throws {
         sandbox = try RuntimeSandbox()
         root = sandbox.directory + "/docker"
         socket = root + "/docker.sock"
         for dir in ["data", "exec"] { try FileManager.default.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
         try "{}".write(toFile: root + "/daemon.json", atomically: true, encoding: .utf8)
+        // The default policy, with this engine's private roots and ECI's sandbox state in place
+        // of the VM's paths.
+        let restricted = RestrictedMountPolicy.defaults.restrictedPaths + [root + "/exec", socket, root + "/daemon.json", sandbox.stateDirectory]
+        let policy = "{\"restrictedPaths\":[" + restricted.map { "\"\($0)\"" }.joined(separator: ",") + "],\"engineDataRoot\":\"\(root)/data\"}"
+        try policy.write(toFile: sandbox.policyPath, atomically: true, encoding: .utf8)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/dockerd")
         process.arguments = [
@@ -55,6 +64,11 @@ final class DockerDaemon {
     private func importImage() throws {
         let rootfs = sandbox.directory + "/image-rootfs"
         try TestSupport.makeBusyboxRootfs(at: rootfs)
+        // The escape-attempt program, built static so it runs in the busybox image.
+        let built = try TestSupport.run([
+            "/usr/bin/cc", "-static", "-O2", "-o", rootfs + "/bin/escape-attempts", TestSupport.repositoryRoot + "/Tests/Fixtures/escape-attempts.c",
+        ])
+        guard built.status == 0 else { throw TestFailure("building escape-attempts failed: \(built.stderr)") }
         let tarball = sandbox.directory + "/image.tar"
         try TestSupport.run(["/bin/tar", "-C", rootfs, "-cf", tarball, "."])
         let imported = try docker(["import", tarball, image])

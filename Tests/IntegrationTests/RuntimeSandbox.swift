@@ -21,8 +21,13 @@ struct RuntimeSandbox {
         try line.write(toFile: directory + "/subgid", atomically: true, encoding: .utf8)
     }
 
+    /// Where a test may write a restricted-mount policy; used when the file exists.
+    var policyPath: String { directory + "/policy.json" }
+
     var environment: [String: String] {
-        ["ECI_STATE_DIR": stateDirectory, "ECI_SUBUID_FILE": directory + "/subuid", "ECI_SUBGID_FILE": directory + "/subgid", "ECI_RUNC": "/usr/sbin/runc"]
+        var env = ["ECI_STATE_DIR": stateDirectory, "ECI_SUBUID_FILE": directory + "/subuid", "ECI_SUBGID_FILE": directory + "/subgid", "ECI_RUNC": "/usr/sbin/runc"]
+        if FileManager.default.fileExists(atPath: policyPath) { env["ECI_POLICY_FILE"] = policyPath }
+        return env
     }
 
     /// eci-runc with the sandbox's root and the given arguments, output captured.

@@ -25,6 +25,11 @@ int eci_open_path(const char *path);
 /// (recursively when `recursive` is non-zero). Returns 0 or -errno.
 int eci_mount_setattr_idmap(int tree_fd, int userns_fd, int recursive);
 
+/// Makes the detached tree `tree_fd` read-only (MOUNT_ATTR_RDONLY; recursively when
+/// `recursive`). Done in the VM's user namespace, the flag is locked in every copy a container's
+/// mount namespace gets: container root cannot remount it read-write. Returns 0 or -errno.
+int eci_mount_setattr_rdonly(int tree_fd, int recursive);
+
 /// Attaches the detached tree `tree_fd` at `target`. Returns 0 or -errno.
 int eci_move_mount_to(int tree_fd, const char *target);
 

@@ -1,0 +1,235 @@
+// escape-attempts: run inside a container, tries known breakouts from a (privileged) container
+// to the machine it runs on and prints one line per attempt:
+//     BLOCKED <name>: <why>      the attempt failed the way an isolated container should
+//     ESCAPED <name>: <what>     the attempt got through (a breach, under ECI)
+// then "summary: N blocked, M escaped". Every attempt is non-destructive: it stops at the
+// point that proves access (a file opened for writing, a capability check passed, a disk
+// sector read), so running it under plain runc on a development machine harms nothing.
+//
+// Built statically (cc -static) by the integration tests and copied into the test image.
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+static int blocked = 0, escaped = 0;
+
+static void report(int got_through, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void report(int got_through, const char *name, const char *fmt, ...) {
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    printf("%s %s: %s\n", got_through ? "ESCAPED" : "BLOCKED", name, detail);
+    if (got_through) escaped++; else blocked++;
+    fflush(stdout);
+}
+
+// Opening a VM-global knob for writing is the breach; nothing is written.
+static void try_open_for_write(const char *name, const char *path) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        report(1, name, "%s is open for writing", path);
+    } else {
+        report(0, name, "open %s for writing: %s", path, strerror(errno));
+    }
+}
+
+static void cgroup_release_agent(void) {
+    // cgroup v1: any hierarchy's release_agent, through the container's cgroup mounts or a new mount.
+    const char *candidates[] = {"/sys/fs/cgroup/memory/release_agent", "/sys/fs/cgroup/cpu/release_agent",
+                                "/sys/fs/cgroup/systemd/release_agent", "/sys/fs/cgroup/release_agent", NULL};
+    for (int i = 0; candidates[i]; i++) {
+        int fd = open(candidates[i], O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+            report(1, "cgroup-release-agent", "%s is open for writing", candidates[i]);
+            return;
+        }
+    }
+    mkdir("/tmp/eci-cg", 0700);
+    if (mount("cgroup", "/tmp/eci-cg", "cgroup", 0, "memory") == 0) {
+        int fd = open("/tmp/eci-cg/release_agent", O_WRONLY | O_CLOEXEC);
+        int err = errno;
+        if (fd >= 0) close(fd);
+        umount2("/tmp/eci-cg", MNT_DETACH);
+        if (fd >= 0) { report(1, "cgroup-release-agent", "a new cgroup v1 mount's release_agent is writable"); return; }
+        report(0, "cgroup-release-agent", "new cgroup v1 mount, but release_agent: %s", strerror(err));
+        return;
+    }
+    report(0, "cgroup-release-agent", "no writable release_agent; mounting cgroup v1: %s", strerror(errno));
+}
+
+static void read_block_device(const char *name, const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { report(0, name, "open %s: %s", path, strerror(errno)); return; }
+    char sector[512];
+    ssize_t n = read(fd, sector, sizeof(sector));
+    int err = errno;
+    close(fd);
+    if (n > 0) report(1, name, "read %zd bytes of %s", n, path);
+    else report(0, name, "read %s: %s", path, n < 0 ? strerror(err) : "empty");
+}
+
+static void mknod_vm_disk(void) {
+    // The VM's disk: the device behind "/" (st_dev of a file on the root file system).
+    struct stat st;
+    dev_t disk = makedev(254, 0);
+    if (stat("/proc/1/root", &st) == 0 && major(st.st_dev) != 0) disk = st.st_dev;
+    const char *node = "/tmp/eci-disk";
+    unlink(node);
+    if (mknod(node, S_IFBLK | 0600, disk) != 0) {
+        report(0, "mknod-vm-disk", "mknod %u:%u: %s", major(disk), minor(disk), strerror(errno));
+        return;
+    }
+    read_block_device("mknod-vm-disk", node);
+    unlink(node);
+}
+
+static void visible_vm_disks(void) {
+    const char *disks[] = {"/dev/vda", "/dev/sda", "/dev/nvme0n1", "/dev/xvda", NULL};
+    for (int i = 0; disks[i]; i++) {
+        if (access(disks[i], F_OK) == 0) { read_block_device("vm-disk-node", disks[i]); return; }
+    }
+    report(0, "vm-disk-node", "no VM disk node in /dev");
+}
+
+static void dev_mem(void) {
+    if (access("/dev/mem", F_OK) == 0) { read_block_device("dev-mem", "/dev/mem"); return; }
+    unlink("/tmp/eci-mem");
+    if (mknod("/tmp/eci-mem", S_IFCHR | 0600, makedev(1, 1)) != 0) {
+        report(0, "dev-mem", "no /dev/mem, and mknod 1:1: %s", strerror(errno));
+        return;
+    }
+    read_block_device("dev-mem", "/tmp/eci-mem");
+    unlink("/tmp/eci-mem");
+}
+
+// fd -1: with the capability over the VM the kernel answers EBADF (it got past the check);
+// without it EPERM. ENOSYS: this kernel has no such facility at all.
+static void capability_probe(const char *name, const char *call, long rc) {
+    if (rc == 0 || (errno != EPERM && errno != ENOSYS)) report(1, name, "%s passed the capability check (%s)", call, strerror(errno));
+    else report(0, name, "%s: %s", call, strerror(errno));
+}
+
+static void module_load(void) {
+    capability_probe("module-load", "finit_module", syscall(SYS_finit_module, -1, "", 0));
+}
+
+static void kexec(void) {
+    capability_probe("kexec", "kexec_file_load", syscall(SYS_kexec_file_load, -1, -1, 0, "", 0));
+}
+
+static void bpf_on_vm(void) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.map_type = BPF_MAP_TYPE_ARRAY;
+    attr.key_size = 4;
+    attr.value_size = 4;
+    attr.max_entries = 1;
+    long fd = syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr));
+    if (fd >= 0) { close((int)fd); report(1, "bpf", "created a BPF map in the VM kernel"); }
+    else report(0, "bpf", "bpf(BPF_MAP_CREATE): %s", strerror(errno));
+}
+
+static void open_by_handle(void) {
+    // "Shocker": open the file system's root inode (2 on ext4) by handle, outside the container's root.
+    struct { struct file_handle h; unsigned char bytes[8]; } handle;
+    memset(&handle, 0, sizeof(handle));
+    handle.h.handle_bytes = 8;
+    handle.h.handle_type = 1;  // FILEID_INO32_GEN
+    unsigned int ino = 2;
+    memcpy(handle.h.f_handle, &ino, sizeof(ino));
+    int mountfd = open("/etc/hosts", O_RDONLY | O_CLOEXEC);
+    if (mountfd < 0) mountfd = open("/", O_RDONLY | O_CLOEXEC);
+    int fd = open_by_handle_at(mountfd, &handle.h, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int err = errno;
+    close(mountfd);
+    if (fd >= 0) { close(fd); report(1, "open-by-handle", "opened the VM file system's root inode by handle"); }
+    else report(0, "open-by-handle", "open_by_handle_at: %s", strerror(err));
+}
+
+static void remount_readonly_bind(const char *path) {
+    if (!path) { report(0, "remount-ro-bind", "no read-only bind mount given"); return; }
+    int rc = mount(NULL, path, NULL, MS_REMOUNT | MS_BIND, NULL);
+    int err = errno;
+    char file[512];
+    snprintf(file, sizeof(file), "%s/eci-escape-probe", path);
+    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        unlink(file);
+        report(1, "remount-ro-bind", "%s became writable", path);
+    } else {
+        report(0, "remount-ro-bind", "remount rw: %s; write: %s", rc == 0 ? "allowed" : strerror(err), strerror(errno));
+    }
+}
+
+static void unmask_kcore(void) {
+    int rc = umount2("/proc/kcore", MNT_DETACH);
+    int err = errno;
+    int fd = open("/proc/kcore", O_RDONLY | O_CLOEXEC);
+    char magic[4] = {0};
+    ssize_t n = fd >= 0 ? read(fd, magic, 4) : -1;
+    if (fd >= 0) close(fd);
+    if (n == 4 && memcmp(magic, "\177ELF", 4) == 0) report(1, "unmask-kcore", "/proc/kcore reads the VM's memory image");
+    else report(0, "unmask-kcore", "umount /proc/kcore: %s; it reads %s", rc == 0 ? "allowed" : strerror(err), n > 0 ? "no ELF image" : "nothing");
+}
+
+static void leaked_fds(void) {
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) { report(0, "leaked-fds", "no /proc/self/fd"); return; }
+    int self = dirfd(dir);
+    struct dirent *entry;
+    char leaks[2048] = "";
+    while ((entry = readdir(dir))) {
+        int fd = atoi(entry->d_name);
+        if (entry->d_name[0] == '.' || fd <= 2 || fd == self) continue;
+        char link[64], target[200];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n < 0) continue;
+        target[n] = 0;
+        size_t used = strlen(leaks);
+        snprintf(leaks + used, sizeof(leaks) - used, "%s%d->%s", used ? ", " : "", fd, target);
+    }
+    closedir(dir);
+    if (leaks[0]) report(1, "leaked-fds", "inherited %s", leaks);
+    else report(0, "leaked-fds", "nothing beyond stdio is inherited");
+}
+
+int main(int argc, char **argv) {
+    const char *readonly_bind = argc > 1 ? argv[1] : NULL;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    leaked_fds();  // first, before this program opens anything
+    cgroup_release_agent();
+    mknod_vm_disk();
+    visible_vm_disks();
+    dev_mem();
+    module_load();
+    kexec();
+    bpf_on_vm();
+    open_by_handle();
+    try_open_for_write("core-pattern", "/proc/sys/kernel/core_pattern");
+    try_open_for_write("modprobe-path", "/proc/sys/kernel/modprobe");
+    try_open_for_write("drop-caches", "/proc/sys/vm/drop_caches");
+    try_open_for_write("sysrq-trigger", "/proc/sysrq-trigger");
+    try_open_for_write("uevent-helper", "/sys/kernel/uevent_helper");
+    try_open_for_write("binfmt-misc-register", "/proc/sys/fs/binfmt_misc/register");
+    remount_readonly_bind(readonly_bind);
+    unmask_kcore();
+    printf("summary: %d blocked, %d escaped\n", blocked, escaped);
+    return escaped == 0 ? 0 : 1;
+}
