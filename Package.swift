@@ -35,7 +35,7 @@ let package = Package(
         .testTarget(name: "ECIOCITests", dependencies: ["ECIOCI"]),
         .testTarget(name: "ECIPolicyTests", dependencies: ["ECIPolicy"]),
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ECIOCI", "ECIPolicy", "ECITestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ECICore", "ECIOCI", "ECIPolicy", "ECITestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -46,43 +46,50 @@ public struct RuncCommandLine: Sendable, Equatable {
         lhs.arguments == rhs.arguments
     }
 
+    /// One flag as found on the command line.
+    struct ScannedFlag {
+        var name: String
+        var value: String?
+        /// The argument indexes it occupies (one, or two with a separate value).
+        var span: Range<Int>
+    }
+
+    /// Reads the leading flags of `args` the way urfave/cli does (`-f`, `--f`, `--f=v`,
+    /// `--f v`; `--` or the first positional ends them). Returns the flags and the index of
+    /// the first positional. An unknown flag or a missing value is an error naming it.
+    static func scanFlags(_ args: [String], table: [String: Bool], context: String) throws -> (flags: [ScannedFlag], end: Int) {
+        var flags: [ScannedFlag] = []
+        var index = 0
+        while index < args.count {
+            let arg = args[index]
+            guard arg.hasPrefix("-"), arg != "-" else { break }
+            if arg == "--" { return (flags, index + 1) }
+            let (name, inlineValue) = splitFlag(arg)
+            guard let takesValue = table[name] else { throw ECIError(.invalidArgument, "\(context)flag provided but not defined: -\(name)") }
+            if takesValue && inlineValue == nil {
+                guard index + 1 < args.count else { throw ECIError(.invalidArgument, "\(context)flag needs an argument: -\(name)") }
+                flags.append(ScannedFlag(name: name, value: args[index + 1], span: index..<index + 2))
+                index += 2
+            } else {
+                flags.append(ScannedFlag(name: name, value: inlineValue ?? (takesValue ? nil : "true"), span: index..<index + 1))
+                index += 1
+            }
+        }
+        return (flags, index)
+    }
+
     /// Parses `arguments` (without the program name).
     public init(_ arguments: [String]) throws {
         self.arguments = arguments
-        var flags: [(String, String?)] = []
-        var index = 0
-        while index < arguments.count {
-            let arg = arguments[index]
-            guard arg.hasPrefix("-"), arg != "-" else { break }
-            if arg == "--" {
-                index += 1
-                break
-            }
-            let (name, inlineValue) = Self.splitFlag(arg)
-            guard let takesValue = Self.globalFlagTable[name] ?? Self.eciGlobalFlagTable[name] else {
-                throw ECIError(.invalidArgument, "flag provided but not defined: -\(name)")
-            }
-            if takesValue {
-                if let inlineValue {
-                    flags.append((name, inlineValue))
-                } else {
-                    guard index + 1 < arguments.count else { throw ECIError(.invalidArgument, "flag needs an argument: -\(name)") }
-                    flags.append((name, arguments[index + 1]))
-                    index += 1
-                }
-            } else {
-                flags.append((name, inlineValue))
-            }
-            index += 1
-        }
-        globalFlags = flags
-        if index < arguments.count {
-            let command = arguments[index]
+        let (flags, end) = try Self.scanFlags(arguments, table: Self.globalFlagTable.merging(Self.eciGlobalFlagTable) { $1 }, context: "")
+        globalFlags = flags.map { ($0.name, $0.value) }
+        if end < arguments.count {
+            let command = arguments[end]
             guard Self.commands.contains(command) else {
                 throw ECIError(.invalidArgument, "no such command: \(command)")
             }
             self.command = command
-            commandArguments = Array(arguments[(index + 1)...])
+            commandArguments = Array(arguments[(end + 1)...])
         } else {
             command = nil
             commandArguments = []
@@ -102,29 +109,33 @@ public struct RuncCommandLine: Sendable, Equatable {
 
     /// The arguments for the real runc: everything, minus ECI's own global flags.
     public var runcArguments: [String] {
-        var out: [String] = []
-        var index = 0
-        var inGlobals = true
-        while index < arguments.count {
-            let arg = arguments[index]
-            if inGlobals, arg.hasPrefix("-"), arg != "-", arg != "--" {
-                let (name, inlineValue) = Self.splitFlag(arg)
-                if Self.eciGlobalFlagTable[name] != nil {
-                    index += inlineValue == nil ? 2 : 1
-                    continue
-                }
-                out.append(arg)
-                if Self.globalFlagTable[name] == true, inlineValue == nil, index + 1 < arguments.count {
-                    out.append(arguments[index + 1])
-                    index += 1
-                }
-            } else {
-                inGlobals = false
-                out.append(arg)
-            }
-            index += 1
+        runcArguments(droppingCommandFlags: [])
+    }
+
+    /// runc's arguments with the command's `--bundle` pointing at `bundle` instead.
+    public func replacingBundle(with bundle: String) -> [String] {
+        guard let command else { return runcArguments }
+        let rest = runcArguments(droppingCommandFlags: ["bundle", "b"]).dropFirst(runcGlobalCount + 1)
+        return Array(runcArguments.prefix(runcGlobalCount)) + [command, "--bundle", bundle] + rest
+    }
+
+    /// How many of `runcArguments` are global flags (and their values).
+    private var runcGlobalCount: Int {
+        runcArguments.count - commandArguments.count - (command == nil ? 0 : 1)
+    }
+
+    /// Everything but ECI's global flags and the named flags of the command.
+    private func runcArguments(droppingCommandFlags names: Set<String>) -> [String] {
+        let table = Self.globalFlagTable.merging(Self.eciGlobalFlagTable) { $1 }
+        guard let (globals, end) = try? Self.scanFlags(arguments, table: table, context: "") else { return arguments }
+        var dropped = Set(globals.filter { Self.eciGlobalFlagTable[$0.name] != nil }.flatMap { Array($0.span) })
+        if !names.isEmpty, let command, let commandTable = Self.commandFlagTables[command],
+            let (flags, _) = try? Self.scanFlags(commandArguments, table: commandTable, context: "")
+        {
+            let offset = end + 1
+            dropped.formUnion(flags.filter { names.contains($0.name) }.flatMap { $0.span.map { $0 + offset } })
         }
-        return out
+        return arguments.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
     }
 
     /// The parsed flags and positional arguments of an intercepted command.
@@ -148,34 +159,10 @@ public struct RuncCommandLine: Sendable, Equatable {
         guard let command, let table = Self.commandFlagTables[command] else {
             throw ECIError(.internalError, "no flag table for command \(command ?? "(none)")")
         }
-        var flags: [String: String] = [:]
-        var index = 0
-        let args = commandArguments
-        while index < args.count {
-            let arg = args[index]
-            guard arg.hasPrefix("-"), arg != "-" else { break }
-            if arg == "--" {
-                index += 1
-                break
-            }
-            let (name, inlineValue) = Self.splitFlag(arg)
-            guard let takesValue = table[name] else {
-                throw ECIError(.invalidArgument, "\(command): flag provided but not defined: -\(name)")
-            }
-            if takesValue {
-                if let inlineValue {
-                    flags[name] = inlineValue
-                } else {
-                    guard index + 1 < args.count else { throw ECIError(.invalidArgument, "\(command): flag needs an argument: -\(name)") }
-                    flags[name] = args[index + 1]
-                    index += 1
-                }
-            } else {
-                flags[name] = inlineValue ?? "true"
-            }
-            index += 1
-        }
-        return CommandOptions(flags: flags, positionals: Array(args[index...]))
+        let (flags, end) = try Self.scanFlags(commandArguments, table: table, context: "\(command): ")
+        var values: [String: String] = [:]
+        for flag in flags { values[flag.name] = flag.value }
+        return CommandOptions(flags: values, positionals: Array(commandArguments[end...]))
     }
 
     /// Splits "--name=value" / "-name" into name and inline value.

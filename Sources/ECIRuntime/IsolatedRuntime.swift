@@ -106,7 +106,7 @@ public struct IsolatedRuntime: Sendable {
             log.debug("starting runc", metadata: metadata.merging(["bundle": "\(containerDirectory)"]) { $1 })
 
             let status = try RuncProcess.run(
-                configuration.runcPath, [configuration.runcPath] + replacingBundle(with: containerDirectory), environment: environment)
+                configuration.runcPath, [configuration.runcPath] + commandLine.replacingBundle(with: containerDirectory), environment: environment)
             // The range stays while runc has the container (created, or run detached or --keep).
             if status != 0 || !FileSystem.exists(key.runcStatePath) {
                 try store.release(key)
@@ -164,42 +164,6 @@ public struct IsolatedRuntime: Sendable {
             }
             if !source.hasPrefix("/") { spec.setMountSource(at: index, to: join(bundle, source)) }
         }
-    }
-
-    /// runc's arguments with the bundle flag pointing at ECI's rewritten bundle.
-    func replacingBundle(with bundle: String) -> [String] {
-        let all = commandLine.runcArguments
-        guard let commandIndex = all.firstIndex(of: commandLine.command ?? "") else { return all }
-        var out = Array(all[...commandIndex])
-        out += ["--bundle", bundle]
-        var index = commandIndex + 1
-        var flagsDone = false
-        while index < all.count {
-            let arg = all[index]
-            if !flagsDone, arg.hasPrefix("-"), arg != "-" {
-                if arg == "--" {
-                    flagsDone = true
-                    out.append(arg)
-                    index += 1
-                    continue
-                }
-                let (name, inline) = RuncCommandLine.splitFlag(arg)
-                if name == "bundle" || name == "b" {
-                    index += inline == nil ? 2 : 1
-                    continue
-                }
-                out.append(arg)
-                if RuncCommandLine.commandFlagTables[commandLine.command ?? ""]?[name] == true, inline == nil, index + 1 < all.count {
-                    out.append(all[index + 1])
-                    index += 1
-                }
-            } else {
-                flagsDone = true
-                out.append(arg)
-            }
-            index += 1
-        }
-        return out
     }
 
     // MARK: delete

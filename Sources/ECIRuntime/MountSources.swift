@@ -33,7 +33,7 @@ final class MountSources {
                     throw ECIError.system("open bind mount source \(source)", errno: err)
                 }
                 fds[index] = fd
-                guard let resolved = Self.path(of: fd) else { throw ECIError(.system, "can't resolve bind mount source \(source)") }
+                guard let resolved = KernelMounts.resolvedPath(of: fd) else { throw ECIError(.system, "can't resolve bind mount source \(source)") }
                 let names = Self.aliases(of: resolved, mounts: mounts)
                 try policy.check(source: source, names: names, restricted: restricted, containerID: containerID)
             }
@@ -48,14 +48,6 @@ final class MountSources {
     private func closeAll() {
         for fd in fds.values { close(fd) }
         fds = [:]
-    }
-
-    /// The path the kernel resolved for an open fd.
-    static func path(of fd: Int32) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Every path under which the VM reaches the directory at `path`: itself, and, for a mount

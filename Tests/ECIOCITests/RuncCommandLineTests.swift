@@ -68,3 +68,20 @@ import Testing
         try ContainerID.validate("4f2a9c0e_b+x-1.y")
     }
 }
+
+@Suite struct RuncBundleRewriteTests {
+    @Test(arguments: [
+        ["--root", "/r", "create", "--bundle", "/b", "--pid-file", "/p", "id"],
+        ["--root", "/r", "create", "-b=/b", "--pid-file", "/p", "id"],
+        ["--root", "/r", "create", "--pid-file", "/p", "-b", "/b", "id"],
+    ])
+    func bundleIsReplacedEverythingElseKept(_ args: [String]) throws {
+        let line = try RuncCommandLine(["--eci-config", "/c.json"] + args)
+        #expect(line.replacingBundle(with: "/eci/x") == ["--root", "/r", "create", "--bundle", "/eci/x", "--pid-file", "/p", "id"])
+    }
+
+    @Test func bundleIsAddedWhenAbsent() throws {
+        let line = try RuncCommandLine(["run", "--detach", "id"])
+        #expect(line.replacingBundle(with: "/eci/x") == ["run", "--bundle", "/eci/x", "--detach", "id"])
+    }
+}

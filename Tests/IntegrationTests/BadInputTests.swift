@@ -74,16 +74,8 @@ extension Integration {
             // mounts: ECI must refuse, never run the container on unshifted files.
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
-            let layers = sandbox.directory + "/nomap"
-            for dir in ["lower/rootfs", "upper", "work", "merged"] {
-                try FileManager.default.createDirectory(atPath: "\(layers)/\(dir)", withIntermediateDirectories: true)
-            }
-            try TestSupport.makeBusyboxRootfs(at: layers + "/lower/rootfs")
             let mountsBefore = try TestSupport.mountPoints()
-            try TestSupport.run([
-                "/bin/mount", "-t", "overlay", "overlay", "-o", "lowerdir=\(layers)/lower,upperdir=\(layers)/upper,workdir=\(layers)/work",
-                "\(layers)/merged",
-            ])
+            let layers = try sandbox.mountEngineOverlay("nomap", rootfsPath: "rootfs")
             defer { _ = try? TestSupport.run(["/bin/umount", "\(layers)/merged"]) }
             let bundle = try sandbox.makeBundle("nomap", script: "true", rootPath: layers + "/merged/rootfs")
             let result = try sandbox.runtime(["run", "--bundle", bundle, "nomap"])

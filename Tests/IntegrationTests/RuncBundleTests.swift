@@ -37,17 +37,8 @@ extension Integration {
         @Test func overlayRootfsIsRebuiltOnIdmappedLayers() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
-            let layers = sandbox.directory + "/layers"
-            for dir in ["lower", "upper", "work", "merged"] {
-                try FileManager.default.createDirectory(atPath: "\(layers)/\(dir)", withIntermediateDirectories: true)
-            }
-            try TestSupport.makeBusyboxRootfs(at: layers + "/lower")
             let mountsBefore = try TestSupport.mountPoints()
-            let mounted = try TestSupport.run([
-                "/bin/mount", "-t", "overlay", "overlay", "-o", "lowerdir=\(layers)/lower,upperdir=\(layers)/upper,workdir=\(layers)/work",
-                "\(layers)/merged",
-            ])
-            #expect(mounted.status == 0, "mount overlay: \(mounted.stderr)")
+            let layers = try sandbox.mountEngineOverlay("layers")
             let bundle = try sandbox.makeBundle("ovl", script: Self.probe, rootPath: layers + "/merged")
             let result = try sandbox.runtime(["run", "--bundle", bundle, "ovl1"])
             #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")

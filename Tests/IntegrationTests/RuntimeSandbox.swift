@@ -1,3 +1,4 @@
+import ECICore
 import ECIOCI
 import ECITestSupport
 import Foundation
@@ -66,6 +67,23 @@ struct RuntimeSandbox {
         let out = try JSONSerialization.data(withJSONObject: config)
         try out.write(to: URL(fileURLWithPath: bundle + "/config.json"))
         return bundle
+    }
+
+    /// Mounts an overlay at `name/merged` (lower, upper, work beside it) as an engine would,
+    /// with a busybox root filesystem at `rootfsPath` inside the lower layer. Returns the layer
+    /// directory; the test unmounts `merged` (cleanup does it too).
+    func mountEngineOverlay(_ name: String, rootfsPath: String = "") throws -> String {
+        let layers = directory + "/" + name
+        for dir in ["lower/" + rootfsPath, "upper", "work", "merged"] {
+            try FileManager.default.createDirectory(atPath: "\(layers)/\(dir)", withIntermediateDirectories: true)
+        }
+        try TestSupport.makeBusyboxRootfs(at: join(layers + "/lower", rootfsPath))
+        let mounted = try TestSupport.run([
+            "/bin/mount", "-t", "overlay", "overlay", "-o", "lowerdir=\(layers)/lower,upperdir=\(layers)/upper,workdir=\(layers)/work",
+            "\(layers)/merged",
+        ])
+        guard mounted.status == 0 else { throw TestFailure("mount overlay: \(mounted.stderr)") }
+        return layers
     }
 
     /// Reads a result file the container wrote to /out.
