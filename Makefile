@@ -3,8 +3,9 @@ SWIFT ?= swift
 CONFIG ?= release
 # Binaries that go into the VM carry the Swift runtime with them.
 SWIFT_BUILD_FLAGS := -c $(CONFIG) $(if $(filter release,$(CONFIG)),--static-swift-stdlib)
-EXECUTABLES := eci-runc eci-test-helper
-DEB_PACKAGES := runc docker.io containerd busybox-static libseccomp-dev libcap-dev libfuse3-dev fuse3 pkg-config iproute2 procps
+EXECUTABLES := eci-runc ecibuild eci-test-helper
+DEB_PACKAGES := runc docker.io containerd busybox-static libseccomp-dev libcap-dev libfuse3-dev fuse3 pkg-config iproute2 procps libc6-dev \
+	mmdebstrap e2fsprogs mtools syslinux syslinux-common qemu-system-x86 qemu-utils fdisk linux-source-6.1 flex bison bc xz-utils make gcc
 
 .PHONY: all build test unit-test deps bench clean help
 

@@ -8,10 +8,13 @@ import PackageDescription
 let package = Package(
     name: "eci",
     products: [
-        .executable(name: "eci-runc", targets: ["eci-runc"])
+        .executable(name: "eci-runc", targets: ["eci-runc"]),
+        .executable(name: "ecibuild", targets: ["ecibuild"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.0")
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // The syscalls Glibc's module lacks (open_tree, move_mount, mount_setattr, unshare, ...),
@@ -27,7 +30,11 @@ let package = Package(
             name: "ECIRuntime",
             dependencies: ["CShim", "ECICore", "ECIOCI", "ECIPolicy", .product(name: "Logging", package: "swift-log")]
         ),
+        // The image builder: spec, kernel-config check, rootfs, disk writer, manifest.
+        .target(name: "ECIImage", dependencies: ["ECICore", .product(name: "Yams", package: "Yams")]),
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),
+        .executableTarget(
+            name: "ecibuild", dependencies: ["ECIImage", "ECICore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Test-only: drives the ID-range store from many processes at once (allocator stress tests).
         .executableTarget(name: "eci-test-helper", dependencies: ["ECIRuntime"]),
         // Test-only helpers: running programs, finding the built binaries, busybox root filesystems.
@@ -35,6 +42,7 @@ let package = Package(
         .testTarget(name: "ECIOCITests", dependencies: ["ECIOCI"]),
         .testTarget(name: "ECIPolicyTests", dependencies: ["ECIPolicy"]),
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
+        .testTarget(name: "ECIImageTests", dependencies: ["ECIImage", "ECITestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ECICore", "ECIOCI", "ECIPolicy", "ECITestSupport"]),
     ],
     swiftLanguageModes: [.v6]
