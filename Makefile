@@ -7,14 +7,16 @@ EXECUTABLES := eci-runc ecibuild eci-test-helper
 DEB_PACKAGES := runc docker.io containerd busybox-static libseccomp-dev libcap-dev libfuse3-dev fuse3 pkg-config iproute2 procps libc6-dev \
 	mmdebstrap e2fsprogs mtools syslinux syslinux-common qemu-system-x86 qemu-utils fdisk linux-source-6.1 flex bison bc xz-utils make gcc
 
-.PHONY: all build test unit-test deps bench clean help
+.PHONY: all build test unit-test deps bench clean help image kernel-config-verify
 
 all: build
 
 help:
 	@echo "make            build every executable into ./bin ($(CONFIG))"
 	@echo "make deps       install the Debian packages the build and the tests need (idempotent)"
-	@echo "make test       build, then run every test (unit + host integration; as root)"
+	@echo "make test       build, then run every test (unit, host integration, image build + QEMU boot; as root)"
+	@echo "make image      build the ECI VM image into ./out (ecibuild image; as root)"
+	@echo "make kernel-config-verify  check kernel-config/ against Debian's linux-source"
 	@echo "make unit-test  only the pure unit tests (no root needed)"
 	@echo "make bench      side-by-side timings of eci against plain runc"
 
@@ -25,11 +27,17 @@ build:
 	for e in $(EXECUTABLES); do install -m 0755 "$$dir/$$e" bin/; done
 	@echo "built: $(addprefix bin/,$(EXECUTABLES))"
 
-test: build
+test: build kernel-config-verify
 	$(SWIFT) test
 
+image: build
+	bin/ecibuild image -o out
+
+kernel-config-verify:
+	kernel-config/verify.sh
+
 unit-test:
-	$(SWIFT) test --skip IntegrationTests --skip RangeStoreTests
+	$(SWIFT) test --skip Integration --skip RangeStoreTests
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

@@ -76,6 +76,9 @@ public struct KernelVersion: Sendable, Comparable, CustomStringConvertible {
         self.parts = parts
     }
 
+    /// Equal when every part is (missing parts count as 0: 6.3 == 6.3.0).
+    public static func == (a: KernelVersion, b: KernelVersion) -> Bool { !(a < b) && !(b < a) }
+
     public static func < (a: KernelVersion, b: KernelVersion) -> Bool {
         for i in 0..<max(a.parts.count, b.parts.count) {
             let x = i < a.parts.count ? a.parts[i] : 0

@@ -61,8 +61,8 @@ public struct Manifest: Sendable, Codable {
                     KernelOption(option: $0.requirement.option, required: !$0.requirement.optional, status: $0.status.rawValue, note: $0.note)
                 },
                 modulesLoadedAtBoot: kernel.modules.loadedAtBoot.sorted(), modulesAvailable: kernel.modules.available.sorted()),
-            eciBinaries: try binaries.map { try hashed($1, as: $0) },
-            outputs: try outputs.map { try hashed(join(staging, $0), as: $0) },
+            eciBinaries: try hashedConcurrently(binaries.map { ($1, $0) }),
+            outputs: try hashedConcurrently(outputs.map { (join(staging, $0), $0) }),
             reproducibility: Reproducibility(
                 sourceDateEpoch: sourceDateEpoch,
                 reproducible: sourceDateEpoch == nil ? [] : ["eci-kernel", "eci-cmdline"],
@@ -98,8 +98,34 @@ public struct Manifest: Sendable, Codable {
         return out.sorted { $0.name < $1.name }
     }
 
+    /// Hashes (path, name) pairs on all cores: the raw disk alone is gigabytes.
+    static func hashedConcurrently(_ files: [(String, String)]) throws -> [Hashed] {
+        let results = HashResults(count: files.count)
+        DispatchQueue.concurrentPerform(iterations: files.count) { index in
+            results.set(index, Result { try hashed(files[index].0, as: files[index].1) })
+        }
+        return try results.values()
+    }
+
     static func hashed(_ path: String, as name: String) throws -> Hashed {
         let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
         return Hashed(file: name, sha256: try ExternalCommand.sha256(path), bytes: size)
+    }
+}
+
+/// Results filled in by concurrent workers, read once all are done.
+private final class HashResults: @unchecked Sendable {
+    private var results: [Result<Manifest.Hashed, any Error>?]
+    private let lock = NSLock()
+
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ result: Result<Manifest.Hashed, any Error>) { lock.withLock { results[index] = result } }
+
+    func values() throws -> [Manifest.Hashed] {
+        try lock.withLock { results }.map { result in
+            guard let result else { throw ECIError(.internalError, "a hash was not computed") }
+            return try result.get()
+        }
     }
 }

@@ -49,3 +49,19 @@ median() { sort -n "$1" | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[N
 eci=$(median "$work/eci.ms"); runc=$(median "$work/runc.ms")
 printf '\n%-44s %10s %10s %8s\n' "benchmark ($runs runs each, median)" "eci" "plain" "ratio"
 printf '%-44s %8sms %8sms %8s\n' "docker run --rm busybox true (vs runc)" "$eci" "$runc" "$(awk -v a="$eci" -v b="$runc" 'BEGIN {printf "%.2f", a/b}')"
+
+# The image builder: a cold build (empty cache), a warm rebuild (cached root filesystem, as after
+# changing only ECI's binaries), and the outputs' sizes. Set ECI_BENCH_IMAGE=0 to skip.
+if [ "${ECI_BENCH_IMAGE:-1}" = 1 ]; then
+  img=$work/image
+  mkdir -p "$img"
+  s=$(date +%s%N); "$repo/bin/ecibuild" image -o "$img/out" --cache-dir "$img/cache" --quiet >/dev/null; e=$(date +%s%N)
+  cold=$(( (e - s) / 1000000 ))
+  s=$(date +%s%N); "$repo/bin/ecibuild" image -o "$img/out" --cache-dir "$img/cache" --quiet >/dev/null; e=$(date +%s%N)
+  warm=$(( (e - s) / 1000000 ))
+  printf '\n%-44s %10s %10s %8s\n' "ecibuild image" "warm" "cold" "ratio"
+  printf '%-44s %8sms %8sms %8s\n' "build time (warm: cached rootfs)" "$warm" "$cold" "$(awk -v a="$warm" -v b="$cold" 'BEGIN {printf "%.2f", a/b}')"
+  for f in eci.raw eci.qcow2 eci-kernel eci-initrd.img; do
+    printf '%-44s %10s\n' "size of $f (allocated / apparent)" "$(du -h "$img/out/$f" | cut -f1) / $(du -h --apparent-size "$img/out/$f" | cut -f1)"
+  done
+fi

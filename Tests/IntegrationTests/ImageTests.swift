@@ -1,0 +1,161 @@
+import ECIOCI
+import ECITestSupport
+import Foundation
+import Testing
+
+extension Integration {
+    /// `ecibuild image` for real: mmdebstrap from Debian's registry, the disk written without
+    /// loop devices, a QEMU (TCG) boot of eci.raw on its own, the manifest, the warm rebuild,
+    /// and bad input.
+    @Suite struct Image {
+        static let markers = (userspace: "ECI: userspace reached", engine: "ECI: engine ready, default runtime eci")
+
+        func ecibuild(_ args: [String]) throws -> TestSupport.Output {
+            try TestSupport.run([try TestSupport.binary("ecibuild")] + args)
+        }
+
+        func manifest(_ directory: String) throws -> JSONValue {
+            try JSONValue.parse(Array(try Data(contentsOf: URL(fileURLWithPath: directory + "/manifest.json"))))
+        }
+
+        func sha256(_ path: String) throws -> String {
+            String(try TestSupport.run(["/usr/bin/sha256sum", path]).stdout.prefix(64))
+        }
+
+        /// Boots `raw` alone (its own bootloader, no -kernel) and waits for `until` on the serial
+        /// console. QEMU is always stopped. Returns the console log.
+        func boot(_ raw: String, log: String, until marker: String, timeout: TimeInterval) throws -> String {
+            let qemu = Process()
+            qemu.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-system-x86_64")
+            qemu.arguments = [
+                "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048", "-display", "none", "-no-reboot", "-nographic",
+                "-drive", "file=\(raw),format=raw,if=virtio,snapshot=on", "-serial", "file:\(log)", "-monitor", "none",
+            ]
+            qemu.standardInput = FileHandle.nullDevice
+            qemu.standardOutput = FileHandle.nullDevice
+            qemu.standardError = FileHandle.nullDevice
+            try qemu.run()
+            defer {
+                // SIGKILL: children of the test process inherit its blocked signals, SIGTERM
+                // included; the disk is opened with snapshot=on, so nothing is lost.
+                if qemu.isRunning { kill(qemu.processIdentifier, SIGKILL) }
+                qemu.waitUntilExit()
+            }
+            // The console carries firmware bytes that are not UTF-8: decode leniently.
+            func read() -> String { String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self) }
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline, qemu.isRunning {
+                let console = read()
+                if console.contains(marker) || console.contains("Kernel panic") { break }
+                Thread.sleep(forTimeInterval: 1)
+            }
+            return read()
+        }
+
+        @Test func defaultImageBuildsBootsAndRebuildsWarm() throws {
+            try TestSupport.requireRoot()
+            let work = try TestSupport.temporaryDirectory("image")
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            let out = work + "/out"
+
+            let first = try ecibuild(["image", "-o", out, "--format", "json"])
+            #expect(first.status == 0, "ecibuild image failed: \(first.stderr)")
+            guard first.status == 0 else { return }
+            #expect(first.stderr.contains("[1/6] root filesystem"), "progress on stderr: \(first.stderr)")
+            for file in ["eci.raw", "eci.qcow2", "eci-kernel", "eci-initrd.img", "eci-cmdline", "manifest.json"] {
+                #expect(FileManager.default.fileExists(atPath: "\(out)/\(file)"), "\(file) is missing")
+            }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: work) == ["out"], "no partial or old directories are left")
+
+            // The manifest: inputs, packages, kernel, hashes.
+            let m = try manifest(out)
+            #expect(try JSONValue.parse(first.stdout) == m, "--format json prints the manifest")
+            #expect(m["specSha256"]?.stringValue == (try sha256(TestSupport.repositoryRoot + "/image/eci.yaml")))
+            #expect(m["suite"]?.stringValue == "trixie")
+            let packages = m["packages"]?.arrayValue ?? []
+            for name in ["docker.io", "runc", "containerd", "systemd", "linux-image-cloud-amd64"] {
+                #expect(packages.contains { $0["name"]?.stringValue == name && !($0["version"]?.stringValue ?? "").isEmpty }, "\(name) in the manifest")
+            }
+            #expect(m["kernel"]?["checkPassed"] == .bool(true))
+            #expect(m["kernel"]?["release"]?.stringValue?.hasPrefix("6.") == true)
+            #expect(m["kernel"]?["modulesLoadedAtBoot"]?.arrayValue?.contains(.string("overlay")) == true)
+            let binaries = m["eciBinaries"]?.arrayValue ?? []
+            #expect(binaries.first?["sha256"]?.stringValue == (try sha256(try TestSupport.binary("eci-runc"))))
+            for output in m["outputs"]?.arrayValue ?? [] {
+                guard let file = output["file"]?.stringValue, file != "eci.raw", file != "eci.qcow2" else { continue }
+                #expect(output["sha256"]?.stringValue == (try sha256("\(out)/\(file)")), "sha256 of \(file)")
+            }
+            #expect(m["reproducibility"]?["notYetReproducible"] != nil)
+
+            // The kernel check, from the image (=m options count: their modules load at boot).
+            let check = try ecibuild(["kernel", "check", "--image", out])
+            #expect(check.status == 0, "kernel check --image: \(check.stdout) \(check.stderr)")
+            #expect(check.stdout.contains("CONFIG_OVERLAY_FS") && check.stdout.contains("=m"))
+
+            // A QEMU boot of eci.raw alone reaches userspace and the engine, with ECI's runtime.
+            let console = try boot(out + "/eci.raw", log: work + "/console.log", until: Self.markers.engine, timeout: 600)
+            #expect(console.contains(Self.markers.userspace), "the VM did not reach userspace; console tail:\n\(console.suffix(3000))")
+            #expect(console.contains(Self.markers.engine), "the engine did not come up with eci as default runtime; console tail:\n\(console.suffix(3000))")
+            #expect(!console.contains("Kernel panic") && !console.contains("Oops:"), "the kernel panicked or oopsed")
+
+            // A warm rebuild reuses the cached root filesystem.
+            let second = try ecibuild(["image", "-o", out, "--quiet"])
+            #expect(second.status == 0, "warm rebuild: \(second.stderr)")
+            #expect(second.stderr.isEmpty, "--quiet prints nothing on stderr: \(second.stderr)")
+            #expect(try manifest(out)["rootfsCacheHit"] == .bool(true))
+            #expect(try manifest(out)["rootfsCache"] == m["rootfsCache"])
+        }
+
+        @Test func badInputIsAClearErrorAndLeavesTheOutputAlone() throws {
+            try TestSupport.requireRoot()
+            let work = try TestSupport.temporaryDirectory("image-bad")
+            defer { try? FileManager.default.removeItem(atPath: work) }
+            let out = work + "/out"
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try "finished".write(toFile: out + "/marker", atomically: true, encoding: .utf8)
+            let spec = TestSupport.repositoryRoot + "/image/eci.yaml"
+            let original = try String(contentsOfFile: spec, encoding: .utf8)
+
+            func attempt(_ specText: String, _ extra: [String] = [], expect message: String) throws {
+                let path = work + "/spec.yaml"
+                try specText.write(toFile: path, atomically: true, encoding: .utf8)
+                try FileManager.default.createDirectory(atPath: work + "/files", withIntermediateDirectories: true)
+                for file in ["policy.json", "eci-boot-report.service"] {
+                    try? FileManager.default.copyItem(atPath: TestSupport.repositoryRoot + "/image/files/" + file, toPath: work + "/files/" + file)
+                }
+                let result = try ecibuild(["image", path, "-o", out, "--quiet"] + extra)
+                #expect(result.status != 0)
+                #expect(result.stderr.contains(message), "expected \"\(message)\" in: \(result.stderr)")
+                #expect(try String(contentsOfFile: out + "/marker", encoding: .utf8) == "finished", "the finished output must stay")
+                let leftovers = try FileManager.default.contentsOfDirectory(atPath: work).filter { $0.contains(".partial-") || $0.contains(".old-") }
+                #expect(leftovers.isEmpty, "half-written output left: \(leftovers)")
+            }
+            try attempt(original + "\nflavour: vanilla\n", expect: "unknown key \"flavour\"")
+            try attempt(original.replacingOccurrences(of: "size: 4G", with: "size: [4]"), expect: "disk.size must be a string")
+            try attempt(original.replacingOccurrences(of: "  - procps\n", with: "  - procps\n  - eci-no-such-package\n"), expect: "eci-no-such-package")
+            let kconfig = work + "/kernel-config"
+            try FileManager.default.copyItem(atPath: TestSupport.repositoryRoot + "/kernel-config", toPath: kconfig)
+            try "CONFIG_ECI_IMAGINARY_FEATURE=y\n".write(toFile: kconfig + "/imaginary.conf", atomically: true, encoding: .utf8)
+            try attempt(original, ["--kernel-config", kconfig], expect: "CONFIG_ECI_IMAGINARY_FEATURE")
+
+            try attempt(original.replacingOccurrences(of: "http://deb.debian.org/debian", with: "http://127.0.0.1:9/debian"), expect: "127.0.0.1:9")
+
+            // No space left: the output's file system is a small tmpfs.
+            let small = work + "/small"
+            try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+            try TestSupport.run(["/bin/mount", "-t", "tmpfs", "-o", "size=64m", "eci-test-small", small])
+            defer { _ = try? TestSupport.run(["/bin/umount", small]) }
+            let full = try ecibuild(["image", "-o", small + "/out", "--quiet"])
+            #expect(full.status != 0)
+            #expect(full.stderr.contains("No space left on device"), "expected the cause in: \(full.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: small).isEmpty, "nothing half-written is left")
+
+            // The kernel check on a config file lacking a required option fails, naming it.
+            let broken = work + "/broken.config"
+            try "# Linux/x86 6.12.0 Kernel Configuration\nCONFIG_USER_NS=y\n".write(toFile: broken, atomically: true, encoding: .utf8)
+            let check = try ecibuild(["kernel", "check", broken])
+            #expect(check.status != 0)
+            #expect(check.stdout.contains("CONFIG_SECCOMP_FILTER") && check.stdout.contains("kernel check FAILED"))
+        }
+    }
+}
