@@ -26,6 +26,14 @@ enum Defaults {
     }
 }
 
+/// `--kernel-config DIR`, shared by the commands that read the fragments.
+struct KernelConfigOption: ParsableArguments {
+    @Option(name: .customLong("kernel-config"), help: "The kernel-config fragments directory (default: kernel-config/ in the repository).")
+    var path: String?
+
+    var directory: String { path ?? Defaults.repository + "/kernel-config" }
+}
+
 struct ImageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "image", abstract: "Build the ECI VM disk from a spec.")
 
@@ -38,8 +46,7 @@ struct ImageCommand: ParsableCommand {
     @Option(help: "Where the ECI binaries to install are (default: beside ecibuild).")
     var binDir: String?
 
-    @Option(help: "The kernel-config fragments directory (default: kernel-config/ in the repository).")
-    var kernelConfig: String?
+    @OptionGroup var kernelConfig: KernelConfigOption
 
     @Option(help: "Where the mmdebstrap result is cached.")
     var cacheDir: String?
@@ -55,7 +62,7 @@ struct ImageCommand: ParsableCommand {
         let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { UInt64($0) }
         let builder = ImageBuilder(options: .init(
             specPath: spec ?? Defaults.repository + "/image/eci.yaml", outputDirectory: output, binDirectory: binDir ?? Defaults.binDirectory,
-            kernelConfigDirectory: kernelConfig ?? Defaults.repository + "/kernel-config", cacheDirectory: cacheDir ?? Defaults.cacheDirectory,
+            kernelConfigDirectory: kernelConfig.directory, cacheDirectory: cacheDir ?? Defaults.cacheDirectory,
             quiet: quiet, sourceDateEpoch: epoch))
         do {
             let manifest = try builder.build()
@@ -88,8 +95,7 @@ struct KernelCheckCommand: ParsableCommand {
     @Option(help: "A directory made by `ecibuild image`: checks its kernel, modules included.")
     var image: String?
 
-    @Option(help: "The kernel-config fragments directory.")
-    var kernelConfig: String?
+    @OptionGroup var kernelConfig: KernelConfigOption
 
     func validate() throws {
         guard (config == nil) != (image == nil) else { throw ValidationError("give either a CONFIG file or --image DIR") }
@@ -97,7 +103,7 @@ struct KernelCheckCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let fragments = try KernelFragments.load(directory: kernelConfig ?? Defaults.repository + "/kernel-config")
+            let fragments = try KernelFragments.load(directory: kernelConfig.directory)
             let report: KernelCheckReport
             if let config {
                 let text = try FileSystem.readText(config)
