@@ -30,6 +30,9 @@ let package = Package(
             name: "ECIRuntime",
             dependencies: ["CShim", "ECICore", "ECIOCI", "ECIPolicy", .product(name: "Logging", package: "swift-log")]
         ),
+        // Host<->guest framing over virtio-serial ports: frames, resync after garbage, streams
+        // with flow control and half-close. Pure; used by the agent and by ecibuild run.
+        .target(name: "ECIChannel"),
         // The image builder: spec, kernel-config check, rootfs, disk writer, manifest.
         .target(name: "ECIImage", dependencies: ["ECICore", .product(name: "Yams", package: "Yams")]),
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),
@@ -43,6 +46,7 @@ let package = Package(
         .testTarget(name: "ECIPolicyTests", dependencies: ["ECIPolicy"]),
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
         .testTarget(name: "ECIImageTests", dependencies: ["ECIImage", "ECITestSupport"]),
+        .testTarget(name: "ECIChannelTests", dependencies: ["ECIChannel"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ECICore", "ECIOCI", "ECIPolicy", "ECITestSupport"]),
     ],
     swiftLanguageModes: [.v6]
