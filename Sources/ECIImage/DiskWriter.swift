@@ -55,7 +55,11 @@ struct DiskWriter {
         // The root file system, written straight into its partition.
         let uuid = Self.uuid(fromHex: String(seed.dropFirst(16)))
         var mkfsEnv: [String: String] = [:]
-        if let sourceDateEpoch { mkfsEnv["E2FSPROGS_FAKE_TIME"] = String(sourceDateEpoch) }
+        if let sourceDateEpoch {
+            mkfsEnv["E2FSPROGS_FAKE_TIME"] = String(sourceDateEpoch)
+            // Honoured by e2fsprogs 1.47.1 and later: inode times clamped to the epoch.
+            mkfsEnv["SOURCE_DATE_EPOCH"] = String(sourceDateEpoch)
+        }
         try ExternalCommand.run(
             ["mkfs.ext4", "-q", "-F", "-L", ImageBuilder.rootLabel, "-U", uuid, "-E", "offset=\(rootOffset),hash_seed=\(uuid)", "-d", rootfs, raw,
              "\(rootSize >> 10)k"],

@@ -76,7 +76,7 @@ public struct Manifest: Sendable, Codable {
         }
         return [
             "eci-initrd.img": "built by initramfs-tools inside mmdebstrap; mmdebstrap and initramfs-tools honour SOURCE_DATE_EPOCH, but two cold builds are not compared by a test yet",
-            "eci.raw": "the ext4 root is made with a fixed UUID, hash seed and E2FSPROGS_FAKE_TIME and the FAT partition with a fixed serial, but the bytes of two cold builds are not compared by a test yet",
+            "eci.raw": "the ext4 root has a fixed UUID, hash seed and creation time, but mke2fs 1.47.0 copies each inode's change time (ctime) from the build tree, which no tool can set (1.47.1 and later clamp it to SOURCE_DATE_EPOCH); syslinux stamps ldlinux.sys in the FAT partition with the build time",
             "eci.qcow2": "derived from eci.raw",
         ]
     }
