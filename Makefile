@@ -5,7 +5,8 @@ CONFIG ?= release
 SWIFT_BUILD_FLAGS := -c $(CONFIG) $(if $(filter release,$(CONFIG)),--static-swift-stdlib)
 EXECUTABLES := eci-runc ecibuild eci-test-helper
 DEB_PACKAGES := runc docker.io containerd busybox-static libseccomp-dev libcap-dev libfuse3-dev fuse3 pkg-config iproute2 procps libc6-dev \
-	mmdebstrap e2fsprogs mtools syslinux syslinux-common qemu-system-x86 qemu-utils fdisk linux-source-6.1 flex bison bc xz-utils make gcc openssl
+	mmdebstrap e2fsprogs mtools syslinux syslinux-common qemu-system-x86 qemu-utils fdisk linux-source-6.1 flex bison bc xz-utils make gcc openssl \
+	arch-test gpg libdpkg-perl mount debian-archive-keyring
 
 .PHONY: all build test unit-test deps bench clean help image kernel-config-verify
 
