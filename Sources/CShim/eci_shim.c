@@ -248,10 +248,6 @@ int eci_mount_private_tmpfs(const char *target) {
     return 0;
 }
 
-int eci_umount_detach(const char *target) {
-    return umount2(target, MNT_DETACH) < 0 ? -errno : 0;
-}
-
 pid_t eci_spawn_bound(const char *path, char *const argv[], char *const envp[]) {
     int report[2];
     if (pipe2(report, O_CLOEXEC) < 0) return -errno;
@@ -326,10 +322,6 @@ int eci_thread_count(void) {
     int threads = 0;
     if (sscanf(p, "%d", &threads) != 1) return -EIO;
     return threads;
-}
-
-int eci_pipe_cloexec(int fds[2]) {
-    return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0;
 }
 
 long eci_fs_magic(int fd) {

@@ -52,9 +52,6 @@ int eci_unshare_mount_namespace(void);
 /// Mounts a private tmpfs at `target` (mode 0711: traversable by container root, which runc is when it binds the rootfs). Returns 0 or -errno.
 int eci_mount_private_tmpfs(const char *target);
 
-/// umount2(target, MNT_DETACH). Returns 0 or -errno.
-int eci_umount_detach(const char *target);
-
 /// fork + execve of `path` with `argv` and `envp` (NULL-terminated). The child runs only
 /// async-signal-safe C: it asks to be SIGKILLed when this process dies (so a killed eci-runc
 /// never leaves a runc finishing a create whose ID range was already reclaimed), then execs.
@@ -67,9 +64,6 @@ int eci_forward_signals_to(pid_t pid);
 
 /// Number of threads of the calling process (from /proc/self/stat), or -errno.
 int eci_thread_count(void);
-
-/// pipe2(fds, O_CLOEXEC). Returns 0 or -errno.
-int eci_pipe_cloexec(int fds[2]);
 
 /// The file-system magic number (statfs f_type) of the file open at `fd`, or -errno.
 long eci_fs_magic(int fd);
