@@ -85,7 +85,8 @@ public struct ImageBuilder {
         let kernel = try progress.stage("customise root filesystem") { () -> (InstalledKernel, String) in
             // A hard-linked copy when the cache and the output share a file system: instant, and
             // the cache is never written through (see RootfsCache). A full copy otherwise.
-            let sameFileSystem = deviceID(cached) != nil && deviceID(cached) == deviceID(work)
+            let cacheDevice = deviceID(cached)
+            let sameFileSystem = cacheDevice != nil && cacheDevice == deviceID(work)
             try ExternalCommand.run(["cp", sameFileSystem ? "-al" : "-a", cached, rootfs], what: "copy the cached root filesystem")
             let kernel = try customizer.customize(binaries: binaries, fragments: fragments)
             return (kernel, "kernel \(kernel.release)")

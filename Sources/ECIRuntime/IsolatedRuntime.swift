@@ -74,7 +74,8 @@ public struct IsolatedRuntime: Sendable {
         try makeBindSourcesAbsolute(&spec, bundle: bundle)
 
         // Policy first: a refusal leaves nothing behind (no range, no mount).
-        try NamespacePolicy.check(try spec.namespaces(), isVMNamespace: try NamespaceIdentity.vmNamespaceTest(for: spec.namespaces()))
+        let namespaces = try spec.namespaces()
+        try NamespacePolicy.check(namespaces, isVMNamespace: try NamespaceIdentity.vmNamespaceTest(for: namespaces))
         try DevicePolicy.apply(to: &spec)
         ProcfsPolicy.apply(to: &spec)
         let mounts = try MountInfo.current()
