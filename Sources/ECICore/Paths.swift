@@ -17,3 +17,8 @@ public func isWithin(_ path: String, _ directory: String) -> Bool {
     if directory == "/" { return path.hasPrefix("/") }
     return path == directory || path.hasPrefix(directory + "/")
 }
+
+/// `path` relative to `directory`, which must contain it ("" when they are the same).
+public func relativePath(_ path: String, under directory: String) -> String {
+    path == directory ? "" : String(path.dropFirst(directory == "/" ? 1 : directory.count + 1))
+}

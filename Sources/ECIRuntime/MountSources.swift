@@ -56,11 +56,9 @@ final class MountSources {
     static func aliases(of path: String, mounts: [MountInfoEntry]) -> [String] {
         var names = [path]
         guard let mount = MountInfo.containingMount(of: path, in: mounts) else { return names }
-        let relative = path == mount.mountPoint ? "" : String(path.dropFirst(mount.mountPoint == "/" ? 1 : mount.mountPoint.count + 1))
-        let fsPath = join(mount.root, relative)
+        let fsPath = join(mount.root, relativePath(path, under: mount.mountPoint))
         for other in mounts where other.device == mount.device && isWithin(fsPath, other.root) {
-            let rest = fsPath == other.root ? "" : String(fsPath.dropFirst(other.root == "/" ? 1 : other.root.count + 1))
-            let alias = join(other.mountPoint, rest)
+            let alias = join(other.mountPoint, relativePath(fsPath, under: other.root))
             if !names.contains(alias) { names.append(alias) }
         }
         return names

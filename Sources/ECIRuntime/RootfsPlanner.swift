@@ -59,10 +59,7 @@ enum RootfsPlanner {
         var refs = [StagePlan.LayerPath](repeating: StagePlan.LayerPath(root: 0, relative: ""), count: paths.count)
         for (group, indices) in members.enumerated() {
             for index in indices {
-                let path = paths[index]
-                let root = roots[group]
-                let relative = path == root ? "" : String(path.dropFirst(root == "/" ? 1 : root.count + 1))
-                refs[index] = StagePlan.LayerPath(root: group, relative: relative)
+                refs[index] = StagePlan.LayerPath(root: group, relative: relativePath(paths[index], under: roots[group]))
             }
         }
         return (roots, refs)
