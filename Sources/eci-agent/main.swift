@@ -1,0 +1,3 @@
+import ECIAgent
+
+print("eci-agent: not yet implemented")

@@ -1,0 +1,4 @@
+import Testing
+@testable import ECIAgent
+
+@Test func agentModuleLinks() { _ = ECIAgentModule.self }
