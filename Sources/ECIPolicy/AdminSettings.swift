@@ -113,14 +113,6 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
         name = parts.joined(separator: "/")
     }
 
-    /// Whether this allow-list entry admits an image known by `reference` with `digests`
-    /// (the repo digests the engine reports for the image the container will run).
-    public func admits(_ reference: ImageReference, digests: [String]) -> Bool {
-        if let digest { return name == reference.name && digests.contains(digest) }
-        guard name == reference.name else { return false }
-        return tag == "*" || tag == reference.tag
-    }
-
     public var description: String {
         name + (tag.map { ":" + $0 } ?? "") + (digest.map { "@" + $0 } ?? "")
     }

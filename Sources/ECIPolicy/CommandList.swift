@@ -34,8 +34,7 @@ public struct CommandList: Sendable, Equatable {
     /// The CLI names of an API request (`/v1.43/images/x/push?tag=1` → ["push", "image push"]).
     /// An unknown route is named by its method and path, so an allow list blocks it.
     public static func commandNames(method: String, path: String) -> [String] {
-        var route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
-        if route.hasPrefix("/v"), let slash = route.dropFirst().firstIndex(of: "/") { route = String(route[slash...]) }
+        let route = Route.unversioned(path)
         let p = route.split(separator: "/").map(String.init)
         let m = method.uppercased()
         func named(_ short: String, _ group: String, _ long: String) -> [String] { [short, "\(group) \(long)"] }

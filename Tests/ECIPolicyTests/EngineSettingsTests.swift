@@ -56,45 +56,34 @@ import Testing
         #expect(ImageReference("") == nil && ImageReference("UPPER/case") == nil && ImageReference("img@sha256:short") == nil)
     }
 
-    @Test func allowListEntriesAdmitByTagOrDigest() throws {
-        let digest = "sha256:" + String(repeating: "a", count: 64)
-        #expect(try ref("docker:cli").admits(ref("docker.io/library/docker:cli"), digests: []))
-        #expect(try !ref("docker:cli").admits(ref("docker:dind"), digests: []))
-        #expect(try ref("testcontainers/ryuk:*").admits(ref("testcontainers/ryuk:0.5.1"), digests: []))
-        #expect(try !ref("testcontainers/ryuk:*").admits(ref("testcontainers/other:1"), digests: []))
-        #expect(try ref("alpine@\(digest)").admits(ref("alpine:3.19"), digests: [digest]))
-        // A disallowed image retagged with an allowed name keeps its own digest: refused.
-        #expect(try !ref("alpine@\(digest)").admits(ref("alpine:3.19"), digests: ["sha256:" + String(repeating: "b", count: 64)]))
-    }
-}
-
-@Suite struct CommandListTests {
-    @Test func routesAreNamedLikeCLICommands() {
-        #expect(CommandList.commandNames(method: "POST", path: "/v1.43/images/myimage/push?tag=latest") == ["push", "image push"])
-        #expect(CommandList.commandNames(method: "GET", path: "/v1.43/containers/json?all=1") == ["ps", "container ls"])
-        #expect(CommandList.commandNames(method: "POST", path: "/containers/create?name=x").contains("create"))
-        #expect(CommandList.commandNames(method: "POST", path: "/v1.41/containers/abc/exec") == ["exec", "container exec"])
-        #expect(CommandList.commandNames(method: "DELETE", path: "/v1.43/images/busybox") == ["rmi", "image rm"])
-        #expect(CommandList.commandNames(method: "POST", path: "/v1.43/build?t=x").contains("build"))
-        #expect(CommandList.commandNames(method: "GET", path: "/v1.43/volumes") == ["volume ls"])
-        #expect(CommandList.commandNames(method: "HEAD", path: "/_ping") == ["_ping"])
-    }
-
-    @Test func aDenyListBlocksOnlyWhatItNames() {
-        let list = CommandList(type: .deny, patterns: ["push", "image*"])
-        let refusal = list.refusal(method: "POST", path: "/v1.43/images/myimage/push?tag=latest")
-        #expect(refusal == "enhanced container isolation: docker command \"/v1.43/images/myimage/push?tag=latest\" is blocked; if you wish to allow it, configure the docker socket command list in the admin settings")
-        #expect(list.refusal(method: "GET", path: "/v1.43/images/json") != nil, "image* covers image ls")
-        #expect(list.refusal(method: "GET", path: "/v1.43/containers/json") == nil)
-        #expect(list.refusal(method: "GET", path: "/_ping") == nil)
-    }
-
-    @Test func anAllowListBlocksEverythingElse() {
-        let list = CommandList(type: .allow, patterns: ["ps", "container*"])
-        #expect(list.refusal(method: "GET", path: "/v1.43/containers/json") == nil)
-        #expect(list.refusal(method: "POST", path: "/v1.43/containers/abc/start") == nil, "container* covers container start")
-        #expect(list.refusal(method: "POST", path: "/v1.43/images/create?fromImage=x") != nil)
-        #expect(list.refusal(method: "POST", path: "/v1.43/unknown/route") != nil, "unknown routes are blocked by an allow list")
-        #expect(list.refusal(method: "GET", path: "/v1.43/version") == nil)
+    @Test func allowListAdmitsByProvenanceNotByLocalName() throws {
+        let a = "sha256:" + String(repeating: "a", count: 64)
+        let b = "sha256:" + String(repeating: "b", count: 64)
+        func policy(_ entries: [String], derived: Bool = true) throws -> SocketMountPolicy {
+            SocketMountPolicy(settings: AdminSettings(socketMountImages: try entries.map(ref), socketMountAnyImage: false, allowDerivedImages: derived, commandList: CommandList(type: .deny, patterns: [])))
+        }
+        let pulledCLI = ImageFacts(id: b, repoTags: ["docker:cli"], repoDigests: ["docker@\(a)"], layers: ["l1", "l2"])
+        // Tag entries: the name and tag asked for, and a registry digest under that repository.
+        #expect(try policy(["docker:cli"]).admits(requested: ref("docker.io/library/docker:cli"), image: pulledCLI, bases: []))
+        #expect(try !policy(["docker:cli"]).admits(requested: ref("docker:dind"), image: pulledCLI, bases: []))
+        #expect(try policy(["docker:*"]).admits(requested: ref("docker:dind"), image: pulledCLI, bases: []))
+        #expect(try !policy(["testcontainers/ryuk:*"]).admits(requested: ref("testcontainers/other:1"), image: pulledCLI, bases: []))
+        // Retagging: a local image renamed docker:cli has no registry digest of docker: refused.
+        let retagged = ImageFacts(id: "sha256:" + String(repeating: "c", count: 64), repoTags: ["docker:cli"], repoDigests: ["evil@\(a)"], layers: ["x"])
+        #expect(try !policy(["docker:cli"], derived: false).admits(requested: ref("docker:cli"), image: retagged, bases: []))
+        let imported = ImageFacts(id: "sha256:" + String(repeating: "c", count: 64), repoTags: ["docker:cli"], layers: ["x"])
+        #expect(try !policy(["docker:cli"]).admits(requested: ref("docker:cli"), image: imported, bases: [pulledCLI]))
+        // Digest entries: the manifest digest under that repository, or the image ID.
+        #expect(try policy(["docker@\(a)"]).admits(requested: ref("whatever:1"), image: pulledCLI, bases: []))
+        #expect(try policy(["local/tool@\(b)"]).admits(requested: ref("anything"), image: pulledCLI, bases: []))
+        #expect(try !policy(["docker@\(b)"]).admits(requested: ref("docker:cli"), image: retagged, bases: []))
+        // Derived images: local-only, layers extending an admitted local image's.
+        let derived = ImageFacts(id: "sha256:" + String(repeating: "d", count: 64), repoTags: ["mine:1"], layers: ["l1", "l2", "l3"])
+        #expect(try policy(["docker:cli"]).admits(requested: ref("mine:1"), image: derived, bases: [pulledCLI]))
+        #expect(try !policy(["docker:cli"], derived: false).admits(requested: ref("mine:1"), image: derived, bases: [pulledCLI]))
+        let unrelated = ImageFacts(id: derived.id, repoTags: ["mine:1"], layers: ["l9", "l2", "l3"])
+        #expect(try !policy(["docker:cli"]).admits(requested: ref("mine:1"), image: unrelated, bases: [pulledCLI]))
+        // A parent that is itself only a retag is no parent.
+        #expect(try !policy(["docker:cli"]).admits(requested: ref("mine:1"), image: ImageFacts(id: derived.id, layers: ["x", "y"]), bases: [imported]))
     }
 }

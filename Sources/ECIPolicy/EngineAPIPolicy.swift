@@ -1,0 +1,357 @@
+import ECICore
+import ECIOCI
+
+/// The engine API filter's rules: what a request to the engine may do, decided before the
+/// engine sees it. Pure: the facts it needs from the VM (what a path resolves to, what an image
+/// is) come through the `Lookups` the caller provides, so every rule is unit-tested both ways.
+///
+/// The engine decodes JSON with Go's encoding/json, which matches object keys to fields
+/// case-insensitively (and folds `ſ` to `s`, `K` to `k`). A filter that read only `"Binds"`
+/// would miss `"binds"`; so every field is read through `FoldedObject`, two spellings of one
+/// field are refused as ambiguous, and rewritten fields are written under one canonical key.
+public struct EngineAPIPolicy: Sendable {
+    /// Who is calling: the VM's users (through the host tunnel), or a container that mounts the
+    /// engine socket (the command list applies to it).
+    public enum Origin: String, Sendable {
+        case user
+        case container
+    }
+
+    /// The engine sockets as VM paths, for telling a socket mount from other bind mounts.
+    public struct Sockets: Sendable, Equatable {
+        /// Sockets users and containers name to mount "the Docker socket" (the filtered one).
+        public var filtered: [String]
+        /// The container-facing filtered socket an admitted mount is pointed at.
+        public var forContainers: String
+        /// The engine's own socket: never mountable.
+        public var raw: String
+
+        public init(filtered: [String], forContainers: String, raw: String) {
+            self.filtered = filtered
+            self.forContainers = forContainers
+            self.raw = raw
+        }
+
+        /// The layout the agent sets up in the VM.
+        public static let vm = Sockets(filtered: ["/run/docker.sock"], forContainers: "/run/eci-api/docker.sock", raw: "/run/eci/engine/docker.sock")
+    }
+
+    /// What the policy asks of the VM.
+    public struct Lookups: Sendable {
+        /// Canonical absolute names of a host path (symlinks and `..` resolved); the path itself
+        /// when it does not exist yet.
+        public var resolve: @Sendable (String) -> [String]
+        /// The engine's facts about an image as a container names it; nil if there is none.
+        public var image: @Sendable (String) -> ImageFacts?
+        /// Local images that may be admitted parents of a derived image.
+        public var candidateBases: @Sendable () -> [ImageFacts]
+
+        public init(resolve: @escaping @Sendable (String) -> [String], image: @escaping @Sendable (String) -> ImageFacts?, candidateBases: @escaping @Sendable () -> [ImageFacts]) {
+            self.resolve = resolve
+            self.image = image
+            self.candidateBases = candidateBases
+        }
+    }
+
+    public enum Decision: Sendable, Equatable {
+        /// Forward; `body`, when set, replaces the request's JSON body.
+        case forward(body: JSONValue?)
+        /// Refuse with this HTTP status and message.
+        case refuse(status: Int, message: String)
+    }
+
+    public var origin: Origin
+    public var settings: AdminSettings
+    public var restricted: RestrictedMountPolicy
+    public var sockets: Sockets
+    /// The runtime every container is forced onto.
+    public var runtime: String
+
+    public init(origin: Origin, settings: AdminSettings, restricted: RestrictedMountPolicy, sockets: Sockets = .vm, runtime: String = "eci") {
+        self.origin = origin
+        self.settings = settings
+        self.restricted = restricted
+        self.sockets = sockets
+        self.runtime = runtime
+    }
+
+    /// Whether deciding on a request needs its body (a JSON document).
+    public static func needsBody(method: String, path: String) -> Bool {
+        let route = Route(method: method, path: path)
+        return route.is("POST", "containers", "create") || route.is("POST", "volumes", "create") || route.isContainerStart
+    }
+
+    /// Decides on one request. `body` is the request's body when `needsBody` said so.
+    public func decide(method: String, path: String, query: [(String, String)], body: [UInt8]?, lookups: Lookups) -> Decision {
+        if origin == .container, let refusal = settings.commandList.refusal(method: method, path: path) {
+            return .refuse(status: 403, message: refusal)
+        }
+        let route = Route(method: method, path: path)
+        do {
+            if route.is("POST", "containers", "create") { return try containerCreate(body, lookups) }
+            if route.is("POST", "volumes", "create") { return try volumeCreate(body, lookups) }
+            if route.isContainerStart {
+                // API < 1.24 let `start` carry a HostConfig; the engine may still accept one
+                // (DOCKER_MIN_API_VERSION), and it would skip every check above.
+                guard let body, !isEmptyBody(body) else { return .forward(body: nil) }
+                throw ECIError(.refused, "enhanced container isolation: a host configuration on container start is not allowed; pass it at create")
+            }
+            if route.method == "POST", route.parts.first == "build" || route.parts.first == "session" {
+                if query.contains(where: { $0.0 == "networkmode" && $0.1 == "host" }) {
+                    throw ECIError(.refused, "enhanced container isolation: docker build with --network=host is not allowed")
+                }
+                return .forward(body: nil)
+            }
+            if route.method != "GET", route.method != "HEAD", route.parts.first == "plugins" {
+                throw ECIError(.refused, "enhanced container isolation: engine plugins can't be installed or changed (they run outside the isolated runtime)")
+            }
+            if route.method != "GET", route.method != "HEAD", ["swarm", "services"].contains(route.parts.first ?? "") {
+                throw ECIError(.refused, "enhanced container isolation: swarm mode is not supported (its tasks would bypass the API filter)")
+            }
+            return .forward(body: nil)
+        } catch let error as ECIError {
+            return .refuse(status: error.code == .invalidArgument ? 400 : 403, message: error.message)
+        } catch {
+            return .refuse(status: 400, message: "\(error)")
+        }
+    }
+
+    func isEmptyBody(_ body: [UInt8]) -> Bool {
+        let text = String(decoding: body, as: UTF8.self).filter { !$0.isWhitespace }
+        return text.isEmpty || text == "{}" || text == "null"
+    }
+
+    // MARK: Container create
+
+    func containerCreate(_ body: [UInt8]?, _ lookups: Lookups) throws -> Decision {
+        guard let body else { throw ECIError(.invalidArgument, "container create without a body") }
+        var config = try FoldedObject(parsing: body, what: "container config")
+        let imageName = try config.string("Image") ?? ""
+        var host = try config.object("HostConfig") ?? FoldedObject(.object([]), what: "HostConfig")
+
+        // Host namespaces, worded as the runtime words them.
+        var shared: [String] = []
+        for (field, type) in [("PidMode", "pid"), ("NetworkMode", "network"), ("IpcMode", "ipc"), ("UTSMode", "uts"), ("CgroupnsMode", "cgroup")] {
+            if try host.string(field) == "host" { shared.append(type) }
+        }
+        if let first = shared.first {
+            throw ECIError(.refused, NamespacePolicy.refusal(for: shared, first: first).message)
+        }
+
+        // Every container runs in the isolated runtime, whatever --runtime said.
+        host.set("Runtime", .string(runtime))
+
+        var socketMount = false
+        if let binds = try host.array("Binds") {
+            var rewritten: [JSONValue] = []
+            for bind in binds {
+                guard let text = bind.stringValue else { throw ECIError(.invalidArgument, "HostConfig.Binds holds a non-string entry") }
+                let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+                guard let source = parts.first, source.hasPrefix("/"), parts.count >= 2 else {
+                    rewritten.append(bind)  // a named or anonymous volume: vetted when it was created
+                    continue
+                }
+                if try vetBindSource(source, lookups) {
+                    socketMount = true
+                    rewritten.append(.string(([sockets.forContainers] + parts.dropFirst()).joined(separator: ":")))
+                } else {
+                    rewritten.append(bind)
+                }
+            }
+            host.set("Binds", .array(rewritten))
+        }
+        if let mounts = try host.array("Mounts") {
+            var rewritten: [JSONValue] = []
+            for item in mounts {
+                var mount = try FoldedObject(item, what: "HostConfig.Mounts entry")
+                let type = try mount.string("Type") ?? ""
+                switch type {
+                case "bind":
+                    guard let source = try mount.string("Source"), source.hasPrefix("/") else {
+                        throw ECIError(.invalidArgument, "a bind mount needs an absolute Source")
+                    }
+                    if try vetBindSource(source, lookups) {
+                        socketMount = true
+                        mount.set("Source", .string(sockets.forContainers))
+                    }
+                case "volume":
+                    if let options = try mount.object("VolumeOptions"), let driver = try options.object("DriverConfig") {
+                        try vetVolumeDriver(name: try driver.string("Name") ?? "", options: try driver.stringMap("Options"), lookups)
+                    }
+                case "tmpfs":
+                    break
+                default:
+                    throw ECIError(.refused, "enhanced container isolation: mounts of type \"\(type)\" are not allowed")
+                }
+                rewritten.append(mount.value)
+            }
+            host.set("Mounts", .array(rewritten))
+        }
+        if socketMount { try vetSocketMount(imageName: imageName, lookups) }
+        config.set("HostConfig", host.value)
+        return .forward(body: config.value)
+    }
+
+    /// Refuses a restricted bind source; returns true when it is the engine socket (a socket
+    /// mount, admitted by image later).
+    func vetBindSource(_ source: String, _ lookups: Lookups) throws -> Bool {
+        let names = lookups.resolve(source)
+        let mountable = sockets.filtered + [sockets.forContainers]
+        if !names.isEmpty, names.allSatisfy({ mountable.contains($0) }) { return true }
+        let restrictedPaths = restricted.restrictedPaths + mountable + [sockets.raw]
+        try restricted.check(source: source, names: names, restricted: restrictedPaths, containerID: "")
+        return false
+    }
+
+    func vetSocketMount(imageName: String, _ lookups: Lookups) throws {
+        guard !settings.socketMountAnyImage else { return }
+        let requested = ImageReference(imageName)
+        let shown = requested?.name ?? imageName
+        guard let requested, let facts = lookups.image(imageName) else {
+            throw ECIError(.refused, SocketMountPolicy.refusal(image: shown))
+        }
+        let policy = SocketMountPolicy(settings: settings)
+        let bases = settings.allowDerivedImages && facts.repoDigests.isEmpty ? lookups.candidateBases() : []
+        guard policy.admits(requested: requested, image: facts, bases: bases) else {
+            throw ECIError(.refused, SocketMountPolicy.refusal(image: shown))
+        }
+    }
+
+    // MARK: Volumes
+
+    func volumeCreate(_ body: [UInt8]?, _ lookups: Lookups) throws -> Decision {
+        guard let body else { throw ECIError(.invalidArgument, "volume create without a body") }
+        let volume = try FoldedObject(parsing: body, what: "volume config")
+        try vetVolumeDriver(name: try volume.string("Driver") ?? "", options: try volume.stringMap("DriverOpts"), lookups)
+        return .forward(body: nil)
+    }
+
+    /// The local driver mounts `device` with `type` and `o` in the VM when a container first
+    /// uses the volume: a bind of a VM path, or of a VM block device, is a restricted mount.
+    func vetVolumeDriver(name: String, options: [String: String], _ lookups: Lookups) throws {
+        guard name.isEmpty || name == "local" else {
+            throw ECIError(.refused, "enhanced container isolation: volume driver \"\(name)\" is not allowed; only the local driver is")
+        }
+        let type = options["type"] ?? ""
+        let flags = (options["o"] ?? "").split(separator: ",").map { String($0.split(separator: "=").first ?? "") }
+        let device = options["device"] ?? ""
+        let isBind = flags.contains("bind") || flags.contains("rbind")
+        guard ["", "none", "tmpfs", "nfs", "nfs4", "cifs", "smb3"].contains(type) else {
+            throw ECIError(.refused, "enhanced container isolation: local volumes of type \"\(type)\" are not allowed (they would mount VM storage)")
+        }
+        if isBind || device.hasPrefix("/") {
+            guard device.hasPrefix("/") else { throw ECIError(.refused, "enhanced container isolation: a bind volume needs an absolute device path") }
+            if try vetBindSource(device, lookups) {
+                throw ECIError(.refused, "can't mount \(device) because it's configured as a restricted host mount")
+            }
+        }
+    }
+}
+
+/// A request path split into its route: `/v1.43/containers/create` → POST ["containers", "create"].
+struct Route {
+    var method: String
+    var parts: [String]
+
+    init(method: String, path: String) {
+        self.method = method.uppercased()
+        parts = Self.unversioned(path).split(separator: "/").map(String.init)
+    }
+
+    /// The path without its query and its API version prefix (`/v1.43/info` → `/info`).
+    static func unversioned(_ path: String) -> String {
+        let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        let segments = route.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard segments.count == 2, segments[0].isEmpty, segments[1].contains("/"), let first = segments[1].split(separator: "/", maxSplits: 1).first,
+            first.hasPrefix("v"), first.count > 1, first.dropFirst().allSatisfy({ $0.isNumber || $0 == "." })
+        else { return route }
+        return String(segments[1].dropFirst(first.count))
+    }
+
+    func `is`(_ method: String, _ parts: String...) -> Bool { self.method == method && self.parts == parts }
+
+    var isContainerStart: Bool { method == "POST" && parts.count == 3 && parts[0] == "containers" && parts[2] == "start" }
+}
+
+/// A JSON object read the way Go's encoding/json reads it into a struct: keys match fields
+/// case-insensitively, with Unicode simple folding (`ſ` is `s`, the Kelvin sign is `k`).
+struct FoldedObject {
+    private(set) var value: JSONValue
+    let what: String
+
+    init(_ value: JSONValue, what: String) throws {
+        guard value.isObject else { throw ECIError(.invalidArgument, "\(what) is not a JSON object") }
+        self.value = value
+        self.what = what
+    }
+
+    init(parsing bytes: [UInt8], what: String) throws {
+        let value: JSONValue
+        do { value = try JSONValue.parse(bytes) } catch { throw ECIError(.invalidArgument, "\(what): malformed JSON", cause: error) }
+        try self.init(value, what: what)
+    }
+
+    static func fold(_ key: String) -> String {
+        var folded = ""
+        for scalar in key.unicodeScalars {
+            switch scalar.value {
+            case 0x17F: folded += "s"
+            case 0x212A: folded += "k"
+            default: folded += String(scalar).lowercased()
+            }
+        }
+        return folded
+    }
+
+    /// The value of `field`; refuses two spellings of it (which one the engine takes is not ours to guess).
+    func member(_ field: String) throws -> JSONValue? {
+        guard case let .object(members) = value else { return nil }
+        let folded = Self.fold(field)
+        let matches = members.filter { Self.fold($0.key) == folded }
+        guard matches.count <= 1 else { throw ECIError(.invalidArgument, "\(what): field \(field) is given more than once") }
+        guard let found = matches.first?.value, found != .null else { return nil }
+        return found
+    }
+
+    func string(_ field: String) throws -> String? {
+        guard let found = try member(field) else { return nil }
+        guard let text = found.stringValue else { throw ECIError(.invalidArgument, "\(what): \(field) must be a string") }
+        return text
+    }
+
+    func array(_ field: String) throws -> [JSONValue]? {
+        guard let found = try member(field) else { return nil }
+        guard let items = found.arrayValue else { throw ECIError(.invalidArgument, "\(what): \(field) must be an array") }
+        return items
+    }
+
+    func object(_ field: String) throws -> FoldedObject? {
+        guard let found = try member(field) else { return nil }
+        return try FoldedObject(found, what: "\(what).\(field)")
+    }
+
+    /// A map[string]string: its keys are data, matched exactly (as the engine does).
+    func stringMap(_ field: String) throws -> [String: String] {
+        guard let found = try member(field) else { return [:] }
+        guard case let .object(members) = found else { throw ECIError(.invalidArgument, "\(what): \(field) must be an object") }
+        var map: [String: String] = [:]
+        for (key, item) in members {
+            guard let text = item.stringValue else { throw ECIError(.invalidArgument, "\(what): \(field).\(key) must be a string") }
+            map[key] = text
+        }
+        return map
+    }
+
+    /// Sets `field` under its canonical spelling, dropping every other spelling.
+    mutating func set(_ field: String, _ newValue: JSONValue) {
+        guard case var .object(members) = value else { return }
+        let folded = Self.fold(field)
+        if let index = members.firstIndex(where: { Self.fold($0.key) == folded }) {
+            members[index] = (field, newValue)
+            members = members.enumerated().filter { $0.offset == index || Self.fold($0.element.key) != folded }.map(\.element)
+        } else {
+            members.append((field, newValue))
+        }
+        value = .object(members)
+    }
+}
