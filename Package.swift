@@ -39,7 +39,7 @@ let package = Package(
         // and its proxy, the guest ends of the control port and the tunnel.
         .target(
             name: "ECIAgent",
-            dependencies: ["CShim", "ECICore", "ECIOCI", "ECIPolicy", "ECIChannel", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CShim", "ECICore", "ECIOCI", "ECIPolicy", "ECIRuntime", "ECIChannel", .product(name: "Logging", package: "swift-log")]
         ),
         // The host side of `ecibuild run`: QEMU, the VM's state directory, the host docker socket.
         .target(name: "ECIHost", dependencies: ["ECICore", "ECIChannel", .product(name: "Logging", package: "swift-log")]),

@@ -68,4 +68,8 @@ int eci_thread_count(void);
 /// The file-system magic number (statfs f_type) of the file open at `fd`, or -errno.
 long eci_fs_magic(int fd);
 
+/// Whether this kernel hands out seccomp user-notification listeners: a forked child installs
+/// a filter with SECCOMP_FILTER_FLAG_NEW_LISTENER and exits. Returns 0, or -errno of the failure.
+int eci_probe_seccomp_listener(void);
+
 #endif

@@ -1,0 +1,37 @@
+import ECIPolicy
+
+/// Every path the agent reads or writes, in one place. The defaults are the VM's layout (the
+/// image installs the units that name them); tests point them at a scratch directory.
+public struct AgentPaths: Sendable, Equatable {
+    /// The engine's data root, where the probes try idmapped mounts and overlays.
+    public var dataRoot = "/var/lib/docker"
+    /// The agent's and the runtime's state (the runtime's ID ranges live here too).
+    public var stateDirectory = "/run/eci"
+    /// Engine configuration written at boot; root-only, restricted for containers.
+    public var engineDirectory = "/run/eci/engine"
+    /// The admin's engine settings, the base the agent's own keys override.
+    public var baseDaemonConfig = "/etc/docker/daemon.json"
+    /// Settings baked into the image.
+    public var imageSettings = "/etc/eci/admin-settings.json"
+    /// Settings the host passes at boot (QEMU `-fw_cfg name=opt/eci/admin-settings.json,file=...`).
+    public var hostSettings = "/sys/firmware/qemu_fw_cfg/by_name/opt/eci/admin-settings.json/raw"
+    /// The isolated runtime.
+    public var runtimeBinary = "/usr/bin/eci-runc"
+    /// The virtio-serial ports (named by `ecibuild run`'s QEMU command line).
+    public var controlPort = "/dev/virtio-ports/eci.control"
+    public var tunnelPort = "/dev/virtio-ports/eci.tunnel"
+    /// Engine sockets: the raw one (root-only) and the filtered ones.
+    public var sockets = EngineAPIPolicy.Sockets.vm
+
+    public init() {}
+
+    /// The daemon.json the engine is started with.
+    public var daemonConfig: String { engineDirectory + "/daemon.json" }
+    /// A directory first in the engine's PATH whose `runc` is the isolated runtime, so that the
+    /// engine's built-in `runc` runtime (`--runtime=runc`) is isolated too.
+    public var engineBinDirectory: String { engineDirectory + "/bin" }
+    /// The settings in force (a copy of the file they came from).
+    public var effectiveSettings: String { stateDirectory + "/admin-settings.json" }
+    /// The result of `eci-agent prepare`: probes, settings source, whether the engine may start.
+    public var prepareReport: String { stateDirectory + "/prepare.json" }
+}

@@ -1,0 +1,133 @@
+import ECICore
+import ECIOCI
+import ECIRuntime
+import Foundation
+import Logging
+
+/// What `eci-agent prepare` found and did; written to `AgentPaths.prepareReport` and served on
+/// the control port. The engine runs only when `ok`.
+public struct PrepareReport: Sendable, Codable, Equatable {
+    public var ok: Bool
+    public var probes: [ProbeResult]
+    public var settingsOrigin: SettingsOrigin?
+    /// Why the engine stays stopped (empty when ok).
+    public var problems: [String]
+    /// Keys of the admin's daemon.json that ECI overrode.
+    public var overriddenEngineKeys: [String]
+
+    public init(ok: Bool, probes: [ProbeResult], settingsOrigin: SettingsOrigin?, problems: [String], overriddenEngineKeys: [String]) {
+        self.ok = ok
+        self.probes = probes
+        self.settingsOrigin = settingsOrigin
+        self.problems = problems
+        self.overriddenEngineKeys = overriddenEngineKeys
+    }
+
+    public static func read(_ path: String) throws -> PrepareReport {
+        do {
+            return try JSONDecoder().decode(PrepareReport.self, from: Data(try FileSystem.read(path)))
+        } catch let error as ECIError {
+            throw error
+        } catch {
+            throw ECIError(.invalidState, "\(path) is not a prepare report", cause: error)
+        }
+    }
+
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return ((try? encoder.encode(self)).map { Array($0) } ?? Array("{\"ok\":false}".utf8)) + [0x0A]
+    }
+}
+
+/// The boot step that runs before containerd and the engine (`eci-prepare.service`): probe
+/// the kernel, read the settings, write the engine's configuration. Any failure leaves no
+/// engine configuration behind, so the engine cannot start (its unit also requires this one).
+public struct Preparation: Sendable {
+    public var paths: AgentPaths
+    public var logger: Logger
+
+    public init(paths: AgentPaths, logger: Logger) {
+        self.paths = paths
+        self.logger = logger
+    }
+
+    /// Runs the step with `probes` (from `eci-agent probe`, run in a process of its own).
+    public func run(probes: [ProbeResult]) -> PrepareReport {
+        var report = PrepareReport(ok: false, probes: probes, settingsOrigin: nil, problems: [], overriddenEngineKeys: [])
+        for probe in probes where !probe.ok {
+            report.problems.append("kernel probe \(probe.name) failed: \(probe.detail)")
+        }
+        if probes.isEmpty { report.problems.append("no kernel probe ran") }
+        var loaded: AgentSettingsLoader.Loaded?
+        do {
+            loaded = try AgentSettingsLoader.load(paths: paths)
+            report.settingsOrigin = loaded?.origin
+        } catch {
+            report.problems.append("settings: \(error)")
+        }
+        if report.problems.isEmpty, let loaded {
+            do {
+                report.overriddenEngineKeys = try writeEngineConfiguration(settings: loaded)
+            } catch {
+                report.problems.append("engine configuration: \(error)")
+            }
+        }
+        report.ok = report.problems.isEmpty
+        if !report.ok { removeEngineConfiguration() }
+        do {
+            try FileSystem.makeDirectories(paths.stateDirectory, mode: 0o711)
+            try FileSystem.writeAtomically(paths.prepareReport, report.encoded(), mode: 0o644)
+        } catch {
+            logger.error("can't write the prepare report", metadata: ["error": "\(error)"])
+        }
+        return report
+    }
+
+    /// Writes daemon.json, the engine's `runc`, the effective settings. Returns the admin keys ECI overrode.
+    func writeEngineConfiguration(settings: AgentSettingsLoader.Loaded) throws -> [String] {
+        let base = FileSystem.exists(paths.baseDaemonConfig)
+            ? try EngineConfiguration.parseBase(try FileSystem.read(paths.baseDaemonConfig), source: paths.baseDaemonConfig) : nil
+        let (config, dropped) = try EngineConfiguration.daemonConfig(base: base, paths: paths)
+        for key in dropped {
+            logger.warning("engine setting overridden", metadata: ["key": "\(key)", "why": "\(EngineConfiguration.overridden[key] ?? "")"])
+        }
+        try FileSystem.makeDirectories(paths.stateDirectory, mode: 0o711)
+        try FileSystem.makeDirectories(paths.engineDirectory, mode: 0o700)
+        guard chmod(paths.engineDirectory, 0o700) == 0 else { throw ECIError.system("chmod \(paths.engineDirectory)", errno: errno) }
+        try FileSystem.writeAtomically(paths.daemonConfig, Array((config.serialized() + "\n").utf8), mode: 0o600)
+        try FileSystem.makeDirectories(paths.engineBinDirectory, mode: 0o755)
+        let runc = paths.engineBinDirectory + "/runc"
+        unlink(runc)
+        guard symlink(paths.runtimeBinary, runc) == 0 else { throw ECIError.system("link \(runc) to \(paths.runtimeBinary)", errno: errno) }
+        try FileSystem.writeAtomically(paths.effectiveSettings, settings.bytes, mode: 0o600)
+        logger.info("engine configured", metadata: ["config": "\(paths.daemonConfig)", "settings": "\(settings.origin.rawValue)"])
+        return dropped
+    }
+
+    func removeEngineConfiguration() {
+        for path in [paths.daemonConfig, paths.engineBinDirectory + "/runc", paths.effectiveSettings] { unlink(path) }
+    }
+
+    /// Runs `executable probe` (a fresh single-threaded process: the probes enter a private mount
+    /// namespace) and decodes its results; a probe process that fails yields one failed probe.
+    public func runProbeProcess(executable: String) -> [ProbeResult] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["probe", "--data-root", paths.dataRoot]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            return [ProbeResult(name: "probe-process", ok: false, detail: "can't run \(executable) probe: \(error)")]
+        }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard let results = try? JSONDecoder().decode([ProbeResult].self, from: data) else {
+            return [ProbeResult(name: "probe-process", ok: false, detail: "\(executable) probe exited with \(process.terminationStatus) and no results")]
+        }
+        return results
+    }
+}

@@ -1,3 +1,0 @@
-import ECIAgent
-
-print("eci-agent: not yet implemented")
