@@ -17,6 +17,8 @@ public struct ImageSpec: Sendable, Equatable {
     public var packages: [String] = []
     public var files: [File] = []
     public var enableServices: [String] = []
+    /// Units that must never start (e.g. the engine's own socket, which would bypass the filter).
+    public var maskServices: [String] = []
     public var diskSize: UInt64 = 4 << 30
     public var bootSize: UInt64 = 128 << 20
     public var outputs: [Output] = Output.allCases
@@ -88,8 +90,9 @@ public struct ImageSpec: Sendable, Equatable {
             }
         }
         if let node = top["services"] {
-            let services = try reader.mapping(node, "services", allowed: ["enable"])
+            let services = try reader.mapping(node, "services", allowed: ["enable", "mask"])
             if let e = services["enable"] { spec.enableServices = try reader.strings(e, "services.enable") }
+            if let m = services["mask"] { spec.maskServices = try reader.strings(m, "services.mask") }
         }
         if let node = top["disk"] {
             let disk = try reader.mapping(node, "disk", allowed: ["size", "bootSize"])

@@ -24,8 +24,8 @@ struct RootfsCustomizer {
         var kernel = try findKernel()
         try install("/etc/fstab", contents: "LABEL=\(ImageBuilder.rootLabel) / ext4 defaults 0 1\n")
         try install("/etc/hostname", contents: "eci\n")
-        // Static engine configuration until the agent writes it at boot: the isolated runtime is
-        // the default.
+        // The admin's engine settings. With the agent, it is only the base that eci-agent prepare
+        // overrides at boot (runtime, sockets, entitlements); without it, it configures the runtime.
         if !spec.files.contains(where: { $0.path == "/etc/docker/daemon.json" }) {
             let daemon = "{\n  \"runtimes\": { \"eci\": { \"path\": \"/usr/bin/eci-runc\" } },\n  \"default-runtime\": \"\(spec.defaultRuntime)\"\n}\n"
             try install("/etc/docker/daemon.json", contents: daemon)
@@ -46,6 +46,9 @@ struct RootfsCustomizer {
         try install("/etc/modules-load.d/eci.conf", contents: "# Kernel features ECI needs (kernel-config/), built as modules by this kernel.\n" + modules.map { $0 + "\n" }.joined())
         if !spec.enableServices.isEmpty {
             try ExternalCommand.run(["systemctl", "--root=\(root)", "enable"] + spec.enableServices, what: "enable services")
+        }
+        if !spec.maskServices.isEmpty {
+            try ExternalCommand.run(["systemctl", "--root=\(root)", "mask"] + spec.maskServices, what: "mask services")
         }
         kernel.modules = try readModules(release: kernel.release)
         return kernel
