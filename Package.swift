@@ -42,7 +42,7 @@ let package = Package(
             dependencies: ["CShim", "ECICore", "ECIOCI", "ECIPolicy", "ECIRuntime", "ECIChannel", .product(name: "Logging", package: "swift-log")]
         ),
         // The host side of `ecibuild run`: QEMU, the VM's state directory, the host docker socket.
-        .target(name: "ECIHost", dependencies: ["ECICore", "ECIChannel", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ECIHost", dependencies: ["CShim", "ECICore", "ECIOCI", "ECIChannel", .product(name: "Logging", package: "swift-log")]),
         // The image builder: spec, kernel-config check, rootfs, disk writer, manifest.
         .target(name: "ECIImage", dependencies: ["ECICore", .product(name: "Yams", package: "Yams")]),
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),

@@ -249,6 +249,10 @@ int eci_mount_private_tmpfs(const char *target) {
 }
 
 pid_t eci_spawn_bound(const char *path, char *const argv[], char *const envp[]) {
+    return eci_spawn_bound_io(path, argv, envp, -1, -1, 0);
+}
+
+pid_t eci_spawn_bound_io(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int new_group) {
     int report[2];
     if (pipe2(report, O_CLOEXEC) < 0) return -errno;
     pid_t parent = getpid();
@@ -264,7 +268,10 @@ pid_t eci_spawn_bound(const char *path, char *const argv[], char *const envp[]) 
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         int err = 0;
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) err = errno;
+        if (in_fd >= 0 && dup2(in_fd, 0) < 0) err = errno;
+        else if (out_fd >= 0 && (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)) err = errno;
+        else if (new_group && setpgid(0, 0) < 0) err = errno;
+        else if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) err = errno;
         else if (getppid() != parent) err = ESRCH;  // the parent died before the prctl
         else {
             execve(path, argv, envp);

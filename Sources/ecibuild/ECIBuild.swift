@@ -8,8 +8,8 @@ import Foundation
 struct ECIBuild: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ecibuild",
-        abstract: "Build the ECI VM image, and check kernels against ECI's requirements.",
-        subcommands: [ImageCommand.self, KernelCommand.self])
+        abstract: "Build the ECI VM image, run it, and check kernels against ECI's requirements.",
+        subcommands: [ImageCommand.self, RunCommand.self, StatusCommand.self, StopCommand.self, KernelCommand.self])
 }
 
 /// Paths relative to the repository when ecibuild runs from ./bin.
@@ -66,6 +66,7 @@ struct ImageCommand: ParsableCommand {
             quiet: quiet, sourceDateEpoch: epoch))
         do {
             let manifest = try builder.build()
+            LastImage.record(output)
             if format == "json" {
                 print(manifest.json)
             } else {

@@ -58,6 +58,12 @@ int eci_mount_private_tmpfs(const char *target);
 /// Returns the child's PID, or -errno (also when the exec itself failed).
 pid_t eci_spawn_bound(const char *path, char *const argv[], char *const envp[]);
 
+/// `eci_spawn_bound` with the child's stdin from `in_fd` and stdout and stderr to `out_fd`
+/// (each kept as is when -1), in a process group of its own when `new_group` (so a terminal's
+/// Ctrl-C reaches only the parent, which stops the child its own way). The death signal is
+/// bound to the calling *thread*: call it from a thread that lives as long as the child should.
+pid_t eci_spawn_bound_io(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int new_group);
+
 /// Installs handlers that forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and
 /// SIGWINCH to `pid` (a child this process waits for). Returns 0 or -errno.
 int eci_forward_signals_to(pid_t pid);

@@ -1,0 +1,95 @@
+import CShim
+import ECICore
+import Foundation
+import Logging
+
+/// Children of the supervisor, started without Swift code between fork and exec.
+enum Spawn {
+    /// Starts `argv` bound to the calling thread (killed if it dies), in its own process group,
+    /// stdin from /dev/null and output to `output`. Returns the PID or -errno.
+    static func bound(_ argv: [String], environment: [String: String], output: Int32) -> pid_t {
+        guard let path = argv.first else { return -EINVAL }
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { if null >= 0 { close(null) } }
+        return eci_spawn_bound_io(path, cArgs, cEnv, null, output, 1)
+    }
+}
+
+/// The VM's disk: a qcow2 overlay in the VM directory backed by the image's eci.qcow2, so the
+/// image is never written and the VM's containers and volumes outlive a stop. An overlay made
+/// from another image (its manifest changed) is replaced, with a warning.
+struct DiskOverlay {
+    let image: ImageFiles
+    let vm: VMDirectory
+    let logger: Logger
+
+    func ensure() throws {
+        let origin = stableHash(String(decoding: try FileSystem.read(image.manifest), as: UTF8.self))
+        if FileSystem.exists(vm.disk) {
+            let recorded = (try? FileSystem.readText(vm.diskOrigin))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if recorded == origin { return }
+            logger.warning("the image changed since this VM's disk was made: starting from a fresh disk", metadata: ["image": "\(image.directory)"])
+            unlink(vm.disk)
+        }
+        let backing = try FileSystem.realPath(image.disk)
+        let result = try ExternalProgram.run(["/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing, vm.disk])
+        guard result.status == 0 else { throw ECIError(.delegateFailed, "qemu-img create failed: \(result.output)") }
+        try FileSystem.writeAtomically(vm.diskOrigin, text: origin + "\n", mode: 0o644)
+    }
+}
+
+/// A short-lived helper program (qemu-img), run to completion with its output captured.
+enum ExternalProgram {
+    static func run(_ argv: [String]) throws -> (status: Int32, output: String) {
+        guard let path = argv.first, FileSystem.exists(path) else {
+            throw ECIError(.notFound, "\(argv.first ?? "?") is not installed (Debian: apt-get install qemu-utils)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = Array(argv.dropFirst())
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// `GET /_ping` on the host docker socket: true when the engine answers 200 through the tunnel.
+enum EnginePing {
+    static func ping(socket path: String, timeout: Double = 5) -> Bool {
+        guard let socket = try? UnixSocket.connect(to: path) else { return false }
+        defer { socket.close() }
+        socket.setReceiveTimeout(timeout)
+        socket.setSendTimeout(timeout)
+        guard (try? socket.write(Array("GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n".utf8))) != nil else { return false }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        var received: [UInt8] = []
+        while received.count < 12, let n = try? socket.read(into: &buffer), n > 0 { received += buffer[0..<n] }
+        return String(decoding: received, as: UTF8.self).hasPrefix("HTTP/1.1 200")
+    }
+}
+
+/// One QMP command to QEMU (the fallback when the agent does not answer).
+enum QMP {
+    static func send(socket path: String, command: String) {
+        guard let socket = try? UnixSocket.connect(to: path) else { return }
+        defer { socket.close() }
+        socket.setReceiveTimeout(5)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        _ = try? socket.read(into: &buffer)  // the greeting
+        try? socket.write(Array(#"{"execute":"qmp_capabilities"}"#.utf8) + [0x0A])
+        _ = try? socket.read(into: &buffer)
+        try? socket.write(Array(#"{"execute":"\#(command)"}"#.utf8) + [0x0A])
+        _ = try? socket.read(into: &buffer)
+    }
+}
