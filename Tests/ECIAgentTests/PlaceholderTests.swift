@@ -1,4 +1,0 @@
-import Testing
-@testable import ECIAgent
-
-@Test func agentModuleLinks() { _ = ECIAgentModule.self }
