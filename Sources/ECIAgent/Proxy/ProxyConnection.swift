@@ -100,7 +100,11 @@ final class ProxyConnection: @unchecked Sendable {
         var leftover: [UInt8]
         do {
             var pending: [UInt8] = []
+            let deadline = Self.now() + settings.headTimeout
             while true {
+                // The timeout bounds the whole head, not just each read (a byte every few
+                // seconds does not hold a connection forever).
+                guard Self.now() < deadline else { throw ECIError(.timedOut, "request head not received within \(settings.headTimeout) s") }
                 let n = try client.read(into: &buffer)
                 if n == 0 {
                     if !pending.isEmpty { logger.debug("client closed the connection within the request head") }
