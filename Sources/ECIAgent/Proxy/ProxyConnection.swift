@@ -242,11 +242,14 @@ final class ProxyConnection: @unchecked Sendable {
         // 5. The body: the replacement, or the client's streamed with its original framing,
         // never a byte past its end.
         do {
-            if let body {
-                if !body.isEmpty { try up.write(body) }
-            } else if framing != .none {
+            if let body, !body.isEmpty { try up.write(body) }
+            // The client's own body, when not read for the vetter: streamed, or (when the
+            // vetter replaced it unread) consumed and dropped, so that it can never pass for
+            // the stream of an upgraded connection.
+            if vettedBody == nil, framing != .none {
+                let forwardOriginal = body == nil
                 let used = try decoder.passThrough(leftover)
-                if used > 0 { try up.write(leftover[0..<used]) }
+                if used > 0, forwardOriginal { try up.write(leftover[0..<used]) }
                 leftover.removeFirst(used)
                 while !decoder.isComplete {
                     let n = try client.read(into: &buffer)
@@ -256,7 +259,7 @@ final class ProxyConnection: @unchecked Sendable {
                         return
                     }
                     let used = try decoder.passThrough(buffer[0..<n])
-                    if used > 0 { try up.write(buffer[0..<used]) }
+                    if used > 0, forwardOriginal { try up.write(buffer[0..<used]) }
                     leftover = Array(buffer[used..<n])
                 }
             }
