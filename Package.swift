@@ -31,24 +31,26 @@ let package = Package(
             name: "ECIRuntime",
             dependencies: ["CShim", "ECICore", "ECIOCI", "ECIPolicy", .product(name: "Logging", package: "swift-log")]
         ),
+        // Blocking I/O for threads: unix stream sockets with one owner, detached POSIX threads.
+        .target(name: "ECIIO", dependencies: ["ECICore"]),
         // Host<->guest channel over virtio-serial ports: frames, resync after garbage, streams
         // with flow control and half-close (pure), and the endpoints that move them over a port
         // (control requests, the engine API tunnel). Used by the agent and by ecibuild run.
-        .target(name: "ECIChannel", dependencies: ["ECICore", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ECIChannel", dependencies: ["ECICore", "ECIIO", .product(name: "Logging", package: "swift-log")]),
         // The guest agent: kernel probes, engine configuration, settings, the engine API filter
         // and its proxy, the guest ends of the control port and the tunnel.
         .target(
             name: "ECIAgent",
-            dependencies: ["CShim", "ECICore", "ECIOCI", "ECIPolicy", "ECIRuntime", "ECIChannel", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CShim", "ECICore", "ECIIO", "ECIOCI", "ECIPolicy", "ECIRuntime", "ECIChannel", .product(name: "Logging", package: "swift-log")]
         ),
         // The host side of `ecibuild run`: QEMU, the VM's state directory, the host docker socket.
-        .target(name: "ECIHost", dependencies: ["CShim", "ECICore", "ECIOCI", "ECIChannel", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ECIHost", dependencies: ["CShim", "ECICore", "ECIIO", "ECIOCI", "ECIChannel", .product(name: "Logging", package: "swift-log")]),
         // The image builder: spec, kernel-config check, rootfs, disk writer, manifest.
         .target(name: "ECIImage", dependencies: ["ECICore", .product(name: "Yams", package: "Yams")]),
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),
         .executableTarget(
             name: "ecibuild",
-            dependencies: ["ECIImage", "ECIHost", "ECICore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["ECIImage", "ECIHost", "ECIIO", "ECICore", "ECIOCI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "eci-agent", dependencies: ["ECIAgent", "ECICore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Test-only: drives the ID-range store from many processes at once (allocator stress tests).
@@ -60,8 +62,8 @@ let package = Package(
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
         .testTarget(name: "ECIImageTests", dependencies: ["ECIImage", "ECITestSupport"]),
         .testTarget(name: "ECIChannelTests", dependencies: ["ECIChannel"]),
-        .testTarget(name: "ECIAgentTests", dependencies: ["ECIAgent", "ECIPolicy", "ECIOCI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ECICore", "ECIOCI", "ECIPolicy", "ECIAgent", "ECIHost", "ECIChannel", "ECITestSupport"]),
+        .testTarget(name: "ECIAgentTests", dependencies: ["ECIAgent", "ECIIO", "ECIPolicy", "ECIOCI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ECICore", "ECIOCI", "ECIPolicy", "ECIAgent", "ECIHost", "ECIIO", "ECIChannel", "ECITestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

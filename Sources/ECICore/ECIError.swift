@@ -23,6 +23,8 @@ public struct ECIError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let invalidState = Code("invalid-state")
         /// A delegated program (runc) failed.
         public static let delegateFailed = Code("delegate-failed")
+        /// An operation (a socket read, a peer's answer) did not complete within its timeout.
+        public static let timedOut = Code("timed-out")
         /// Anything else.
         public static let internalError = Code("internal")
     }

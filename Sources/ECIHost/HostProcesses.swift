@@ -1,5 +1,6 @@
 import CShim
 import ECICore
+import ECIIO
 import Foundation
 import Logging
 

@@ -1,6 +1,7 @@
 import CShim
 import ECIChannel
 import ECICore
+import ECIIO
 import ECIOCI
 import Foundation
 import Logging
@@ -138,14 +139,18 @@ public final class VMSupervisor: @unchecked Sendable {
         let controlSocket = try connect(vm.controlPort)
         let tunnelSocket = try connect(vm.tunnelPort)
         let tunnel = TunnelEndpoint(role: .host, name: "ecibuild", logger: logger)
-        let control = try ControlClient(fd: controlSocket.release(), name: "ecibuild", logger: logger)
+        let control = ControlClient(name: "ecibuild", logger: logger)
         lock.lock()
         self.tunnel = tunnel
         self.control = control
         lock.unlock()
         let tunnelFD = tunnelSocket.release()
+        let controlFD = controlSocket.release()
         try DetachedThread.start { [self] in
             do { try tunnel.run(port: tunnelFD) } catch { logger.warning("tunnel ended", metadata: ["error": "\(error)"]) }
+        }
+        try DetachedThread.start { [self] in
+            do { try control.run(port: controlFD) } catch { logger.warning("control port ended", metadata: ["error": "\(error)"]) }
         }
     }
 
@@ -285,9 +290,11 @@ public final class VMSupervisor: @unchecked Sendable {
         let sockets = listeners
         listeners = []
         let tunnel = self.tunnel
+        let control = self.control
         lock.unlock()
         sockets.forEach { $0.close() }
         tunnel?.stop()
+        control?.stop()
         for socket in [vm.dockerSocket, vm.adminSocket] { unlink(socket) }
         unlink(vm.stateFile)
     }

@@ -81,10 +81,17 @@ public struct EngineAPIPolicy: Sendable {
         return route.is("POST", "containers", "create") || route.is("POST", "volumes", "create") || route.isContainerStart
     }
 
-    /// Decides on one request. `body` is the request's body when `needsBody` said so.
-    public func decide(method: String, path: String, query: [(String, String)], body: [UInt8]?, lookups: Lookups) -> Decision {
+    /// Decides on one request. `body` is the request's body when `needsBody` said so;
+    /// `contentType` is its Content-Type header.
+    public func decide(method: String, path: String, query: [(String, String)], body: [UInt8]?, contentType: String? = nil, lookups: Lookups) -> Decision {
         if origin == .container, let refusal = settings.commandList.refusal(method: method, path: path) {
             return .refuse(status: 403, message: refusal)
+        }
+        // The engine's ParseForm reads a form-encoded body as parameters, ahead of the query the
+        // filter vetted (`networkmode=host` in a build's body). No docker client sends one.
+        let mediaType = contentType?.split(separator: ";").first.map { String($0.filter { !$0.isWhitespace }).lowercased() }
+        if mediaType == "application/x-www-form-urlencoded" {
+            return .refuse(status: 400, message: "enhanced container isolation: form-encoded request bodies are not accepted by the engine API filter")
         }
         let route = Route(method: method, path: path)
         do {

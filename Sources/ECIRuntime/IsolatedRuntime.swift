@@ -129,6 +129,10 @@ public struct IsolatedRuntime: Sendable {
     func prepareStateDirectories(stageRoot: String) throws {
         try FileSystem.makeDirectories(join(configuration.stateDirectory, "containers"), mode: 0o711)
         try FileSystem.makeDirectories(stageRoot, mode: 0o711)
+        // runc records the rootfs path (the staged one, under our private tmpfs) in its state,
+        // and later commands (`exec`, from the VM's mount namespace) chdir to it before joining
+        // the container: an empty directory of that name must exist on the VM side too.
+        try FileSystem.makeDirectories(join(stageRoot, "rootfs"), mode: 0o711)
         var path = stageRoot
         while path != "/" {
             var st = stat()

@@ -89,6 +89,6 @@ struct Serve: ParsableCommand {
     @OptionGroup var options: PathOptions
 
     func run() throws {
-        throw ECIError(.internalError, "serve: not yet implemented")
+        try AgentService(paths: options.paths, logger: makeLogger("eci-agent")).run()
     }
 }

@@ -1,6 +1,7 @@
 // ecibuild run / status / stop: the ECI VM on this machine.
 import ArgumentParser
 import ECICore
+import ECIIO
 import ECIHost
 import ECIOCI
 import Foundation

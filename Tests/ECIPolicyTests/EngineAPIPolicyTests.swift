@@ -139,6 +139,8 @@ struct EngineAPIPolicyTests {
         let p = policy()
         #expect(refusal(p.decide(method: "POST", path: "/v1.43/build", query: [("t", "x"), ("networkmode", "host")], body: nil, lookups: Self.lookups))?.contains("--network=host") == true)
         #expect(forwarded(p.decide(method: "POST", path: "/v1.43/build", query: [("networkmode", "default")], body: nil, lookups: Self.lookups)) != nil)
+        #expect(refusal(p.decide(method: "POST", path: "/build", query: [], body: nil, contentType: "Application/X-WWW-Form-URLEncoded; charset=utf-8", lookups: Self.lookups)) != nil)
+        #expect(forwarded(p.decide(method: "POST", path: "/build", query: [], body: nil, contentType: "application/x-tar", lookups: Self.lookups)) != nil)
         #expect(refusal(p.decide(method: "POST", path: "/plugins/pull", query: [("remote", "x")], body: nil, lookups: Self.lookups)) != nil)
         #expect(forwarded(p.decide(method: "GET", path: "/plugins", query: [], body: nil, lookups: Self.lookups)) != nil)
         #expect(refusal(p.decide(method: "POST", path: "/swarm/init", query: [], body: nil, lookups: Self.lookups)) != nil)

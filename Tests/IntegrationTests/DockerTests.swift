@@ -27,6 +27,10 @@ extension Integration {
             #expect(started.status == 0, "\(started.stderr)")
             let mounts = try TestSupport.mountPoints()
             #expect(!mounts.contains { $0.hasPrefix(d.sandbox.stateDirectory) }, "staging mounts leaked into the VM namespace")
+            // `docker exec` joins the running container (runc chdirs to the recorded rootfs path
+            // from the VM's namespace first), in the container's user namespace.
+            let exec = try d.docker(["exec", "running", "cat", "/proc/self/uid_map"])
+            #expect(exec.status == 0 && Self.base(ofMap: exec.stdout) != nil && Self.base(ofMap: exec.stdout) != 0, "docker exec: \(exec.stdout) \(exec.stderr)")
             #expect(try d.docker(["rm", "-f", "running"]).status == 0)
             #expect(try d.sandbox.recordedContainers().isEmpty, "the range must be released when the engine deletes the container")
         }

@@ -11,8 +11,6 @@ extension ECIError.Code {
     public static let httpNotImplemented = ECIError.Code("http-not-implemented")
     /// An HTTP version other than 1.0 or 1.1 (505).
     public static let httpVersionNotSupported = ECIError.Code("http-version-not-supported")
-    /// A socket operation did not complete within its timeout.
-    public static let timedOut = ECIError.Code("timed-out")
 }
 
 extension ECIError {

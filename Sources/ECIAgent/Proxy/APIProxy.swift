@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 import Foundation
 import Glibc
 import Logging

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 
 /// Starts detached POSIX threads for blocking I/O (one per connection direction).
-enum DetachedThread {
+public enum DetachedThread {
     private final class Box {
         let body: @Sendable () -> Void
         init(_ body: @escaping @Sendable () -> Void) { self.body = body }
@@ -13,10 +13,10 @@ enum DetachedThread {
     nonisolated(unsafe) private static var live = 0
 
     /// How many threads started here are still running (tests check none is leaked).
-    static var running: Int { lock.withLock { live } }
+    public static var running: Int { lock.withLock { live } }
 
     /// Runs `body` on a new detached thread with a `stackSize`-byte stack.
-    static func start(stackSize: Int = 512 * 1024, _ body: @escaping @Sendable () -> Void) throws {
+    public static func start(stackSize: Int = 512 * 1024, _ body: @escaping @Sendable () -> Void) throws {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }

@@ -8,20 +8,29 @@ import Glibc
 /// reading or accepting on it) is a no-op after close, so another thread may call it at any
 /// time without touching a reused descriptor number. Reads and writes must not overlap `close()`:
 /// their owner closes only when it is done with them.
-final class UnixSocket: @unchecked Sendable {
+public final class UnixSocket: @unchecked Sendable {
     private let lock = NSLock()
     private var fd: Int32
 
     /// Takes ownership of `fd`.
-    init(adopting fd: Int32) { self.fd = fd }
+    public init(adopting fd: Int32) { self.fd = fd }
 
     deinit { close() }
 
     /// The descriptor, -1 once closed.
-    var descriptor: Int32 { lock.withLock { fd } }
+    public var descriptor: Int32 { lock.withLock { fd } }
+
+    /// Gives the descriptor up to a new owner (who closes it); this object then holds none.
+    public func release() -> Int32 {
+        lock.withLock {
+            let released = fd
+            fd = -1
+            return released
+        }
+    }
 
     /// Closes the descriptor (once).
-    func close() {
+    public func close() {
         lock.withLock {
             if fd >= 0 {
                 _ = Glibc.close(fd)
@@ -31,7 +40,7 @@ final class UnixSocket: @unchecked Sendable {
     }
 
     /// shutdown(2) with `how` (SHUT_RD, SHUT_WR, SHUT_RDWR); ignored once closed.
-    func shutdown(_ how: Int32) {
+    public func shutdown(_ how: Int32) {
         lock.withLock {
             if fd >= 0 { _ = Glibc.shutdown(fd, how) }
         }
@@ -60,7 +69,7 @@ final class UnixSocket: @unchecked Sendable {
     }
 
     /// A new connection to the socket at `path`.
-    static func connect(to path: String) throws -> UnixSocket {
+    public static func connect(to path: String) throws -> UnixSocket {
         var addr = try address(path)
         let fd = try makeSocket()
         let socket = UnixSocket(adopting: fd)
@@ -78,7 +87,7 @@ final class UnixSocket: @unchecked Sendable {
     /// A stale socket at `path` is replaced; anything else there is refused. The socket is
     /// bound under a temporary name, given its mode, then renamed into place, so it is never
     /// reachable with looser permissions.
-    static func listen(at path: String, mode: mode_t, group: gid_t?, backlog: Int32 = 128) throws -> UnixSocket {
+    public static func listen(at path: String, mode: mode_t, group: gid_t?, backlog: Int32 = 128) throws -> UnixSocket {
         var st = stat()
         if lstat(path, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFSOCK else {
@@ -109,14 +118,14 @@ final class UnixSocket: @unchecked Sendable {
     }
 
     /// The inode of the file at `path` (lstat), nil when there is none.
-    static func inode(at path: String) -> ino_t? {
+    public static func inode(at path: String) -> ino_t? {
         var st = stat()
         return lstat(path, &st) == 0 ? st.st_ino : nil
     }
 
     /// Accepts one connection; nil for a transient failure (interrupted, aborted, out of
     /// descriptors: the caller retries). Throws when the socket is unusable.
-    func accept() throws -> UnixSocket? {
+    public func accept() throws -> UnixSocket? {
         let listener = descriptor
         let fd: Int32
         if let accept4 = Self.accept4 {
@@ -148,12 +157,12 @@ final class UnixSocket: @unchecked Sendable {
 
     /// Sets SO_RCVTIMEO (nil or 0: block forever). A read that times out throws `.system`
     /// with EAGAIN.
-    func setReceiveTimeout(_ seconds: Double?) {
+    public func setReceiveTimeout(_ seconds: Double?) {
         setTimeout(SO_RCVTIMEO, seconds)
     }
 
     /// Sets SO_SNDTIMEO (nil or 0: block forever).
-    func setSendTimeout(_ seconds: Double?) {
+    public func setSendTimeout(_ seconds: Double?) {
         setTimeout(SO_SNDTIMEO, seconds)
     }
 
@@ -165,7 +174,7 @@ final class UnixSocket: @unchecked Sendable {
 
     /// Reads what is available into `buffer` (blocking until something is); 0 at end of
     /// stream. Throws on errors (ECONNRESET, a timeout's EAGAIN, ...).
-    func read(into buffer: inout [UInt8]) throws -> Int {
+    public func read(into buffer: inout [UInt8]) throws -> Int {
         let fd = descriptor
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
@@ -177,7 +186,7 @@ final class UnixSocket: @unchecked Sendable {
     }
 
     /// Writes every byte (never raising SIGPIPE: a peer that went away is an EPIPE error).
-    func write<C: Collection>(_ bytes: C) throws where C.Element == UInt8 {
+    public func write<C: Collection>(_ bytes: C) throws where C.Element == UInt8 {
         let fd = descriptor
         let done: Void? = try bytes.withContiguousStorageIfAvailable { try Self.send(fd, UnsafeRawBufferPointer($0)) }
         if done == nil {

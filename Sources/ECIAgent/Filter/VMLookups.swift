@@ -1,0 +1,59 @@
+import ECICore
+import ECIOCI
+import ECIPolicy
+import Glibc
+
+/// The facts the filter's rules need, looked up for real: paths resolved in the VM's file
+/// system, images asked of the engine over its raw socket.
+public enum VMLookups {
+    public static func make(engine: EngineClient, policy: SocketMountPolicy) -> EngineAPIPolicy.Lookups {
+        EngineAPIPolicy.Lookups(
+            resolve: { resolve($0) },
+            image: { image($0, engine: engine) },
+            candidateBases: { candidateBases(engine: engine, policy: policy) })
+    }
+
+    /// The canonical path: symlinks and `..` resolved as far as the path exists, the rest
+    /// appended (the engine creates a missing bind source as a directory).
+    static func resolve(_ path: String) -> [String] {
+        var existing = path
+        var rest: [String] = []
+        while true {
+            if let real = try? FileSystem.realPath(existing) {
+                let joined = rest.reversed().reduce(real) { join($0, $1) }
+                return [joined]
+            }
+            guard existing != "/", !existing.isEmpty else { return [path] }
+            rest.append(String(existing.split(separator: "/").last ?? ""))
+            existing = parentDirectory(existing)
+        }
+    }
+
+    /// `GET /images/{name}/json`. Names with characters a reference can't hold are not asked.
+    static func image(_ name: String, engine: EngineClient) -> ImageFacts? {
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "._-/:@".contains($0) }), name.unicodeScalars.allSatisfy(\.isASCII) else {
+            return nil
+        }
+        guard let response = try? engine.get("/images/\(name)/json"), response.isSuccess, let json = response.json else { return nil }
+        return facts(json)
+    }
+
+    static func facts(_ json: JSONValue) -> ImageFacts? {
+        guard let id = json["Id"]?.stringValue else { return nil }
+        func strings(_ value: JSONValue?) -> [String] { value?.arrayValue?.compactMap(\.stringValue) ?? [] }
+        return ImageFacts(id: id, repoTags: strings(json["RepoTags"]), repoDigests: strings(json["RepoDigests"]), layers: strings(json["RootFS"]?["Layers"]))
+    }
+
+    /// Local images the allow-list names, inspected (their layers are needed).
+    static func candidateBases(engine: EngineClient, policy: SocketMountPolicy) -> [ImageFacts] {
+        guard let response = try? engine.get("/images/json"), response.isSuccess, let list = response.json?.arrayValue else { return [] }
+        return list.compactMap { summary -> ImageFacts? in
+            guard let id = summary["Id"]?.stringValue else { return nil }
+            let brief = ImageFacts(
+                id: id, repoTags: summary["RepoTags"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                repoDigests: summary["RepoDigests"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            guard policy.isCandidateBase(brief) else { return nil }
+            return image(id, engine: engine)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import ECIChannel
+import ECICore
+import ECIIO
+import ECIPolicy
+import ECIRuntime
+import Foundation
+import Logging
+
+/// `eci-agent serve`: for the VM's life, the engine API filter (a socket for users, reached
+/// through the host tunnel, and one for containers admitted to mount it), the control port and
+/// the tunnel's guest end. When the boot step failed, only the control port is served, so the
+/// host can learn why the engine is stopped.
+public final class AgentService: @unchecked Sendable {
+    public let paths: AgentPaths
+    private let logger: Logger
+    private var proxies: [APIProxy] = []
+
+    public init(paths: AgentPaths, logger: Logger) {
+        self.paths = paths
+        self.logger = logger
+    }
+
+    /// Starts everything and blocks forever (systemd stops the agent with SIGTERM).
+    public func run() throws -> Never {
+        signal(SIGPIPE, SIG_IGN)
+        let report = try? PrepareReport.read(paths.prepareReport)
+        if report?.ok == true {
+            try startFilters()
+        } else {
+            logger.error("the engine stays stopped: no filtered API", metadata: ["problems": "\(report?.problems ?? ["no prepare report"])"])
+        }
+        let control = AgentControl(paths: paths, logger: logger) {
+            _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/systemctl"), arguments: ["poweroff"])
+        }
+        let controlServer = ControlServer(name: "eci-agent", logger: logger) { control.handle($0) }
+        let userSocket = paths.sockets.filtered[0]
+        let tunnel = TunnelEndpoint(role: .guest, name: "eci-agent", logger: logger) { _ in
+            (try? UnixSocket.connect(to: userSocket))?.release()
+        }
+        let controlPort = paths.controlPort
+        let tunnelPort = paths.tunnelPort
+        try DetachedThread.start { controlServer.serve { try Self.openPort(controlPort) } }
+        try DetachedThread.start { tunnel.serve { try Self.openPort(tunnelPort) } }
+        logger.info("agent serving", metadata: ["control": "\(controlPort)", "tunnel": "\(tunnelPort)", "filter": "\(report?.ok == true)"])
+        while true { sleep(3600) }
+    }
+
+    /// The two filtered sockets in front of the engine's raw one.
+    func startFilters() throws {
+        let settings = try AgentSettingsLoader.loadEffective(paths: paths)
+        let configuration = try RuntimeConfiguration.load(path: nil, environment: [:])
+        let restricted = FileSystem.exists(configuration.policyPath)
+            ? try RestrictedMountPolicy.parse(try FileSystem.read(configuration.policyPath), source: configuration.policyPath) : .defaults
+        let engine = EngineClient(socketPath: paths.sockets.raw)
+        let lookups = VMLookups.make(engine: engine, policy: SocketMountPolicy(settings: settings))
+        try FileSystem.makeDirectories(parentDirectory(paths.sockets.forContainers), mode: 0o755)
+        let filters: [(EngineAPIPolicy.Origin, String, mode_t)] = [
+            (.user, paths.sockets.filtered[0], 0o660), (.container, paths.sockets.forContainers, 0o666),
+        ]
+        for (origin, socket, mode) in filters {
+            let policy = EngineAPIPolicy(origin: origin, settings: settings, restricted: restricted, sockets: paths.sockets)
+            let proxy = APIProxy(
+                configuration: .init(listenPath: socket, mode: mode, group: Self.dockerGroup, upstreamPath: paths.sockets.raw),
+                vetter: FilterVetter(policy: policy, lookups: lookups),
+                logger: logger)
+            try proxy.start()
+            proxies.append(proxy)
+            logger.info("engine API filter listening", metadata: ["socket": "\(socket)", "origin": "\(origin.rawValue)"])
+        }
+    }
+
+    static var dockerGroup: gid_t? {
+        getgrnam("docker").map { $0.pointee.gr_gid }
+    }
+
+    /// The virtio-serial device; a missing one (not yet created by udev) is retried by `serve`.
+    static func openPort(_ path: String) throws -> Int32 {
+        let fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw ECIError.system("open \(path)", errno: errno) }
+        return fd
+    }
+}
