@@ -37,3 +37,31 @@ public struct ChannelHello: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(name) (protocol \(version))" }
 }
+
+/// What a session knows of the peer's hellos (see `ChannelHello` for announcement/answer).
+struct HelloState: Sendable {
+    /// The peer's latest hello in this session.
+    private(set) var peer: ChannelHello?
+    private var announcements = 0
+
+    /// What a received hello means.
+    struct Outcome {
+        var hello: ChannelHello
+        /// A second announcement: the peer restarted and knows nothing of this session.
+        var restarted: Bool
+        /// An announcement gets our answer (answers get nothing, so hellos never ping-pong).
+        var answer: Bool
+    }
+
+    /// Records a received `hello` frame; nil if its payload is empty.
+    mutating func receive(_ frame: Frame) -> Outcome? {
+        guard frame.kind == .hello, let hello = ChannelHello(payload: frame.payload) else { return nil }
+        peer = hello
+        guard frame.stream == ChannelHello.announcement else { return Outcome(hello: hello, restarted: false, answer: false) }
+        announcements += 1
+        let restarted = announcements > 1
+        // Count the restart's announcement as the new session's first.
+        if restarted { announcements = 1 }
+        return Outcome(hello: hello, restarted: restarted, answer: true)
+    }
+}

@@ -148,7 +148,7 @@ public final class TunnelEndpoint: @unchecked Sendable {
         session = newSession
         lock.unlock()
         defer {
-            observe(newSession.receivedFrames)
+            observe(newSession.hadFrames)
             lock.lock()
             session = nil
             lock.broadcast()

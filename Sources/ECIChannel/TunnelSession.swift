@@ -58,10 +58,9 @@ final class TunnelSession: @unchecked Sendable {
     private var outbound: [Frame] = []
     private var ended = false
     private var senderDone = false
-    private(set) var peer: ChannelHello?
-    private var announcements = 0
+    private var hellos = HelloState()
     /// Whether any valid frame arrived (to tell a real session from a port with no host).
-    private(set) var receivedFrames = false
+    private var receivedFrames = false
 
     init(port: PortConnection, isHost: Bool, hello: ChannelHello, window: UInt32, connector: TunnelEndpoint.Connector?, logger: Logger) {
         self.port = port
@@ -73,7 +72,8 @@ final class TunnelSession: @unchecked Sendable {
     }
 
     var streamCount: Int { mutex.withLock { streams.count } }
-    var currentPeer: ChannelHello? { mutex.withLock { peer } }
+    var currentPeer: ChannelHello? { mutex.withLock { hellos.peer } }
+    var hadFrames: Bool { mutex.withLock { receivedFrames } }
 
     // MARK: The session
 
@@ -171,20 +171,16 @@ final class TunnelSession: @unchecked Sendable {
     }
 
     private func receivedHelloLocked(_ frame: Frame) {
-        guard let hello = ChannelHello(payload: frame.payload) else { return }
-        peer = hello
-        guard frame.stream == ChannelHello.announcement else { return }
-        announcements += 1
-        if announcements > 1 {
-            // A second announcement: the peer restarted and knows none of our streams.
-            logger.info("tunnel peer restarted; resetting every stream", metadata: ["peer": "\(hello)", "streams": "\(streams.count)"])
+        guard let outcome = hellos.receive(frame) else { return }
+        if outcome.restarted {
+            // The peer restarted and knows none of our streams.
+            logger.info("tunnel peer restarted; resetting every stream", metadata: ["peer": "\(outcome.hello)", "streams": "\(streams.count)"])
             _ = table.disconnect()
             for stream in streams.values { abortLocked(stream) }
-            announcements = 1
-        } else {
-            logger.info("tunnel peer connected", metadata: ["peer": "\(hello)", "port": "\(port.label)"])
+        } else if outcome.answer {
+            logger.info("tunnel peer connected", metadata: ["peer": "\(outcome.hello)", "port": "\(port.label)"])
         }
-        enqueueLocked([self.hello.frame(answering: true)])
+        if outcome.answer { enqueueLocked([hello.frame(answering: true)]) }
     }
 
     private func applyLocked(_ event: StreamTable.Event) {

@@ -166,3 +166,50 @@ func pattern(_ n: Int, count: Int) -> [UInt8] {
     }
     return out
 }
+
+/// The far end of a port driven by hand: raw bytes and frames in, frames out.
+final class RawPeer: @unchecked Sendable {
+    let fd: Int32
+    private var decoder = FrameDecoder()
+    private var queue: [Frame] = []
+
+    init(fd: Int32) {
+        self.fd = fd
+        Sockets.setReadTimeout(fd, seconds: 5)
+    }
+
+    func send(_ frames: [Frame]) { Sockets.writeAll(fd, frames.flatMap { $0.encoded() }) }
+    func sendRaw(_ bytes: [UInt8]) { Sockets.writeAll(fd, bytes) }
+
+    /// The next frame, or nil at end of file or after the read timeout.
+    func next() -> Frame? {
+        while queue.isEmpty {
+            guard case .success(let bytes) = FDIO.read(fd, max: 65536), !bytes.isEmpty else { return nil }
+            queue += decoder.feed(bytes)
+        }
+        return queue.removeFirst()
+    }
+
+    /// Skips frames until one matches; nil if the port ends first.
+    func next(where match: (Frame) -> Bool) -> Frame? {
+        while let frame = next() {
+            if match(frame) { return frame }
+        }
+        return nil
+    }
+
+    /// Reads until end of file; true if it came (false on the read timeout).
+    func waitForEOF() -> Bool {
+        while true {
+            switch FDIO.read(fd, max: 65536) {
+            case .success(let bytes) where bytes.isEmpty: return true
+            case .success: continue
+            case .failure: return false
+            }
+        }
+    }
+}
+
+func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    pattern(Int(seed) + 1_000_000, count: count)
+}

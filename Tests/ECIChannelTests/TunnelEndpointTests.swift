@@ -17,7 +17,15 @@ final class TunnelHarness: @unchecked Sendable {
     private let guestServe: Background
     private let hostRuns = Locked<[Background]>([])
 
-    init(window: UInt32 = 256 * 1024, garbageLimit: Int = PortConnection.defaultGarbageLimit, connector: @escaping TunnelEndpoint.Connector = { _ in Services.echo() }) {
+    /// Local services by stream id (streams not listed get an echo server).
+    let services = Locked<[UInt32: @Sendable () -> Int32?]>([:])
+
+    init(window: UInt32 = 256 * 1024, garbageLimit: Int = PortConnection.defaultGarbageLimit) {
+        let services = self.services
+        let connector: TunnelEndpoint.Connector = { id in
+            if let service = services.withLock({ $0[id] }) { return service() }
+            return Services.echo()
+        }
         host = TunnelEndpoint(role: .host, name: "test-host", window: window, logger: testLogger("host"))
         let guest = TunnelEndpoint(
             role: .guest, name: "test-guest", window: window, garbageLimit: garbageLimit, backoff: .milliseconds(20),
@@ -38,10 +46,20 @@ final class TunnelHarness: @unchecked Sendable {
 
     /// A client connection carried over a new stream.
     func client() throws -> Int32 {
+        try clientWithID().fd
+    }
+
+    func clientWithID() throws -> (fd: Int32, id: UInt32) {
         let (client, hostSide) = Sockets.pair()
         Sockets.setReadTimeout(client, seconds: 20)
-        _ = try host.attach(hostSide)
-        return client
+        return (client, try host.attach(hostSide))
+    }
+
+    /// Runs a guest whose port the test drives by hand (no host endpoint).
+    func connectRaw() -> RawPeer {
+        let (hostEnd, guestEnd) = Sockets.pair()
+        ports.push(guestEnd)
+        return RawPeer(fd: hostEnd)
     }
 
     func tearDown() {
@@ -89,5 +107,284 @@ func echoRoundTrip(_ fd: Int32, _ data: [UInt8]) -> [UInt8] {
         #expect(results.current.count == 50)
         #expect(results.current.values.allSatisfy { $0 }, "every stream's bytes came back intact and in order")
         #expect(eventually { harness.host.streamCount == 0 && harness.guest.streamCount == 0 }, "finished streams are released")
+    }
+
+    @Test func bothSidesLearnThePeersHello() throws {
+        let harness = TunnelHarness()
+        defer { harness.tearDown() }
+        harness.connect()
+        #expect(eventually { harness.host.peer?.name == "test-guest" && harness.guest.peer?.name == "test-host" })
+        #expect(harness.host.peer?.version == Frame.version)
+    }
+
+    /// A local reader that stops reading stalls only its own stream: the window stops its
+    /// sender, the port keeps carrying everyone else, and the stalled bytes arrive intact later.
+    @Test func aStalledReaderDoesNotBlockOtherStreams() throws {
+        let harness = TunnelHarness(window: 64 * 1024)
+        defer { harness.tearDown() }
+        let (service, local) = Sockets.pair()
+        harness.services.withLock { $0[1] = { local } }
+        harness.connect()
+        let (stalled, id) = try harness.clientWithID()
+        #expect(id == 1)
+        let big = pattern(99, count: 4 << 20)
+        let writer = Background("stalled-writer") {
+            Sockets.writeAll(stalled, big)
+            _ = shutdown(stalled, Int32(SHUT_WR))
+        }
+        var others: [Background] = []
+        let ok = Locked(0)
+        for n in 0..<5 {
+            let fd = try harness.client()
+            others.append(Background("other-\(n)") {
+                let data = pattern(n, count: 512 * 1024)
+                if echoRoundTrip(fd, data) == data { ok.withLock { $0 += 1 } }
+                close(fd)
+            })
+        }
+        for other in others { #expect(other.wait(seconds: 15)) }
+        #expect(ok.current == 5, "the other streams went on while one reader stalled")
+        #expect(!writer.wait(seconds: 0.1), "the stalled stream's writer is held back by flow control")
+        // Now the reader wakes up: everything arrives, in order.
+        let received = Sockets.readToEnd(service)
+        #expect(writer.wait(seconds: 10))
+        #expect(received.count == big.count && CRC32.checksum(received) == CRC32.checksum(big))
+        close(service)
+        close(stalled)
+    }
+
+    /// Half-close both ways: each side still receives after the other stopped writing.
+    @Test func halfCloseWorksInBothDirections() throws {
+        let harness = TunnelHarness()
+        defer { harness.tearDown() }
+        // Stream 1: the guest's service speaks first, shuts its write side, then listens.
+        let greeting = pattern(1, count: 100_000)
+        let heard = Locked<[UInt8]>([])
+        let (greeter, greeterLocal) = Sockets.pair()
+        let greeterDone = Background("greeter") {
+            Sockets.writeAll(greeter, greeting)
+            _ = shutdown(greeter, Int32(SHUT_WR))
+            let got = Sockets.readToEnd(greeter)
+            heard.withLock { $0 = got }
+            close(greeter)
+        }
+        // Stream 2: the guest's service listens to the end, then answers and closes.
+        let (collector, collectorLocal) = Sockets.pair()
+        let collectorDone = Background("collector") {
+            let got = Sockets.readToEnd(collector)
+            Sockets.writeAll(collector, Array(got.reversed()))
+            close(collector)
+        }
+        harness.services.withLock {
+            $0[1] = { greeterLocal }
+            $0[2] = { collectorLocal }
+        }
+        harness.connect()
+
+        let first = try harness.client()
+        #expect(Sockets.readToEnd(first) == greeting, "the client reads to the guest's half-close")
+        let reply = pattern(2, count: 300_000)
+        #expect(Sockets.writeAll(first, reply), "and can still write after it")
+        _ = shutdown(first, Int32(SHUT_WR))
+        #expect(greeterDone.wait())
+        #expect(heard.current == reply)
+
+        let second = try harness.client()
+        let request = pattern(3, count: 300_000)
+        Sockets.writeAll(second, request)
+        _ = shutdown(second, Int32(SHUT_WR))
+        #expect(Sockets.readToEnd(second) == Array(request.reversed()), "the client still receives after its half-close")
+        #expect(collectorDone.wait())
+        #expect(eventually { harness.host.streamCount == 0 && harness.guest.streamCount == 0 }, "both streams are released")
+        close(first)
+        close(second)
+    }
+
+    @Test func aConnectorFailureResetsOnlyThatStream() throws {
+        let harness = TunnelHarness()
+        defer { harness.tearDown() }
+        harness.services.withLock { $0[1] = { nil } }
+        harness.connect()
+        let refused = try harness.client()
+        let start = Date()
+        #expect(Sockets.readToEnd(refused).isEmpty, "the client's connection is closed")
+        #expect(Date().timeIntervalSince(start) < 5)
+        close(refused)
+        let fine = try harness.client()
+        let data = pattern(5, count: 100_000)
+        #expect(echoRoundTrip(fine, data) == data)
+        close(fine)
+        #expect(eventually { harness.host.streamCount == 0 && harness.guest.streamCount == 0 })
+    }
+
+    /// The host's port goes away mid-transfer: every client connection is closed, the guest
+    /// resets its streams and reopens its port; after the host reconnects, streams work again.
+    @Test func hostDisconnectMidTransferThenReconnect() throws {
+        let harness = TunnelHarness()
+        defer { harness.tearDown() }
+        harness.connect()
+        let complete = Locked(0)
+        var clients: [Background] = []
+        for n in 0..<5 {
+            let fd = try harness.client()
+            clients.append(Background("client-\(n)") {
+                let data = pattern(n, count: 8 << 20)
+                if echoRoundTrip(fd, data) == data { complete.withLock { $0 += 1 } }
+                close(fd)
+            })
+        }
+        usleep(100_000)
+        harness.host.disconnect()
+        for client in clients { #expect(client.wait(seconds: 10), "every client connection ends") }
+        #expect(complete.current < 5, "the transfer was cut")
+        #expect(eventually { !harness.host.isConnected && harness.host.streamCount == 0 })
+        #expect(eventually { harness.guest.streamCount == 0 }, "the guest reset its streams")
+        #expect(throws: ECIError.self) { _ = try harness.host.attach(Sockets.pair().0) }
+
+        harness.connect()
+        #expect(harness.ports.waitOpened(2), "the guest reopened its port")
+        let fd = try harness.client()
+        let data = pattern(7, count: 1 << 20)
+        #expect(echoRoundTrip(fd, data) == data)
+        close(fd)
+    }
+
+    /// Garbage of every kind on the port: the guest skips it, refuses what breaks the protocol,
+    /// and serves the valid frames that follow; a flood beyond the limit drops the session and
+    /// the next one works.
+    @Test func garbageNeverBreaksTheGuest() throws {
+        let harness = TunnelHarness(garbageLimit: 256 * 1024)
+        defer { harness.tearDown() }
+        // Stream 5's service connects slowly, so nothing of it is consumed (no credit comes back)
+        // while the raw host overruns its window.
+        harness.services.withLock {
+            $0[5] = {
+                usleep(300_000)
+                return Services.echo()
+            }
+        }
+        let peer = harness.connectRaw()
+        #expect(peer.next()?.kind == .hello, "the guest announces itself")
+
+        peer.sendRaw(randomBytes(20_000, seed: 1))
+        let data = Frame(kind: .data, stream: 3, payload: Array(repeating: 7, count: 1000)).encoded()
+        peer.sendRaw(Array(data.prefix(500)))  // truncated frame
+        var header: [UInt8] = Frame.magic + [Frame.version, Frame.Kind.data.rawValue, 0, 0, 0, 3]
+        header += Frame.bigEndianBytes(60_000)
+        header += Frame.bigEndianBytes(CRC32.checksum(header))
+        peer.sendRaw(header + randomBytes(61_000, seed: 2))  // a valid header, a payload that fails its CRC
+        peer.sendRaw(Frame.magic + [9, 9] + randomBytes(100, seed: 3))  // a bogus version and kind
+        peer.send([
+            Frame(kind: .request, stream: 1, payload: [1]), Frame(kind: .response, stream: 1),
+            Frame(kind: .data, stream: 99, payload: [1]), .window(stream: 98, credit: 5),
+            Frame(kind: .closeWrite, stream: 97), Frame(kind: .reset, stream: 96), Frame(kind: .hello, stream: 0),
+            Frame(kind: .window, stream: 98, payload: [1, 2]),
+        ])
+        // A stream whose peer overruns the window is reset.
+        peer.send([Frame(kind: .open, stream: 5)] + (0..<5).map { _ in Frame(kind: .data, stream: 5, payload: Array(repeating: 1, count: 60_000)) })
+        #expect(peer.next { $0.kind == .reset && $0.stream == 5 } != nil, "the overrun stream is reset")
+
+        // The session still works.
+        peer.send([Frame(kind: .open, stream: 7), Frame(kind: .data, stream: 7, payload: Array("ping".utf8)), Frame(kind: .closeWrite, stream: 7)])
+        #expect(peer.next { $0.kind == .data && $0.stream == 7 }?.payload == Array("ping".utf8))
+        #expect(peer.next { $0.stream == 7 && $0.kind != .window }?.kind == .closeWrite)
+
+        // A flood beyond the limit drops the session: the guest closes its end.
+        peer.sendRaw(randomBytes(600_000, seed: 4))
+        #expect(peer.waitForEOF(), "the guest dropped the session")
+        close(peer.fd)
+        #expect(eventually { harness.guest.streamCount == 0 })
+
+        harness.connect()
+        #expect(harness.ports.waitOpened(2))
+        let fd = try harness.client()
+        let bytes = pattern(8, count: 1 << 20)
+        #expect(echoRoundTrip(fd, bytes) == bytes, "the next session works")
+        close(fd)
+    }
+
+    /// A second announcement means the host restarted: the guest resets every stream, answers
+    /// with its hello, and serves new streams.
+    @Test func aSecondHelloResetsEveryStream() throws {
+        let harness = TunnelHarness()
+        defer { harness.tearDown() }
+        let (service, local) = Sockets.pair()
+        harness.services.withLock { $0[1] = { local } }
+        let peer = harness.connectRaw()
+        let announce = Frame(kind: .hello, stream: 0, payload: ChannelHello(name: "raw-host").payload)
+        peer.send([announce, Frame(kind: .open, stream: 1), Frame(kind: .data, stream: 1, payload: [1, 2, 3])])
+        #expect(Sockets.read(service, count: 3) == [1, 2, 3])
+        #expect(harness.guest.streamCount == 1)
+        #expect(harness.guest.peer?.name == "raw-host")
+
+        peer.send([Frame(kind: .hello, stream: 0, payload: ChannelHello(name: "raw-host-2").payload)])
+        Sockets.setReadTimeout(service, seconds: 5)
+        #expect(Sockets.readToEnd(service).isEmpty, "the local connection is shut down")
+        close(service)
+        #expect(eventually { harness.guest.streamCount == 0 })
+        #expect(peer.next { $0.kind == .hello && $0.stream == 1 } != nil, "the guest answers the new announcement")
+        #expect(harness.guest.peer?.name == "raw-host-2")
+
+        peer.send([Frame(kind: .open, stream: 2), Frame(kind: .data, stream: 2, payload: [4, 5]), Frame(kind: .closeWrite, stream: 2)])
+        #expect(peer.next { $0.kind == .data && $0.stream == 2 }?.payload == [4, 5])
+        close(peer.fd)
+    }
+}
+
+@Suite struct PortConnectionTests {
+    /// Frames written from many threads at once arrive whole: none interleaves with another.
+    @Test func concurrentWritersNeverInterleaveFrames() throws {
+        let (a, b) = Sockets.pair()
+        let writer = try PortConnection(fd: a, label: "writer", logger: testLogger("port"))
+        let reader = try PortConnection(fd: b, label: "reader", logger: testLogger("port"))
+        var threads: [Background] = []
+        for t in 0..<8 {
+            threads.append(Background("writer-\(t)") {
+                for i in 0..<40 {
+                    let payload = [UInt8](repeating: UInt8(t), count: (i * 997 + t * 131) % Frame.maxPayload)
+                    try? writer.send(Frame(kind: .data, stream: UInt32(t), payload: payload))
+                }
+            })
+        }
+        var frames: [Frame] = []
+        while frames.count < 320, let batch = try reader.receive() { frames += batch }
+        for thread in threads { #expect(thread.wait()) }
+        #expect(frames.count == 320)
+        #expect(reader.discarded == 0)
+        #expect(frames.allSatisfy { frame in frame.payload.allSatisfy { $0 == UInt8(frame.stream) } })
+        for t in 0..<8 {
+            let sizes = frames.filter { $0.stream == UInt32(t) }.map(\.payload.count)
+            #expect(sizes == (0..<40).map { ($0 * 997 + t * 131) % Frame.maxPayload }, "each writer's frames in its order")
+        }
+        writer.close()
+        #expect(try reader.receive() == nil, "end of file after the writer closed")
+        reader.close()
+    }
+
+    @Test func interruptWakesABlockedReaderAndFailsWriters() throws {
+        let (a, b) = Sockets.pair()
+        let port = try PortConnection(fd: a, label: "port", logger: testLogger("port"))
+        let result = Locked<[Frame]??>(nil)
+        let reading = Background("reader") {
+            let frames = try? port.receive()
+            result.withLock { $0 = .some(frames) }
+        }
+        usleep(50_000)
+        port.interrupt()
+        #expect(reading.wait(seconds: 5))
+        #expect(result.current == .some(nil))
+        #expect(throws: ECIError.self) { try port.send(Frame(kind: .open, stream: 1)) }
+        port.close()
+        close(b)
+    }
+
+    @Test func aGarbageFloodFailsTheRead() throws {
+        let (a, b) = Sockets.pair()
+        let port = try PortConnection(fd: a, label: "port", garbageLimit: 10_000, logger: testLogger("port"))
+        let feeder = Background("feeder") { Sockets.writeAll(b, randomBytes(50_000, seed: 9)) }
+        #expect(throws: ECIError.self) { _ = try port.receive() }
+        port.close()
+        #expect(feeder.wait())
+        close(b)
     }
 }
