@@ -15,10 +15,11 @@ import Glibc
 /// Like the tunnel's guest side it survives disconnects, reconnects and garbage: `serve`
 /// reopens the port after each session until `stop()`.
 ///
-/// Threads: the caller's thread reads the port; each request runs the handler on its own
-/// thread (at most `maxConcurrentRequests` at once), so a slow request does not stall the
-/// others or the reading. Locking: `lock` guards `port`, `stopped`, `inFlight` and `hellos`;
-/// port writes happen outside it (`PortConnection` serialises them).
+/// Threads: the caller's thread reads the port; up to `maxConcurrentRequests` worker threads
+/// run the handler, so a slow request does not stall the others or the reading. Requests
+/// beyond that wait in a queue (bounded: past `maxQueuedRequests` they are refused as busy).
+/// Locking: `lock` guards `port`, `stopped`, `workers`, `queue` and `hellos`; port writes
+/// happen outside it (`PortConnection` serialises them).
 public final class ControlServer: @unchecked Sendable {
     /// Answers one request payload with a response payload. Runs on its own thread.
     public typealias Handler = @Sendable (_ request: [UInt8]) -> [UInt8]
@@ -34,14 +35,23 @@ public final class ControlServer: @unchecked Sendable {
     private let lock = NSCondition()
     private var port: PortConnection?
     private var stopped = false
-    private var inFlight = 0
+    private var workers = 0
+    private var queue: [Job] = []
+    private let maxQueuedRequests = 256
+
+    /// A request waiting for a worker, with the session it came from.
+    private struct Job {
+        var id: UInt32
+        var payload: [UInt8]
+        var connection: PortConnection
+    }
     private var hellos = HelloState()
 
     /// - Parameters:
     ///   - name: our name in the hello (e.g. "eci-agent").
     ///   - garbageLimit: bytes without a valid frame after which the session is dropped.
     ///   - backoff: the pause after a disconnect before `serve` reopens the port.
-    ///   - maxConcurrentRequests: requests handled at once; more are refused ("busy").
+    ///   - maxConcurrentRequests: requests handled at once; more wait their turn.
     ///   - handler: turns a request payload into the response payload.
     public init(
         name: String, garbageLimit: Int = PortConnection.defaultGarbageLimit, backoff: Duration = .milliseconds(200),
@@ -150,36 +160,53 @@ public final class ControlServer: @unchecked Sendable {
             }
             if outcome.answer { try? connection.send(hello.frame(answering: true)) }
         case .request:
-            let id = frame.stream
+            let job = Job(id: frame.stream, payload: frame.payload, connection: connection)
             lock.lock()
-            let admitted = inFlight < maxConcurrentRequests
-            if admitted { inFlight += 1 }
-            lock.unlock()
-            guard admitted else {
-                refuse(id, "the control server is busy (\(maxConcurrentRequests) requests in flight)", on: connection)
-                return
-            }
-            let handler = self.handler
-            ChannelThread.spawn("eci-control-\(id)") { [self] in
-                defer {
-                    lock.lock()
-                    inFlight -= 1
-                    lock.unlock()
-                }
-                let response = handler(frame.payload)
-                guard response.count <= Frame.maxPayload else {
-                    logger.error("control response too large", metadata: ["request": "\(id)", "bytes": "\(response.count)"])
-                    refuse(id, "the response has \(response.count) bytes, over the \(Frame.maxPayload)-byte frame limit", on: connection)
-                    return
-                }
-                do {
-                    try connection.send(Frame(kind: .response, stream: id, payload: response))
-                } catch {
-                    logger.debug("control response dropped: the session ended", metadata: ["request": "\(id)"])
-                }
+            if workers < maxConcurrentRequests {
+                workers += 1
+                lock.unlock()
+                ChannelThread.spawn("eci-control-worker") { [self] in work(job) }
+            } else if queue.count < maxQueuedRequests {
+                queue.append(job)
+                lock.unlock()
+            } else {
+                lock.unlock()
+                refuse(job.id, "the control server is busy (\(maxQueuedRequests) requests queued)", on: connection)
             }
         default:
             logger.debug("ignoring a non-control frame on the control port", metadata: ["kind": "\(frame.kind)"])
+        }
+    }
+
+    /// A worker: answers `first`, then queued requests until none is left.
+    private func work(_ first: Job) {
+        var job = first
+        while true {
+            answer(job)
+            lock.lock()
+            // Requests from a session that has ended are dropped unanswered.
+            queue.removeAll { $0.connection !== port }
+            guard !queue.isEmpty else {
+                workers -= 1
+                lock.unlock()
+                return
+            }
+            job = queue.removeFirst()
+            lock.unlock()
+        }
+    }
+
+    private func answer(_ job: Job) {
+        let response = handler(job.payload)
+        guard response.count <= Frame.maxPayload else {
+            logger.error("control response too large", metadata: ["request": "\(job.id)", "bytes": "\(response.count)"])
+            refuse(job.id, "the response has \(response.count) bytes, over the \(Frame.maxPayload)-byte frame limit", on: job.connection)
+            return
+        }
+        do {
+            try job.connection.send(Frame(kind: .response, stream: job.id, payload: response))
+        } catch {
+            logger.debug("control response dropped: the session ended", metadata: ["request": "\(job.id)"])
         }
     }
 

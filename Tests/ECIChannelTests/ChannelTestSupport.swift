@@ -198,14 +198,16 @@ final class RawPeer: @unchecked Sendable {
         return nil
     }
 
-    /// Reads until end of file; true if it came (false on the read timeout).
+    /// Reads until end of file; true if it came (false on the read timeout). A reset counts
+    /// as the end: a unix socket closed with unread data resets its peer.
     func waitForEOF() -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            switch FDIO.read(fd, max: 65536) {
-            case .success(let bytes) where bytes.isEmpty: return true
-            case .success: continue
-            case .failure: return false
-            }
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { continue }
+            if n == 0 { return true }
+            if errno == EINTR { continue }
+            return errno == ECONNRESET
         }
     }
 }
