@@ -54,11 +54,12 @@ final class ChannelCondition: @unchecked Sendable {
 
 enum ChannelThread {
     /// Starts a detached thread. Stream threads spend their life blocked in read/write on one
-    /// connection, so a thread each is the simple, correct model; they are small (256 KiB stacks).
-    static func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
+    /// connection, so a thread each is the simple, correct model; they get small stacks
+    /// (`stackSize`), threads that run callers' code (control handlers) the system default.
+    static func spawn(_ name: String, stackSize: Int? = 512 * 1024, _ body: @escaping @Sendable () -> Void) {
         let thread = Thread(block: body)
         thread.name = name
-        thread.stackSize = 256 * 1024
+        if let stackSize { thread.stackSize = stackSize }
         thread.start()
     }
 }

@@ -165,7 +165,7 @@ public final class ControlServer: @unchecked Sendable {
             if workers < maxConcurrentRequests {
                 workers += 1
                 lock.unlock()
-                ChannelThread.spawn("eci-control-worker") { [self] in work(job) }
+                ChannelThread.spawn("eci-control-worker", stackSize: nil) { [self] in work(job) }
             } else if queue.count < maxQueuedRequests {
                 queue.append(job)
                 lock.unlock()

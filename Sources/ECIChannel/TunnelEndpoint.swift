@@ -78,6 +78,9 @@ public final class TunnelEndpoint: @unchecked Sendable {
     /// Streams currently open (still using a local fd).
     public var streamCount: Int { currentSession?.streamCount ?? 0 }
 
+    /// Per-stream state of the current session, for diagnosing a stuck stream.
+    public var debugState: String { currentSession?.debugState ?? "no session" }
+
     /// Whether a session is running.
     public var isConnected: Bool { currentSession != nil }
 

@@ -75,6 +75,16 @@ final class TunnelSession: @unchecked Sendable {
     var currentPeer: ChannelHello? { mutex.withLock { hellos.peer } }
     var hadFrames: Bool { mutex.withLock { receivedFrames } }
 
+    /// Per-stream state, for diagnosing a stuck stream.
+    var debugState: String {
+        mutex.withLock {
+            streams.keys.sorted().map { id -> String in
+                guard let s = streams[id] else { return "" }
+                return "\(id): credit \(table.sendCredit(id)) inbound \(s.inbound.map(\.count).reduce(0, +)) rwc \(s.remoteWriteClosed) lwc \(s.localWriteClosed) aborted \(s.aborted) threads \(s.threads)"
+            }.joined(separator: "\n") + "\noutbound \(outbound.count)"
+        }
+    }
+
     // MARK: The session
 
     /// Announces ourselves, then reads the port until it closes, fails or is interrupted. On
@@ -175,7 +185,11 @@ final class TunnelSession: @unchecked Sendable {
         if outcome.restarted {
             // The peer restarted and knows none of our streams.
             logger.info("tunnel peer restarted; resetting every stream", metadata: ["peer": "\(outcome.hello)", "streams": "\(streams.count)"])
-            _ = table.disconnect()
+            // Reset frames too: a stream we opened after the peer restarted but before its
+            // announcement arrived is known to the new peer, which must drop it as well.
+            for id in table.openStreams {
+                if let reset = table.reset(id, reason: "the peer restarted") { enqueueLocked([reset]) }
+            }
             for stream in streams.values { abortLocked(stream) }
         } else if outcome.answer {
             logger.info("tunnel peer connected", metadata: ["peer": "\(outcome.hello)", "port": "\(port.label)"])
@@ -294,7 +308,7 @@ final class TunnelSession: @unchecked Sendable {
         }
     }
 
-    /// Tunnel → local: writes received bytes in order, granting the peer credit for each chunk
+    /// Tunnel → local: writes received bytes in order, granting the peer credit for each batch
     /// once it is written (so the peer's window bounds what we hold), then passes on the
     /// peer's half-close.
     private func downlink(_ stream: TunnelStream) {
@@ -312,16 +326,23 @@ final class TunnelSession: @unchecked Sendable {
                 _ = shutdown(fd, Int32(SHUT_WR))
                 return
             }
-            let chunk = stream.inbound.removeFirst()
+            // Take everything queued at once: one write and one credit grant per batch, however
+            // small the peer's frames were.
+            let chunks = stream.inbound
+            stream.inbound = []
             let fd = stream.fd
             let socket = stream.isSocket
             mutex.unlock()
-            if let error = FDIO.writeAll(fd, chunk, socket: socket) {
-                localFailure(stream, "\(error)")
-                return
+            var written = 0
+            for chunk in chunks {
+                if let error = FDIO.writeAll(fd, chunk, socket: socket) {
+                    localFailure(stream, "\(error)")
+                    return
+                }
+                written += chunk.count
             }
             mutex.withLock {
-                if let credit = table.consumed(stream.id, chunk.count) { enqueueLocked([credit]) }
+                if let credit = table.consumed(stream.id, written) { enqueueLocked([credit]) }
             }
         }
     }

@@ -103,7 +103,11 @@ func echoRoundTrip(_ fd: Int32, _ data: [UInt8]) -> [UInt8] {
                 results.withLock { $0[n] = back.count == data.count && CRC32.checksum(back) == CRC32.checksum(data) }
             })
         }
-        for client in clients { #expect(client.wait(seconds: 25)) }
+        for client in clients {
+            let finished = client.wait(seconds: 25)
+            #expect(finished)
+            if !finished { print("HOST\n\(harness.host.debugState)\nGUEST\n\(harness.guest.debugState)") }
+        }
         #expect(results.current.count == 50)
         #expect(results.current.values.allSatisfy { $0 }, "every stream's bytes came back intact and in order")
         #expect(eventually { harness.host.streamCount == 0 && harness.guest.streamCount == 0 }, "finished streams are released")
@@ -328,5 +332,37 @@ func echoRoundTrip(_ fd: Int32, _ data: [UInt8]) -> [UInt8] {
         peer.send([Frame(kind: .open, stream: 2), Frame(kind: .data, stream: 2, payload: [4, 5]), Frame(kind: .closeWrite, stream: 2)])
         #expect(peer.next { $0.kind == .data && $0.stream == 2 }?.payload == [4, 5])
         close(peer.fd)
+    }
+
+    /// The guest agent restarting behind a host port that stays connected: its new
+    /// announcement makes the host close every client and reset the streams on the wire.
+    @Test func aGuestRestartClosesTheHostsClients() throws {
+        let host = TunnelEndpoint(role: .host, name: "test-host", logger: testLogger("host"))
+        let (hostEnd, guestEnd) = Sockets.pair()
+        let running = Background("host-run") { try? host.run(port: hostEnd) }
+        defer {
+            host.stop()
+            #expect(running.wait())
+            close(guestEnd)
+        }
+        let guest = RawPeer(fd: guestEnd)
+        guest.send([Frame(kind: .hello, stream: 0, payload: ChannelHello(name: "agent-1").payload)])
+        #expect(guest.next()?.kind == .hello)
+        #expect(eventually { host.peer?.name == "agent-1" })
+        let (client, hostSide) = Sockets.pair()
+        Sockets.setReadTimeout(client, seconds: 5)
+        let id = try host.attach(hostSide)
+        #expect(guest.next { $0.kind == .open }?.stream == id)
+        guest.send([Frame(kind: .data, stream: id, payload: [42])])
+        #expect(Sockets.read(client, count: 1) == [42])
+
+        guest.send([Frame(kind: .hello, stream: 0, payload: ChannelHello(name: "agent-2").payload)])
+        #expect(Sockets.readToEnd(client).isEmpty, "the client's connection is closed")
+        close(client)
+        #expect(guest.next { $0.kind == .reset }?.stream == id, "the stream is reset on the wire too")
+        #expect(eventually { host.streamCount == 0 && host.peer?.name == "agent-2" })
+        // Opens from the guest are refused: only the host opens streams.
+        guest.send([Frame(kind: .open, stream: 77)])
+        #expect(guest.next { $0.stream == 77 }?.kind == .reset)
     }
 }
