@@ -121,8 +121,16 @@ final class TunnelSession: @unchecked Sendable {
                 mutex.unlock()
                 break
             }
-            let batch = outbound
-            outbound = []
+            // Up to about 1 MiB per write: one syscall for many small frames, without
+            // encoding every stream's whole window into one buffer.
+            var count = 0
+            var bytes = 0
+            while count < outbound.count && (count == 0 || bytes < 1 << 20) {
+                bytes += outbound[count].payload.count + Frame.headerSize + Frame.trailerSize
+                count += 1
+            }
+            let batch = Array(outbound[0..<count])
+            outbound.removeFirst(count)
             mutex.unlock()
             do {
                 try port.send(batch)
