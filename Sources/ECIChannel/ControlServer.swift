@@ -1,0 +1,230 @@
+import ECICore
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The guest's end of the control port: answers each `request` frame (the stream field is the
+/// request id) with a `response` frame carrying the same id. Payloads are opaque bytes (JSON
+/// chosen by the callers). A request that cannot be answered (the response exceeds
+/// `Frame.maxPayload`, too many requests in flight) gets a `reset` frame with the same id and
+/// the reason, which the client raises as `.channelRefused`.
+///
+/// Like the tunnel's guest side it survives disconnects, reconnects and garbage: `serve`
+/// reopens the port after each session until `stop()`.
+///
+/// Threads: the caller's thread reads the port; up to `maxConcurrentRequests` worker threads
+/// run the handler, so a slow request does not stall the others or the reading. Requests
+/// beyond that wait in a queue (bounded: past `maxQueuedRequests` they are refused as busy).
+/// Locking: `lock` guards `port`, `stopped`, `workers`, `queue` and `hellos`; port writes
+/// happen outside it (`PortConnection` serialises them).
+public final class ControlServer: @unchecked Sendable {
+    /// Answers one request payload with a response payload. Runs on its own thread.
+    public typealias Handler = @Sendable (_ request: [UInt8]) -> [UInt8]
+
+    /// The hello this side announces.
+    public let hello: ChannelHello
+    private let handler: Handler
+    private let garbageLimit: Int
+    private let backoff: Duration
+    private let maxConcurrentRequests: Int
+    private let logger: Logger
+
+    private let lock = NSCondition()
+    private var port: PortConnection?
+    private var stopped = false
+    private var workers = 0
+    private var queue: [Job] = []
+    private let maxQueuedRequests = 256
+
+    /// A request waiting for a worker, with the session it came from.
+    private struct Job {
+        var id: UInt32
+        var payload: [UInt8]
+        var connection: PortConnection
+    }
+    private var hellos = HelloState()
+
+    /// - Parameters:
+    ///   - name: our name in the hello (e.g. "eci-agent").
+    ///   - garbageLimit: bytes without a valid frame after which the session is dropped.
+    ///   - backoff: the pause after a disconnect before `serve` reopens the port.
+    ///   - maxConcurrentRequests: requests handled at once; more wait their turn.
+    ///   - handler: turns a request payload into the response payload.
+    public init(
+        name: String, garbageLimit: Int = PortConnection.defaultGarbageLimit, backoff: Duration = .milliseconds(200),
+        maxConcurrentRequests: Int = 8, logger: Logger, handler: @escaping Handler
+    ) {
+        self.hello = ChannelHello(name: name)
+        self.handler = handler
+        self.garbageLimit = garbageLimit
+        self.backoff = backoff
+        self.maxConcurrentRequests = maxConcurrentRequests
+        self.logger = logger
+    }
+
+    /// The peer's hello in the current session, once received.
+    public var peer: ChannelHello? {
+        lock.lock()
+        defer { lock.unlock() }
+        return port == nil ? nil : hellos.peer
+    }
+
+    /// Opens the port, serves it, and after every disconnect waits `backoff` and opens it
+    /// again, until `stop()`. `openPort` returns a fresh fd each time (closed when the session
+    /// ends); when it throws, the wait grows up to ten times `backoff`.
+    public func serve(openPort: () throws -> Int32) {
+        var failures = 0
+        while !isStopped {
+            let fd: Int32
+            do {
+                fd = try openPort()
+                failures = 0
+            } catch {
+                failures += 1
+                if failures == 1 { logger.warning("cannot open the control port; retrying", metadata: ["error": "\(error)"]) }
+                pause(backoff * min(failures, 10))
+                continue
+            }
+            do {
+                try run(port: fd)
+            } catch {
+                logger.warning("control session dropped", metadata: ["error": "\(error)"])
+            }
+            pause(backoff)
+        }
+    }
+
+    /// Serves one session over `fd` (taking ownership of it) until the peer disconnects, the
+    /// port fails, the peer floods garbage, or `stop()`.
+    /// - Throws: `.channelProtocol` (garbage flood), `.system` (read failure),
+    ///   `.invalidState` if a session already runs. A plain disconnect returns normally.
+    public func run(port fd: Int32) throws {
+        let connection = try PortConnection(fd: fd, label: "control", garbageLimit: garbageLimit, logger: logger)
+        lock.lock()
+        if stopped || port != nil {
+            let running = port != nil
+            lock.unlock()
+            connection.close()
+            if running { throw ECIError(.invalidState, "the control server already runs a session") }
+            return
+        }
+        port = connection
+        hellos = HelloState()
+        lock.unlock()
+        defer {
+            lock.lock()
+            port = nil
+            lock.broadcast()
+            lock.unlock()
+            // Handlers still running find the port closed and drop their responses.
+            connection.close()
+        }
+        try? connection.send(hello.frame(answering: false))
+        while let frames = try connection.receive() {
+            for frame in frames { handle(frame, on: connection) }
+        }
+    }
+
+    /// Ends the current session and makes `serve` and `run` return; stays stopped.
+    public func stop() {
+        lock.lock()
+        stopped = true
+        let current = port
+        lock.broadcast()
+        lock.unlock()
+        current?.interrupt()
+    }
+
+    /// Ends the current session without stopping (`serve` reopens the port).
+    public func disconnect() {
+        lock.lock()
+        let current = port
+        lock.unlock()
+        current?.interrupt()
+    }
+
+    private func handle(_ frame: Frame, on connection: PortConnection) {
+        switch frame.kind {
+        case .hello:
+            lock.lock()
+            let outcome = hellos.receive(frame)
+            lock.unlock()
+            guard let outcome else { return }
+            if outcome.restarted {
+                logger.info("control peer restarted", metadata: ["peer": "\(outcome.hello)"])
+            } else if outcome.answer {
+                logger.info("control peer connected", metadata: ["peer": "\(outcome.hello)"])
+            }
+            if outcome.answer { try? connection.send(hello.frame(answering: true)) }
+        case .request:
+            let job = Job(id: frame.stream, payload: frame.payload, connection: connection)
+            lock.lock()
+            if workers < maxConcurrentRequests {
+                workers += 1
+                lock.unlock()
+                ChannelThread.spawn("eci-control-worker", stackSize: nil) { [self] in work(job) }
+            } else if queue.count < maxQueuedRequests {
+                queue.append(job)
+                lock.unlock()
+            } else {
+                lock.unlock()
+                refuse(job.id, "the control server is busy (\(maxQueuedRequests) requests queued)", on: connection)
+            }
+        default:
+            logger.debug("ignoring a non-control frame on the control port", metadata: ["kind": "\(frame.kind)"])
+        }
+    }
+
+    /// A worker: answers `first`, then queued requests until none is left.
+    private func work(_ first: Job) {
+        var job = first
+        while true {
+            answer(job)
+            lock.lock()
+            // Requests from a session that has ended are dropped unanswered.
+            queue.removeAll { $0.connection !== port }
+            guard !queue.isEmpty else {
+                workers -= 1
+                lock.unlock()
+                return
+            }
+            job = queue.removeFirst()
+            lock.unlock()
+        }
+    }
+
+    private func answer(_ job: Job) {
+        let response = handler(job.payload)
+        guard response.count <= Frame.maxPayload else {
+            logger.error("control response too large", metadata: ["request": "\(job.id)", "bytes": "\(response.count)"])
+            refuse(job.id, "the response has \(response.count) bytes, over the \(Frame.maxPayload)-byte frame limit", on: job.connection)
+            return
+        }
+        do {
+            try job.connection.send(Frame(kind: .response, stream: job.id, payload: response))
+        } catch {
+            logger.debug("control response dropped: the session ended", metadata: ["request": "\(job.id)"])
+        }
+    }
+
+    private func refuse(_ id: UInt32, _ reason: String, on connection: PortConnection) {
+        try? connection.send(Frame(kind: .reset, stream: id, payload: Array(reason.utf8)))
+    }
+
+    private var isStopped: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stopped
+    }
+
+    /// Sleeps up to `duration`, returning early on `stop()`.
+    private func pause(_ duration: Duration) {
+        let deadline = Date(timeIntervalSinceNow: duration.seconds)
+        lock.lock()
+        while !stopped && lock.wait(until: deadline) {}
+        lock.unlock()
+    }
+}
