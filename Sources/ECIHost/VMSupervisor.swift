@@ -52,9 +52,10 @@ public final class VMSupervisor: @unchecked Sendable {
         sigaddset(&signals, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         signal(SIGPIPE, SIG_IGN)
+        let waited = signals
         try DetachedThread.start { [self] in
             var caught: Int32 = 0
-            var set = signals
+            var set = waited
             while sigwait(&set, &caught) == 0 {
                 logger.info("signal: stopping the VM", metadata: ["signal": "\(caught)"])
                 requestStop()

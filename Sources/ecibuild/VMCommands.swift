@@ -102,8 +102,8 @@ struct RunCommand: ParsableCommand {
             let supervisor = VMSupervisor(launch: launch, logger: logger)
             supervisor.bootTimeout = .seconds(bootTimeout)
             try supervisor.run { state in
-                print("DOCKER_HOST=\(state.dockerHost)")
-                fflush(stdout)
+                // Unbuffered: a script reading our stdout sees the line at once.
+                FileHandle.standardOutput.write(Data("DOCKER_HOST=\(state.dockerHost)\n".utf8))
             }
         } catch let error as ValidationError {
             throw error
@@ -126,7 +126,7 @@ struct RunCommand: ParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
         process.arguments = arguments
-        FileManager.default.createFile(atPath: vm.supervisorLog, contents: nil)
+        _ = FileManager.default.createFile(atPath: vm.supervisorLog, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: vm.supervisorLog))
         log.seekToEndOfFile()
         process.standardOutput = log
