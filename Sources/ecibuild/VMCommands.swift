@@ -89,7 +89,10 @@ struct RunCommand: ParsableCommand {
             switch accel {
             case "kvm": accelerator = .kvm
             case "tcg": accelerator = .tcg
-            default: accelerator = Accelerator.detect().0
+            default:
+                let (detected, reason) = Accelerator.detect()
+                accelerator = detected
+                if !supervise { FileHandle.standardError.write(Data("ecibuild: \(reason)\n".utf8)) }
             }
             let cmdline = try FileSystem.readText(files.cmdline).trimmingCharacters(in: .whitespacesAndNewlines)
             var launch = QEMULaunch(
@@ -126,9 +129,10 @@ struct RunCommand: ParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
         process.arguments = arguments
-        _ = FileManager.default.createFile(atPath: vm.supervisorLog, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: vm.supervisorLog))
-        log.seekToEndOfFile()
+        // O_APPEND: QEMU writes to the same log, and neither may overwrite the other.
+        let logFD = open(vm.supervisorLog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard logFD >= 0 else { throw ECIError.system("open \(vm.supervisorLog)", errno: errno) }
+        let log = FileHandle(fileDescriptor: logFD, closeOnDealloc: true)
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
