@@ -62,6 +62,7 @@ let package = Package(
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
         .testTarget(name: "ECIImageTests", dependencies: ["ECIImage", "ECITestSupport"]),
         .testTarget(name: "ECIChannelTests", dependencies: ["ECIChannel"]),
+        .testTarget(name: "ECIHostTests", dependencies: ["ECIHost", "ECICore", "ECIOCI"]),
         .testTarget(name: "ECIAgentTests", dependencies: ["ECIAgent", "ECIIO", "ECIPolicy", "ECIOCI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ECICore", "ECIOCI", "ECIPolicy", "ECIAgent", "ECIHost", "ECIIO", "ECIChannel", "ECITestSupport"]),
     ],
