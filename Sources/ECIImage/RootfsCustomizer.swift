@@ -27,7 +27,8 @@ struct RootfsCustomizer {
         // The admin's engine settings. With the agent, it is only the base that eci-agent prepare
         // overrides at boot (runtime, sockets, entitlements); without it, it configures the runtime.
         if !spec.files.contains(where: { $0.path == "/etc/docker/daemon.json" }) {
-            let daemon = "{\n  \"runtimes\": { \"eci\": { \"path\": \"/usr/bin/eci-runc\" } },\n  \"default-runtime\": \"\(spec.defaultRuntime)\"\n}\n"
+            let defaultRuntime = spec.eciBinaries.contains("eci-agent") ? "" : ",\n  \"default-runtime\": \"\(spec.defaultRuntime)\""
+            let daemon = "{\n  \"runtimes\": { \"eci\": { \"path\": \"/usr/bin/eci-runc\" } }\(defaultRuntime)\n}\n"
             try install("/etc/docker/daemon.json", contents: daemon)
         }
         for (name, path) in binaries {

@@ -106,6 +106,74 @@ extension Integration {
             #expect(try manifest(out)["rootfsCache"] == m["rootfsCache"])
         }
 
+        /// `ecibuild run --detach`: the image boots under QEMU, the agent's filter serves the engine
+        /// on a host socket through the tunnel, `status` reports the probes and containers, `stop`
+        /// shuts the VM down; a malformed settings file passed at boot keeps the engine stopped
+        /// and `run` says why. (The full behaviour list is the VM end-to-end suite's.)
+        @Test func runServesTheFilteredEngineOnAHostSocket() throws {
+            try TestSupport.requireRoot()
+            let work = try TestSupport.temporaryDirectory("image-run")
+            let out = work + "/out"
+            let vm = work + "/vm"
+            defer {
+                _ = try? ecibuild(["stop", "--vm-dir", vm, "--timeout", "60"])
+                // Whatever happened, no QEMU of this test outlives it.
+                _ = try? TestSupport.sh("pkill -9 -f '\(vm)/' || true")
+                try? FileManager.default.removeItem(atPath: work)
+            }
+            let built = try ecibuild(["image", "-o", out, "--quiet"])
+            try #require(built.status == 0, "ecibuild image: \(built.stderr)")
+
+            let missing = try ecibuild(["run", "--detach", "--vm-dir", vm, work + "/nothing-here"])
+            #expect(missing.status != 0 && missing.stderr.contains("is not an ecibuild image output"), "\(missing.stderr)")
+
+            let run = try ecibuild(["run", "--detach", "--accel", "tcg", "--vm-dir", vm, out])
+            let console = (try? String(contentsOfFile: vm + "/console.log", encoding: .utf8)) ?? ""
+            try #require(run.status == 0, "ecibuild run: \(run.stderr)\nconsole tail:\n\(console.suffix(3000))")
+            let host = "unix://\(vm)/docker.sock"
+            #expect(run.stdout.split(separator: "\n").contains("DOCKER_HOST=\(host)"), "the DOCKER_HOST line: \(run.stdout)")
+            func docker(_ args: [String]) throws -> TestSupport.Output {
+                try TestSupport.run(["/usr/bin/docker"] + args, environment: ["DOCKER_HOST": host])
+            }
+            let rootfs = work + "/rootfs"
+            try TestSupport.makeBusyboxRootfs(at: rootfs)
+            try TestSupport.run(["/bin/tar", "-C", rootfs, "-cf", work + "/busybox.tar", "."])
+            let imported = try docker(["import", work + "/busybox.tar", "eci-busybox"])
+            try #require(imported.status == 0, "docker import through the tunnel: \(imported.stderr)")
+            for runtime in [[], ["--runtime=runc"]] {
+                let map = try docker(["run", "--rm"] + runtime + ["eci-busybox", "cat", "/proc/self/uid_map"])
+                let fields = map.stdout.split(whereSeparator: \.isWhitespace)
+                #expect(map.status == 0 && fields.count == 3 && fields[1] != "0", "\(runtime): \(map.stdout) \(map.stderr)")
+            }
+            let socket = try docker(["run", "--rm", "-v", "/var/run/docker.sock:/var/run/docker.sock", "eci-busybox", "true"])
+            #expect(socket.status != 0 && socket.stderr.contains("enhanced container isolation: docker socket mount denied"), "\(socket.stderr)")
+            #expect(try docker(["run", "-d", "--name", "sleeper", "eci-busybox", "sleep", "300"]).status == 0)
+
+            let status = try ecibuild(["status", "--vm-dir", vm, "--format", "json"])
+            let document = try JSONValue.parse(status.stdout)
+            #expect(document["phase"]?.stringValue == "ready" && document["dockerHost"]?.stringValue == host)
+            #expect(document["agent"]?["prepare"]?["ok"]?.boolValue == true, "\(status.stdout)")
+            #expect(document["agent"]?["prepare"]?["probes"]?.arrayValue?.count == 6)
+            let containers = document["agent"]?["containers"]?.arrayValue ?? []
+            #expect(containers.contains { $0["name"]?.stringValue == "/sleeper" && $0["idRange"]?.stringValue != nil }, "\(containers)")
+            let text = try ecibuild(["status", "--vm-dir", vm])
+            #expect(text.stdout.contains("probe overlay-over-idmapped-layers: ok"), "\(text.stdout)")
+
+            let stop = try ecibuild(["stop", "--vm-dir", vm])
+            #expect(stop.status == 0 && stop.stdout.contains("stopped"), "\(stop.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: vm + "/admin.sock") && !FileManager.default.fileExists(atPath: vm + "/docker.sock"))
+            let log = (try? String(contentsOfFile: vm + "/console.log", encoding: .utf8)) ?? ""
+            #expect(log.contains("Power down") || log.contains("reboot: Power"), "a clean poweroff: \(log.suffix(1500))")
+            #expect(!log.contains("Kernel panic") && !log.contains("Oops:"))
+            #expect(try ecibuild(["status", "--vm-dir", vm]).status != 0)
+
+            // Settings from the host at boot (fw_cfg), malformed: the engine never starts.
+            try #"{"enhancedContainerIsolation":{"dockerSocketMount":{"commandList":{"type":"sometimes"}}}}"#.write(toFile: work + "/bad-settings.json", atomically: true, encoding: .utf8)
+            let refused = try ecibuild(["run", "--detach", "--accel", "tcg", "--vm-dir", vm, "--settings", work + "/bad-settings.json", out])
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("the VM's engine stays stopped") && refused.stderr.contains("commandList.type"), "\(refused.stderr)")
+        }
+
         @Test func badInputIsAClearErrorAndLeavesTheOutputAlone() throws {
             try TestSupport.requireRoot()
             let work = try TestSupport.temporaryDirectory("image-bad")
@@ -120,7 +188,7 @@ extension Integration {
                 let path = work + "/spec.yaml"
                 try specText.write(toFile: path, atomically: true, encoding: .utf8)
                 try FileManager.default.createDirectory(atPath: work + "/files", withIntermediateDirectories: true)
-                for file in ["policy.json", "eci-boot-report.service"] {
+                for file in try FileManager.default.contentsOfDirectory(atPath: TestSupport.repositoryRoot + "/image/files") {
                     try? FileManager.default.copyItem(atPath: TestSupport.repositoryRoot + "/image/files/" + file, toPath: work + "/files/" + file)
                 }
                 let result = try ecibuild(["image", path, "-o", out, "--quiet"] + extra)
