@@ -79,6 +79,15 @@ extension Integration {
             #expect(created.isEmpty, "\(what): refused by the filter, so the engine must have created nothing: \(created)", sourceLocation: sourceLocation)
         }
 
+        /// A refusal by the filter while `left` containers exist.
+        static func expectRefusedWith(_ result: TestSupport.Output, _ message: String, _ what: String, _ d: DockerDaemon, left: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            #expect(result.status != 0, "\(what) was not refused", sourceLocation: sourceLocation)
+            #expect(result.stderr.contains("Error response from daemon: ") && result.stderr.contains(message),
+                    "\(what): expected \"\(message)\" in: \(result.stderr)", sourceLocation: sourceLocation)
+            let created = try d.docker(["ps", "-aq"]).stdout.split(separator: "\n")
+            #expect(created.count == left, "\(what): refused by the filter, so the engine must have created nothing: \(created)", sourceLocation: sourceLocation)
+        }
+
         /// Mounts of this process, less the host-network sandbox dockerd makes lazily.
         static func mounts(_ d: DockerDaemon) throws -> [String] {
             try TestSupport.mountPoints().filter { !$0.hasPrefix(d.root + "/exec/") }
@@ -250,6 +259,13 @@ extension Integration {
                     "images through the mounted socket must meet the command list (it is the container socket): \(answers)")
             let binds = try f.docker(["inspect", "-f", "{{json .HostConfig.Binds}}", "admitted"]).stdout
             #expect(binds.contains("\"\(f.containerSocket):/var/run/docker.sock\"") && !binds.contains(f.userSocket), "the stored bind: \(binds)")
+            // --volumes-from an admitted container hands its socket mount on: the image allow-list
+            // applies to the new container as if it named the socket itself.
+            try Self.expectRefusedWith(try f.docker(["run", "--rm", "--network", "none", "--volumes-from", "admitted", "eci-other", "true"]), denied, "--volumes-from a socket-mounting container, disallowed image", d, left: 1)
+            let inherited = try f.docker(["run", "--rm", "--network", "none", "--volumes-from", "admitted:ro", "eci-allowed:v1", "test", "-S", "/var/run/docker.sock"])
+            #expect(inherited.status == 0, "--volumes-from, admitted image: \(inherited.stderr)")
+            let unknown = try f.docker(["run", "--rm", "--network", "none", "--volumes-from", "no-such-container", "eci-other", "true"])
+            #expect(unknown.status != 0, "--volumes-from a missing container")
             #expect(try f.docker(["rm", "admitted"]).status == 0)
             let byTag = try f.docker(["run", "--rm", "--network", "none", "--mount", "type=bind,source=\(f.containerSocket),target=/s.sock", "eci-allowed:v1", "test", "-S", "/s.sock"])
             #expect(byTag.status == 0, "admitted under its other tag, --mount of the container socket: \(byTag.stderr)")
