@@ -45,11 +45,18 @@ public struct EngineAPIPolicy: Sendable {
         public var image: @Sendable (String) -> ImageFacts?
         /// Local images that may be admitted parents of a derived image.
         public var candidateBases: @Sendable () -> [ImageFacts]
+        /// The host sources of an existing container's mounts (what `--volumes-from` hands on);
+        /// nil if there is no such container (the default: `VolumesFrom` is then refused).
+        public var containerMountSources: @Sendable (String) -> [String]?
 
-        public init(resolve: @escaping @Sendable (String) -> [String], image: @escaping @Sendable (String) -> ImageFacts?, candidateBases: @escaping @Sendable () -> [ImageFacts]) {
+        public init(
+            resolve: @escaping @Sendable (String) -> [String], image: @escaping @Sendable (String) -> ImageFacts?, candidateBases: @escaping @Sendable () -> [ImageFacts],
+            containerMountSources: @escaping @Sendable (String) -> [String]? = { _ in nil }
+        ) {
             self.resolve = resolve
             self.image = image
             self.candidateBases = candidateBases
+            self.containerMountSources = containerMountSources
         }
     }
 
@@ -194,6 +201,16 @@ public struct EngineAPIPolicy: Sendable {
             }
             host.set("Mounts", .array(rewritten))
         }
+        // --volumes-from hands on every mount of the named containers, the socket among them:
+        // the new container's image must be admitted as if it named the socket itself.
+        for item in try host.array("VolumesFrom") ?? [] {
+            guard let text = item.stringValue else { throw ECIError(.invalidArgument, "HostConfig.VolumesFrom holds a non-string entry") }
+            let name = String(text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+            guard let sources = lookups.containerMountSources(name) else {
+                throw ECIError(.invalidArgument, "enhanced container isolation: --volumes-from \"\(name)\": no such container")
+            }
+            if sources.contains(where: { isSocket($0, lookups) }) { socketMount = true }
+        }
         if socketMount { try vetSocketMount(imageName: imageName, lookups) }
         config.set("HostConfig", host.value)
         return .forward(body: config.value)
@@ -202,12 +219,19 @@ public struct EngineAPIPolicy: Sendable {
     /// Refuses a restricted bind source; returns true when it is the engine socket (a socket
     /// mount, admitted by image later).
     func vetBindSource(_ source: String, _ lookups: Lookups) throws -> Bool {
+        if isSocket(source, lookups) { return true }
         let names = lookups.resolve(source)
         let mountable = sockets.filtered + [sockets.forContainers]
-        if !names.isEmpty, names.allSatisfy({ mountable.contains($0) }) { return true }
         let restrictedPaths = restricted.restrictedPaths + mountable + [sockets.raw]
         try restricted.check(source: source, names: names, restricted: restrictedPaths, containerID: "")
         return false
+    }
+
+    /// Whether a mount source is one of the filtered engine sockets.
+    func isSocket(_ source: String, _ lookups: Lookups) -> Bool {
+        let names = lookups.resolve(source)
+        let mountable = sockets.filtered + [sockets.forContainers]
+        return !names.isEmpty && names.allSatisfy { mountable.contains($0) }
     }
 
     func vetSocketMount(imageName: String, _ lookups: Lookups) throws {

@@ -18,7 +18,10 @@ struct EngineAPIPolicyTests {
             return [resolved]
         },
         image: { images[$0] },
-        candidateBases: { Array(images.values) })
+        candidateBases: { Array(images.values) },
+        containerMountSources: { containers[$0] })
+    /// Existing containers' mount sources: one mounts the (container-facing) socket.
+    static let containers: [String: [String]] = ["with-socket": ["/run/eci-api/docker.sock", "/srv/data"], "plain": ["/srv/data"]]
 
     func policy(_ origin: EngineAPIPolicy.Origin = .user, images: [String] = ["docker:cli"], commands: CommandList = CommandList(type: .deny, patterns: [])) -> EngineAPIPolicy {
         let settings = AdminSettings(socketMountImages: images.compactMap(ImageReference.init), socketMountAnyImage: false, allowDerivedImages: true, commandList: commands)
@@ -119,6 +122,22 @@ struct EngineAPIPolicyTests {
         var any = policy(images: [])
         any.settings.socketMountAnyImage = true
         #expect(forwarded(create(#"{"Image":"busybox","HostConfig":{"Binds":["/run/docker.sock:/s"]}}"#, any)) != nil)
+    }
+
+    @Test func volumesFromASocketMountingContainerNeedsAnAdmittedImage() throws {
+        // --volumes-from hands the socket on: the allow-list applies to the new container's image.
+        let denied = refusal(create(#"{"Image":"busybox","HostConfig":{"VolumesFrom":["with-socket:ro"]}}"#))
+        #expect(denied?.contains("docker socket mount denied for container with image \"docker.io/library/busybox\"") == true, "\(denied ?? "forwarded")")
+        #expect(refusal(create(#"{"Image":"busybox","hostconfig":{"volumesfrom":["plain","with-socket"]}}"#))?.contains("docker socket mount denied") == true)
+        #expect(forwarded(create(#"{"Image":"docker:cli","HostConfig":{"VolumesFrom":["with-socket"]}}"#)) != nil)
+        #expect(forwarded(create(#"{"Image":"busybox","HostConfig":{"VolumesFrom":["plain:rw"]}}"#)) != nil)
+        // A container the engine can't show is refused (no lookup: fail closed).
+        #expect(refusal(create(#"{"Image":"busybox","HostConfig":{"VolumesFrom":["missing"]}}"#))?.contains("no such container") == true)
+        #expect(refusal(create(#"{"Image":"busybox","HostConfig":{"VolumesFrom":[1]}}"#)) != nil)
+        let noLookup = EngineAPIPolicy.Lookups(resolve: { [$0] }, image: { Self.images[$0] }, candidateBases: { [] })
+        let decision = policy().decide(
+            method: "POST", path: "/containers/create", query: [], body: Array(#"{"Image":"busybox","HostConfig":{"VolumesFrom":["plain"]}}"#.utf8), lookups: noLookup)
+        #expect(refusal(decision) != nil, "the default lookup knows no container")
     }
 
     @Test func commandListAppliesToContainersOnly() {

@@ -10,7 +10,22 @@ public enum VMLookups {
         EngineAPIPolicy.Lookups(
             resolve: { resolve($0) },
             image: { image($0, engine: engine) },
-            candidateBases: { candidateBases(engine: engine, policy: policy) })
+            candidateBases: { candidateBases(engine: engine, policy: policy) },
+            containerMountSources: { containerMountSources($0, engine: engine) })
+    }
+
+    /// `GET /containers/{name}/json`: the sources of its mounts (binds and volumes alike). Only
+    /// names a container can have are asked (no `/`).
+    static func containerMountSources(_ name: String, engine: EngineClient) -> [String]? {
+        guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }), let response = try? engine.get("/containers/\(name)/json"), response.isSuccess,
+            let mounts = response.json?["Mounts"]?.arrayValue
+        else { return nil }
+        return mounts.compactMap { $0["Source"]?.stringValue }
+    }
+
+    /// A name the engine could hold (nothing that would change the request path).
+    static func isPlainName(_ name: String) -> Bool {
+        !name.isEmpty && name.allSatisfy({ $0.isLetter || $0.isNumber || "._-/:@".contains($0) }) && name.unicodeScalars.allSatisfy(\.isASCII)
     }
 
     /// The canonical path: symlinks and `..` resolved as far as the path exists, the rest
@@ -31,9 +46,7 @@ public enum VMLookups {
 
     /// `GET /images/{name}/json`. Names with characters a reference can't hold are not asked.
     static func image(_ name: String, engine: EngineClient) -> ImageFacts? {
-        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "._-/:@".contains($0) }), name.unicodeScalars.allSatisfy(\.isASCII) else {
-            return nil
-        }
+        guard isPlainName(name) else { return nil }
         guard let response = try? engine.get("/images/\(name)/json"), response.isSuccess, let json = response.json else { return nil }
         return facts(json)
     }

@@ -51,22 +51,7 @@ public final class AgentService: @unchecked Sendable {
         let configuration = try RuntimeConfiguration.load(path: nil, environment: [:])
         let restricted = FileSystem.exists(configuration.policyPath)
             ? try RestrictedMountPolicy.parse(try FileSystem.read(configuration.policyPath), source: configuration.policyPath) : .defaults
-        let engine = EngineClient(socketPath: paths.sockets.raw)
-        let lookups = VMLookups.make(engine: engine, policy: SocketMountPolicy(settings: settings))
-        try FileSystem.makeDirectories(parentDirectory(paths.sockets.forContainers), mode: 0o755)
-        let filters: [(EngineAPIPolicy.Origin, String, mode_t)] = [
-            (.user, paths.sockets.filtered[0], 0o660), (.container, paths.sockets.forContainers, 0o666),
-        ]
-        for (origin, socket, mode) in filters {
-            let policy = EngineAPIPolicy(origin: origin, settings: settings, restricted: restricted, sockets: paths.sockets)
-            let proxy = APIProxy(
-                configuration: .init(listenPath: socket, mode: mode, group: Self.dockerGroup, upstreamPath: paths.sockets.raw),
-                vetter: FilterVetter(policy: policy, lookups: lookups),
-                logger: logger)
-            try proxy.start()
-            proxies.append(proxy)
-            logger.info("engine API filter listening", metadata: ["socket": "\(socket)", "origin": "\(origin.rawValue)"])
-        }
+        proxies = try AgentFilters.start(sockets: paths.sockets, settings: settings, restricted: restricted, group: Self.dockerGroup, logger: logger)
     }
 
     static var dockerGroup: gid_t? {
