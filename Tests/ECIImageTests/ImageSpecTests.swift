@@ -26,8 +26,11 @@ import Testing
         #expect(spec.cmdline.contains("console=ttyS0"))
         #expect(spec.diskSize == 4 << 30 && spec.bootSize == 128 << 20)
         #expect(spec.outputs == [.raw, .qcow2, .kernel, .initrd, .cmdline])
-        #expect(spec.eciBinaries == ["eci-runc"])
+        #expect(spec.eciBinaries == ["eci-runc", "eci-agent"])
         #expect(spec.files.allSatisfy { $0.path.hasPrefix("/") })
+        // The engine is reachable only through the agent: its own socket unit never starts.
+        #expect(spec.maskServices == ["docker.socket"])
+        #expect(spec.enableServices.contains("eci-prepare.service") && spec.enableServices.contains("eci-agent.service"))
     }
 
     @Test func defaultsApplyToAnEmptyishSpec() throws {
