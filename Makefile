@@ -3,19 +3,20 @@ SWIFT ?= swift
 CONFIG ?= release
 # Binaries that go into the VM carry the Swift runtime with them.
 SWIFT_BUILD_FLAGS := -c $(CONFIG) $(if $(filter release,$(CONFIG)),--static-swift-stdlib)
-EXECUTABLES := eci-runc ecibuild eci-agent eci-test-helper
+EXECUTABLES := eci-runc ecibuild eci-agent eci-test-helper eci-e2e
 DEB_PACKAGES := runc docker.io containerd busybox-static libseccomp-dev libcap-dev libfuse3-dev fuse3 pkg-config iproute2 procps libc6-dev \
 	mmdebstrap e2fsprogs mtools syslinux syslinux-common qemu-system-x86 qemu-utils fdisk linux-source-6.1 flex bison bc xz-utils make gcc openssl \
 	arch-test gpg libdpkg-perl mount debian-archive-keyring
 
-.PHONY: all build test unit-test deps bench clean help image kernel-config-verify
+.PHONY: all build test unit-test e2e deps bench clean help image kernel-config-verify
 
 all: build
 
 help:
 	@echo "make            build every executable into ./bin ($(CONFIG))"
 	@echo "make deps       install the Debian packages the build and the tests need (idempotent)"
-	@echo "make test       build, then run every test (unit, host integration, image build + QEMU boot; as root)"
+	@echo "make test       build, then run every test (unit, host integration, image build + QEMU boot, the VM end-to-end tests; as root)"
+	@echo "make e2e        the VM end-to-end tests: build the image, boot it with ecibuild run, drive it with the docker CLI (as root)"
 	@echo "make image      build the ECI VM image into ./out (ecibuild image; as root)"
 	@echo "make kernel-config-verify  check kernel-config/ against Debian's linux-source"
 	@echo "make unit-test  only the pure unit tests (no root needed)"
@@ -30,6 +31,11 @@ build:
 
 test: build kernel-config-verify
 	$(SWIFT) test
+	$(MAKE) e2e
+
+# Per-case logs and the VM's console log are kept in .e2e-logs/.
+e2e: build
+	bin/eci-e2e --logs .e2e-logs
 
 image: build
 	bin/ecibuild image -o out

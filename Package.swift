@@ -55,6 +55,8 @@ let package = Package(
             name: "eci-agent", dependencies: ["ECIAgent", "ECICore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Test-only: drives the ID-range store from many processes at once (allocator stress tests).
         .executableTarget(name: "eci-test-helper", dependencies: ["ECIRuntime"]),
+        // Test-only: the VM end-to-end tests (make e2e), driving `ecibuild run` with the docker CLI.
+        .executableTarget(name: "eci-e2e", dependencies: ["ECITestSupport"]),
         // Test-only helpers: running programs, finding the built binaries, busybox root filesystems.
         .target(name: "ECITestSupport"),
         .testTarget(name: "ECIOCITests", dependencies: ["ECIOCI"]),

@@ -1,0 +1,189 @@
+import ECITestSupport
+import Foundation
+
+/// One end-to-end case: a name and a body that drives the VM through `E2EContext`.
+struct E2ECase: Sendable {
+    let name: String
+    let body: @Sendable (E2EContext) throws -> Void
+}
+
+/// What a case sees: the docker CLI on the host socket (every command and its output go to the
+/// case's own log), expectations that record failures and go on, and the fixtures.
+final class E2EContext: @unchecked Sendable {
+    let dockerHost: String
+    let fixtures: E2EFixtures
+    let work: String
+    private let log: FileHandle
+    private(set) var failures: [String] = []
+
+    init(dockerHost: String, fixtures: E2EFixtures, work: String, logPath: String) throws {
+        self.dockerHost = dockerHost
+        self.fixtures = fixtures
+        self.work = work
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+    }
+
+    deinit { try? log.close() }
+
+    func note(_ text: String) {
+        log.write(Data((text + "\n").utf8))
+    }
+
+    /// The real docker CLI against the VM, as a user would run it.
+    @discardableResult
+    func docker(_ args: [String], input: String? = nil, environment: [String: String] = [:]) throws -> TestSupport.Output {
+        let result = try TestSupport.run(["/usr/bin/docker"] + args, environment: ["DOCKER_HOST": dockerHost].merging(environment) { $1 }, input: input)
+        note("$ docker \(args.joined(separator: " "))\n[exit \(result.status)]\n\(result.stdout)\(result.stderr.isEmpty ? "" : "[stderr] " + result.stderr)")
+        return result
+    }
+
+    func expect(_ condition: Bool, _ message: @autoclosure () -> String) {
+        guard !condition else { return }
+        let text = message()
+        failures.append(text)
+        note("FAILED: \(text)")
+    }
+
+    /// A command that must be refused with `message` in its error.
+    func expectRefused(_ args: [String], _ message: String) throws {
+        let result = try docker(args)
+        expect(result.status != 0 && result.stderr.contains(message), "`docker \(args.joined(separator: " "))` must be refused with \"\(message)\"; got exit \(result.status): \(result.stderr.prefix(400))")
+    }
+
+    /// The container's uid_map base ("0 BASE 65536"), nil if the map is not a 65536-ID range.
+    static func mapBase(_ text: String) -> UInt64? {
+        let fields = text.split(whereSeparator: \.isWhitespace)
+        guard fields.count == 3, fields[0] == "0", fields[2] == "65536" else { return nil }
+        return UInt64(fields[1])
+    }
+}
+
+/// Boots the VM, runs the cases one by one (each with its own log), scans the console, always
+/// shuts the VM down (also on failure or Ctrl-C), and ends with `N passed, N failed`.
+final class E2EHarness: @unchecked Sendable {
+    let ecibuild: String
+    let imageDirectory: String
+    let work: String
+    let logs: String
+    var vmDirectory: String { work + "/vm" }
+    private let lock = NSLock()
+    private var vmStarted = false
+
+    init(ecibuild: String, imageDirectory: String, work: String, logs: String) {
+        self.ecibuild = ecibuild
+        self.imageDirectory = imageDirectory
+        self.work = work
+        self.logs = logs
+    }
+
+    func say(_ text: String) {
+        FileHandle.standardError.write(Data("e2e: \(text)\n".utf8))
+    }
+
+    /// Stops the VM if this run started it. Safe to call twice, from a signal thread too.
+    func stopVM() {
+        let started = lock.withLock { () -> Bool in
+            defer { vmStarted = false }
+            return vmStarted
+        }
+        guard started else { return }
+        say("stopping the VM")
+        let stop = try? TestSupport.run([ecibuild, "stop", "--vm-dir", vmDirectory, "--timeout", "90"])
+        if stop?.status != 0 { say("ecibuild stop: \(stop?.stderr ?? "did not run")") }
+        // Whatever happened, no QEMU of this run outlives it.
+        _ = try? TestSupport.sh("pkill -9 -f -- '-pidfile \(vmDirectory)/qemu.pid' || true")
+    }
+
+    /// SIGINT/SIGTERM stop the VM, then the run.
+    func handleSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let waited = set
+        Thread.detachNewThread { [self] in
+            var signals = waited
+            var caught: Int32 = 0
+            guard sigwait(&signals, &caught) == 0 else { return }
+            say("interrupted (signal \(caught))")
+            stopVM()
+            exit(130)
+        }
+    }
+
+    func run(cases: [E2ECase], fixtures: E2EFixtures, settings: String, only: String?) -> Int32 {
+        handleSignals()
+        defer { stopVM() }
+        say("booting \(imageDirectory) with ecibuild run --detach (console: \(vmDirectory)/console.log)")
+        let started = Date()
+        lock.withLock { vmStarted = true }
+        let boot: TestSupport.Output
+        do {
+            boot = try TestSupport.run([ecibuild, "run", "--detach", "--vm-dir", vmDirectory, "--settings", settings, imageDirectory])
+        } catch {
+            say("ecibuild run: \(error)")
+            print("0 passed, 1 failed")
+            return 1
+        }
+        guard boot.status == 0, let line = boot.stdout.split(separator: "\n").first(where: { $0.hasPrefix("DOCKER_HOST=") }) else {
+            say("the VM did not start: \(boot.stderr)")
+            copyConsole()
+            print("0 passed, 1 failed")
+            return 1
+        }
+        let dockerHost = String(line.dropFirst("DOCKER_HOST=".count))
+        say(String(format: "engine ready after %.0f s at %@", Date().timeIntervalSince(started), dockerHost))
+
+        var passed = 0
+        var failed: [String] = []
+        let selected = cases.filter { only == nil || $0.name.contains(only ?? "") }
+        for (index, testCase) in selected.enumerated() {
+            let logPath = String(format: "%@/%02d-%@.log", logs, index + 1, testCase.name)
+            let caseStart = Date()
+            var failures: [String]
+            do {
+                let context = try E2EContext(dockerHost: dockerHost, fixtures: fixtures, work: work, logPath: logPath)
+                do { try testCase.body(context) } catch { context.expect(false, "error: \(error)") }
+                failures = context.failures
+            } catch {
+                failures = ["can't start the case: \(error)"]
+            }
+            let seconds = Date().timeIntervalSince(caseStart)
+            if failures.isEmpty {
+                passed += 1
+                say(String(format: "PASS %@ (%.1f s)", testCase.name, seconds))
+            } else {
+                failed.append(testCase.name)
+                say(String(format: "FAIL %@ (%.1f s): %@ — log: %@", testCase.name, seconds, failures.first ?? "", logPath))
+            }
+        }
+        stopVM()
+        // The console, kept with the logs, must show no kernel trouble over the whole run.
+        let console = copyConsole()
+        // Kernel trouble only: a userspace crash in a container is that program's business.
+        let trouble = ["Kernel panic", "Oops:", "BUG:", "general protection fault", "Call Trace:"].filter { console.contains($0) }
+        if trouble.isEmpty {
+            passed += 1
+            say("PASS console-clean")
+        } else {
+            failed.append("console-clean")
+            say("FAIL console-clean: the console shows \(trouble.joined(separator: ", ")) — \(logs)/console.log")
+        }
+        if !failed.isEmpty { say("failed: \(failed.joined(separator: ", ")); logs in \(logs)") }
+        print("\(passed) passed, \(failed.count) failed")
+        return failed.isEmpty ? 0 : 1
+    }
+
+    @discardableResult
+    func copyConsole() -> String {
+        let console = (FileManager.default.contents(atPath: vmDirectory + "/console.log")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        try? console.write(toFile: logs + "/console.log", atomically: true, encoding: .utf8)
+        if let supervisor = FileManager.default.contents(atPath: vmDirectory + "/supervisor.log") {
+            FileManager.default.createFile(atPath: logs + "/supervisor.log", contents: supervisor)
+        }
+        return console
+    }
+}
