@@ -22,3 +22,22 @@ public func isWithin(_ path: String, _ directory: String) -> Bool {
 public func relativePath(_ path: String, under directory: String) -> String {
     path == directory ? "" : String(path.dropFirst(directory == "/" ? 1 : directory.count + 1))
 }
+
+/// The shortest path naming the same file lexically, as Go's `path.Clean` computes it (the
+/// engine cleans bind sources this way before using them): repeated slashes, `.` and `..`
+/// (also `..` after a component that does not exist) are resolved on the text alone.
+public func lexicallyClean(_ path: String) -> String {
+    let rooted = path.hasPrefix("/")
+    var parts: [Substring] = []
+    for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+        switch part {
+        case ".": continue
+        case "..":
+            if let last = parts.last, last != ".." { parts.removeLast() } else if !rooted { parts.append(part) }
+        default: parts.append(part)
+        }
+    }
+    let joined = parts.joined(separator: "/")
+    if rooted { return "/" + joined }
+    return joined.isEmpty ? "." : joined
+}

@@ -45,7 +45,7 @@ public struct CommandList: Sendable, Equatable {
         case ("GET", "events", _): return ["events", "system events"]
         case ("GET", "system", _): return ["system df"]
         case ("POST", "commit", _): return named("commit", "container", "commit")
-        case ("POST", "build", 1): return ["build", "builder build", "buildx build"]
+        case ("POST", "build", 1), ("POST", "grpc", _), ("POST", "session", _): return ["build", "builder build", "buildx build"]
         case ("POST", "build", _): return ["builder prune", "build prune"]
         case (_, "containers", _): return containerNames(m, p)
         case (_, "exec", _): return named("exec", "container", "exec")
@@ -66,7 +66,8 @@ public struct CommandList: Sendable, Equatable {
             default: break
             }
         }
-        let action = p.count > 2 ? p[2] : ""
+        // The action is the last segment: a legacy link name (`web/db`) holds a slash.
+        let action = p.count > 2 ? (p.last ?? "") : ""
         let table: [String: String] = [
             "json": "inspect", "start": "start", "stop": "stop", "restart": "restart", "kill": "kill", "exec": "exec", "attach": "attach",
             "logs": "logs", "top": "top", "stats": "stats", "wait": "wait", "pause": "pause", "unpause": "unpause", "rename": "rename",

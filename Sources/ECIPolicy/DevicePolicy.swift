@@ -24,8 +24,8 @@ public enum DevicePolicy {
         }
     }
 
-    /// Refuses VM devices requested one by one; cuts a privileged container's device list and
-    /// device cgroup down to the allowed set.
+    /// Refuses VM devices requested one by one; cuts a privileged container's device list down
+    /// to the allowed set; sets every container's device cgroup to deny all but the allowed set.
     public static func apply(to spec: inout OCISpec) throws {
         let devices = spec.document["linux"]?["devices"]?.arrayValue ?? []
         let privileged = allowsAllDevices(spec)
@@ -38,14 +38,14 @@ public enum DevicePolicy {
                 throw ECIError(.refused, "can't give the container the device \(path ?? "(no path)"): containers never get VM devices under ECI")
             }
         }
-        guard privileged || !devices.isEmpty else { return }
+        // Every container's device cgroup is ECI's, whatever the spec asked: an image can carry
+        // device nodes (the engine unpacks them as root), and a rule such as `b *:* rwm`
+        // (--device-cgroup-rule) would open the VM's disks through them.
         var linux = spec.document["linux"] ?? .object([])
-        linux.set("devices", .array(kept))
-        if privileged {
-            var resources = linux["resources"] ?? .object([])
-            resources.set("devices", .array(deviceRules()))
-            linux.set("resources", resources)
-        }
+        if privileged || !devices.isEmpty { linux.set("devices", .array(kept)) }
+        var resources = linux["resources"] ?? .object([])
+        resources.set("devices", .array(deviceRules()))
+        linux.set("resources", resources)
         spec.replaceLinux(linux)
     }
 

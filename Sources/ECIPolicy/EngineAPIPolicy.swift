@@ -97,7 +97,8 @@ public struct EngineAPIPolicy: Sendable {
         // The engine's ParseForm reads a form-encoded body as parameters, ahead of the query the
         // filter vetted (`networkmode=host` in a build's body). No docker client sends one.
         let mediaType = contentType?.split(separator: ";").first.map { String($0.filter { !$0.isWhitespace }).lowercased() }
-        if mediaType == "application/x-www-form-urlencoded" {
+        // Multipart bodies too: Go's FormValue parses them when a handler did not call ParseForm.
+        if mediaType == "application/x-www-form-urlencoded" || mediaType?.hasPrefix("multipart/") == true {
             return .refuse(status: 400, message: "enhanced container isolation: form-encoded request bodies are not accepted by the engine API filter")
         }
         let route = Route(method: method, path: path)
@@ -115,6 +116,13 @@ public struct EngineAPIPolicy: Sendable {
                     throw ECIError(.refused, "enhanced container isolation: docker build with --network=host is not allowed")
                 }
                 return .forward(body: nil)
+            }
+            if route.parts.count >= 3, route.parts[0] == "containers", route.parts.last == "archive" {
+                try vetArchive(container: route.parts[1..<(route.parts.count - 1)].joined(separator: "/"), lookups)
+                return .forward(body: nil)
+            }
+            if route.method == "POST", route.parts.count >= 3, route.parts[0] == "containers", route.parts.last == "checkpoints" {
+                throw ECIError(.refused, "enhanced container isolation: checkpoints are not supported (a restored container would bypass the isolated runtime)")
             }
             if route.method != "GET", route.method != "HEAD", route.parts.first == "plugins" {
                 throw ECIError(.refused, "enhanced container isolation: engine plugins can't be installed or changed (they run outside the isolated runtime)")
@@ -155,22 +163,38 @@ public struct EngineAPIPolicy: Sendable {
         // Every container runs in the isolated runtime, whatever --runtime said.
         host.set("Runtime", .string(runtime))
 
+        // Fields that reach past the container: VM devices by cgroup rule (an image can carry
+        // device nodes), a cgroup placed anywhere in the VM's tree, an OOM score that makes the
+        // VM kill the engine first, volume plugins.
+        if let rules = try host.array("DeviceCgroupRules"), !rules.isEmpty {
+            throw ECIError(.refused, "enhanced container isolation: device cgroup rules are not allowed (containers never get VM devices)")
+        }
+        if let parent = try host.string("CgroupParent"), !parent.isEmpty {
+            throw ECIError(.refused, "enhanced container isolation: --cgroup-parent is not allowed")
+        }
+        if let score = try host.member("OomScoreAdj"), (score.int64Value ?? 0) < 0 {
+            throw ECIError(.refused, "enhanced container isolation: a negative --oom-score-adj is not allowed (it would make the VM kill the engine first)")
+        }
+        if let driver = try host.string("VolumeDriver"), !driver.isEmpty, driver != "local" {
+            throw ECIError(.refused, "enhanced container isolation: volume driver \"\(driver)\" is not allowed; only the local driver is")
+        }
+
         var socketMount = false
         if let binds = try host.array("Binds") {
             var rewritten: [JSONValue] = []
             for bind in binds {
                 guard let text = bind.stringValue else { throw ECIError(.invalidArgument, "HostConfig.Binds holds a non-string entry") }
                 let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-                guard let source = parts.first, source.hasPrefix("/"), parts.count >= 2 else {
+                guard let raw = parts.first, raw.hasPrefix("/"), parts.count >= 2 else {
                     rewritten.append(bind)  // a named or anonymous volume: vetted when it was created
                     continue
                 }
-                if try vetBindSource(source, lookups) {
-                    socketMount = true
-                    rewritten.append(.string(([sockets.forContainers] + parts.dropFirst()).joined(separator: ":")))
-                } else {
-                    rewritten.append(bind)
-                }
+                // The engine cleans the path (Go's path.Clean) before using it: check, and forward,
+                // exactly that path, so `/missing/../etc` is judged as `/etc`.
+                let source = lexicallyClean(raw)
+                let checked = try vetBindSource(source, lookups) ? sockets.forContainers : source
+                if checked == sockets.forContainers { socketMount = true }
+                rewritten.append(.string(([checked] + parts.dropFirst()).joined(separator: ":")))
             }
             host.set("Binds", .array(rewritten))
         }
@@ -181,12 +205,15 @@ public struct EngineAPIPolicy: Sendable {
                 let type = try mount.string("Type") ?? ""
                 switch type {
                 case "bind":
-                    guard let source = try mount.string("Source"), source.hasPrefix("/") else {
+                    guard let raw = try mount.string("Source"), raw.hasPrefix("/") else {
                         throw ECIError(.invalidArgument, "a bind mount needs an absolute Source")
                     }
+                    let source = lexicallyClean(raw)
                     if try vetBindSource(source, lookups) {
                         socketMount = true
                         mount.set("Source", .string(sockets.forContainers))
+                    } else {
+                        mount.set("Source", .string(source))
                     }
                 case "volume":
                     if let options = try mount.object("VolumeOptions"), let driver = try options.object("DriverConfig") {
@@ -211,14 +238,18 @@ public struct EngineAPIPolicy: Sendable {
             }
             if sources.contains(where: { isSocket($0, lookups) }) { socketMount = true }
         }
-        if socketMount { try vetSocketMount(imageName: imageName, lookups) }
+        if socketMount, let admitted = try vetSocketMount(imageName: imageName, lookups) {
+            // Pin the image that was vetted: the name could be retagged before the engine resolves it.
+            config.set("Image", .string(admitted))
+        }
         config.set("HostConfig", host.value)
         return .forward(body: config.value)
     }
 
     /// Refuses a restricted bind source; returns true when it is the engine socket (a socket
     /// mount, admitted by image later).
-    func vetBindSource(_ source: String, _ lookups: Lookups) throws -> Bool {
+    func vetBindSource(_ raw: String, _ lookups: Lookups) throws -> Bool {
+        let source = lexicallyClean(raw)
         if isSocket(source, lookups) { return true }
         let names = lookups.resolve(source)
         let mountable = sockets.filtered + [sockets.forContainers]
@@ -229,13 +260,15 @@ public struct EngineAPIPolicy: Sendable {
 
     /// Whether a mount source is one of the filtered engine sockets.
     func isSocket(_ source: String, _ lookups: Lookups) -> Bool {
-        let names = lookups.resolve(source)
+        let names = lookups.resolve(lexicallyClean(source))
         let mountable = sockets.filtered + [sockets.forContainers]
         return !names.isEmpty && names.allSatisfy { mountable.contains($0) }
     }
 
-    func vetSocketMount(imageName: String, _ lookups: Lookups) throws {
-        guard !settings.socketMountAnyImage else { return }
+    /// Admits the image to mount the socket, or refuses. Returns the admitted image's ID (nil
+    /// when every image may mount it).
+    func vetSocketMount(imageName: String, _ lookups: Lookups) throws -> String? {
+        guard !settings.socketMountAnyImage else { return nil }
         let requested = ImageReference(imageName)
         let shown = requested?.name ?? imageName
         guard let requested, let facts = lookups.image(imageName) else {
@@ -245,6 +278,20 @@ public struct EngineAPIPolicy: Sendable {
         let bases = settings.allowDerivedImages && facts.repoDigests.isEmpty ? lookups.candidateBases() : []
         guard policy.admits(requested: requested, image: facts, bases: bases) else {
             throw ECIError(.refused, SocketMountPolicy.refusal(image: shown))
+        }
+        return facts.id
+    }
+
+    /// `docker cp` makes the engine mount the container's bind sources itself, as root, even
+    /// for a container that never started (the runtime never sees it): each source is checked
+    /// again now, in case a symlink on the way was changed since create.
+    func vetArchive(container: String, _ lookups: Lookups) throws {
+        guard !container.contains("/") else {
+            throw ECIError(.refused, "enhanced container isolation: name the container by its ID or name to copy files (not by a link name)")
+        }
+        guard let sources = lookups.containerMountSources(container) else { return }  // the engine answers 404
+        for source in sources where source.hasPrefix("/") {
+            _ = try vetBindSource(source, lookups)
         }
     }
 

@@ -13,10 +13,23 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
     public var restrictedPaths: [String]
     /// The engine's data root (dockerd's `--data-root`), itself restricted but for the exceptions.
     public var engineDataRoot: String
+    /// When set, the only places bind sources may come from (besides the engine's own files and
+    /// named volumes): an allow-list. Bind mounts are idmapped, so container root writes to
+    /// them as the VM's root; in the VM, any system directory (`/usr/local/bin`, `/etc/systemd`)
+    /// would be a way out, and a deny-list can't name them all. Nil: the deny-list alone (a
+    /// plain host running eci-runc, where the admin decides what is shared).
+    public var allowedBindRoots: [String]?
+    /// Paths a bind may name only literally, never through a symlink or a parent directory: the
+    /// container-facing engine socket, which the API filter puts in the specs of admitted
+    /// containers itself (a symlink swapped in later must not hand it to another container).
+    public var exactSources: [String] = []
+    /// Single files the engine itself binds into containers (`docker run --init`).
+    public var engineHelpers: [String] = ["/usr/bin/docker-init", "/usr/libexec/docker/docker-init"]
 
-    public init(restrictedPaths: [String], engineDataRoot: String) {
+    public init(restrictedPaths: [String], engineDataRoot: String, allowedBindRoots: [String]? = nil) {
         self.restrictedPaths = restrictedPaths
         self.engineDataRoot = engineDataRoot
+        self.allowedBindRoots = allowedBindRoots
     }
 
     /// The policy for a VM running Docker's engine with default paths, and ECI installed as the
@@ -30,15 +43,34 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
         ],
         engineDataRoot: "/var/lib/docker")
 
-    /// Reads a policy file: `{"restrictedPaths": [...], "engineDataRoot": "..."}`. Unknown keys
-    /// and relative paths are errors: a typo must never weaken the policy.
+    /// Reads a policy file: `{"restrictedPaths": [...], "engineDataRoot": "...",
+    /// "allowedBindRoots": [...]}` (the last optional). Unknown keys and relative paths are
+    /// errors: a typo must never weaken the policy.
     public static func parse(_ bytes: [UInt8], source: String) throws -> RestrictedMountPolicy {
         let document = try JSONValue.parse(bytes)
         guard case let .object(members) = document else { throw ECIError(.invalidArgument, "\(source): not a JSON object") }
         var paths: [String]?
         var dataRoot: String?
+        var allowed: [String]?
+        var exact: [String] = []
         for (key, value) in members {
             switch key {
+            case "exactSources":
+                guard let items = value.arrayValue else { throw ECIError(.invalidArgument, "\(source): exactSources must be an array") }
+                exact = try items.map { item in
+                    guard let path = item.stringValue, path.hasPrefix("/"), path != "/" else {
+                        throw ECIError(.invalidArgument, "\(source): exactSources holds \(item.serialized()), not an absolute path below /")
+                    }
+                    return lexicallyClean(path)
+                }
+            case "allowedBindRoots":
+                guard let items = value.arrayValue else { throw ECIError(.invalidArgument, "\(source): allowedBindRoots must be an array") }
+                allowed = try items.map { item in
+                    guard let path = item.stringValue, path.hasPrefix("/"), path != "/" else {
+                        throw ECIError(.invalidArgument, "\(source): allowedBindRoots holds \(item.serialized()), not an absolute path below /")
+                    }
+                    return lexicallyClean(path)
+                }
             case "restrictedPaths":
                 guard let items = value.arrayValue else { throw ECIError(.invalidArgument, "\(source): restrictedPaths must be an array") }
                 paths = try items.map { item in
@@ -56,7 +88,9 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
             }
         }
         guard let paths, let dataRoot else { throw ECIError(.invalidArgument, "\(source): restrictedPaths and engineDataRoot are required") }
-        return RestrictedMountPolicy(restrictedPaths: paths + [dataRoot], engineDataRoot: dataRoot)
+        var policy = RestrictedMountPolicy(restrictedPaths: paths + [dataRoot], engineDataRoot: dataRoot, allowedBindRoots: allowed)
+        policy.exactSources = exact
+        return policy
     }
 
     /// The engine's own files for container `id`: what dockerd binds into it.
@@ -79,7 +113,16 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
     public func check(source: String, names: [String], restricted: [String], containerID: String) throws {
         let exceptions = engineFiles(containerID: containerID)
         for name in names {
+            if let exact = exactSources.first(where: { isWithin(name, $0) || isWithin($0, name) }) {
+                guard name == exact, lexicallyClean(source) == exact else {
+                    throw ECIError(.refused, "can't mount \(source) because it's configured as a restricted host mount (\(exact) may only be named as it is)")
+                }
+                continue
+            }
             let excepted = isVolumeData(name) || exceptions.contains { isWithin(name, $0) }
+            if let allowedBindRoots, !excepted, !engineHelpers.contains(name), !allowedBindRoots.contains(where: { isWithin(name, $0) }) {
+                throw ECIError(.refused, "can't mount \(source) because it's configured as a restricted host mount (bind mounts may come only from \(allowedBindRoots.joined(separator: ", ")))")
+            }
             for path in restricted {
                 let inside = isWithin(name, path)
                 let contains = isWithin(path, name) && path != name

@@ -50,6 +50,11 @@ enum E2ECases {
             try c.expectRefused(["run", "--rm", "--mount", "type=bind,src=/var/lib/docker,dst=/x", tools, "true"], restricted)
             try c.expectRefused(["run", "--rm", "-v", "/run/eci/engine/docker.sock:/s", tools, "true"], restricted)
             try c.expectRefused(["run", "--rm", "-v", "/var/run/../../etc/eci:/x", tools, "true"], restricted)
+            // `..` after a missing directory is judged as the engine cleans it (here: /).
+            try c.expectRefused(["create", "-v", "/nonexistent/..:/host", tools, "true"], restricted)
+            // Bind mounts are idmapped (container root writes as VM root): only user-data roots.
+            try c.expectRefused(["run", "--rm", "-v", "/usr/local/bin:/x", tools, "true"], restricted)
+            try c.expectRefused(["run", "--rm", "--device-cgroup-rule", "b *:* rwm", tools, "true"], "device cgroup rules are not allowed")
             try c.expectRefused(["volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", "device=/etc/docker", "evil"], restricted)
             try c.expectRefused(["run", "--rm", "--mount", "type=volume,dst=/v,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/var/lib/docker", tools, "true"], restricted)
             let ordinary = try c.docker(["run", "--rm", "-v", "/srv/e2e-data:/data", tools, "sh", "-c", "echo ok > /data/f && cat /data/f"])

@@ -36,6 +36,13 @@ public enum EngineConfiguration {
         guard runtimes.isObject else { throw ECIError(.invalidArgument, "\(paths.baseDaemonConfig): runtimes must be an object") }
         runtimes.set(runtimeName, .object([("path", .string(paths.runtimeBinary))]))
         config.set("runtimes", runtimes)
+        // The containerd image store gives every local tag a registry-style digest (socket-mount
+        // admission relies on digests only a pull records); CDI injects OCI hooks from host files.
+        var features = config["features"] ?? .object([])
+        guard features.isObject else { throw ECIError(.invalidArgument, "\(paths.baseDaemonConfig): features must be an object") }
+        features.set("containerd-snapshotter", .bool(false))
+        features.set("cdi", .bool(false))
+        config.set("features", features)
         var builder = config["builder"] ?? .object([])
         guard builder.isObject else { throw ECIError(.invalidArgument, "\(paths.baseDaemonConfig): builder must be an object") }
         builder.set("entitlements", .object([("network-host", .bool(false)), ("security-insecure", .bool(false))]))

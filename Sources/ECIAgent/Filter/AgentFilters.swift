@@ -24,7 +24,9 @@ public enum AgentFilters {
             for (origin, socket, mode) in filters {
                 let policy = EngineAPIPolicy(origin: origin, settings: settings, restricted: restricted, sockets: sockets, runtime: runtime)
                 let proxy = APIProxy(
-                    configuration: .init(listenPath: socket, mode: mode, group: group, upstreamPath: sockets.raw),
+                    // Create and volume bodies are small; a cap keeps parsed JSON trees from
+                    // exhausting the agent's memory under many concurrent requests.
+                    configuration: .init(listenPath: socket, mode: mode, group: group, upstreamPath: sockets.raw, maximumVettedBodySize: 2 << 20, maximumConnections: 256),
                     vetter: FilterVetter(policy: policy, lookups: lookups),
                     logger: logger)
                 try proxy.start()

@@ -30,7 +30,8 @@ public enum VMLookups {
 
     /// The canonical path: symlinks and `..` resolved as far as the path exists, the rest
     /// appended (the engine creates a missing bind source as a directory).
-    static func resolve(_ path: String) -> [String] {
+    static func resolve(_ raw: String) -> [String] {
+        let path = lexicallyClean(raw)
         var existing = path
         var rest: [String] = []
         while true {
