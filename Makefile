@@ -20,7 +20,7 @@ help:
 	@echo "make image      build the ECI VM image into ./out (ecibuild image; as root)"
 	@echo "make kernel-config-verify  check kernel-config/ against Debian's linux-source"
 	@echo "make unit-test  only the pure unit tests (no root needed)"
-	@echo "make bench      side-by-side timings of eci against plain runc"
+	@echo "make bench      side-by-side timings of eci against plain runc, and of the ECI VM against plain (as root)"
 
 build:
 	$(SWIFT) build $(SWIFT_BUILD_FLAGS)

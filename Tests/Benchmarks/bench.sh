@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
 # make bench: side-by-side timings of ECI against the plain alternative, in one run.
 #   docker run --rm of busybox `true` through eci-runc and through plain runc, same dockerd.
+#   ecibuild image: cold build, warm rebuild, output sizes.
+#   VM boot to engine ready: the ECI image against the same image without ECI
+#   (Tests/Benchmarks/plain-image.yaml), same QEMU flags; and `ecibuild run --detach` / `stop`.
 # Prints medians and the ratio. Timings are reported, never asserted.
+# Environment: ECI_BENCH_RUNS (docker run pairs, 21), ECI_BENCH_IMAGE=0 (skip the image build),
+# ECI_BENCH_BOOT=0 (skip the boots), ECI_BENCH_BOOT_RUNS (boot pairs, 3), ECI_BENCH_ACCEL
+# (tcg or kvm; tcg), ECI_BENCH_BOOT_TIMEOUT (seconds per boot, 600).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 runs=${ECI_BENCH_RUNS:-21}
 work=$(mktemp -d /tmp/eci-bench-XXXXXX)
 dockerd_pid=""
+qemu_pid=""
+vm_dir=""
+# `ecibuild image` records its output as the default for `ecibuild run`: keep the bench's
+# temporary images out of the user's record.
+export XDG_STATE_HOME=$work/xdg-state
 
 cleanup() {
+  if [ -n "$qemu_pid" ]; then kill -9 "$qemu_pid" 2>/dev/null || true; wait "$qemu_pid" 2>/dev/null || true; fi
+  if [ -n "$vm_dir" ] && [ -S "$vm_dir/admin.sock" ]; then
+    ECI_VM_DIR=$vm_dir "$repo/bin/ecibuild" stop --timeout 30 >/dev/null 2>&1 || true
+    [ -f "$vm_dir/qemu.pid" ] && kill -9 "$(cat "$vm_dir/qemu.pid")" 2>/dev/null || true
+  fi
   if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
     DOCKER_HOST=unix://$work/docker.sock docker rm -f $(DOCKER_HOST=unix://$work/docker.sock docker ps -aq) >/dev/null 2>&1 || true
     kill "$dockerd_pid"; for _ in $(seq 80); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.25; done
@@ -64,4 +80,102 @@ if [ "${ECI_BENCH_IMAGE:-1}" = 1 ]; then
   for f in eci.raw eci.qcow2 eci-kernel eci-initrd.img; do
     printf '%-44s %10s\n' "size of $f (allocated / apparent)" "$(du -h "$img/out/$f" | cut -f1) / $(du -h --apparent-size "$img/out/$f" | cut -f1)"
   done
+fi
+
+# Boot to engine ready: the ECI image against the same image without ECI (no agent, no isolated
+# runtime, the package's docker.service and docker.socket; Tests/Benchmarks/plain-image.yaml),
+# each booted by QEMU with the same flags, timed from QEMU's start to the console line
+# "ECI: engine ready" (printed by eci-boot-report.service in both images); QEMU is then killed
+# (the disk is snapshot=on). Then `ecibuild run --detach` of the ECI image until it prints
+# DOCKER_HOST (boot, agent, host tunnel), and `ecibuild stop`. Set ECI_BENCH_BOOT=0 to skip.
+if [ "${ECI_BENCH_BOOT:-1}" = 1 ]; then
+  boot=$work/boot
+  boot_runs=${ECI_BENCH_BOOT_RUNS:-3}
+  accel=${ECI_BENCH_ACCEL:-tcg}
+  boot_timeout=${ECI_BENCH_BOOT_TIMEOUT:-600}
+  cpu=max; [ "$accel" = kvm ] && cpu=host
+  mkdir -p "$boot"
+  # Both specs share the root filesystem cache entry: reuse the image section's (warm), else the
+  # user's default cache.
+  cache=(); [ -d "$work/image/cache" ] && cache=(--cache-dir "$work/image/cache")
+  if [ -f "$work/image/out/manifest.json" ]; then
+    eci_image=$work/image/out
+  else
+    eci_image=$boot/eci
+    "$repo/bin/ecibuild" image -o "$eci_image" "${cache[@]}" --quiet >/dev/null
+  fi
+  plain_image=$boot/plain
+  "$repo/bin/ecibuild" image "$repo/Tests/Benchmarks/plain-image.yaml" -o "$plain_image" "${cache[@]}" --quiet >/dev/null
+
+  # One boot: appends the milliseconds to QEMU's start to "ECI: engine ready" to $2.ms, or
+  # reports a timeout. The console goes to $2.console.
+  boot_once() {
+    local image=$1 name=$2 log=$boot/$2.console cmdline s e now line
+    cmdline=$(cat "$image/eci-cmdline")
+    : > "$log"
+    s=$(date +%s%N)
+    qemu-system-x86_64 -machine q35 -accel "$accel" -cpu "$cpu" -smp 2 -m 2048 \
+      -nodefaults -no-user-config -display none -no-reboot \
+      -kernel "$image/eci-kernel" -initrd "$image/eci-initrd.img" -append "$cmdline" \
+      -drive "file=$image/eci.qcow2,format=qcow2,if=virtio,snapshot=on" -serial "file:$log" \
+      -netdev user,id=net0 -device virtio-net-pci,netdev=net0 -device virtio-rng-pci \
+      </dev/null >"$boot/$name.qemu.log" 2>&1 &
+    qemu_pid=$!
+    while :; do
+      if grep -q "ECI: engine ready" "$log"; then e=$(date +%s%N); break; fi
+      now=$(date +%s%N)
+      if ! kill -0 "$qemu_pid" 2>/dev/null || [ $(( (now - s) / 1000000000 )) -ge "$boot_timeout" ]; then e=""; break; fi
+      sleep 0.1
+    done
+    kill -9 "$qemu_pid" 2>/dev/null || true; wait "$qemu_pid" 2>/dev/null || true; qemu_pid=""
+    if [ -z "$e" ]; then
+      echo "bench: $name: no \"ECI: engine ready\" within ${boot_timeout}s (or QEMU exited); console tail:" >&2
+      tail -n 5 "$log" | tr -d '\r' >&2
+      return 0
+    fi
+    echo $(( (e - s) / 1000000 )) >> "$boot/$name.ms"
+    line=$(grep -a -m1 "ECI: engine ready" "$log" | tr -d '\r')
+    echo "$line" > "$boot/$name.ready"
+  }
+  : > "$boot/eci.ms"; : > "$boot/plain.ms"
+  # Alternate which goes first, so drift and cache warmth affect both equally.
+  for i in $(seq "$boot_runs"); do
+    if [ $((i % 2)) = 1 ]; then boot_once "$eci_image" eci; boot_once "$plain_image" plain
+    else boot_once "$plain_image" plain; boot_once "$eci_image" eci; fi
+  done
+  for name in eci plain; do
+    expected=$([ "$name" = eci ] && echo eci || echo runc)
+    if [ -f "$boot/$name.ready" ] && ! grep -q "default runtime $expected" "$boot/$name.ready"; then
+      echo "bench: the $name image reports \"$(sed 's/.*ECI: //' "$boot/$name.ready")\", expected default runtime $expected" >&2
+    fi
+  done
+  seconds() { [ -s "$1" ] && awk -v ms="$(median "$1")" 'BEGIN {printf "%.1fs", ms/1000}' || echo "timeout"; }
+  eci_s=$(seconds "$boot/eci.ms"); plain_s=$(seconds "$boot/plain.ms")
+  ratio=-; [ -s "$boot/eci.ms" ] && [ -s "$boot/plain.ms" ] && ratio=$(awk -v a="$(median "$boot/eci.ms")" -v b="$(median "$boot/plain.ms")" 'BEGIN {printf "%.2f", a/b}')
+  printf '\n%-44s %10s %10s %8s\n' "VM boot ($boot_runs runs each, median, $accel)" "eci" "plain" "ratio"
+  printf '%-44s %10s %10s %8s\n' "boot to engine ready (QEMU start to console)" "$eci_s" "$plain_s" "$ratio"
+
+  # `ecibuild run --detach`: the supervisor, QEMU with the agent's ports, boot, and the host
+  # tunnel; done when it prints DOCKER_HOST. Then one engine request through it, and stop.
+  vm_dir=$boot/vm
+  s=$(date +%s%N)
+  if out=$(ECI_VM_DIR=$vm_dir "$repo/bin/ecibuild" run --detach --accel "$accel" "$eci_image" 2>"$boot/run.log"); then
+    e=$(date +%s%N)
+    run_s=$(awk -v ms=$(( (e - s) / 1000000 )) 'BEGIN {printf "%.1fs", ms/1000}')
+    host=$(printf '%s\n' "$out" | sed -n 's/^DOCKER_HOST=//p')
+    runtime=$(DOCKER_HOST=$host docker info --format '{{.DefaultRuntime}}' 2>&1) || runtime="no answer: $runtime"
+    s=$(date +%s%N)
+    if ECI_VM_DIR=$vm_dir "$repo/bin/ecibuild" stop >"$boot/stop.log" 2>&1; then
+      e=$(date +%s%N); stop_s=$(awk -v ms=$(( (e - s) / 1000000 )) 'BEGIN {printf "%.1fs", ms/1000}')
+    else
+      stop_s=failed; cat "$boot/stop.log" >&2
+    fi
+  else
+    run_s=failed; stop_s=-; runtime=-
+    echo "bench: ecibuild run --detach failed:" >&2; tail -n 20 "$boot/run.log" >&2
+  fi
+  printf '%-44s %10s %10s %8s\n' "ecibuild run --detach to DOCKER_HOST" "$run_s" "-" "-"
+  printf '%-44s %10s %10s %8s\n' "ecibuild stop" "$stop_s" "-" "-"
+  printf '%-44s %10s\n' "engine default runtime via DOCKER_HOST" "$runtime"
+  vm_dir=""
 fi

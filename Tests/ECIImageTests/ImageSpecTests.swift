@@ -33,6 +33,29 @@ import Testing
         #expect(spec.enableServices.contains("eci-prepare.service") && spec.enableServices.contains("eci-agent.service"))
     }
 
+    /// `make bench` boots this beside the ECI image: it must share everything that decides the
+    /// cached root filesystem and the disk, and carry none of ECI's binaries or units.
+    @Test func theBenchmarkPlainSpecMatchesTheImageWithoutECI() throws {
+        let eci = try ImageSpec.load(TestSupport.repositoryRoot + "/image/eci.yaml")
+        let plain = try ImageSpec.load(TestSupport.repositoryRoot + "/Tests/Benchmarks/plain-image.yaml")
+        #expect(plain.suite == eci.suite && plain.mirror == eci.mirror && plain.variant == eci.variant)
+        #expect(plain.kernelPackage == eci.kernelPackage && plain.cmdline == eci.cmdline)
+        #expect(plain.packages.sorted() == eci.packages.sorted())
+        #expect(plain.diskSize == eci.diskSize && plain.bootSize == eci.bootSize)
+        #expect(RootfsCache(directory: "/c", spec: plain, sourceDateEpoch: nil).key == RootfsCache(directory: "/c", spec: eci, sourceDateEpoch: nil).key)
+        #expect(plain.eciBinaries.isEmpty)
+        #expect(plain.files.contains { $0.path == "/etc/docker/daemon.json" && $0.contents == "{}\n" })
+        #expect(!plain.enableServices.contains { $0.hasPrefix("eci-agent") || $0.hasPrefix("eci-prepare") })
+        #expect(plain.enableServices.contains("docker.socket") && plain.maskServices.isEmpty)
+        for file in plain.files {
+            if let source = file.source { #expect(FileSystem.exists(plain.directory + "/" + source), "\(source)") }
+        }
+    }
+
+    @Test func anEmptyBinaryListMeansNone() throws {
+        #expect(try parse("eci:\n  binaries: []\n").eciBinaries == [])
+    }
+
     @Test func defaultsApplyToAnEmptyishSpec() throws {
         let spec = try parse("suite: bookworm\n")
         #expect(spec.suite == "bookworm" && spec.variant == "minbase" && spec.defaultRuntime == "eci")
