@@ -120,7 +120,10 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
                 continue
             }
             let excepted = isVolumeData(name) || exceptions.contains { isWithin(name, $0) }
-            if let allowedBindRoots, !excepted, !engineHelpers.contains(name), !allowedBindRoots.contains(where: { isWithin(name, $0) }) {
+            // The engine's helper is named by the engine (`/usr/bin/docker-init`, a symlink to
+            // tini in Debian): judged by the name in the spec, a root-owned VM path.
+            let helper = engineHelpers.contains(name) || engineHelpers.contains(lexicallyClean(source))
+            if let allowedBindRoots, !excepted, !helper, !allowedBindRoots.contains(where: { isWithin(name, $0) }) {
                 throw ECIError(.refused, "can't mount \(source) because it's configured as a restricted host mount (bind mounts may come only from \(allowedBindRoots.joined(separator: ", ")))")
             }
             for path in restricted {

@@ -57,6 +57,7 @@ enum E2ECases {
             try c.expectRefused(["run", "--rm", "--device-cgroup-rule", "b *:* rwm", tools, "true"], "device cgroup rules are not allowed")
             try c.expectRefused(["volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", "device=/etc/docker", "evil"], restricted)
             try c.expectRefused(["run", "--rm", "--mount", "type=volume,dst=/v,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/var/lib/docker", tools, "true"], restricted)
+            c.expect(try c.docker(["run", "--rm", "--init", tools, "true"]).status == 0, "--init (the engine's own helper is bind-mounted) works")
             let ordinary = try c.docker(["run", "--rm", "-v", "/srv/e2e-data:/data", tools, "sh", "-c", "echo ok > /data/f && cat /data/f"])
             c.expect(ordinary.status == 0 && ordinary.stdout.contains("ok"), "an ordinary VM directory can be bind-mounted")
         },

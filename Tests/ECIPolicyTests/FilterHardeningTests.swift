@@ -86,6 +86,8 @@ struct FilterHardeningTests {
         try check("/var/lib/docker/volumes/v/_data", ["/var/lib/docker/volumes/v/_data"])
         try check("/var/lib/docker/containers/c1/hosts", ["/var/lib/docker/containers/c1/hosts"])
         try check("/usr/bin/docker-init", ["/usr/bin/docker-init"])
+        try check("/usr/bin/docker-init", ["/usr/bin/tini-static"])
+        #expect(throws: ECIError.self) { try check("/srv/x", ["/usr/bin/tini-static"]) }
         try check("/run/eci-api/docker.sock", ["/run/eci-api/docker.sock"])
         #expect(throws: ECIError.self) { try check("/srv/sock", ["/run/eci-api/docker.sock"]) }
         #expect(throws: ECIError.self) { try check("/run/eci-api", ["/run/eci-api"]) }
