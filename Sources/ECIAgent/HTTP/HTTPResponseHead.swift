@@ -121,7 +121,7 @@ extension HTTPResponseHead {
     /// `Connection: close`. A status outside 100...599 becomes 500.
     public static func errorResponse(status: Int, message: String) -> [UInt8] {
         let code = (100...599).contains(status) ? status : 500
-        let body = Array("{\"message\":\(jsonString(message))}\n".utf8)
+        let body = Array("{\"message\":\(LogDestination.jsonString(message))}\n".utf8)
         let head = HTTPResponseHead(
             status: code, reason: reasonPhrase(code),
             headers: [
@@ -130,27 +130,5 @@ extension HTTPResponseHead {
                 HTTPHeader(name: "Connection", value: "close"),
             ])
         return head.serialized() + body
-    }
-
-    /// `text` as a JSON string literal (quotes, backslashes and control characters escaped).
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }
