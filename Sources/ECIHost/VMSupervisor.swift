@@ -43,16 +43,8 @@ public final class VMSupervisor: @unchecked Sendable {
     /// the tunnel. Throws (after cleaning up) when the VM can't be booted or never gets ready.
     public func run(onReady: @Sendable (VMState) -> Void) throws {
         try prepareDirectory()
-        // SIGINT/SIGTERM mean "stop the VM cleanly"; handled by one thread with sigwait, so the
-        // mask is set before any thread exists (QEMU gets a clear mask from eci_spawn_bound).
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGTERM)
-        sigaddset(&signals, SIGHUP)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        let waited = Self.blockStopSignals()
         signal(SIGPIPE, SIG_IGN)
-        let waited = signals
         try DetachedThread.start { [self] in
             var caught: Int32 = 0
             var set = waited
@@ -78,6 +70,21 @@ public final class VMSupervisor: @unchecked Sendable {
         while !stopRequested, !qemuExited { lock.wait() }
         lock.unlock()
         shutdown()
+    }
+
+    /// SIGINT, SIGTERM and SIGHUP mean "stop the VM cleanly"; one thread takes them with
+    /// sigwait. Call this first thing in the process, before any thread exists (Foundation's
+    /// Process starts one): threads inherit the mask, and a thread without it would let the
+    /// default action kill the supervisor mid-run. QEMU gets a clear mask from eci_spawn_bound.
+    @discardableResult
+    public static func blockStopSignals() -> sigset_t {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        return signals
     }
 
     func prepareDirectory() throws {

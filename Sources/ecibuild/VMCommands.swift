@@ -79,6 +79,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        if !detach || supervise { VMSupervisor.blockStopSignals() }
         do {
             guard ["auto", "kvm", "tcg"].contains(accel) else { throw ValidationError("--accel must be kvm, tcg or auto") }
             let files = try resolvedImage()
@@ -147,6 +148,10 @@ struct RunCommand: ParsableCommand {
                     print("DOCKER_HOST=\(state.dockerHost)")
                     return
                 case .failed:
+                    // The supervisor is shutting the VM down: return once it is gone, so the
+                    // caller can fix the cause and run again straight away.
+                    let gone = Date().addingTimeInterval(150)
+                    while process.isRunning, Date() < gone { Thread.sleep(forTimeInterval: 0.25) }
                     throw ECIError(.delegateFailed, state.error ?? "the VM failed to start; see \(vm.supervisorLog)")
                 default: break
                 }

@@ -172,6 +172,31 @@ extension Integration {
             let refused = try ecibuild(["run", "--detach", "--accel", "tcg", "--vm-dir", vm, "--settings", work + "/bad-settings.json", out])
             #expect(refused.status != 0)
             #expect(refused.stderr.contains("the VM's engine stays stopped") && refused.stderr.contains("commandList.type"), "\(refused.stderr)")
+
+            // In the foreground, Ctrl-C (SIGINT) stops the VM cleanly.
+            let foreground = Process()
+            foreground.executableURL = URL(fileURLWithPath: try TestSupport.binary("ecibuild"))
+            foreground.arguments = ["run", "--accel", "tcg", "--vm-dir", vm, out]
+            let stdoutPath = work + "/foreground.out"
+            _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+            let output = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
+            foreground.standardOutput = output
+            foreground.standardError = FileHandle.nullDevice
+            foreground.standardInput = FileHandle.nullDevice
+            try foreground.run()
+            try output.close()
+            defer { if foreground.isRunning { kill(foreground.processIdentifier, SIGKILL) } }
+            let deadline = Date().addingTimeInterval(600)
+            func printed() -> String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+            while foreground.isRunning, Date() < deadline, !printed().contains("DOCKER_HOST=") { Thread.sleep(forTimeInterval: 1) }
+            try #require(printed().contains("DOCKER_HOST=\(host)"), "the foreground run printed \(printed())")
+            kill(foreground.processIdentifier, SIGINT)
+            let stopDeadline = Date().addingTimeInterval(120)
+            while foreground.isRunning, Date() < stopDeadline { Thread.sleep(forTimeInterval: 0.5) }
+            #expect(!foreground.isRunning, "ecibuild run stops on SIGINT")
+            let after = (try? String(contentsOfFile: vm + "/console.log", encoding: .utf8)) ?? ""
+            #expect(after.contains("reboot: Power down"), "a clean poweroff after SIGINT: \(after.suffix(1000))")
+            #expect(!FileManager.default.fileExists(atPath: vm + "/admin.sock") && !FileManager.default.fileExists(atPath: vm + "/state.json"))
         }
 
         @Test func badInputIsAClearErrorAndLeavesTheOutputAlone() throws {
