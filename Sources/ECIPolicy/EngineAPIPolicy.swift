@@ -48,15 +48,19 @@ public struct EngineAPIPolicy: Sendable {
         /// The host sources of an existing container's mounts (what `--volumes-from` hands on);
         /// nil if there is no such container (the default: `VolumesFrom` is then refused).
         public var containerMountSources: @Sendable (String) -> [String]?
+        /// The image ID a container was created from; nil if there is no such container.
+        public var containerImage: @Sendable (String) -> String?
 
         public init(
             resolve: @escaping @Sendable (String) -> [String], image: @escaping @Sendable (String) -> ImageFacts?, candidateBases: @escaping @Sendable () -> [ImageFacts],
-            containerMountSources: @escaping @Sendable (String) -> [String]? = { _ in nil }
+            containerMountSources: @escaping @Sendable (String) -> [String]? = { _ in nil },
+            containerImage: @escaping @Sendable (String) -> String? = { _ in nil }
         ) {
             self.resolve = resolve
             self.image = image
             self.candidateBases = candidateBases
             self.containerMountSources = containerMountSources
+            self.containerImage = containerImage
         }
     }
 
@@ -108,8 +112,15 @@ public struct EngineAPIPolicy: Sendable {
             if route.isContainerStart {
                 // API < 1.24 let `start` carry a HostConfig; the engine may still accept one
                 // (DOCKER_MIN_API_VERSION), and it would skip every check above.
-                guard let body, !isEmptyBody(body) else { return .forward(body: nil) }
-                throw ECIError(.refused, "enhanced container isolation: a host configuration on container start is not allowed; pass it at create")
+                if let body, !isEmptyBody(body) {
+                    throw ECIError(.refused, "enhanced container isolation: a host configuration on container start is not allowed; pass it at create")
+                }
+                try vetStart(container: route.parts[1], lookups)
+                return .forward(body: nil)
+            }
+            if route.method == "POST", route.parts.count == 3, route.parts[0] == "containers", route.parts[2] == "restart" {
+                try vetStart(container: route.parts[1], lookups)
+                return .forward(body: nil)
             }
             if route.method == "POST", route.parts.first == "build" || route.parts.first == "session" {
                 if query.contains(where: { $0.0 == "networkmode" && $0.1 == "host" }) {
@@ -280,6 +291,22 @@ public struct EngineAPIPolicy: Sendable {
             throw ECIError(.refused, SocketMountPolicy.refusal(image: shown))
         }
         return facts.id
+    }
+
+    /// A container that mounts the engine socket is admitted again each time a user starts it,
+    /// under the settings in force now (they may have changed since it was created).
+    func vetStart(container: String, _ lookups: Lookups) throws {
+        guard let sources = lookups.containerMountSources(container), sources.contains(where: { isSocket($0, lookups) }) else { return }
+        guard !settings.socketMountAnyImage else { return }
+        guard let id = lookups.containerImage(container), let facts = lookups.image(id) else {
+            throw ECIError(.refused, SocketMountPolicy.refusal(image: container))
+        }
+        let policy = SocketMountPolicy(settings: settings)
+        let bases = settings.allowDerivedImages && facts.repoDigests.isEmpty ? lookups.candidateBases() : []
+        guard policy.admits(requested: nil, image: facts, bases: bases) else {
+            let shown = facts.repoTags.first.flatMap(ImageReference.init)?.name ?? facts.id
+            throw ECIError(.refused, SocketMountPolicy.refusal(image: shown))
+        }
     }
 
     /// `docker cp` makes the engine mount the container's bind sources itself, as root, even

@@ -38,9 +38,15 @@ public struct SocketMountPolicy: Sendable, Equatable {
 
     /// Whether the list admits `image`, which the container names `requested`. `bases` are the
     /// other local images that may be admitted parents (for derived images).
-    public func admits(requested: ImageReference, image: ImageFacts, bases: [ImageFacts]) -> Bool {
+    /// With `requested` nil (a container that exists: its image is known by ID), the image's
+    /// own tags stand for the name.
+    public func admits(requested: ImageReference?, image: ImageFacts, bases: [ImageFacts]) -> Bool {
         if settings.socketMountAnyImage { return true }
-        if admitsDirectly(requested: requested, image: image) { return true }
+        if let requested {
+            if admitsDirectly(requested: requested, image: image) { return true }
+        } else if admitsOwnName(image) {
+            return true
+        }
         guard settings.allowDerivedImages, image.repoDigests.isEmpty else { return false }
         return bases.contains { base in
             base.id != image.id && base.layers.count < image.layers.count

@@ -21,6 +21,15 @@ struct FilterHardeningTests {
             switch name {
             case "tricked": return ["/srv/link/eci", "/var/lib/docker/volumes/v/_data"]
             case "fine": return ["/srv/data", "/var/lib/docker/volumes/v/_data", "/run/eci-api/docker.sock"]
+            case "was-admitted": return ["/run/eci-api/docker.sock"]
+            case "plain": return ["/srv/data"]
+            default: return nil
+            }
+        },
+        containerImage: { name in
+            switch name {
+            case "fine": return "admitted:1"
+            case "was-admitted": return "sha256:" + String(repeating: "b", count: 64)
             default: return nil
             }
         })
@@ -123,6 +132,15 @@ struct FilterHardeningTests {
         }
         #expect(body["Image"]?.stringValue == "sha256:" + String(repeating: "a", count: 64))
         #expect(body["HostConfig"]?["Binds"]?.arrayValue?.first?.stringValue == "/run/eci-api/docker.sock:/var/run/docker.sock")
+    }
+
+    @Test func aSocketMountIsAdmittedAgainAtEachStart() {
+        // "fine" runs the admitted image; "was-admitted" an image the settings no longer admit.
+        #expect(refused(decide("POST", "/v1.45/containers/fine/start")) == nil)
+        #expect(refused(decide("POST", "/containers/was-admitted/start"))?.contains("docker socket mount denied") == true)
+        #expect(refused(decide("POST", "/containers/was-admitted/restart"))?.contains("docker socket mount denied") == true)
+        #expect(refused(decide("POST", "/containers/plain/start")) == nil)
+        #expect(refused(decide("POST", "/containers/unknown/start")) == nil)
     }
 
     @Test func commandNamesCoverLinkNamesAndBuildKit() {

@@ -11,7 +11,8 @@ public enum VMLookups {
             resolve: { resolve($0) },
             image: { image($0, engine: engine) },
             candidateBases: { candidateBases(engine: engine, policy: policy) },
-            containerMountSources: { containerMountSources($0, engine: engine) })
+            containerMountSources: { containerMountSources($0, engine: engine) },
+            containerImage: { containerImage($0, engine: engine) })
     }
 
     /// `GET /containers/{name}/json`: the sources of its mounts (binds and volumes alike). Only
@@ -21,6 +22,14 @@ public enum VMLookups {
             let mounts = response.json?["Mounts"]?.arrayValue
         else { return nil }
         return mounts.compactMap { $0["Source"]?.stringValue }
+    }
+
+    /// `GET /containers/{name}/json`: the ID of the image it was created from.
+    static func containerImage(_ name: String, engine: EngineClient) -> String? {
+        guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }),
+            let response = try? engine.get("/containers/\(name)/json"), response.isSuccess
+        else { return nil }
+        return response.json?["Image"]?.stringValue
     }
 
     /// A name the engine could hold (nothing that would change the request path).
