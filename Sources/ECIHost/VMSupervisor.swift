@@ -219,10 +219,15 @@ public final class VMSupervisor: @unchecked Sendable {
     // MARK: Status and stop
 
     func agentStatus(timeout: Duration) -> JSONValue? {
+        agentRequest("status", timeout: timeout)
+    }
+
+    /// One control request to the agent (`status`, `settings`); nil when it does not answer.
+    func agentRequest(_ op: String, timeout: Duration) -> JSONValue? {
         lock.lock()
         let control = self.control
         lock.unlock()
-        guard let control, let reply = try? control.request(Array(#"{"op":"status"}"#.utf8), timeout: timeout) else { return nil }
+        guard let control, let reply = try? control.request(Array("{\"op\":\"\(op)\"}".utf8), timeout: timeout) else { return nil }
         return try? JSONValue.parse(reply)
     }
 
@@ -237,6 +242,7 @@ public final class VMSupervisor: @unchecked Sendable {
         ]
         if let error = record.error { members.append(("error", .string(error))) }
         members.append(("agent", agentStatus(timeout: .seconds(5)) ?? .null))
+        members.append(("settings", agentRequest("settings", timeout: .seconds(5)) ?? .null))
         return .object(members)
     }
 

@@ -126,6 +126,16 @@ enum E2ECases {
             let events = try c.docker(["events", "--since", since, "--until", String(Int(Date().timeIntervalSince1970) + 1), "--filter", "container=svc"])
             c.expect(events.stdout.contains(" start ") && events.stdout.contains(" destroy "), "events of svc: \(events.stdout.prefix(300))")
         },
+        E2ECase(name: "status-reports-probes-settings-and-ranges") { c in
+            try c.docker(["run", "-d", "--name", "watched", tools, "sleep", "300"])
+            let status = try c.status()
+            c.expect(status.contains("\"phase\":\"ready\""), "the VM is ready")
+            c.expect(status.contains("\"name\":\"overlay-over-idmapped-layers\",\"ok\":true") || status.contains("overlay-over-idmapped-layers"), "probe results")
+            c.expect(status.contains("\"origin\":\"host\""), "the settings came from the host (fw_cfg)")
+            c.expect(status.contains(c.fixtures.toolsID), "the allow-list in force names the tools image")
+            c.expect(status.contains("\"name\":\"/watched\"") && status.contains("\"idRange\":\""), "the running container and its ID range")
+            try c.docker(["rm", "-f", "watched"])
+        },
         E2ECase(name: "engine-unreachable-from-containers") { c in
             let probe = try c.docker(["run", "--rm", tools, "sh", "-c",
                 "gw=$(ip route | awk '/default/ {print $3}'); echo gateway=$gw; for p in 2375 2376; do nc -w 3 $gw $p </dev/null && echo OPEN-$p; done; ls /run/eci /run/docker.sock /var/run/docker.sock 2>&1; echo done"])

@@ -13,11 +13,16 @@ final class E2EContext: @unchecked Sendable {
     let dockerHost: String
     let fixtures: E2EFixtures
     let work: String
+    /// `ecibuild` and the VM's directory, for `status`.
+    let ecibuild: String
+    let vmDirectory: String
     private let log: FileHandle
     private(set) var failures: [String] = []
 
-    init(dockerHost: String, fixtures: E2EFixtures, work: String, logPath: String) throws {
+    init(dockerHost: String, fixtures: E2EFixtures, work: String, ecibuild: String, vmDirectory: String, logPath: String) throws {
         self.dockerHost = dockerHost
+        self.ecibuild = ecibuild
+        self.vmDirectory = vmDirectory
         self.fixtures = fixtures
         self.work = work
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -36,6 +41,13 @@ final class E2EContext: @unchecked Sendable {
         let result = try TestSupport.run(["/usr/bin/docker"] + args, environment: ["DOCKER_HOST": dockerHost].merging(environment) { $1 }, input: input)
         note("$ docker \(args.joined(separator: " "))\n[exit \(result.status)]\n\(result.stdout)\(result.stderr.isEmpty ? "" : "[stderr] " + result.stderr)")
         return result
+    }
+
+    /// `ecibuild status --format json` of the VM under test.
+    func status() throws -> String {
+        let result = try TestSupport.run([ecibuild, "status", "--vm-dir", vmDirectory, "--format", "json"])
+        note("$ ecibuild status --format json\n[exit \(result.status)]\n\(result.stdout)\(result.stderr)")
+        return result.stdout
     }
 
     func expect(_ condition: Bool, _ message: @autoclosure () -> String) {
@@ -145,7 +157,7 @@ final class E2EHarness: @unchecked Sendable {
             let caseStart = Date()
             var failures: [String]
             do {
-                let context = try E2EContext(dockerHost: dockerHost, fixtures: fixtures, work: work, logPath: logPath)
+                let context = try E2EContext(dockerHost: dockerHost, fixtures: fixtures, work: work, ecibuild: ecibuild, vmDirectory: vmDirectory, logPath: logPath)
                 do { try testCase.body(context) } catch { context.expect(false, "error: \(error)") }
                 failures = context.failures
             } catch {

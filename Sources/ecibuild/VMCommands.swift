@@ -216,6 +216,11 @@ enum StatusText {
             return lines.joined(separator: "\n")
         }
         lines.append("agent:       \(agent["agent"]?.stringValue ?? "?"), engine \(agent["engine"]?["state"]?.stringValue ?? "?")")
+        if let settings = status["settings"], settings["origin"] != nil {
+            let images = settings["socketMountImages"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let commands = settings["commandList"]?["commands"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            lines.append("settings:    from \(settings["origin"]?.stringValue ?? "?"); socket mounts: \(images.isEmpty ? "none" : images.joined(separator: ", ")); command list: \(settings["commandList"]?["type"]?.stringValue ?? "deny") [\(commands.joined(separator: ", "))]")
+        }
         for probe in agent["prepare"]?["probes"]?.arrayValue ?? [] {
             lines.append("  probe \(probe["name"]?.stringValue ?? "?"): \(probe["ok"]?.boolValue == true ? "ok" : "FAILED: " + (probe["detail"]?.stringValue ?? ""))")
         }

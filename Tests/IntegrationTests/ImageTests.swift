@@ -154,10 +154,12 @@ extension Integration {
             #expect(document["phase"]?.stringValue == "ready" && document["dockerHost"]?.stringValue == host)
             #expect(document["agent"]?["prepare"]?["ok"]?.boolValue == true, "\(status.stdout)")
             #expect(document["agent"]?["prepare"]?["probes"]?.arrayValue?.count == 6)
+            #expect(document["settings"]?["origin"]?.stringValue == "defaults", "the settings in force: \(status.stdout)")
             let containers = document["agent"]?["containers"]?.arrayValue ?? []
             #expect(containers.contains { $0["name"]?.stringValue == "/sleeper" && $0["idRange"]?.stringValue != nil }, "\(containers)")
             let text = try ecibuild(["status", "--vm-dir", vm])
             #expect(text.stdout.contains("probe overlay-over-idmapped-layers: ok"), "\(text.stdout)")
+            #expect(text.stdout.contains("settings:    from defaults; socket mounts: none"), "\(text.stdout)")
 
             let stop = try ecibuild(["stop", "--vm-dir", vm])
             #expect(stop.status == 0 && stop.stdout.contains("stopped"), "\(stop.stderr)")
