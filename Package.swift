@@ -31,7 +31,7 @@ let package = Package(
             name: "ECIRuntime",
             dependencies: ["CShim", "ECICore", "ECIOCI", "ECIPolicy", .product(name: "Logging", package: "swift-log")]
         ),
-        // Blocking I/O for threads: unix stream sockets with one owner, detached POSIX threads.
+        // Blocking I/O: unix stream sockets with one owner, detached POSIX threads, host tools.
         .target(name: "ECIIO", dependencies: ["ECICore"]),
         // Host<->guest channel over virtio-serial ports: frames, resync after garbage, streams
         // with flow control and half-close (pure), and the endpoints that move them over a port
@@ -46,7 +46,7 @@ let package = Package(
         // The host side of `ecibuild run`: QEMU, the VM's state directory, the host docker socket.
         .target(name: "ECIHost", dependencies: ["CShim", "ECICore", "ECIIO", "ECIOCI", "ECIChannel", .product(name: "Logging", package: "swift-log")]),
         // The image builder: spec, kernel-config check, rootfs, disk writer, manifest.
-        .target(name: "ECIImage", dependencies: ["ECICore", .product(name: "Yams", package: "Yams")]),
+        .target(name: "ECIImage", dependencies: ["ECICore", "ECIIO", .product(name: "Yams", package: "Yams")]),
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),
         .executableTarget(
             name: "ecibuild",

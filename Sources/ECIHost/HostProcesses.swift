@@ -39,29 +39,8 @@ struct DiskOverlay {
             unlink(vm.disk)
         }
         let backing = try FileSystem.realPath(image.disk)
-        let result = try ExternalProgram.run(["/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing, vm.disk])
-        guard result.status == 0 else { throw ECIError(.delegateFailed, "qemu-img create failed: \(result.output)") }
+        try ExternalCommand.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing, vm.disk], what: "make the VM's disk overlay")
         try FileSystem.writeAtomically(vm.diskOrigin, text: origin + "\n", mode: 0o644)
-    }
-}
-
-/// A short-lived helper program (qemu-img), run to completion with its output captured.
-enum ExternalProgram {
-    static func run(_ argv: [String]) throws -> (status: Int32, output: String) {
-        guard let path = argv.first, FileSystem.exists(path) else {
-            throw ECIError(.notFound, "\(argv.first ?? "?") is not installed (Debian: apt-get install qemu-utils)")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = Array(argv.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }
 

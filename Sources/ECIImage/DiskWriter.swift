@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 import Foundation
 
 /// Writes the bootable disk into one file: an MBR (syslinux's boot code), a FAT32 boot

@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 import Foundation
 
 /// `ecibuild image`: the ECI VM disk from a spec. Stages:

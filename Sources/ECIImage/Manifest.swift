@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 import Foundation
 
 /// `manifest.json`: what went into the image and what came out, so a build can be audited and

@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 import Foundation
 
 /// The mmdebstrap result, cached by every input that determines it (suite, mirror, variant,

@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 import Foundation
 
 /// The kernel a root filesystem carries, as ECI needs to know it.

@@ -45,22 +45,31 @@ public struct EngineAPIPolicy: Sendable {
         public var image: @Sendable (String) -> ImageFacts?
         /// Local images that may be admitted parents of a derived image.
         public var candidateBases: @Sendable () -> [ImageFacts]
-        /// The host sources of an existing container's mounts (what `--volumes-from` hands on);
-        /// nil if there is no such container (the default: `VolumesFrom` is then refused).
-        public var containerMountSources: @Sendable (String) -> [String]?
-        /// The image ID a container was created from; nil if there is no such container.
-        public var containerImage: @Sendable (String) -> String?
+        /// An existing container (one inspection); nil if there is no such container (the
+        /// default: `VolumesFrom` is then refused).
+        public var container: @Sendable (String) -> ContainerFacts?
 
         public init(
             resolve: @escaping @Sendable (String) -> [String], image: @escaping @Sendable (String) -> ImageFacts?, candidateBases: @escaping @Sendable () -> [ImageFacts],
-            containerMountSources: @escaping @Sendable (String) -> [String]? = { _ in nil },
-            containerImage: @escaping @Sendable (String) -> String? = { _ in nil }
+            container: @escaping @Sendable (String) -> ContainerFacts? = { _ in nil }
         ) {
             self.resolve = resolve
             self.image = image
             self.candidateBases = candidateBases
-            self.containerMountSources = containerMountSources
-            self.containerImage = containerImage
+            self.container = container
+        }
+    }
+
+    /// What the engine reports about an existing container (`GET /containers/{name}/json`).
+    public struct ContainerFacts: Sendable, Equatable {
+        /// The ID of the image it was created from ("" when the engine did not say).
+        public var imageID: String
+        /// The host sources of its mounts, binds and volumes alike (what `--volumes-from` hands on).
+        public var mountSources: [String]
+
+        public init(imageID: String, mountSources: [String]) {
+            self.imageID = imageID
+            self.mountSources = mountSources
         }
     }
 
@@ -244,10 +253,10 @@ public struct EngineAPIPolicy: Sendable {
         for item in try host.array("VolumesFrom") ?? [] {
             guard let text = item.stringValue else { throw ECIError(.invalidArgument, "HostConfig.VolumesFrom holds a non-string entry") }
             let name = String(text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
-            guard let sources = lookups.containerMountSources(name) else {
+            guard let container = lookups.container(name) else {
                 throw ECIError(.invalidArgument, "enhanced container isolation: --volumes-from \"\(name)\": no such container")
             }
-            if sources.contains(where: { isSocket($0, lookups) }) { socketMount = true }
+            if container.mountSources.contains(where: { isSocket($0, lookups) }) { socketMount = true }
         }
         if socketMount, let admitted = try vetSocketMount(imageName: imageName, lookups) {
             // Pin the image that was vetted: the name could be retagged before the engine resolves it.
@@ -261,20 +270,25 @@ public struct EngineAPIPolicy: Sendable {
     /// mount, admitted by image later).
     func vetBindSource(_ raw: String, _ lookups: Lookups) throws -> Bool {
         let source = lexicallyClean(raw)
-        if isSocket(source, lookups) { return true }
         let names = lookups.resolve(source)
-        let mountable = sockets.filtered + [sockets.forContainers]
-        let restrictedPaths = restricted.restrictedPaths + mountable + [sockets.raw]
+        if isSocket(names: names) { return true }
+        let restrictedPaths = restricted.restrictedPaths + mountableSockets + [sockets.raw]
         try restricted.check(source: source, names: names, restricted: restrictedPaths, containerID: "")
         return false
     }
 
     /// Whether a mount source is one of the filtered engine sockets.
     func isSocket(_ source: String, _ lookups: Lookups) -> Bool {
-        let names = lookups.resolve(lexicallyClean(source))
-        let mountable = sockets.filtered + [sockets.forContainers]
-        return !names.isEmpty && names.allSatisfy { mountable.contains($0) }
+        isSocket(names: lookups.resolve(lexicallyClean(source)))
     }
+
+    /// Whether resolved names are all one of the filtered engine sockets.
+    func isSocket(names: [String]) -> Bool {
+        !names.isEmpty && names.allSatisfy { mountableSockets.contains($0) }
+    }
+
+    /// The sockets a bind may name to mount "the Docker socket".
+    var mountableSockets: [String] { sockets.filtered + [sockets.forContainers] }
 
     /// Admits the image to mount the socket, or refuses. Returns the admitted image's ID (nil
     /// when every image may mount it).
@@ -285,28 +299,28 @@ public struct EngineAPIPolicy: Sendable {
         guard let requested, let facts = lookups.image(imageName) else {
             throw ECIError(.refused, SocketMountPolicy.refusal(image: shown))
         }
-        let policy = SocketMountPolicy(settings: settings)
-        let bases = settings.allowDerivedImages && facts.repoDigests.isEmpty ? lookups.candidateBases() : []
-        guard policy.admits(requested: requested, image: facts, bases: bases) else {
+        try admit(facts, requested: requested, shown: shown, lookups)
+        return facts.id
+    }
+
+    /// Refuses `image` the socket unless the allow-list admits it (`requested`: the name the
+    /// container asks for; nil for an existing container, known by its image's ID).
+    func admit(_ image: ImageFacts, requested: ImageReference?, shown: String, _ lookups: Lookups) throws {
+        let bases = settings.allowDerivedImages && image.repoDigests.isEmpty ? lookups.candidateBases() : []
+        guard SocketMountPolicy(settings: settings).admits(requested: requested, image: image, bases: bases) else {
             throw ECIError(.refused, SocketMountPolicy.refusal(image: shown))
         }
-        return facts.id
     }
 
     /// A container that mounts the engine socket is admitted again each time a user starts it,
     /// under the settings in force now (they may have changed since it was created).
     func vetStart(container: String, _ lookups: Lookups) throws {
-        guard let sources = lookups.containerMountSources(container), sources.contains(where: { isSocket($0, lookups) }) else { return }
+        guard let facts = lookups.container(container), facts.mountSources.contains(where: { isSocket($0, lookups) }) else { return }
         guard !settings.socketMountAnyImage else { return }
-        guard let id = lookups.containerImage(container), let facts = lookups.image(id) else {
+        guard let image = lookups.image(facts.imageID) else {
             throw ECIError(.refused, SocketMountPolicy.refusal(image: container))
         }
-        let policy = SocketMountPolicy(settings: settings)
-        let bases = settings.allowDerivedImages && facts.repoDigests.isEmpty ? lookups.candidateBases() : []
-        guard policy.admits(requested: nil, image: facts, bases: bases) else {
-            let shown = facts.repoTags.first.flatMap(ImageReference.init)?.name ?? facts.id
-            throw ECIError(.refused, SocketMountPolicy.refusal(image: shown))
-        }
+        try admit(image, requested: nil, shown: image.repoTags.first.flatMap(ImageReference.init)?.name ?? image.id, lookups)
     }
 
     /// `docker cp` makes the engine mount the container's bind sources itself, as root, even
@@ -316,8 +330,8 @@ public struct EngineAPIPolicy: Sendable {
         guard !container.contains("/") else {
             throw ECIError(.refused, "enhanced container isolation: name the container by its ID or name to copy files (not by a link name)")
         }
-        guard let sources = lookups.containerMountSources(container) else { return }  // the engine answers 404
-        for source in sources where source.hasPrefix("/") {
+        guard let facts = lookups.container(container) else { return }  // the engine answers 404
+        for source in facts.mountSources where source.hasPrefix("/") {
             _ = try vetBindSource(source, lookups)
         }
     }

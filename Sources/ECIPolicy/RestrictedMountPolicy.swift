@@ -55,22 +55,8 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
         var exact: [String] = []
         for (key, value) in members {
             switch key {
-            case "exactSources":
-                guard let items = value.arrayValue else { throw ECIError(.invalidArgument, "\(source): exactSources must be an array") }
-                exact = try items.map { item in
-                    guard let path = item.stringValue, path.hasPrefix("/"), path != "/" else {
-                        throw ECIError(.invalidArgument, "\(source): exactSources holds \(item.serialized()), not an absolute path below /")
-                    }
-                    return lexicallyClean(path)
-                }
-            case "allowedBindRoots":
-                guard let items = value.arrayValue else { throw ECIError(.invalidArgument, "\(source): allowedBindRoots must be an array") }
-                allowed = try items.map { item in
-                    guard let path = item.stringValue, path.hasPrefix("/"), path != "/" else {
-                        throw ECIError(.invalidArgument, "\(source): allowedBindRoots holds \(item.serialized()), not an absolute path below /")
-                    }
-                    return lexicallyClean(path)
-                }
+            case "exactSources": exact = try pathsBelowRoot(value, key, source)
+            case "allowedBindRoots": allowed = try pathsBelowRoot(value, key, source)
             case "restrictedPaths":
                 guard let items = value.arrayValue else { throw ECIError(.invalidArgument, "\(source): restrictedPaths must be an array") }
                 paths = try items.map { item in
@@ -91,6 +77,17 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
         var policy = RestrictedMountPolicy(restrictedPaths: paths + [dataRoot], engineDataRoot: dataRoot, allowedBindRoots: allowed)
         policy.exactSources = exact
         return policy
+    }
+
+    /// A list of absolute paths other than `/` itself (which would allow, or pin, everything), cleaned.
+    static func pathsBelowRoot(_ value: JSONValue, _ key: String, _ source: String) throws -> [String] {
+        guard let items = value.arrayValue else { throw ECIError(.invalidArgument, "\(source): \(key) must be an array") }
+        return try items.map { item in
+            guard let path = item.stringValue, path.hasPrefix("/"), path != "/" else {
+                throw ECIError(.invalidArgument, "\(source): \(key) holds \(item.serialized()), not an absolute path below /")
+            }
+            return lexicallyClean(path)
+        }
     }
 
     /// The engine's own files for container `id`: what dockerd binds into it.

@@ -19,7 +19,7 @@ struct EngineAPIPolicyTests {
         },
         image: { images[$0] },
         candidateBases: { Array(images.values) },
-        containerMountSources: { containers[$0] })
+        container: { containers[$0].map { EngineAPIPolicy.ContainerFacts(imageID: "", mountSources: $0) } })
     /// Existing containers' mount sources: one mounts the (container-facing) socket.
     static let containers: [String: [String]] = ["with-socket": ["/run/eci-api/docker.sock", "/srv/data"], "plain": ["/srv/data"]]
 

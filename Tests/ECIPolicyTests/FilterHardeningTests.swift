@@ -17,19 +17,12 @@ struct FilterHardeningTests {
         },
         image: { $0 == "admitted:1" ? ImageFacts(id: "sha256:" + String(repeating: "a", count: 64), repoTags: ["admitted:1"]) : nil },
         candidateBases: { [] },
-        containerMountSources: { name in
+        container: { name in
             switch name {
-            case "tricked": return ["/srv/link/eci", "/var/lib/docker/volumes/v/_data"]
-            case "fine": return ["/srv/data", "/var/lib/docker/volumes/v/_data", "/run/eci-api/docker.sock"]
-            case "was-admitted": return ["/run/eci-api/docker.sock"]
-            case "plain": return ["/srv/data"]
-            default: return nil
-            }
-        },
-        containerImage: { name in
-            switch name {
-            case "fine": return "admitted:1"
-            case "was-admitted": return "sha256:" + String(repeating: "b", count: 64)
+            case "tricked": return .init(imageID: "", mountSources: ["/srv/link/eci", "/var/lib/docker/volumes/v/_data"])
+            case "fine": return .init(imageID: "admitted:1", mountSources: ["/srv/data", "/var/lib/docker/volumes/v/_data", "/run/eci-api/docker.sock"])
+            case "was-admitted": return .init(imageID: "sha256:" + String(repeating: "b", count: 64), mountSources: ["/run/eci-api/docker.sock"])
+            case "plain": return .init(imageID: "", mountSources: ["/srv/data"])
             default: return nil
             }
         })

@@ -11,25 +11,17 @@ public enum VMLookups {
             resolve: { resolve($0) },
             image: { image($0, engine: engine) },
             candidateBases: { candidateBases(engine: engine, policy: policy) },
-            containerMountSources: { containerMountSources($0, engine: engine) },
-            containerImage: { containerImage($0, engine: engine) })
+            container: { container($0, engine: engine) })
     }
 
-    /// `GET /containers/{name}/json`: the sources of its mounts (binds and volumes alike). Only
-    /// names a container can have are asked (no `/`).
-    static func containerMountSources(_ name: String, engine: EngineClient) -> [String]? {
-        guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }), let response = try? engine.get("/containers/\(name)/json"), response.isSuccess,
-            let mounts = response.json?["Mounts"]?.arrayValue
-        else { return nil }
-        return mounts.compactMap { $0["Source"]?.stringValue }
-    }
-
-    /// `GET /containers/{name}/json`: the ID of the image it was created from.
-    static func containerImage(_ name: String, engine: EngineClient) -> String? {
+    /// `GET /containers/{name}/json`: its image and the sources of its mounts (binds and volumes
+    /// alike). Only names a container can have are asked (no `/`).
+    static func container(_ name: String, engine: EngineClient) -> EngineAPIPolicy.ContainerFacts? {
         guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }),
-            let response = try? engine.get("/containers/\(name)/json"), response.isSuccess
+            let response = try? engine.get("/containers/\(name)/json"), response.isSuccess, let json = response.json,
+            let mounts = json["Mounts"]?.arrayValue
         else { return nil }
-        return response.json?["Image"]?.stringValue
+        return EngineAPIPolicy.ContainerFacts(imageID: json["Image"]?.stringValue ?? "", mountSources: mounts.compactMap { $0["Source"]?.stringValue })
     }
 
     /// A name the engine could hold (nothing that would change the request path).
