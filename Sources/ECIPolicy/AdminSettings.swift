@@ -13,25 +13,45 @@ public struct AdminSettings: Sendable, Equatable {
     public var allowDerivedImages: Bool
     /// `dockerSocketMount.commandList`.
     public var commandList: CommandList
+    /// `networkVolumeTypes`: the network file systems local volumes may mount (`nfs`, `nfs4`,
+    /// `cifs`, `smb3`), named one by one; none by default. The VM's kernel mounts whatever server
+    /// a volume names, so the admin opts in per type (and the filter adds `nosuid,nodev`).
+    public var networkVolumeTypes: [String]
 
-    /// Nothing may mount the socket; every command is allowed through it (nothing mounts it).
+    /// The local driver's network file-system types an admin may allow.
+    public static let networkVolumeTypeChoices = ["nfs", "nfs4", "cifs", "smb3"]
+
+    /// Nothing may mount the socket; every command is allowed through it (nothing mounts it);
+    /// no network volume.
     public static let defaults = AdminSettings(socketMountImages: [], socketMountAnyImage: false, allowDerivedImages: true, commandList: CommandList(type: .deny, patterns: []))
 
-    public init(socketMountImages: [ImageReference], socketMountAnyImage: Bool, allowDerivedImages: Bool, commandList: CommandList) {
+    public init(socketMountImages: [ImageReference], socketMountAnyImage: Bool, allowDerivedImages: Bool, commandList: CommandList, networkVolumeTypes: [String] = []) {
         self.socketMountImages = socketMountImages
         self.socketMountAnyImage = socketMountAnyImage
         self.allowDerivedImages = allowDerivedImages
         self.commandList = commandList
+        self.networkVolumeTypes = networkVolumeTypes
     }
+
+    /// The keys of `enhancedContainerIsolation`: Docker Desktop's (`value`, `locked`,
+    /// `dockerSocketMount`) and ECI's own. Any other is an error: a typo must not silently
+    /// leave a setting at its default.
+    static let sectionKeys = ["value", "locked", "dockerSocketMount", "networkVolumeTypes"]
 
     /// Parses the file's bytes; `source` names it in errors.
     public static func parse(_ bytes: [UInt8], source: String) throws -> AdminSettings {
         let document = try JSONValue.parse(bytes)
         guard document.isObject else { throw ECIError(.invalidArgument, "\(source): not a JSON object") }
         guard let eci = document["enhancedContainerIsolation"] else { return .defaults }
-        guard eci.isObject else { throw ECIError(.invalidArgument, "\(source): enhancedContainerIsolation must be an object") }
-        guard let socket = eci["dockerSocketMount"] else { return .defaults }
+        guard case let .object(members) = eci else { throw ECIError(.invalidArgument, "\(source): enhancedContainerIsolation must be an object") }
+        for (key, _) in members where !sectionKeys.contains(key) {
+            throw ECIError(.invalidArgument, "\(source): enhancedContainerIsolation has an unknown key \"\(key)\" (known: \(sectionKeys.joined(separator: ", ")))")
+        }
         var settings = AdminSettings.defaults
+        if let types = eci["networkVolumeTypes"] {
+            settings.networkVolumeTypes = try networkVolumeTypes(types, source)
+        }
+        guard let socket = eci["dockerSocketMount"] else { return settings }
         if let list = socket["imageList"] {
             if let images = list["images"] {
                 guard let items = images.arrayValue else { throw field(source, "imageList.images", "must be an array of strings") }
@@ -68,6 +88,20 @@ public struct AdminSettings: Sendable, Equatable {
             settings.commandList = CommandList(type: type, patterns: patterns)
         }
         return settings
+    }
+
+    /// `networkVolumeTypes`: an array of distinct names among `networkVolumeTypeChoices`.
+    static func networkVolumeTypes(_ value: JSONValue, _ source: String) throws -> [String] {
+        let problem = "must be an array of distinct names among \(networkVolumeTypeChoices.joined(separator: ", "))"
+        guard let items = value.arrayValue else { throw ECIError(.invalidArgument, "\(source): enhancedContainerIsolation.networkVolumeTypes \(problem)") }
+        var types: [String] = []
+        for item in items {
+            guard let name = item.stringValue, networkVolumeTypeChoices.contains(name), !types.contains(name) else {
+                throw ECIError(.invalidArgument, "\(source): enhancedContainerIsolation.networkVolumeTypes \(problem), not \(item.serialized())")
+            }
+            types.append(name)
+        }
+        return types
     }
 
     static func field(_ source: String, _ name: String, _ problem: String) -> ECIError {

@@ -31,80 +31,11 @@ public struct CommandList: Sendable, Equatable {
         pattern.hasSuffix("*") ? name.hasPrefix(String(pattern.dropLast())) : name == pattern
     }
 
-    /// The CLI names of an API request (`/v1.43/images/x/push?tag=1` → ["push", "image push"]).
-    /// An unknown route is named by its method and path, so an allow list blocks it.
+    /// The CLI names of an API request (`/v1.43/images/x/push?tag=1` → ["push", "image push"]),
+    /// from the table of known routes (`KnownRoutes`). An unknown route is named by its method
+    /// and path, so an allow list blocks it (the filter refuses it anyway).
     public static func commandNames(method: String, path: String) -> [String] {
-        let route = Route.unversioned(path)
-        let p = route.split(separator: "/").map(String.init)
-        let m = method.uppercased()
-        func named(_ short: String, _ group: String, _ long: String) -> [String] { [short, "\(group) \(long)"] }
-        switch (m, p.first ?? "", p.count) {
-        case ("HEAD", "_ping", _), ("GET", "_ping", _): return ["_ping"]
-        case ("GET", "version", _): return ["version"]
-        case ("GET", "info", _): return ["info", "system info"]
-        case ("GET", "events", _): return ["events", "system events"]
-        case ("GET", "system", _): return ["system df"]
-        case ("POST", "commit", _): return named("commit", "container", "commit")
-        case ("POST", "build", 1), ("POST", "grpc", _), ("POST", "session", _): return ["build", "builder build", "buildx build"]
-        case ("POST", "build", _): return ["builder prune", "build prune"]
-        case (_, "containers", _): return containerNames(m, p)
-        case (_, "exec", _): return named("exec", "container", "exec")
-        case (_, "images", _): return imageNames(m, p)
-        case (_, "volumes", _): return groupNames("volume", m, p)
-        case (_, "networks", _): return groupNames("network", m, p)
-        default: return ["\(m) \(route)"]
-        }
-    }
-
-    static func containerNames(_ m: String, _ p: [String]) -> [String] {
-        if p.count == 2 {
-            switch (m, p[1]) {
-            case ("GET", "json"): return ["ps", "container ls"]
-            case ("POST", "create"): return ["create", "run", "container create", "container run"]
-            case ("POST", "prune"): return ["container prune"]
-            case ("DELETE", _): return ["rm", "container rm"]
-            default: break
-            }
-        }
-        // The action is the last segment: a legacy link name (`web/db`) holds a slash.
-        let action = p.count > 2 ? (p.last ?? "") : ""
-        let table: [String: String] = [
-            "json": "inspect", "start": "start", "stop": "stop", "restart": "restart", "kill": "kill", "exec": "exec", "attach": "attach",
-            "logs": "logs", "top": "top", "stats": "stats", "wait": "wait", "pause": "pause", "unpause": "unpause", "rename": "rename",
-            "update": "update", "archive": "cp", "export": "export", "changes": "diff", "resize": "attach",
-        ]
-        let short = table[action] ?? action
-        return [short, "container \(short)"]
-    }
-
-    static func imageNames(_ m: String, _ p: [String]) -> [String] {
-        if p.count == 2 {
-            switch (m, p[1]) {
-            case ("GET", "json"): return ["images", "image ls"]
-            case ("POST", "create"): return ["pull", "image pull", "import", "image import"]
-            case ("GET", "search"): return ["search"]
-            case ("GET", "get"): return ["save", "image save"]
-            case ("POST", "load"): return ["load", "image load"]
-            case ("POST", "prune"): return ["image prune"]
-            default: break
-            }
-        }
-        if m == "DELETE" { return ["rmi", "image rm"] }
-        let action = p.last ?? ""
-        let table: [String: String] = ["push": "push", "tag": "tag", "json": "inspect", "history": "history", "get": "save"]
-        let short = table[action] ?? action
-        return [short, "image \(short)"]
-    }
-
-    static func groupNames(_ group: String, _ m: String, _ p: [String]) -> [String] {
-        switch (m, p.count) {
-        case ("GET", 1): return ["\(group) ls"]
-        case ("POST", 2) where p[1] == "create": return ["\(group) create"]
-        case ("POST", 2) where p[1] == "prune": return ["\(group) prune"]
-        case ("DELETE", _): return ["\(group) rm"]
-        case ("GET", _): return ["\(group) inspect"]
-        case ("POST", 3): return ["\(group) \(p[2])"]
-        default: return ["\(group) \(m.lowercased())"]
-        }
+        if let route = KnownRoutes.match(method: method, path: path) { return route.names }
+        return ["\(method.uppercased()) \(Route.unversioned(path))"]
     }
 }

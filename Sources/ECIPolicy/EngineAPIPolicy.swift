@@ -76,6 +76,9 @@ public struct EngineAPIPolicy: Sendable {
     public enum Decision: Sendable, Equatable {
         /// Forward; `body`, when set, replaces the request's JSON body.
         case forward(body: JSONValue?)
+        /// Forward to `path` (the query kept); `body` as for `forward`. An admitted socket mount
+        /// is created at an API version whose requests keep `HostConfig.Annotations`.
+        case forwardTo(path: String, body: JSONValue?)
         /// Refuse with this HTTP status and message.
         case refuse(status: Int, message: String)
     }
@@ -86,24 +89,38 @@ public struct EngineAPIPolicy: Sendable {
     public var sockets: Sockets
     /// The runtime every container is forced onto.
     public var runtime: String
+    /// The run key socket admissions are stamped with (`SocketAdmissionStamp`); nil: no stamp
+    /// (a plain host, or an engine older than API 1.43, where the runtime checks none).
+    public var admissionKey: [UInt8]?
 
-    public init(origin: Origin, settings: AdminSettings, restricted: RestrictedMountPolicy, sockets: Sockets = .vm, runtime: String = "eci") {
+    public init(origin: Origin, settings: AdminSettings, restricted: RestrictedMountPolicy, sockets: Sockets = .vm, runtime: String = "eci", admissionKey: [UInt8]? = nil) {
         self.origin = origin
         self.settings = settings
         self.restricted = restricted
         self.sockets = sockets
         self.runtime = runtime
+        self.admissionKey = admissionKey
     }
 
     /// Whether deciding on a request needs its body (a JSON document).
     public static func needsBody(method: String, path: String) -> Bool {
         let route = Route(method: method, path: path)
-        return route.is("POST", "containers", "create") || route.is("POST", "volumes", "create") || route.isContainerStart
+        return route.is("POST", "containers", "create") || route.is("POST", "volumes", "create") || route.isContainerStart || route.isContainerUpdate
     }
 
     /// Decides on one request. `body` is the request's body when `needsBody` said so;
     /// `contentType` is its Content-Type header.
     public func decide(method: String, path: String, query: [(String, String)], body: [UInt8]?, contentType: String? = nil, lookups: Lookups) -> Decision {
+        // Only routes the filter knows pass, for users and containers alike: a route it does not
+        // know is one it cannot vet. The table is the engine's own (pinned in the image), so
+        // users lose nothing but the engine's 404; an engine upgrade that adds routes fails
+        // closed until the table knows them.
+        guard let known = KnownRoutes.match(method: method, path: path) else {
+            return .refuse(status: 403, message: "enhanced container isolation: the engine API route \(method.uppercased()) \(Route.unversioned(path)) is not known to the engine API filter, so it is refused")
+        }
+        if known == KnownRoutes.legacyCopy {
+            return .refuse(status: 403, message: "enhanced container isolation: the legacy copy route is not allowed; docker cp uses /containers/{id}/archive")
+        }
         if origin == .container, let refusal = settings.commandList.refusal(method: method, path: path) {
             return .refuse(status: 403, message: refusal)
         }
@@ -116,7 +133,8 @@ public struct EngineAPIPolicy: Sendable {
         }
         let route = Route(method: method, path: path)
         do {
-            if route.is("POST", "containers", "create") { return try containerCreate(body, lookups) }
+            if route.is("POST", "containers", "create") { return try containerCreate(body, path: path, lookups) }
+            if route.isContainerUpdate { return try containerUpdate(body) }
             if route.is("POST", "volumes", "create") { return try volumeCreate(body, lookups) }
             if route.isContainerStart {
                 // API < 1.24 let `start` carry a HostConfig; the engine may still accept one
@@ -124,17 +142,15 @@ public struct EngineAPIPolicy: Sendable {
                 if let body, !isEmptyBody(body) {
                     throw ECIError(.refused, "enhanced container isolation: a host configuration on container start is not allowed; pass it at create")
                 }
-                try vetStart(container: route.parts[1], lookups)
+                try vetStart(container: route.containerName, lookups)
                 return .forward(body: nil)
             }
-            if route.method == "POST", route.parts.count == 3, route.parts[0] == "containers", route.parts[2] == "restart" {
-                try vetStart(container: route.parts[1], lookups)
+            if route.method == "POST", route.parts.count >= 3, route.parts[0] == "containers", route.parts.last == "restart" {
+                try vetStart(container: route.containerName, lookups)
                 return .forward(body: nil)
             }
             if route.method == "POST", route.parts.first == "build" || route.parts.first == "session" {
-                if query.contains(where: { $0.0 == "networkmode" && $0.1 == "host" }) {
-                    throw ECIError(.refused, "enhanced container isolation: docker build with --network=host is not allowed")
-                }
+                try vetBuild(query)
                 return .forward(body: nil)
             }
             if route.parts.count >= 3, route.parts[0] == "containers", route.parts.last == "archive" {
@@ -163,9 +179,61 @@ public struct EngineAPIPolicy: Sendable {
         return text.isEmpty || text == "{}" || text == "null"
     }
 
+    // MARK: Builds
+
+    /// The classic builder creates its build containers inside the engine, with a host
+    /// configuration made from these parameters, and never through the filter: what `create`
+    /// refuses is refused here. Every parameter of moby's `newImageBuildOptions` (26.1):
+    /// - `cgroupparent`: refused (as `run --cgroup-parent`); `networkmode=host`: refused (as
+    ///   `run --network=host`; BuildKit would also need the `network.host` entitlement, off);
+    /// - `securityopt`: the engine refuses it on Linux; `isolation`: only "default" on Linux;
+    /// - `memory`, `memswap`, `cpushares`, `cpuperiod`, `cpuquota`, `cpusetcpus`, `cpusetmems`,
+    ///   `shmsize`, `ulimits`, `extrahosts`: resource limits and /etc/hosts lines, which
+    ///   `create` allows too;
+    /// - `dockerfile`, `t`, `q`, `nocache`, `rm`, `forcerm`, `pull`, `squash`, `target`,
+    ///   `buildargs`, `labels`, `cachefrom`, `platform`, `version`, `buildid`, `session`: what is
+    ///   built and how it is named, nothing of the VM;
+    /// - `remote`: a git or http(s) context the engine fetches itself (no local path: moby takes
+    ///   only git and http URLs); `outputs`: BuildKit's `local` and `tar` exporters write
+    ///   through the client's session, not to a VM path.
+    func vetBuild(_ query: [(String, String)]) throws {
+        if query.contains(where: { $0.0 == "networkmode" && $0.1 == "host" }) {
+            throw ECIError(.refused, "enhanced container isolation: docker build with --network=host is not allowed")
+        }
+        if query.contains(where: { $0.0 == "cgroupparent" && !$0.1.isEmpty }) {
+            throw ECIError(.refused, "enhanced container isolation: docker build with --cgroup-parent is not allowed")
+        }
+    }
+
+    // MARK: Container update
+
+    /// `POST /containers/{id}/update` carries a `Resources` (and a restart policy). The engine
+    /// applies only CPU, memory, block-I/O weight, pids and realtime limits from it (moby's
+    /// `UpdateContainer`), but what `create` refuses is refused here too, so that no engine
+    /// version that applies more can hand a running container a VM cgroup or devices.
+    func containerUpdate(_ body: [UInt8]?) throws -> Decision {
+        guard let body, !isEmptyBody(body) else { return .forward(body: nil) }
+        let update = try FoldedObject(parsing: body, what: "update config")
+        try vetResources(update, what: "docker update")
+        return .forward(body: nil)
+    }
+
+    /// The fields of a `Resources` that reach past the container: a cgroup placed anywhere in the
+    /// VM's tree, device cgroup rules, devices and device requests. `what` names the request.
+    func vetResources(_ resources: FoldedObject, what: String) throws {
+        if let parent = try resources.string("CgroupParent"), !parent.isEmpty {
+            throw ECIError(.refused, "enhanced container isolation: \(what) with a cgroup parent is not allowed")
+        }
+        for (field, words) in [("DeviceCgroupRules", "device cgroup rules"), ("Devices", "devices"), ("DeviceRequests", "device requests")] {
+            if let items = try resources.array(field), !items.isEmpty {
+                throw ECIError(.refused, "enhanced container isolation: \(what) with \(words) is not allowed (containers never get VM devices)")
+            }
+        }
+    }
+
     // MARK: Container create
 
-    func containerCreate(_ body: [UInt8]?, _ lookups: Lookups) throws -> Decision {
+    func containerCreate(_ body: [UInt8]?, path: String, _ lookups: Lookups) throws -> Decision {
         guard let body else { throw ECIError(.invalidArgument, "container create without a body") }
         var config = try FoldedObject(parsing: body, what: "container config")
         let imageName = try config.string("Image") ?? ""
@@ -197,6 +265,15 @@ public struct EngineAPIPolicy: Sendable {
         }
         if let driver = try host.string("VolumeDriver"), !driver.isEmpty, driver != "local" {
             throw ECIError(.refused, "enhanced container isolation: volume driver \"\(driver)\" is not allowed; only the local driver is")
+        }
+        // ECI's annotations (the socket-admission stamp) are written by the filter alone.
+        var annotations: [(key: String, value: JSONValue)] = []
+        if let given = try host.member("Annotations") {
+            guard case let .object(members) = given else { throw ECIError(.invalidArgument, "HostConfig.Annotations must be an object") }
+            for (key, _) in members where key.lowercased().hasPrefix(SocketAdmissionStamp.reservedPrefix) {
+                throw ECIError(.refused, "enhanced container isolation: the annotation \"\(key)\" is reserved (annotations under \(SocketAdmissionStamp.reservedPrefix) are ECI's)")
+            }
+            annotations = members
         }
 
         var socketMount = false
@@ -236,8 +313,14 @@ public struct EngineAPIPolicy: Sendable {
                         mount.set("Source", .string(source))
                     }
                 case "volume":
-                    if let options = try mount.object("VolumeOptions"), let driver = try options.object("DriverConfig") {
-                        try vetVolumeDriver(name: try driver.string("Name") ?? "", options: try driver.stringMap("Options"), lookups)
+                    if var options = try mount.object("VolumeOptions"), var driver = try options.object("DriverConfig") {
+                        let given = try driver.stringMap("Options")
+                        let vetted = try vetVolumeDriver(name: try driver.string("Name") ?? "", options: given, lookups)
+                        if vetted != given {
+                            driver.set("Options", .object(vetted.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+                            options.set("DriverConfig", driver.value)
+                            mount.set("VolumeOptions", options.value)
+                        }
                     }
                 case "tmpfs":
                     break
@@ -258,12 +341,37 @@ public struct EngineAPIPolicy: Sendable {
             }
             if container.mountSources.contains(where: { isSocket($0, lookups) }) { socketMount = true }
         }
-        if socketMount, let admitted = try vetSocketMount(imageName: imageName, lookups) {
-            // Pin the image that was vetted: the name could be retagged before the engine resolves it.
-            config.set("Image", .string(admitted))
+        var raisedPath: String?
+        if socketMount {
+            if let admitted = try vetSocketMount(imageName: imageName, lookups) {
+                // Pin the image that was vetted: the name could be retagged before the engine resolves it.
+                config.set("Image", .string(admitted))
+            }
+            if let admissionKey {
+                // The stamp eci-runc checks at every create (restarts the engine makes by itself
+                // included); the engine keeps annotations only at API >= 1.43.
+                annotations.append((SocketAdmissionStamp.annotation, .string(SocketAdmissionStamp.stamp(runKey: admissionKey))))
+                host.set("Annotations", .object(annotations))
+                raisedPath = raisedCreatePath(path)
+            }
         }
         config.set("HostConfig", host.value)
+        if let raisedPath { return .forwardTo(path: raisedPath, body: config.value) }
         return .forward(body: config.value)
+    }
+
+    /// The create path at `SocketAdmissionStamp.minimumAPIVersion` when `path` names a lower
+    /// version (the engine would drop the stamp); nil when it can stay (no version: the engine's
+    /// own, which is higher on an engine that stores annotations). Raising 1.41 or 1.42 to 1.43
+    /// changes, for create, only that the engine reads ConsoleSize and BindOptions'
+    /// CreateMountpoint, and validates mount options instead of dropping misplaced ones.
+    func raisedCreatePath(_ path: String) -> String? {
+        let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        let unversioned = Route.unversioned(route)
+        guard unversioned != route else { return nil }
+        let version = String(route.dropFirst(2).prefix { $0 != "/" })
+        guard SocketAdmissionStamp.isBelow(version, SocketAdmissionStamp.minimumAPIVersion) else { return nil }
+        return "/v\(SocketAdmissionStamp.minimumAPIVersion)/containers/create"
     }
 
     /// Refuses a restricted bind source; returns true when it is the engine socket (a socket
@@ -315,6 +423,10 @@ public struct EngineAPIPolicy: Sendable {
     /// A container that mounts the engine socket is admitted again each time a user starts it,
     /// under the settings in force now (they may have changed since it was created).
     func vetStart(container: String, _ lookups: Lookups) throws {
+        // A legacy link name (`web/db`) names a container the lookups can't inspect.
+        guard !container.contains("/") else {
+            throw ECIError(.refused, "enhanced container isolation: name the container by its ID or name to start it (not by a link name)")
+        }
         guard let facts = lookups.container(container), facts.mountSources.contains(where: { isSocket($0, lookups) }) else { return }
         guard !settings.socketMountAnyImage else { return }
         guard let image = lookups.image(facts.imageID) else {
@@ -340,14 +452,21 @@ public struct EngineAPIPolicy: Sendable {
 
     func volumeCreate(_ body: [UInt8]?, _ lookups: Lookups) throws -> Decision {
         guard let body else { throw ECIError(.invalidArgument, "volume create without a body") }
-        let volume = try FoldedObject(parsing: body, what: "volume config")
-        try vetVolumeDriver(name: try volume.string("Driver") ?? "", options: try volume.stringMap("DriverOpts"), lookups)
-        return .forward(body: nil)
+        var volume = try FoldedObject(parsing: body, what: "volume config")
+        let given = try volume.stringMap("DriverOpts")
+        let vetted = try vetVolumeDriver(name: try volume.string("Driver") ?? "", options: given, lookups)
+        guard vetted != given else { return .forward(body: nil) }
+        volume.set("DriverOpts", .object(vetted.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
+        return .forward(body: volume.value)
     }
 
     /// The local driver mounts `device` with `type` and `o` in the VM when a container first
-    /// uses the volume: a bind of a VM path, or of a VM block device, is a restricted mount.
-    func vetVolumeDriver(name: String, options: [String: String], _ lookups: Lookups) throws {
+    /// uses the volume: a bind of a VM path, or of a VM block device, is a restricted mount; a
+    /// network file system (whatever server the request names, mounted by the VM's kernel) only
+    /// when the admin's settings name its type, and then never with set-user-ID files or device
+    /// nodes. Returns the options to forward (`o` gains `nosuid,nodev` for a network type; the
+    /// engine's mount parses flags in order, so they win over an earlier `suid` or `dev`).
+    func vetVolumeDriver(name: String, options: [String: String], _ lookups: Lookups) throws -> [String: String] {
         guard name.isEmpty || name == "local" else {
             throw ECIError(.refused, "enhanced container isolation: volume driver \"\(name)\" is not allowed; only the local driver is")
         }
@@ -355,15 +474,28 @@ public struct EngineAPIPolicy: Sendable {
         let flags = (options["o"] ?? "").split(separator: ",").map { String($0.split(separator: "=").first ?? "") }
         let device = options["device"] ?? ""
         let isBind = flags.contains("bind") || flags.contains("rbind")
-        guard ["", "none", "tmpfs", "nfs", "nfs4", "cifs", "smb3"].contains(type) else {
+        let isNetwork = AdminSettings.networkVolumeTypeChoices.contains(type)
+        guard ["", "none", "tmpfs"].contains(type) || isNetwork else {
             throw ECIError(.refused, "enhanced container isolation: local volumes of type \"\(type)\" are not allowed (they would mount VM storage)")
         }
-        if isBind || device.hasPrefix("/") {
+        if isNetwork, !settings.networkVolumeTypes.contains(type) {
+            throw ECIError(
+                .refused,
+                "enhanced container isolation: local volumes of type \"\(type)\" are not allowed (the VM would mount any server a volume names); if you wish to allow it, add \"\(type)\" to enhancedContainerIsolation.networkVolumeTypes in the admin settings")
+        }
+        // A network device names a server (`:/export`, `//server/share`), not a VM path, unless
+        // a bind flag makes the kernel ignore the type and bind the device path.
+        if isBind || (!isNetwork && device.hasPrefix("/")) {
             guard device.hasPrefix("/") else { throw ECIError(.refused, "enhanced container isolation: a bind volume needs an absolute device path") }
             if try vetBindSource(device, lookups) {
                 throw ECIError(.refused, "can't mount \(device) because it's configured as a restricted host mount")
             }
         }
+        guard isNetwork else { return options }
+        var vetted = options
+        let given = options["o"] ?? ""
+        vetted["o"] = given.isEmpty ? "nosuid,nodev" : given + ",nosuid,nodev"
+        return vetted
     }
 }
 
@@ -389,7 +521,13 @@ struct Route {
 
     func `is`(_ method: String, _ parts: String...) -> Bool { self.method == method && self.parts == parts }
 
-    var isContainerStart: Bool { method == "POST" && parts.count == 3 && parts[0] == "containers" && parts[2] == "start" }
+    /// `POST /containers/{name}/start`, `{name}` possibly a legacy link name (`web/db`).
+    var isContainerStart: Bool { method == "POST" && parts.count >= 3 && parts[0] == "containers" && parts.last == "start" }
+
+    /// The container a `/containers/{name}/action` route names (a link name keeps its slash).
+    var containerName: String { parts.count >= 3 ? parts[1..<(parts.count - 1)].joined(separator: "/") : "" }
+
+    var isContainerUpdate: Bool { method == "POST" && parts.count >= 3 && parts[0] == "containers" && parts.last == "update" }
 }
 
 /// A JSON object read the way Go's encoding/json reads it into a struct: keys match fields

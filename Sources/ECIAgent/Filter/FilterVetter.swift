@@ -24,6 +24,12 @@ public struct FilterVetter: RequestVetter {
         switch decision {
         case let .forward(rewritten):
             return .forward(head, body: rewritten.map { Array($0.serialized().utf8) })
+        case let .forwardTo(path, rewritten):
+            // The policy's path (plain ASCII it built) with the request's query as sent.
+            var moved = head
+            let query = head.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).dropFirst().first
+            moved.target = path + (query.map { "?" + $0 } ?? "")
+            return .forward(moved, body: rewritten.map { Array($0.serialized().utf8) })
         case let .refuse(status, message):
             return .refuse(status: status, message: message)
         }
