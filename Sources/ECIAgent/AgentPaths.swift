@@ -7,6 +7,8 @@ public struct AgentPaths: Sendable, Equatable {
     public var dataRoot = "/var/lib/docker"
     /// The agent's and the runtime's state (the runtime's ID ranges live here too).
     public var stateDirectory = "/run/eci"
+    /// ECI's persistent state (the socket-admission master key); root-only, restricted for containers.
+    public var persistentDirectory = "/var/lib/eci"
     /// Engine configuration written at boot; root-only, restricted for containers.
     public var engineDirectory = "/run/eci/engine"
     /// The admin's engine settings, the base the agent's own keys override.

@@ -80,6 +80,7 @@ public struct IsolatedRuntime: Sendable {
         ProcfsPolicy.apply(to: &spec)
         let mounts = try MountInfo.current()
         let sources = try MountSources(spec: spec, policy: try configuration.loadPolicy(), containerID: id, mounts: mounts)
+        try SocketAdmissionCheck.verify(spec, policy: try configuration.loadPolicy(), stateDirectory: configuration.stateDirectory)
 
         let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: mounts)
         let stageRoot = join(configuration.stateDirectory, "stage")

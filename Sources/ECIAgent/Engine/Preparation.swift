@@ -101,6 +101,7 @@ public struct Preparation: Sendable {
         unlink(runc)
         guard symlink(paths.runtimeBinary, runc) == 0 else { throw ECIError.system("link \(runc) to \(paths.runtimeBinary)", errno: errno) }
         try FileSystem.writeAtomically(paths.effectiveSettings, settings.bytes, mode: 0o600)
+        try SocketAdmissionKeys.install(paths: paths, settingsFile: settings.bytes)
         logger.info("engine configured", metadata: ["config": "\(paths.daemonConfig)", "settings": "\(settings.origin.rawValue)"])
         return dropped
     }

@@ -51,7 +51,11 @@ public final class AgentService: @unchecked Sendable {
         let configuration = try RuntimeConfiguration.load(path: nil, environment: [:])
         let restricted = FileSystem.exists(configuration.policyPath)
             ? try RestrictedMountPolicy.parse(try FileSystem.read(configuration.policyPath), source: configuration.policyPath) : .defaults
-        proxies = try AgentFilters.start(sockets: paths.sockets, settings: settings, restricted: restricted, group: Self.dockerGroup, logger: logger)
+        // The run key prepare wrote for these settings: without it no admitted container could
+        // start (eci-runc requires a stamp for the container socket), so it is required here.
+        let admissionKey = try SocketAdmissionKeys.runKey(paths: paths)
+        proxies = try AgentFilters.start(
+            sockets: paths.sockets, settings: settings, restricted: restricted, group: Self.dockerGroup, admissionKey: admissionKey, logger: logger)
     }
 
     static var dockerGroup: gid_t? {
