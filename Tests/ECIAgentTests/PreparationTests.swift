@@ -20,6 +20,7 @@ struct PreparationTests {
         paths.baseDaemonConfig = dir + "/etc/daemon.json"
         paths.imageSettings = dir + "/etc/admin-settings.json"
         paths.hostSettings = dir + "/fw_cfg/raw"
+        paths.persistentDirectory = dir + "/var/lib/eci"
         return (paths, dir)
     }
 
