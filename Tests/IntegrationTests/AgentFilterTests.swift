@@ -1,4 +1,5 @@
 import ECIAgent
+import ECICore
 import ECIPolicy
 import ECITestSupport
 import Foundation
@@ -257,6 +258,16 @@ extension Integration {
             #expect(answers.hasPrefix("HTTP/1.1 200 OK\n"), "ps through the mounted socket: \(answers)")
             #expect(answers.contains("HTTP/1.1 403") && answers.contains("docker command \\\"/v1.41/images/json\\\" " + Self.commandBlocked),
                     "images through the mounted socket must meet the command list (it is the container socket): \(answers)")
+            // The container socket is root's alone: the admitted container's root reaches it through
+            // the idmapped bind; a non-root user in that same container, and any VM user handed the
+            // path, get EACCES.
+            var st = stat()
+            #expect(stat(f.containerSocket, &st) == 0 && st.st_mode & 0o777 == 0o600 && st.st_uid == 0, "container socket mode \(String(st.st_mode & 0o777, radix: 8))")
+            #expect(stat(parentDirectory(f.containerSocket), &st) == 0 && st.st_mode & 0o777 == 0o700, "its directory: \(String(st.st_mode & 0o777, radix: 8))")
+            let nonRoot = try f.docker(["run", "--rm", "--network", "none", "--user", "1000:1000"] + socketMount + ["-v", "\(tools):/tools:ro", d.image, "/tools/unix-http", "/var/run/docker.sock", "GET", "/_ping"])
+            #expect(nonRoot.status != 0 && nonRoot.stderr.contains("Permission denied"), "a non-root user in an admitted container: \(nonRoot.stdout) \(nonRoot.stderr)")
+            let nobody = try TestSupport.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", tools + "/unix-http", f.containerSocket, "GET", "/_ping"])
+            #expect(nobody.status != 0 && nobody.stderr.contains("Permission denied"), "a VM user with the path: \(nobody.stdout) \(nobody.stderr)")
             let binds = try f.docker(["inspect", "-f", "{{json .HostConfig.Binds}}", "admitted"]).stdout
             #expect(binds.contains("\"\(f.containerSocket):/var/run/docker.sock\"") && !binds.contains(f.userSocket), "the stored bind: \(binds)")
             // --volumes-from an admitted container hands its socket mount on: the image allow-list
@@ -299,6 +310,135 @@ extension Integration {
             f.stopAndCheck()
             #expect(try Self.mounts(d) == mountsBefore, "a mount was left behind")
             Self.stopAndCheck(d)
+        }
+
+        /// Routes the filter half-covered (issue 10, class 3), each attacked through the real CLI
+        /// or raw API next to the neighbour that must keep working.
+        @Test func routesTheFilterHalfCoveredAreClosed() throws {
+            let d = try DockerDaemon()
+            defer { d.stop() }
+            let mountsBefore = try Self.mounts(d)
+            let f = try Filter(d)
+            func raw(_ socket: String, _ method: String, _ path: String, _ body: String = "") throws -> String {
+                let head = "\(method) \(path) HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+                return try Integration.APIProxy.exchange(socket, Array((head + body).utf8))
+            }
+
+            // docker build --cgroup-parent (legacy builder: the engine makes the build containers itself).
+            let context = d.sandbox.directory + "/build"
+            try FileManager.default.createDirectory(atPath: context, withIntermediateDirectories: true)
+            try "FROM \(d.image)\nRUN true\n".write(toFile: context + "/Dockerfile", atomically: true, encoding: .utf8)
+            let parented = try f.docker(["build", "--cgroup-parent=/eci-escape", "--network=none", "-t", "eci-parented", context])
+            #expect(parented.status != 0 && parented.stderr.contains("docker build with --cgroup-parent is not allowed"), "build --cgroup-parent: \(parented.stderr)")
+            #expect(try d.docker(["image", "inspect", "eci-parented"]).status != 0, "the refused build must not produce an image")
+
+            // A container with an ordinary bind, for update and the legacy copy route.
+            let shared = d.sandbox.directory + "/shared"
+            try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+            try "secret\n".write(toFile: shared + "/file", atomically: true, encoding: .utf8)
+            #expect(try f.docker(["create", "--name", "target", "--network", "none", "-v", "\(shared):/x", d.image, "true"]).status == 0)
+
+            // docker update: a cgroup parent, device rules and devices refused; a CPU limit still updates.
+            for body in [#"{"CgroupParent":"/eci-escape"}"#, #"{"DeviceCgroupRules":["b *:* rwm"]}"#, #"{"Devices":[{"PathOnHost":"/dev/null","PathInContainer":"/n","CgroupPermissions":"rwm"}]}"#] {
+                let answer = try raw(f.userSocket, "POST", "/v1.41/containers/target/update", body)
+                #expect(answer.hasPrefix("HTTP/1.1 403"), "update \(body): \(answer)")
+            }
+            #expect(try f.docker(["update", "--cpu-shares", "512", "target"]).status == 0)
+            #expect(try f.docker(["inspect", "-f", "{{.HostConfig.CpuShares}}", "target"]).stdout == "512\n")
+
+            // The legacy copy route: the engine (20.10) serves it, the filter refuses it on both sockets.
+            let copy = #"{"Resource":"/x/file"}"#
+            let direct = try raw(d.socket, "POST", "/v1.23/containers/target/copy", copy)
+            #expect(direct.hasPrefix("HTTP/1.1 200"), "the raw engine serves the legacy copy route (the contrast): \(direct.prefix(200))")
+            for socket in [f.userSocket, f.containerSocket] {
+                let answer = try raw(socket, "POST", "/v1.23/containers/target/copy", copy)
+                #expect(answer.hasPrefix("HTTP/1.1 403") && answer.contains("legacy copy route"), "copy through \(socket): \(answer.prefix(300))")
+            }
+            // Routes the filter does not know: refused on both sockets (the engine serves /debug/vars).
+            #expect(try raw(d.socket, "GET", "/debug/vars").hasPrefix("HTTP/1.1 200"), "the raw engine serves /debug/vars")
+            for socket in [f.userSocket, f.containerSocket] {
+                for (method, path) in [("GET", "/debug/vars"), ("GET", "/v1.41/containers/target/frobnicate"), ("OPTIONS", "/v1.41/containers/json")] {
+                    let answer = try raw(socket, method, path)
+                    #expect(answer.hasPrefix("HTTP/1.1 403") && answer.contains("is not known to the engine API filter"), "\(method) \(path) through \(socket): \(answer.prefix(300))")
+                }
+            }
+            // Their neighbours, known routes, pass on the container socket (deny mode, empty list).
+            #expect(try f.docker(["ps", "-a"], socket: f.containerSocket).status == 0)
+            #expect(try f.docker(["cp", "target:/x/file", d.sandbox.directory + "/copied"]).status == 0)
+            #expect(try String(contentsOfFile: d.sandbox.directory + "/copied", encoding: .utf8) == "secret\n", "docker cp through archive still works")
+
+            // Annotations under ECI's prefix are the filter's alone.
+            let forged = #"{"Image":"\#(d.image)","Cmd":["true"],"HostConfig":{"NetworkMode":"none","Annotations":{"org.eci.socket-admission":"00"}}}"#
+            let forgedAnswer = try raw(f.userSocket, "POST", "/v1.41/containers/create", forged)
+            #expect(forgedAnswer.hasPrefix("HTTP/1.1 403") && forgedAnswer.contains("is reserved"), "a forged stamp: \(forgedAnswer.prefix(300))")
+
+            // Network volumes: refused unless the settings name the type; then nosuid,nodev are added.
+            let nfs = ["volume", "create", "--opt", "type=nfs", "--opt", "device=:/export", "--opt", "o=addr=127.0.0.1,suid", "eci-nfs"]
+            let refusedNFS = try f.docker(nfs)
+            #expect(refusedNFS.status != 0 && refusedNFS.stderr.contains("local volumes of type \"nfs\" are not allowed"), "nfs volume: \(refusedNFS.stderr)")
+            #expect(try d.docker(["volume", "ls", "-q"]).stdout.isEmpty, "the refused volume must not exist")
+            var allowNFS = AdminSettings.defaults
+            allowNFS.networkVolumeTypes = ["nfs"]
+            try f.start(allowNFS)
+            #expect(try f.docker(nfs).status == 0)
+            #expect(try f.docker(["volume", "inspect", "-f", "{{index .Options \"o\"}}", "eci-nfs"]).stdout == "addr=127.0.0.1,suid,nosuid,nodev\n")
+            let cifs = try f.docker(["volume", "create", "--opt", "type=cifs", "--opt", "device=//127.0.0.1/share", "--opt", "o=username=u", "eci-cifs"])
+            #expect(cifs.status != 0 && cifs.stderr.contains("\"cifs\""), "cifs stays refused when only nfs is allowed: \(cifs.stderr)")
+            #expect(try f.docker(["volume", "rm", "eci-nfs"]).status == 0)
+            #expect(try f.docker(["rm", "target"]).status == 0)
+
+            f.stopAndCheck()
+            #expect(try Self.mounts(d) == mountsBefore, "a mount was left behind")
+            Self.stopAndCheck(d)
+        }
+
+        /// eci-runc's stamp check on real bundles (the test engine, 20.10, ignores
+        /// HostConfig.Annotations; the VM's 26 stores them and hands them to every create, which
+        /// only the VM end-to-end tests show): a bind of the exact source runs only with the
+        /// stamp the filter would write under the key in force.
+        @Test func theRuntimeRunsTheContainerSocketOnlyWithAValidStamp() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            let socket = sandbox.directory + "/eci-api/docker.sock"
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/eci-api", withIntermediateDirectories: true)
+            try "not a socket, a stand-in\n".write(toFile: socket, atomically: true, encoding: .utf8)
+            let policy = #"{"restrictedPaths":["/proc","/sys","/dev"],"engineDataRoot":"\#(sandbox.directory)/data","exactSources":["\#(socket)"]}"#
+            try policy.write(toFile: sandbox.policyPath, atomically: true, encoding: .utf8)
+            try FileSystem.makeDirectories(sandbox.stateDirectory, mode: 0o711)
+            let keyPath = sandbox.stateDirectory + "/" + SocketAdmissionStamp.runKeyFileName
+            let key = [UInt8](repeating: 0x5a, count: 32)
+            try FileSystem.writeAtomically(keyPath, SocketAdmissionStamp.encodeKey(key), mode: 0o600)
+
+            func bundle(_ name: String, annotation: String?) throws -> String {
+                try sandbox.makeBundle(name, script: "cat /s > /out/seen") { config in
+                    var mounts = config["mounts"] as? [[String: Any]] ?? []
+                    mounts.append(["destination": "/s", "type": "bind", "source": socket, "options": ["rbind", "ro"]])
+                    config["mounts"] = mounts
+                    if let annotation { config["annotations"] = [SocketAdmissionStamp.annotation: annotation] }
+                }
+            }
+            let stamp = SocketAdmissionStamp.stamp(runKey: key)
+            let unstamped = try sandbox.runtime(["run", "--bundle", try bundle("unstamped", annotation: nil), "unstamped"])
+            #expect(unstamped.status != 0 && unstamped.stderr.contains("was not admitted by the engine API filter"), "no stamp: \(unstamped.stderr)")
+            let forged = try sandbox.runtime(["run", "--bundle", try bundle("forged", annotation: String(repeating: "0", count: 64)), "forged"])
+            #expect(forged.status != 0 && forged.stderr.contains("does not hold under the settings in force"), "a forged stamp: \(forged.stderr)")
+            let admitted = try bundle("admitted", annotation: stamp)
+            let run = try sandbox.runtime(["run", "--bundle", admitted, "admitted"])
+            #expect(run.status == 0, "the filter's stamp: \(run.stderr)")
+            #expect(try sandbox.output(admitted, "seen") == "not a socket, a stand-in")
+            // Settings changed (another run key at the next boot): the same container fails its next create.
+            try FileSystem.writeAtomically(keyPath, SocketAdmissionStamp.encodeKey([UInt8](repeating: 0x5b, count: 32)), mode: 0o600)
+            let rerun = try sandbox.runtime(["run", "--bundle", admitted, "admitted-again"])
+            #expect(rerun.status != 0 && rerun.stderr.contains("does not hold under the settings in force"), "a stale stamp: \(rerun.stderr)")
+            // The key file gone: refused, not skipped. A bundle without the socket needs no stamp.
+            unlink(keyPath)
+            let keyless = try sandbox.runtime(["run", "--bundle", admitted, "keyless"])
+            #expect(keyless.status != 0 && keyless.stderr.contains("no socket admission key is in force"), "no key: \(keyless.stderr)")
+            let plain = try sandbox.makeBundle("plain", script: "true")
+            #expect(try sandbox.runtime(["run", "--bundle", plain, "plain"]).status == 0)
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            #expect(try sandbox.recordedContainers().isEmpty)
         }
     }
 }
