@@ -28,6 +28,7 @@ struct PathOptions: ParsableArguments {
     @Option(help: "The settings file baked into the image.") var imageSettings: String?
     @Option(help: "The settings file the host passes at boot.") var hostSettings: String?
     @Option(help: "The isolated runtime's executable.") var runtime: String?
+    @Option(help: "ECI's persistent state (the socket-admission master key).") var persistentDir: String?
 
     var paths: AgentPaths {
         var paths = AgentPaths()
@@ -36,6 +37,7 @@ struct PathOptions: ParsableArguments {
         if let imageSettings { paths.imageSettings = imageSettings }
         if let hostSettings { paths.hostSettings = hostSettings }
         if let runtime { paths.runtimeBinary = runtime }
+        if let persistentDir { paths.persistentDirectory = persistentDir }
         if let stateDir {
             paths.stateDirectory = stateDir
             paths.engineDirectory = stateDir + "/engine"

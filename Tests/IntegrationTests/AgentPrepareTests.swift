@@ -10,7 +10,7 @@ extension Integration {
     @Suite struct AgentPrepare {
         func prepare(_ dir: String, dataRoot: String) throws -> TestSupport.Output {
             try TestSupport.run([
-                try TestSupport.binary("eci-agent"), "prepare", "--data-root", dataRoot, "--state-dir", dir + "/run",
+                try TestSupport.binary("eci-agent"), "prepare", "--data-root", dataRoot, "--state-dir", dir + "/run", "--persistent-dir", dir + "/lib",
                 "--base-config", dir + "/daemon.json", "--image-settings", dir + "/admin-settings.json", "--host-settings", dir + "/fw_cfg/raw",
             ])
         }
@@ -32,6 +32,7 @@ extension Integration {
             #expect(config["log-level"]?.stringValue == "warn")
             let report = try JSONValue.parse(try FileSystem.read(dir + "/run/prepare.json"))
             #expect(report["ok"]?.boolValue == true && report["settingsOrigin"]?.stringValue == "image")
+            #expect(FileSystem.exists(dir + "/run/socket-admission.key") && FileSystem.exists(dir + "/lib/socket-admission.master"), "prepare keys the socket admissions")
             // The probes' scratch mounts lived in the probe process's namespace only.
             #expect(try TestSupport.mountPoints() == before)
             #expect(try FileSystem.listDirectory(dir + "/data").isEmpty, "the probe's scratch directory is removed")
