@@ -95,6 +95,35 @@ int eci_mount_setattr_rdonly(int tree_fd, int recursive) {
     return rc < 0 ? -errno : 0;
 }
 
+int eci_mount_setattr_flags(int tree_fd, int recursive, unsigned long long set, unsigned long long clear) {
+    struct eci_mount_attr attr = {0};
+    attr.attr_set = set;
+    attr.attr_clr = clear;
+    unsigned int flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+    long rc = syscall(__NR_mount_setattr, tree_fd, "", flags, &attr, sizeof(attr));
+    return rc < 0 ? -errno : 0;
+}
+
+int eci_make_nosymfollow(const char *path, int is_mount_point) {
+    struct eci_mount_attr attr = {0};
+    attr.attr_set = ECI_MOUNT_ATTR_NOSYMFOLLOW;
+    if (is_mount_point) {
+        // Already a mount of its own: flag it and everything below it, in place (idempotent).
+        long rc = syscall(__NR_mount_setattr, AT_FDCWD, path, AT_RECURSIVE | AT_SYMLINK_NOFOLLOW, &attr, sizeof(attr));
+        return rc < 0 ? -errno : 0;
+    }
+    // A directory of its parent's mount: bind a flagged clone over it, so that the flag never
+    // reaches the parent (mount_setattr on a plain directory would flag the parent's whole mount)
+    // and the directory is never visible unflagged once the clone is attached.
+    long tree = syscall(__NR_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+    if (tree < 0) return -errno;
+    long rc = syscall(__NR_mount_setattr, (int)tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr));
+    if (rc == 0) rc = syscall(__NR_move_mount, (int)tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
+    int err = rc < 0 ? -errno : 0;
+    close((int)tree);
+    return err;
+}
+
 int eci_move_mount_to(int tree_fd, const char *target) {
     long rc = syscall(__NR_move_mount, tree_fd, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
     return rc < 0 ? -errno : 0;
