@@ -125,7 +125,35 @@ final class FilesystemStager {
             try KernelMounts.attach(tree: tree, at: target)
             spec.setMountSource(at: index, to: target)
         }
+        if spec.rootReadonly { try lockRootReadOnly(spec: spec, rootfs: rootfs) }
         return spec
+    }
+
+    /// `--read-only`, locked: the staged root filesystem is made read-only here, in the VM's user
+    /// namespace, so container root cannot remount it read-write (runc alone would only set the
+    /// flag inside the container's namespace). runc must still create the mount points its
+    /// mounts need in the root before they are mounted; they are made first, inside the root
+    /// (openat2 RESOLVE_IN_ROOT, so the image's symlinks never lead into the VM), as the
+    /// container's root. Mount points inside an earlier mount (`/dev/pts` in `/dev`'s tmpfs)
+    /// are runc's to make there.
+    func lockRootReadOnly(spec: OCISpec, rootfs: String) throws {
+        let mounts = try spec.mounts()
+        for (index, mount) in mounts.enumerated() {
+            let destination = lexicallyClean(mount.destination)
+            guard destination.hasPrefix("/"), destination != "/" else { continue }
+            let insideEarlier = mounts[..<index].contains { earlier in
+                let outer = lexicallyClean(earlier.destination)
+                return outer != "/" && outer != destination && isWithin(destination, outer)
+            }
+            if insideEarlier { continue }
+            let directory = !mount.isBind || bindIsDirectory[index] != false
+            let rc = eci_make_mountpoint_as(plan.rangeBase, plan.rangeBase, rootfs, destination, directory ? 1 : 0)
+            guard rc == 0 else {
+                throw ECIError.system("create the mount point \(destination) in the read-only root filesystem", errno: -rc)
+            }
+        }
+        let rc = eci_mount_setattr_at(rootfs, ECI_MOUNT_ATTR_RDONLY, 0)
+        guard rc == 0 else { throw ECIError.system("make the root filesystem read-only", errno: -rc) }
     }
 
     /// Leaves the VM's mount namespace for a private one (mounts still propagate in, none out)

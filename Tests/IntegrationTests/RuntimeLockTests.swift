@@ -168,5 +168,42 @@ extension Integration {
             }
             #expect(try sandbox.recordedContainers().isEmpty)
         }
+
+        @Test func readOnlyRootStaysReadOnlyAndMountPointsStayInside() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            let data = sandbox.directory + "/data"
+            let outside = sandbox.directory + "/outside"
+            try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+            try "f\n".write(toFile: data + "/file", atomically: true, encoding: .utf8)
+            let script = """
+                cat /new/dir/file > /out/read; mount -o remount,rw / 2>/dev/null; mount -o remount,bind,rw / 2>/dev/null; \
+                touch /written 2>/dev/null && echo wrote > /out/wrote; echo done > /out/done
+                """
+            let bundle = try sandbox.makeBundle("rootro", script: script) { config in
+                Self.privileged(&config)
+                var root = config["root"] as? [String: Any] ?? [:]
+                root["readonly"] = true
+                config["root"] = root
+                // A mount point the image lacks (made by ECI before the lock), and one behind an
+                // absolute symlink the image planted: made inside the root, never in the VM.
+                Self.addMount(&config, ["destination": "/new/dir", "type": "bind", "source": data, "options": ["rbind", "rw"]])
+                Self.addMount(&config, ["destination": "/escape/sub", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]])
+            }
+            #expect(symlink(outside, bundle + "/rootfs/escape") == 0)
+            // The same path inside the root: where the symlink leads when resolved in the container.
+            try FileManager.default.createDirectory(atPath: bundle + "/rootfs" + outside, withIntermediateDirectories: true)
+            let result = try sandbox.runtime(["run", "--bundle", bundle, "rootro"])
+            #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
+            #expect(try sandbox.output(bundle, "done") == "done")
+            #expect(try sandbox.output(bundle, "read") == "f", "a bind at a mount point the image lacked works")
+            #expect(!FileManager.default.fileExists(atPath: bundle + "/out/wrote"), "container root wrote to its --read-only root")
+            #expect(!FileManager.default.fileExists(atPath: bundle + "/rootfs/written"))
+            #expect(!FileManager.default.fileExists(atPath: outside + "/sub"), "a mount point was made through the image's symlink, in the VM")
+            #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs" + outside + "/sub"), "the mount point is made where the symlink leads inside the root")
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+        }
     }
 }
