@@ -14,6 +14,7 @@
 #include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -51,6 +52,8 @@
 #ifndef __NR_mount_setattr
 #define __NR_mount_setattr 442
 #endif
+
+static int set_effective_to_permitted(void);
 
 struct eci_mount_attr {
     uint64_t attr_set;
@@ -93,6 +96,124 @@ int eci_mount_setattr_rdonly(int tree_fd, int recursive) {
     unsigned int flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
     long rc = syscall(__NR_mount_setattr, tree_fd, "", flags, &attr, sizeof(attr));
     return rc < 0 ? -errno : 0;
+}
+
+int eci_mount_setattr_flags(int tree_fd, int recursive, unsigned long long set, unsigned long long clear) {
+    struct eci_mount_attr attr = {0};
+    attr.attr_set = set;
+    attr.attr_clr = clear;
+    unsigned int flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+    long rc = syscall(__NR_mount_setattr, tree_fd, "", flags, &attr, sizeof(attr));
+    return rc < 0 ? -errno : 0;
+}
+
+int eci_make_nosymfollow(const char *path, int is_mount_point) {
+    struct eci_mount_attr attr = {0};
+    attr.attr_set = ECI_MOUNT_ATTR_NOSYMFOLLOW;
+    if (is_mount_point) {
+        // Already a mount of its own: flag it and everything below it, in place (idempotent).
+        long rc = syscall(__NR_mount_setattr, AT_FDCWD, path, AT_RECURSIVE | AT_SYMLINK_NOFOLLOW, &attr, sizeof(attr));
+        return rc < 0 ? -errno : 0;
+    }
+    // A directory of its parent's mount: bind a flagged clone over it, so that the flag never
+    // reaches the parent (mount_setattr on a plain directory would flag the parent's whole mount)
+    // and the directory is never visible unflagged once the clone is attached.
+    long tree = syscall(__NR_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+    if (tree < 0) return -errno;
+    long rc = syscall(__NR_mount_setattr, (int)tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr));
+    if (rc == 0) rc = syscall(__NR_move_mount, (int)tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
+    int err = rc < 0 ? -errno : 0;
+    close((int)tree);
+    return err;
+}
+
+int eci_mount_setattr_at(const char *path, unsigned long long set, unsigned long long clear) {
+    struct eci_mount_attr attr = {0};
+    attr.attr_set = set;
+    attr.attr_clr = clear;
+    long rc = syscall(__NR_mount_setattr, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, &attr, sizeof(attr));
+    return rc < 0 ? -errno : 0;
+}
+
+#ifndef __NR_openat2
+#define __NR_openat2 437
+#endif
+struct eci_open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+#define ECI_RESOLVE_NO_XDEV 0x01
+#define ECI_RESOLVE_NO_MAGICLINKS 0x02
+#define ECI_RESOLVE_IN_ROOT 0x10
+
+// `rel` resolved with `root` as "/" (symlinks, "..", absolute links all stay inside), never
+// crossing into another mount and never through a /proc magic link.
+static int open_in_root(int root, const char *rel, int flags) {
+    struct eci_open_how how = {0};
+    how.flags = (uint64_t)(flags | O_CLOEXEC);
+    how.resolve = ECI_RESOLVE_IN_ROOT | ECI_RESOLVE_NO_XDEV | ECI_RESOLVE_NO_MAGICLINKS;
+    long fd = syscall(__NR_openat2, root, rel, &how, sizeof(how));
+    return fd < 0 ? -errno : (int)fd;
+}
+
+static int make_mountpoint(int root, const char *path, int directory) {
+    char buf[4096], prefix[4096];
+    size_t len = strlen(path);
+    if (len >= sizeof(buf)) return -ENAMETOOLONG;
+    memcpy(buf, path, len + 1);
+    char *components[512];
+    int n = 0;
+    for (char *save = NULL, *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (strcmp(c, ".") == 0 || strcmp(c, "..") == 0) return -EINVAL;  // callers pass cleaned paths
+        if (n == 512) return -ENAMETOOLONG;
+        components[n++] = c;
+    }
+    int parent = open_in_root(root, ".", O_PATH | O_DIRECTORY);
+    if (parent < 0) return parent;
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        if (i == n - 1 && !directory) {
+            int fd = openat(parent, components[i], O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+            int err = (fd < 0 && errno != EEXIST) ? -errno : 0;
+            if (fd >= 0) close(fd);
+            close(parent);
+            return err;
+        }
+        if (mkdirat(parent, components[i], 0755) < 0 && errno != EEXIST) {
+            int err = -errno;
+            close(parent);
+            return err;
+        }
+        // Step into it by resolving the prefix inside the root: an existing symlink is followed
+        // there, never in the VM.
+        int w = snprintf(prefix + used, sizeof(prefix) - used, "%s%s", i ? "/" : "", components[i]);
+        if (w < 0 || (size_t)w >= sizeof(prefix) - used) {
+            close(parent);
+            return -ENAMETOOLONG;
+        }
+        used += (size_t)w;
+        int next = open_in_root(root, prefix, O_PATH | O_DIRECTORY);
+        close(parent);
+        if (next < 0) return next;
+        parent = next;
+    }
+    close(parent);
+    return 0;
+}
+
+int eci_make_mountpoint_as(unsigned int fsuid, unsigned int fsgid, const char *root, const char *path, int directory) {
+    int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) return -errno;
+    int olduid = setfsuid(fsuid);
+    int oldgid = setfsgid(fsgid);
+    int err = set_effective_to_permitted();
+    if (err == 0) err = make_mountpoint(rootfd, path, directory);
+    setfsgid((gid_t)oldgid);
+    setfsuid((uid_t)olduid);
+    (void)set_effective_to_permitted();
+    close(rootfd);
+    return err;
 }
 
 int eci_move_mount_to(int tree_fd, const char *target) {

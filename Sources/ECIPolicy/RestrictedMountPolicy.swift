@@ -23,8 +23,11 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
     /// container-facing engine socket, which the API filter puts in the specs of admitted
     /// containers itself (a symlink swapped in later must not hand it to another container).
     public var exactSources: [String] = []
-    /// Single files the engine itself binds into containers (`docker run --init`).
+    /// Single files the engine itself binds into containers (`docker run --init`), by the names
+    /// the engine uses for them.
     public var engineHelpers: [String] = ["/usr/bin/docker-init", "/usr/libexec/docker/docker-init"]
+    /// Where the engine binds its helper: the only destination the exception covers.
+    public static let engineHelperDestination = "/sbin/docker-init"
 
     public init(restrictedPaths: [String], engineDataRoot: String, allowedBindRoots: [String]? = nil) {
         self.restrictedPaths = restrictedPaths
@@ -104,10 +107,23 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
         return rest.count >= 2 && !rest[0].isEmpty && rest[1] == "_data"
     }
 
+    /// Whether a bind is the engine's own helper mount, exactly as the engine makes it for
+    /// `docker run --init`: one of the helper names, at `/sbin/docker-init`. Nothing else about
+    /// the helper is excepted: any other destination, or the helper named through another path,
+    /// is an ordinary bind source (outside the allowed roots, so refused in the VM). The runtime
+    /// locks the mount read-only and requires a regular file, so even a request that forges
+    /// this shape gets only a read-only view of a root-owned binary the engine already shows.
+    public func isEngineHelperMount(source: String, destination: String) -> Bool {
+        engineHelpers.contains(lexicallyClean(source)) && lexicallyClean(destination) == Self.engineHelperDestination
+    }
+
     /// Refuses the bind source `source` (as the spec names it) when one of `names` (canonical
     /// absolute paths of what it resolves to) is restricted. `restricted` may hold resolved
-    /// variants of the policy's paths (see `restrictedPaths`).
-    public func check(source: String, names: [String], restricted: [String], containerID: String) throws {
+    /// variants of the policy's paths (see `restrictedPaths`). `destination` is where the bind
+    /// goes in the container: given only by the runtime, which alone may except the engine's
+    /// helper mount (`isEngineHelperMount`); the API filter passes nil, so a user's bind of the
+    /// helper is judged like any other path.
+    public func check(source: String, names: [String], restricted: [String], containerID: String, destination: String? = nil) throws {
         let exceptions = engineFiles(containerID: containerID)
         for name in names {
             if let exact = exactSources.first(where: { isWithin(name, $0) || isWithin($0, name) }) {
@@ -118,8 +134,8 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
             }
             let excepted = isVolumeData(name) || exceptions.contains { isWithin(name, $0) }
             // The engine's helper is named by the engine (`/usr/bin/docker-init`, a symlink to
-            // tini in Debian): judged by the name in the spec, a root-owned VM path.
-            let helper = engineHelpers.contains(name) || engineHelpers.contains(lexicallyClean(source))
+            // tini in Debian): judged by the name and destination in the spec.
+            let helper = destination.map { isEngineHelperMount(source: source, destination: $0) } ?? false
             if let allowedBindRoots, !excepted, !helper, !allowedBindRoots.contains(where: { isWithin(name, $0) }) {
                 throw ECIError(.refused, "can't mount \(source) because it's configured as a restricted host mount (bind mounts may come only from \(allowedBindRoots.joined(separator: ", ")))")
             }

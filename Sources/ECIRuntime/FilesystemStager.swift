@@ -40,7 +40,8 @@ final class FilesystemStager {
     }
 
     /// Step 1: detached, idmapped clones of everything the container mounts.
-    func prepare(spec: OCISpec, sources: MountSources) throws {
+    /// `readOnly`: indices of the bind mounts to lock read-only (`ReadOnlyMounts`).
+    func prepare(spec: OCISpec, sources: MountSources, readOnly: Set<Int>) throws {
         let userns = try KernelMounts.userNamespace(base: plan.rangeBase, count: IDRange.containerSize)
         defer { close(userns) }
         switch plan.rootfs {
@@ -56,6 +57,10 @@ final class FilesystemStager {
                 throw ECIError(.invalidArgument, "config.json: bind mount at \(mount.destination) has no checked source")
             }
             let tree = try KernelMounts.cloneTree(fd: fd, recursive: mount.isRecursiveBind, name: source)
+            bindTrees[index] = tree
+            // The VM's view of an allowed root is nosymfollow (SymlinkBlindRoots); the
+            // container's own view of the same directory follows its symlinks as usual.
+            try KernelMounts.followSymlinks(tree: tree, recursive: mount.isRecursiveBind, name: source)
             let (magic, fileType) = try KernelMounts.describe(tree: tree)
             var handling = BindSourcePolicy.handling(magic: magic, fileType: UInt32(fileType))
             if handling == .idmap {
@@ -63,20 +68,18 @@ final class FilesystemStager {
                 if err == EINVAL {
                     handling = .passThrough(reason: BindSourcePolicy.unsupportedReason)
                 } else if err != 0 {
-                    close(tree)
                     throw ECIError.system("idmap the bind mount source \(source)", errno: err)
                 }
             }
             if case let .passThrough(reason) = handling {
                 log.warning("bind mount not idmapped", metadata: ["source": "\(source)", "destination": "\(mount.destination)", "reason": "\(reason)"])
             }
-            bindTrees[index] = tree
             // Read-only here, in the VM's user namespace, means read-only for good: the kernel
             // locks the flag in the container's copies, so even container root with
             // CAP_SYS_ADMIN cannot remount it read-write (runc alone would only set it inside
             // the container's namespace, where the container may undo it).
-            if mount.options.contains("ro") {
-                try KernelMounts.makeReadOnly(tree: tree, recursive: mount.isRecursiveBind, name: source)
+            if readOnly.contains(index) {
+                try KernelMounts.makeReadOnly(tree: tree, recursive: true, name: source)
             }
             bindIsDirectory[index] = fileType == S_IFDIR
         }
@@ -122,7 +125,35 @@ final class FilesystemStager {
             try KernelMounts.attach(tree: tree, at: target)
             spec.setMountSource(at: index, to: target)
         }
+        if spec.rootReadonly { try lockRootReadOnly(spec: spec, rootfs: rootfs) }
         return spec
+    }
+
+    /// `--read-only`, locked: the staged root filesystem is made read-only here, in the VM's user
+    /// namespace, so container root cannot remount it read-write (runc alone would only set the
+    /// flag inside the container's namespace). runc must still create the mount points its
+    /// mounts need in the root before they are mounted; they are made first, inside the root
+    /// (openat2 RESOLVE_IN_ROOT, so the image's symlinks never lead into the VM), as the
+    /// container's root. Mount points inside an earlier mount (`/dev/pts` in `/dev`'s tmpfs)
+    /// are runc's to make there.
+    func lockRootReadOnly(spec: OCISpec, rootfs: String) throws {
+        let mounts = try spec.mounts()
+        for (index, mount) in mounts.enumerated() {
+            let destination = lexicallyClean(mount.destination)
+            guard destination.hasPrefix("/"), destination != "/" else { continue }
+            let insideEarlier = mounts[..<index].contains { earlier in
+                let outer = lexicallyClean(earlier.destination)
+                return outer != "/" && outer != destination && isWithin(destination, outer)
+            }
+            if insideEarlier { continue }
+            let directory = !mount.isBind || bindIsDirectory[index] != false
+            let rc = eci_make_mountpoint_as(plan.rangeBase, plan.rangeBase, rootfs, destination, directory ? 1 : 0)
+            guard rc == 0 else {
+                throw ECIError.system("create the mount point \(destination) in the read-only root filesystem", errno: -rc)
+            }
+        }
+        let rc = eci_mount_setattr_at(rootfs, ECI_MOUNT_ATTR_RDONLY, 0)
+        guard rc == 0 else { throw ECIError.system("make the root filesystem read-only", errno: -rc) }
     }
 
     /// Leaves the VM's mount namespace for a private one (mounts still propagate in, none out)

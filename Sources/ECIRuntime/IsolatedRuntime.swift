@@ -79,8 +79,15 @@ public struct IsolatedRuntime: Sendable {
         try DevicePolicy.apply(to: &spec)
         ProcfsPolicy.apply(to: &spec)
         let mounts = try MountInfo.current()
-        let sources = try MountSources(spec: spec, policy: try configuration.loadPolicy(), containerID: id, mounts: mounts)
-        try SocketAdmissionCheck.verify(spec, policy: try configuration.loadPolicy(), stateDirectory: configuration.stateDirectory)
+        let policy = try configuration.loadPolicy()
+        let sources = try MountSources(spec: spec, policy: policy, containerID: id, mounts: mounts)
+        try SocketAdmissionCheck.verify(spec, policy: policy, stateDirectory: configuration.stateDirectory)
+        for (index, mount) in try spec.mounts().enumerated() where mount.isBind {
+            guard let fd = sources.fds[index], let resolved = KernelMounts.resolvedPath(of: fd) else { continue }
+            try SymlinkBlindRoots.requireBlind(
+                source: mount.source ?? "", resolved: resolved, recursive: mount.isRecursiveBind, policy: policy, mounts: mounts)
+        }
+        let readOnly = try ReadOnlyMounts.lockedIndices(in: spec, policy: policy)
 
         let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: mounts)
         let stageRoot = join(configuration.stateDirectory, "stage")
@@ -99,7 +106,7 @@ public struct IsolatedRuntime: Sendable {
             try FileSystem.makeDirectories(containerDirectory, mode: 0o711)
 
             let stager = FilesystemStager(plan: StagePlan(rangeBase: record.base, stageRoot: stageRoot, rootfs: planned.rootfs), log: log)
-            try stager.prepare(spec: spec, sources: sources)
+            try stager.prepare(spec: spec, sources: sources, readOnly: readOnly)
             // From here on this process lives in its own mount namespace: what it stages
             // never reaches the VM's, and vanishes with runc's exit.
             try FilesystemStager.enterPrivateMountNamespace(stageRoot: stageRoot)

@@ -40,6 +40,14 @@ enum KernelMounts {
         guard rc == 0 else { throw ECIError.system("make \(name) read-only", errno: -rc) }
     }
 
+    /// Lets a detached tree follow symlinks again. The VM's own view of the allowed bind roots is
+    /// `nosymfollow` (see `SymlinkBlindRoots`); a container's clone of a directory there must
+    /// behave like an ordinary directory inside the container.
+    static func followSymlinks(tree: Int32, recursive: Bool, name: String) throws {
+        let rc = eci_mount_setattr_flags(tree, recursive ? 1 : 0, 0, ECI_MOUNT_ATTR_NOSYMFOLLOW)
+        guard rc == 0 else { throw ECIError.system("let the clone of \(name) follow symlinks", errno: -rc) }
+    }
+
     /// Attaches a detached tree at `target` and closes the tree fd.
     static func attach(tree: Int32, at target: String) throws {
         defer { close(tree) }

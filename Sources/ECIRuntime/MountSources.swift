@@ -35,7 +35,15 @@ final class MountSources {
                 fds[index] = fd
                 guard let resolved = KernelMounts.resolvedPath(of: fd) else { throw ECIError(.system, "can't resolve bind mount source \(source)") }
                 let names = Self.aliases(of: resolved, mounts: mounts)
-                try policy.check(source: source, names: names, restricted: restricted, containerID: containerID)
+                try policy.check(source: source, names: names, restricted: restricted, containerID: containerID, destination: mount.destination)
+                if policy.isEngineHelperMount(source: source, destination: mount.destination) {
+                    // The engine's helper is a file: a directory of that name was made by a bind
+                    // request, not by the engine's package.
+                    var st = stat()
+                    guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+                        throw ECIError(.refused, "can't mount \(source) because it's configured as a restricted host mount (the engine's helper must be a regular file)")
+                    }
+                }
             }
         } catch {
             closeAll()

@@ -87,8 +87,17 @@ struct FilterHardeningTests {
         }
         try check("/var/lib/docker/volumes/v/_data", ["/var/lib/docker/volumes/v/_data"])
         try check("/var/lib/docker/containers/c1/hosts", ["/var/lib/docker/containers/c1/hosts"])
-        try check("/usr/bin/docker-init", ["/usr/bin/docker-init"])
-        try check("/usr/bin/docker-init", ["/usr/bin/tini-static"])
+        // The engine's helper only where the engine binds it (`--init`), and only for the runtime.
+        try runtime.check(source: "/usr/bin/docker-init", names: ["/usr/bin/tini"], restricted: runtime.restrictedPaths, containerID: "c1", destination: "/sbin/docker-init")
+        #expect(throws: ECIError.self) { try runtime.check(source: "/usr/bin/docker-init", names: ["/usr/bin/tini"], restricted: runtime.restrictedPaths, containerID: "c1", destination: "/x") }
+        #expect(throws: ECIError.self) { try check("/usr/bin/docker-init", ["/usr/bin/tini"]) }
+        #expect(throws: ECIError.self) {
+            try runtime.check(source: "/usr/libexec/docker/docker-init", names: ["/usr/libexec/docker/docker-init"], restricted: runtime.restrictedPaths, containerID: "c1", destination: "/x")
+        }
+        for bind in ["/usr/bin/docker-init:/x", "/usr/bin/docker-init:/sbin/docker-init:ro", "/usr/libexec/docker/docker-init:/sbin/docker-init"] {
+            #expect(refused(create(#"{"Binds":["\#(bind)"]}"#))?.contains("restricted host mount") == true, "the filter never excepts the helper: \(bind)")
+        }
+        #expect(refused(create(#"{"Mounts":[{"Type":"bind","Source":"/usr/bin/docker-init","Target":"/sbin/docker-init","ReadOnly":true}]}"#)) != nil)
         #expect(throws: ECIError.self) { try check("/srv/x", ["/usr/bin/tini-static"]) }
         try check("/run/eci-api/docker.sock", ["/run/eci-api/docker.sock"])
         #expect(throws: ECIError.self) { try check("/srv/sock", ["/run/eci-api/docker.sock"]) }

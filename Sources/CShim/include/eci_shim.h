@@ -30,6 +30,30 @@ int eci_mount_setattr_idmap(int tree_fd, int userns_fd, int recursive);
 /// mount namespace gets: container root cannot remount it read-write. Returns 0 or -errno.
 int eci_mount_setattr_rdonly(int tree_fd, int recursive);
 
+/// MOUNT_ATTR_NOSYMFOLLOW (<linux/mount.h>): lookups through the mount never follow a symlink.
+#define ECI_MOUNT_ATTR_NOSYMFOLLOW 0x00200000ULL
+/// MOUNT_ATTR_RDONLY.
+#define ECI_MOUNT_ATTR_RDONLY 0x00000001ULL
+
+/// Sets and clears MOUNT_ATTR_* flags on the detached tree `tree_fd` (recursively when
+/// `recursive`). Returns 0 or -errno.
+int eci_mount_setattr_flags(int tree_fd, int recursive, unsigned long long set, unsigned long long clear);
+
+/// Makes `path` and every mount below it `nosymfollow`: no lookup through them follows a
+/// symlink, root's included. With `is_mount_point` the mount at `path` is flagged in place;
+/// otherwise a flagged recursive clone of `path` is bound over it. Returns 0 or -errno.
+int eci_make_nosymfollow(const char *path, int is_mount_point);
+
+/// Sets and clears MOUNT_ATTR_* flags on the mount at `path` (not recursively). Returns 0 or -errno.
+int eci_mount_setattr_at(const char *path, unsigned long long set, unsigned long long clear);
+
+/// Creates the mount point `path` (absolute in the container, cleaned) inside the root filesystem
+/// mounted at `root`, as `mkdir -p` would, plus an empty file for the last component unless
+/// `directory`. Every lookup is openat2(RESOLVE_IN_ROOT | RESOLVE_NO_XDEV): symlinks the image
+/// planted resolve inside the root, never in the VM. Runs with fsuid/fsgid set to the
+/// container's root (what the idmapped layers map to 0). Existing entries are kept. 0 or -errno.
+int eci_make_mountpoint_as(unsigned int fsuid, unsigned int fsgid, const char *root, const char *path, int directory);
+
 /// Attaches the detached tree `tree_fd` at `target`. Returns 0 or -errno.
 int eci_move_mount_to(int tree_fd, const char *target);
 

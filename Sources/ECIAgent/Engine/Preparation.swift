@@ -66,6 +66,13 @@ public struct Preparation: Sendable {
         } catch {
             report.problems.append("settings: \(error)")
         }
+        if report.problems.isEmpty {
+            do {
+                try protectBindRoots()
+            } catch {
+                report.problems.append("bind roots: \(error)")
+            }
+        }
         if report.problems.isEmpty, let loaded {
             do {
                 report.overriddenEngineKeys = try writeEngineConfiguration(settings: loaded)
@@ -104,6 +111,17 @@ public struct Preparation: Sendable {
         try SocketAdmissionKeys.install(paths: paths, settingsFile: settings.bytes)
         logger.info("engine configured", metadata: ["config": "\(paths.daemonConfig)", "settings": "\(settings.origin.rawValue)"])
         return dropped
+    }
+
+    /// Makes the directories containers may bind symlink-blind for the VM before the engine
+    /// starts (`SymlinkBlindRoots`), then checks that nothing under them still follows symlinks.
+    func protectBindRoots() throws {
+        let policy = try RuntimeConfiguration.load(path: nil, environment: [:]).loadPolicy()
+        guard let roots = policy.allowedBindRoots, !roots.isEmpty else { return }
+        try SymlinkBlindRoots.apply(roots: roots, mounts: try MountInfo.current())
+        let left = SymlinkBlindRoots.unprotectedMounts(roots: roots, mounts: try MountInfo.current())
+        guard left.isEmpty else { throw ECIError(.unsupported, "still following symlinks after nosymfollow: \(left.joined(separator: ", "))") }
+        logger.info("bind roots are nosymfollow", metadata: ["roots": "\(roots.joined(separator: ","))"])
     }
 
     func removeEngineConfiguration() {

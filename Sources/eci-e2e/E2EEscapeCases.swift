@@ -1,0 +1,86 @@
+import Foundation
+
+/// The escape classes of issue 10, each attacked for real through the docker CLI in the VM, next
+/// to the legitimate neighbour that must keep working.
+enum E2EEscapeCases {
+    static let tools = E2EFixtures.toolsImage
+    static let restricted = "because it's configured as a restricted host mount"
+
+    static let all: [E2ECase] = [
+        // Class 1: the engine-helper exception is as narrow as what the engine does.
+        E2ECase(name: "engine-helper-exception-is-narrow") { c in
+            try c.expectRefused(["run", "--rm", "-v", "/usr/bin/docker-init:/x", tools, "sh", "-c", "cat /x > /tmp/c && cat /tmp/c > /x"], restricted)
+            try c.expectRefused(["run", "--rm", "-v", "/usr/bin/docker-init:/sbin/docker-init:ro", tools, "true"], restricted)
+            try c.expectRefused(["run", "--rm", "--mount", "type=bind,src=/usr/bin/docker-init,dst=/sbin/docker-init", tools, "true"], restricted)
+            try c.expectRefused(["run", "--rm", "-v", "/usr/libexec/docker/docker-init:/x", tools, "true"], restricted)
+            let initRun = try c.docker(["run", "--rm", "--init", "--privileged", tools, "sh", "-c",
+                "grep ' /sbin/docker-init ' /proc/self/mountinfo | cut -d' ' -f6; mount -o remount,bind,rw /sbin/docker-init 2>/dev/null && echo REMOUNTED; echo done"])
+            c.expect(initRun.status == 0 && initRun.stdout.contains("done"), "--init works: \(initRun.stdout) \(initRun.stderr)")
+            c.expect(initRun.stdout.hasPrefix("ro,") && !initRun.stdout.contains("REMOUNTED"), "the engine's helper is locked read-only, even for --privileged: \(initRun.stdout)")
+        },
+        // Class 2: no VM-side lookup follows a symlink a container planted (the allowed roots
+        // are nosymfollow), while symlinks inside a bound directory work in the container.
+        E2ECase(name: "engine-never-follows-planted-symlinks") { c in
+            let setup = try c.docker(["run", "--rm", "-v", "/srv:/s", tools, "sh", "-c",
+                "mkdir -p /s/e2e-sym/v1/data /s/e2e-sym/v2 /s/e2e-sym/app/target && echo inside > /s/e2e-sym/app/target/file && ln -sfn target /s/e2e-sym/app/link && echo ok"])
+            c.expect(setup.stdout.contains("ok"), "a container prepares /srv: \(setup.stderr)")
+            let inside = try c.docker(["run", "--rm", "-v", "/srv/e2e-sym/app:/app", tools, "sh", "-c", "cat /app/link/file; ln -sfn /etc /app/etc-link; cat /app/etc-link/hostname >/dev/null && echo followed"])
+            c.expect(inside.stdout.hasPrefix("inside\n") && inside.stdout.contains("followed"), "symlinks in a bound directory work in the container: \(inside.stdout) \(inside.stderr)")
+            // A volume bound to a clean path, then the path turned into a symlink to /etc/docker.
+            try c.docker(["volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device=/srv/e2e-sym/v1/data", "e2e-v1"])
+            try c.docker(["volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device=/srv/e2e-sym/v2", "e2e-v2"])
+            try c.docker(["create", "--name", "e2e-cp", "-v", "e2e-v1:/x", tools, "sleep", "300"])
+            try c.docker(["create", "--name", "e2e-mk", "-v", "/srv/e2e-sym/m/b/c:/x", tools, "true"])
+            let flip = try c.docker(["run", "--rm", "-v", "/srv:/s", tools, "sh", "-c",
+                "rm -rf /s/e2e-sym/v1/data /s/e2e-sym/v2 /s/e2e-sym/m && ln -s /etc/docker /s/e2e-sym/v1/data && ln -s /usr/local/sbin /s/e2e-sym/v2 && ln -s /etc/docker /s/e2e-sym/m && echo flipped"])
+            c.expect(flip.stdout.contains("flipped"), "the container plants the symlinks: \(flip.stderr)")
+            let file = c.work + "/planted.txt"
+            try "planted\n".write(toFile: file, atomically: true, encoding: .utf8)
+            let cpIn = try c.docker(["cp", file, "e2e-cp:/x/planted"])
+            c.expect(cpIn.status != 0, "docker cp into a volume whose device became a symlink must fail: \(cpIn.stdout)")
+            let cpOut = try c.docker(["cp", "e2e-cp:/x/key.json", c.work + "/key.json"])
+            c.expect(cpOut.status != 0 && !FileManager.default.fileExists(atPath: c.work + "/key.json"), "docker cp out of it must not read /etc/docker: \(cpOut.stdout)")
+            let use = try c.docker(["run", "--rm", "-v", "e2e-v1:/x", tools, "ls", "/x"])
+            c.expect(use.status != 0 && !use.stdout.contains("daemon.json"), "the volume's device is not followed: \(use.stdout)")
+            // The engine copies image content into an empty volume at create: not through a symlink.
+            let populate = try c.docker(["run", "--rm", "-v", "e2e-v2:/etc", tools, "true"])
+            c.expect(populate.status != 0, "populating a volume whose device became a symlink must fail")
+            // The engine's mkdir -p of a missing bind source at start: not through a symlink.
+            let start = try c.docker(["start", "e2e-mk"])
+            // Go's MkdirAll stats the planted symlink (ELOOP), then mkdir meets it (EEXIST): it never
+            // walks through it into /etc/docker.
+            c.expect(start.status != 0 && start.stderr.contains("creating mount source path"), "start must fail on the planted symlink (the engine's own lookup): \(start.stderr)")
+            let after = try c.docker(["run", "--rm", "-v", "/srv:/s", tools, "sh", "-c", "ls /s/e2e-sym; readlink /s/e2e-sym/m"])
+            c.expect(after.stdout.contains("/etc/docker"), "the planted symlink is still a symlink: \(after.stdout)")
+            // Neighbours: named volumes populate from the image; cp into a bound directory works.
+            let populated = try c.docker(["run", "--rm", "-v", "e2e-populated:/etc", tools, "cat", "/etc/passwd"])
+            c.expect(populated.stdout.hasPrefix("root:"), "a named volume is populated from the image: \(populated.stderr)")
+            try c.docker(["create", "--name", "e2e-bindcp", "-v", "/srv/e2e-sym/app:/app", tools, "true"])
+            c.expect(try c.docker(["cp", file, "e2e-bindcp:/app/copied"]).status == 0, "docker cp into a bound directory")
+            c.expect(try c.docker(["cp", "e2e-bindcp:/app/copied", c.work + "/copied-back"]).status == 0, "docker cp out of a bound directory")
+            try c.docker(["rm", "-f", "e2e-cp", "e2e-mk", "e2e-bindcp"])
+            try c.docker(["volume", "rm", "e2e-v1", "e2e-v2", "e2e-populated"])
+        },
+        // Class 5: read-only binds, volumes and --read-only roots stay read-only under --privileged.
+        E2ECase(name: "read-only-stays-read-only-under-privileged") { c in
+            try c.docker(["run", "--rm", "-v", "e2e-rovol:/v", "-v", "/srv/e2e-ro2:/b", tools, "sh", "-c", "echo seed > /v/seed; echo seed > /b/seed"])
+            let attack = "cat /ro/seed; mount -o remount,bind,rw /ro 2>/dev/null; mount -o remount,rw /ro 2>/dev/null; touch /ro/x 2>/dev/null && echo WROTE; echo done"
+            let forms: [[String]] = [
+                ["-v", "e2e-rovol:/ro:ro"], ["-v", "/srv/e2e-ro2:/ro:ro"],
+                ["--mount", "type=bind,src=/srv/e2e-ro2,dst=/ro,readonly"], ["--mount", "type=volume,src=e2e-rovol,dst=/ro,readonly"],
+            ]
+            for form in forms {
+                let run = try c.docker(["run", "--rm", "--privileged"] + form + [tools, "sh", "-c", attack])
+                c.expect(run.stdout.hasPrefix("seed\n") && run.stdout.contains("done"), "\(form): read-only stays readable: \(run.stdout) \(run.stderr)")
+                c.expect(!run.stdout.contains("WROTE"), "\(form): a privileged container remounted its read-only mount read-write")
+            }
+            let root = try c.docker(["run", "--rm", "--privileged", "--read-only", "-v", "/srv/e2e-ro2:/new/mount/point", tools, "sh", "-c",
+                "cat /new/mount/point/seed; mount -o remount,rw / 2>/dev/null; mount -o remount,bind,rw / 2>/dev/null; touch /x 2>/dev/null && echo WROTE; echo done"])
+            c.expect(root.stdout.hasPrefix("seed\n") && root.stdout.contains("done"), "--read-only with a new mount point works: \(root.stdout) \(root.stderr)")
+            c.expect(!root.stdout.contains("WROTE"), "a privileged container remounted its --read-only root read-write")
+            let tmp = try c.docker(["run", "--rm", "--read-only", "--tmpfs", "/tmp", tools, "sh", "-c", "touch /tmp/ok && echo ok"])
+            c.expect(tmp.stdout.contains("ok"), "--read-only with a tmpfs works: \(tmp.stderr)")
+            try c.docker(["volume", "rm", "e2e-rovol"])
+        },
+    ]
+}
