@@ -320,7 +320,7 @@ extension Integration {
             let mountsBefore = try Self.mounts(d)
             let f = try Filter(d)
             func raw(_ socket: String, _ method: String, _ path: String, _ body: String = "") throws -> String {
-                let head = "\(method) \(path) HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+                let head = "\(method) \(path) HTTP/1.1\r\nHost: docker\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
                 return try Integration.APIProxy.exchange(socket, Array((head + body).utf8))
             }
 
