@@ -38,6 +38,9 @@ public struct OCISpec: Sendable, Equatable {
     /// `root.path` as written (may be relative to the bundle).
     public var rootPath: String? { document["root"]?["path"]?.stringValue }
 
+    /// `linux.cgroupsPath`.
+    public var cgroupsPath: String? { document["linux"]?["cgroupsPath"]?.stringValue }
+
     /// `root.readonly`.
     public var rootReadonly: Bool { document["root"]?["readonly"]?.boolValue ?? false }
 

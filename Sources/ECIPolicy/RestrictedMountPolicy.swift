@@ -23,6 +23,10 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
     /// container-facing engine socket, which the API filter puts in the specs of admitted
     /// containers itself (a symlink swapped in later must not hand it to another container).
     public var exactSources: [String] = []
+    /// When set, the only cgroup parents a container's `linux.cgroupsPath` may lie below
+    /// (`CgroupPathPolicy`): `/docker` (cgroupfs) and `system.slice:docker` (systemd) in the VM.
+    /// Nil: not checked (a plain host, whose engines choose their own parents).
+    public var cgroupParents: [String]?
     /// Single files the engine itself binds into containers (`docker run --init`), by the names
     /// the engine uses for them.
     public var engineHelpers: [String] = ["/usr/bin/docker-init", "/usr/libexec/docker/docker-init"]
@@ -56,8 +60,17 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
         var dataRoot: String?
         var allowed: [String]?
         var exact: [String] = []
+        var cgroupParents: [String]?
         for (key, value) in members {
             switch key {
+            case "cgroupParents":
+                guard let items = value.arrayValue else { throw ECIError(.invalidArgument, "\(source): cgroupParents must be an array") }
+                cgroupParents = try items.map { item in
+                    guard let parent = item.stringValue, parent.hasPrefix("/") ? parent != "/" : parent.split(separator: ":").count == 2 else {
+                        throw ECIError(.invalidArgument, "\(source): cgroupParents holds \(item.serialized()), not an absolute path below / or a systemd slice:prefix")
+                    }
+                    return parent
+                }
             case "exactSources": exact = try pathsBelowRoot(value, key, source)
             case "allowedBindRoots": allowed = try pathsBelowRoot(value, key, source)
             case "restrictedPaths":
@@ -79,6 +92,7 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
         guard let paths, let dataRoot else { throw ECIError(.invalidArgument, "\(source): restrictedPaths and engineDataRoot are required") }
         var policy = RestrictedMountPolicy(restrictedPaths: paths + [dataRoot], engineDataRoot: dataRoot, allowedBindRoots: allowed)
         policy.exactSources = exact
+        policy.cgroupParents = cgroupParents
         return policy
     }
 

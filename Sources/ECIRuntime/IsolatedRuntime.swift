@@ -87,6 +87,7 @@ public struct IsolatedRuntime: Sendable {
             try SymlinkBlindRoots.requireBlind(
                 source: mount.source ?? "", resolved: resolved, recursive: mount.isRecursiveBind, policy: policy, mounts: mounts)
         }
+        if let parents = policy.cgroupParents { try CgroupPathPolicy.check(spec.cgroupsPath, parents: parents) }
         let readOnly = try ReadOnlyMounts.lockedIndices(in: spec, policy: policy)
 
         let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: mounts)

@@ -82,5 +82,35 @@ enum E2EEscapeCases {
             c.expect(tmp.stdout.contains("ok"), "--read-only with a tmpfs works: \(tmp.stderr)")
             try c.docker(["volume", "rm", "e2e-rovol"])
         },
+        // Class 3: routes the filter half-covered.
+        E2ECase(name: "half-covered-routes-are-closed") { c in
+            try c.expectRefused(["build", "--cgroup-parent=/evil", "-q", c.fixtures.buildContext], "cgroup")
+            for type in ["nfs", "nfs4", "cifs", "smb3"] {
+                try c.expectRefused(["volume", "create", "-o", "type=\(type)", "-o", "o=addr=127.0.0.1", "-o", "device=:/export", "e2e-\(type)"], "enhanced container isolation")
+            }
+            try c.expectRefused(["run", "--rm", "--mount", "type=volume,dst=/v,volume-opt=type=nfs,volume-opt=o=addr=127.0.0.1,volume-opt=device=:/x", tools, "true"], "enhanced container isolation")
+            try c.docker(["run", "-d", "--name", "e2e-routes", "-v", "/var/run/docker.sock:/var/run/docker.sock", tools, "sleep", "300"])
+            let routes = try c.docker(["exec", "e2e-routes", "sh", "-c",
+                "for r in 'POST /containers/e2e-routes/copy' 'GET /debug/vars' 'GET /no/such/route' 'GET /_ping'; do unix-http /var/run/docker.sock $r | head -1; done"])
+            let lines = routes.stdout.split(separator: "\n").map(String.init)
+            c.expect(lines.count == 4 && lines.prefix(3).allSatisfy { $0.contains(" 403") }, "legacy, debug and unknown routes are refused from a container's socket: \(routes.stdout)")
+            c.expect(lines.last?.contains(" 200") == true, "a known route still answers: \(routes.stdout)")
+            try c.docker(["rm", "-f", "e2e-routes"])
+        },
+        // Class 6: the container-facing socket is root-only, and admission is stamped and checked
+        // by the runtime at every create (a restart included).
+        E2ECase(name: "container-socket-is-root-only-and-stamped") { c in
+            try c.docker(["run", "-d", "--name", "e2e-admitted", "-v", "/var/run/docker.sock:/var/run/docker.sock", tools, "sleep", "300"])
+            let owner = try c.docker(["exec", "e2e-admitted", "sh", "-c", "stat -c %a:%u /var/run/docker.sock; unix-http /var/run/docker.sock GET /_ping | head -1"])
+            c.expect(owner.stdout.hasPrefix("600:0\n") && owner.stdout.contains(" 200"), "root-only socket, reached by container root: \(owner.stdout) \(owner.stderr)")
+            let other = try c.docker(["exec", "--user", "1000", "e2e-admitted", "sh", "-c", "unix-http /var/run/docker.sock GET /_ping 2>&1 | head -1"])
+            c.expect(!other.stdout.contains(" 200"), "a non-root user of the admitted container can't connect: \(other.stdout)")
+            let stamp = try c.docker(["inspect", "--format", "{{json .HostConfig.Annotations}}", "e2e-admitted"])
+            c.expect(stamp.stdout.contains("org.eci.socket-admission"), "the filter stamped the admission: \(stamp.stdout)")
+            c.expect(try c.docker(["restart", "-t", "1", "e2e-admitted"]).status == 0, "an admitted container restarts (the runtime verifies the stamp)")
+            let again = try c.docker(["exec", "e2e-admitted", "sh", "-c", "unix-http /var/run/docker.sock GET /_ping | head -1"])
+            c.expect(again.stdout.contains(" 200"), "after the restart the socket still answers: \(again.stdout)")
+            try c.docker(["rm", "-f", "e2e-admitted"])
+        },
     ]
 }

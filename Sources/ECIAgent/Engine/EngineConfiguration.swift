@@ -18,6 +18,7 @@ public enum EngineConfiguration {
         "default-runtime": "the isolated runtime is the default",
         "userns-remap": "every container has its own user namespace",
         "data-root": "set from the probed data root",
+        "cgroup-parent": "containers' cgroups stay under the engine's default parent, the one the runtime's policy admits",
     ]
 
     /// The daemon.json to start the engine with. `base` is the admin's file (nil if absent).
