@@ -38,6 +38,8 @@ final class MountSources {
                 fds[index] = fd
                 guard let resolved = KernelMounts.resolvedPath(of: fd) else { throw ECIError(.system, "can't resolve bind mount source \(source)") }
                 let names = Self.aliases(of: resolved, mounts: mounts)
+                // What the kernel says the source is comes first: its refusal says why precisely
+                // (a sysfs volume is also an alias of /sys, a restricted path).
                 try judge.check(source: source, fd: fd, resolved: resolved, names: names, recursive: mount.isRecursiveBind)
                 try policy.check(source: source, names: names, restricted: restricted, containerID: containerID, destination: mount.destination)
                 if policy.isEngineHelperMount(source: source, destination: mount.destination) {
