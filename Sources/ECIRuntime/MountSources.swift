@@ -38,10 +38,9 @@ final class MountSources {
                 fds[index] = fd
                 guard let resolved = KernelMounts.resolvedPath(of: fd) else { throw ECIError(.system, "can't resolve bind mount source \(source)") }
                 let names = Self.aliases(of: resolved, mounts: mounts)
-                // What the kernel says the source is comes first: its refusal says why precisely
-                // (a sysfs volume is also an alias of /sys, a restricted path).
-                try judge.check(source: source, fd: fd, resolved: resolved, names: names, recursive: mount.isRecursiveBind)
                 try policy.check(source: source, names: names, restricted: restricted, containerID: containerID, destination: mount.destination)
+                // Then what the kernel says the source is, whatever its names.
+                try judge.check(source: source, fd: fd, resolved: resolved, names: names, recursive: mount.isRecursiveBind)
                 if policy.isEngineHelperMount(source: source, destination: mount.destination) {
                     // The engine's helper is a file: a directory of that name was made by a bind
                     // request, not by the engine's package.
