@@ -45,8 +45,9 @@ import Testing
 @Suite(.serialized) struct EngineListenersScanTests {
     /// Starts perl under the command name `command` (comm is the executed file's name), listening
     /// on `socket`; returns once the socket exists.
-    func listen(as command: String, on socket: String, in directory: String) throws -> Process {
-        let program = directory + "/" + command
+    func listen(as command: String, on socket: String, in directory: String, link: String? = nil) throws -> Process {
+        let program = directory + "/" + (link ?? command)
+        try FileManager.default.createDirectory(atPath: parentDirectory(program), withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: program, withDestinationPath: "/usr/bin/perl")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: program)
@@ -79,6 +80,14 @@ import Testing
             engine.waitUntilExit()
             other.waitUntilExit()
         }
+        // Thirty shims, as with thirty running containers, for the cost of a scan.
+        try FileManager.default.createDirectory(atPath: dir + "/s", withIntermediateDirectories: true)
+        var shims: [Process] = []
+        defer {
+            for shim in shims { kill(shim.processIdentifier, SIGKILL) }
+            for shim in shims { shim.waitUntilExit() }
+        }
+        for i in 0..<30 { shims.append(try listen(as: "containerd-shim", on: dir + "/s/\(i)", in: dir + "/s", link: "shim\(i)/containerd-shim")) }
         let start = ContinuousClock.now
         let rounds = 20
         var listeners = EngineListeners.scan()
@@ -89,6 +98,7 @@ import Testing
 
         let socket = try #require(identity(dir + "/engine/api/docker.sock"))
         let found = try #require(listeners.listener(for: socket, isDirectory: false), "the engine's socket is found")
+        #expect(listeners.sockets.count == 31, "the engine's socket and thirty shims'")
         #expect(found.0.command == "dockerd" && found.0.path == dir + "/alias/api/docker.sock" && !found.contained)
         for parent in [dir + "/engine/api", dir + "/engine", dir, "/"] {
             let id = try #require(identity(parent))

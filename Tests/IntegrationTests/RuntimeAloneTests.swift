@@ -40,8 +40,7 @@ extension Integration {
             // those paths) every one is still refused.
             var policy = try RestrictedMountPolicy.parse(Array(try Data(contentsOf: URL(fileURLWithPath: d.sandbox.policyPath))), source: d.sandbox.policyPath)
             policy.restrictedPaths.removeAll { ["/proc", "/sys", "/dev"].contains($0) }
-            let document = "{\"restrictedPaths\":[" + policy.restrictedPaths.map { "\"\($0)\"" }.joined(separator: ",") + "],\"engineDataRoot\":\"\(policy.engineDataRoot)\"}"
-            try document.write(toFile: d.sandbox.policyPath, atomically: true, encoding: .utf8)
+            try Self.write(policy, to: d.sandbox.policyPath)
             let mountsBefore = try TestSupport.mountPoints().filter { !$0.hasPrefix(d.root + "/") }
             for type in ["proc", "sysfs", "mqueue", "devtmpfs", "cgroup2"] {
                 try volume(d, "v-\(type)", ["type=\(type)", "device=\(type)"])
@@ -135,6 +134,45 @@ extension Integration {
             #expect(socket.status == 0, "an ordinary socket: \(socket.stderr)")
             let dir = try run(d, ["-v", "\(scratch)/app:/d"], ["test", "-S", "/d/app.sock"])
             #expect(dir.status == 0, "an ordinary socket's directory: \(dir.stderr)")
+
+            // The agent's container-facing socket is admitted by its literal name (exactSources)
+            // though eci-agent listens on it; its directory, or a hard link to it, is not.
+            let agentDirectory = scratch + "/eci-api"
+            try directory(agentDirectory)
+            let agent = try Self.listen(as: "eci-agent", on: agentDirectory + "/docker.sock", in: scratch)
+            defer {
+                kill(agent.processIdentifier, SIGKILL)
+                agent.waitUntilExit()
+            }
+            var withExact = try RestrictedMountPolicy.parse(Array(try Data(contentsOf: URL(fileURLWithPath: d.sandbox.policyPath))), source: d.sandbox.policyPath)
+            withExact.exactSources = [agentDirectory + "/docker.sock"]
+            try Self.write(withExact, to: d.sandbox.policyPath)
+            let admitted = try run(d, ["-v", "\(agentDirectory)/docker.sock:/var/run/docker.sock"], ["test", "-S", "/var/run/docker.sock"])
+            #expect(admitted.status == 0, "the container-facing socket by its literal name: \(admitted.stderr)")
+            #expect(link(agentDirectory + "/docker.sock", scratch + "/agent-link.sock") == 0)
+            expectRefused(try run(d, ["-v", "\(scratch)/agent-link.sock:/s"]), [Self.restricted], "the container-facing socket under another name")
+        }
+
+        /// Starts perl under the command name `command` (comm is the executed file's name),
+        /// listening on `socket`; returns once the socket exists.
+        static func listen(as command: String, on socket: String, in directory: String) throws -> Process {
+            let program = directory + "/" + command
+            try FileManager.default.createSymbolicLink(atPath: program, withDestinationPath: "/usr/bin/perl")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: program)
+            p.arguments = ["-MIO::Socket::UNIX", "-e", "my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $ARGV[0], Listen => 5) or die $!; sleep 120", socket]
+            try p.run()
+            for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
+            return p
+        }
+
+        /// Writes a policy file eci-runc reads at its next call.
+        static func write(_ policy: RestrictedMountPolicy, to path: String) throws {
+            func list(_ paths: [String]) -> String { "[" + paths.map { "\"\($0)\"" }.joined(separator: ",") + "]" }
+            var document = "{\"restrictedPaths\":\(list(policy.restrictedPaths)),\"engineDataRoot\":\"\(policy.engineDataRoot)\""
+            if !policy.exactSources.isEmpty { document += ",\"exactSources\":\(list(policy.exactSources))" }
+            if let roots = policy.allowedBindRoots { document += ",\"allowedBindRoots\":\(list(roots))" }
+            try (document + "}").write(toFile: path, atomically: true, encoding: .utf8)
         }
     }
 }
