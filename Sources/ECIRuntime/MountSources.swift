@@ -11,7 +11,9 @@ import Glibc
 
 /// Bind-mount sources opened once and checked against the restricted-mount policy: the open
 /// fd is what gets cloned later, so a path swapped after the check (symlink race) changes
-/// nothing. The names checked are every path under which the VM reaches the same directory.
+/// nothing. The names checked are every path under which the VM reaches the same directory;
+/// then what the kernel says the source is (`SourceIdentityJudge`): no kernel pseudo file
+/// system at or below it, no stacked layer that is restricted, no engine socket in it.
 final class MountSources {
     /// Mount index in the spec → O_PATH fd of its source.
     private(set) var fds: [Int: Int32] = [:]
@@ -20,6 +22,7 @@ final class MountSources {
     /// error for a missing source; the fds opened so far are closed either way.
     init(spec: OCISpec, policy: RestrictedMountPolicy, containerID: String, mounts: [MountInfoEntry]) throws {
         let restricted = Self.resolvedVariants(of: policy.restrictedPaths)
+        var judge = SourceIdentityJudge(policy: policy, restricted: restricted, containerID: containerID, mounts: mounts)
         do {
             for (index, mount) in try spec.mounts().enumerated() where mount.isBind {
                 guard let source = mount.source, !source.isEmpty else {
@@ -36,6 +39,8 @@ final class MountSources {
                 guard let resolved = KernelMounts.resolvedPath(of: fd) else { throw ECIError(.system, "can't resolve bind mount source \(source)") }
                 let names = Self.aliases(of: resolved, mounts: mounts)
                 try policy.check(source: source, names: names, restricted: restricted, containerID: containerID, destination: mount.destination)
+                // Then what the kernel says the source is, whatever its names.
+                try judge.check(source: source, fd: fd, resolved: resolved, names: names, recursive: mount.isRecursiveBind)
                 if policy.isEngineHelperMount(source: source, destination: mount.destination) {
                     // The engine's helper is a file: a directory of that name was made by a bind
                     // request, not by the engine's package.

@@ -18,12 +18,14 @@ final class DockerDaemon {
     init() throws {
         sandbox = try RuntimeSandbox()
         root = sandbox.directory + "/docker"
-        socket = root + "/docker.sock"
-        for dir in ["data", "exec"] { try FileManager.default.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
+        // The API socket in a directory of its own that no policy path names: eci-runc refuses
+        // binding it (or the directory) by identity, as it would anywhere an engine listens.
+        socket = root + "/api/docker.sock"
+        for dir in ["data", "exec", "api"] { try FileManager.default.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
         try "{}".write(toFile: root + "/daemon.json", atomically: true, encoding: .utf8)
         // The default policy, with this engine's private roots and ECI's sandbox state in place
-        // of the VM's paths.
-        let restricted = RestrictedMountPolicy.defaults.restrictedPaths + [root + "/exec", socket, root + "/daemon.json", sandbox.stateDirectory]
+        // of the VM's paths. Not the API socket: the runtime finds it by what listens on it.
+        let restricted = RestrictedMountPolicy.defaults.restrictedPaths + [root + "/exec", root + "/daemon.json", sandbox.stateDirectory]
         let policy = "{\"restrictedPaths\":[" + restricted.map { "\"\($0)\"" }.joined(separator: ",") + "],\"engineDataRoot\":\"\(root)/data\"}"
         try policy.write(toFile: sandbox.policyPath, atomically: true, encoding: .utf8)
         process = Process()
