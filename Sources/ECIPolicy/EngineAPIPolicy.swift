@@ -48,15 +48,20 @@ public struct EngineAPIPolicy: Sendable {
         /// An existing container (one inspection); nil if there is no such container (the
         /// default: `VolumesFrom` is then refused).
         public var container: @Sendable (String) -> ContainerFacts?
+        /// The mounts through which the VM's lookups of a resolved path (and of everything below
+        /// it: binds are recursive) would still follow symlinks; empty when all are `nosymfollow`.
+        public var symlinkFollowingMounts: @Sendable (String) -> [String]
 
         public init(
             resolve: @escaping @Sendable (String) -> [String], image: @escaping @Sendable (String) -> ImageFacts?, candidateBases: @escaping @Sendable () -> [ImageFacts],
-            container: @escaping @Sendable (String) -> ContainerFacts? = { _ in nil }
+            container: @escaping @Sendable (String) -> ContainerFacts? = { _ in nil },
+            symlinkFollowingMounts: @escaping @Sendable (String) -> [String] = { _ in [] }
         ) {
             self.resolve = resolve
             self.image = image
             self.candidateBases = candidateBases
             self.container = container
+            self.symlinkFollowingMounts = symlinkFollowingMounts
         }
     }
 
@@ -382,6 +387,14 @@ public struct EngineAPIPolicy: Sendable {
         if isSocket(names: names) { return true }
         let restrictedPaths = restricted.restrictedPaths + mountableSockets + [sockets.raw]
         try restricted.check(source: source, names: names, restricted: restrictedPaths, containerID: "")
+        // In an allowed root, the engine will look the path up itself (mkdir -p, the volume
+        // driver's bind, docker cp): only through mounts that never follow a planted symlink.
+        if let roots = restricted.allowedBindRoots {
+            for name in names where roots.contains(where: { isWithin(name, $0) }) {
+                let followers = lookups.symlinkFollowingMounts(name)
+                guard followers.isEmpty else { throw RestrictedMountPolicy.symlinkFollowingRefusal(source: source, followers: followers) }
+            }
+        }
         return false
     }
 

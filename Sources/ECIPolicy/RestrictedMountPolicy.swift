@@ -121,6 +121,14 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
         return rest.count >= 2 && !rest[0].isEmpty && rest[1] == "_data"
     }
 
+    /// The runtime's and the filter's one refusal of a bind source in an allowed root whose
+    /// mounts (`followers`) still follow symlinks (see `SymlinkBlindRoots` in the runtime).
+    public static func symlinkFollowingRefusal(source: String, followers: [String]) -> ECIError {
+        ECIError(
+            .refused,
+            "can't mount \(source): \(followers.joined(separator: ", ")) is not mounted nosymfollow; directories containers may bind must be (eci-agent does this at boot; remount with `mount -o remount,bind,nosymfollow`)")
+    }
+
     /// Whether a bind is the engine's own helper mount, exactly as the engine makes it for
     /// `docker run --init`: one of the helper names, at `/sbin/docker-init`. Nothing else about
     /// the helper is excepted: any other destination, or the helper named through another path,

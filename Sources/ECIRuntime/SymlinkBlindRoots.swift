@@ -47,19 +47,22 @@ public enum SymlinkBlindRoots {
     /// would not be symlink-blind. `resolved` is the path the kernel resolved for the source.
     public static func requireBlind(source: String, resolved: String, recursive: Bool, policy: RestrictedMountPolicy, mounts: [MountInfoEntry]) throws {
         guard let roots = policy.allowedBindRoots, roots.contains(where: { isWithin(resolved, $0) }) else { return }
+        let followers = followingMounts(of: resolved, recursive: recursive, mounts: mounts)
+        guard followers.isEmpty else { throw RestrictedMountPolicy.symlinkFollowingRefusal(source: source, followers: followers) }
+    }
+
+    /// The mounts through which a lookup of `path` (and, for a recursive bind, of anything below
+    /// it) would still follow symlinks: the mount that contains it, and the mounts below it.
+    public static func followingMounts(of path: String, recursive: Bool, mounts: [MountInfoEntry]) -> [String] {
         var followers: [String] = []
-        if let mount = MountInfo.containingMount(of: resolved, in: mounts), !mount.mountOptions.contains("nosymfollow") {
+        if let mount = MountInfo.containingMount(of: path, in: mounts), !mount.mountOptions.contains("nosymfollow") {
             followers.append(mount.mountPoint)
         }
         if recursive {
-            for entry in mounts where isWithin(entry.mountPoint, resolved) && entry.mountPoint != resolved && !entry.mountOptions.contains("nosymfollow") {
+            for entry in mounts where isWithin(entry.mountPoint, path) && entry.mountPoint != path && !entry.mountOptions.contains("nosymfollow") {
                 followers.append(entry.mountPoint)
             }
         }
-        guard followers.isEmpty else {
-            throw ECIError(
-                .refused,
-                "can't mount \(source): \(followers.joined(separator: ", ")) is not mounted nosymfollow; directories containers may bind must be (eci-agent does this at boot; remount with `mount -o remount,bind,nosymfollow`)")
-        }
+        return followers
     }
 }

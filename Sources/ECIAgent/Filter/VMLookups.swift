@@ -1,6 +1,7 @@
 import ECICore
 import ECIOCI
 import ECIPolicy
+import ECIRuntime
 import Glibc
 
 /// The facts the filter's rules need, looked up for real: paths resolved in the VM's file
@@ -11,7 +12,12 @@ public enum VMLookups {
             resolve: { resolve($0) },
             image: { image($0, engine: engine) },
             candidateBases: { candidateBases(engine: engine, policy: policy) },
-            container: { container($0, engine: engine) })
+            container: { container($0, engine: engine) },
+            symlinkFollowingMounts: { path in
+                // A missing path is looked up through the mount that will contain it.
+                guard let mounts = try? MountInfo.current() else { return [path] }
+                return SymlinkBlindRoots.followingMounts(of: path, recursive: true, mounts: mounts)
+            })
     }
 
     /// `GET /containers/{name}/json`: its image and the sources of its mounts (binds and volumes
