@@ -92,7 +92,7 @@ enum E2EEscapeCases {
             try c.docker(["run", "-d", "--name", "e2e-routes", "-v", "/var/run/docker.sock:/var/run/docker.sock", tools, "sleep", "300"])
             let routes = try c.docker(["exec", "e2e-routes", "sh", "-c",
                 "for r in 'POST /containers/e2e-routes/copy' 'GET /debug/vars' 'GET /no/such/route' 'GET /_ping'; do unix-http /var/run/docker.sock $r | head -1; done"])
-            let lines = routes.stdout.split(separator: "\n").map(String.init)
+            let lines = routes.stdout.split(whereSeparator: \.isNewline).map(String.init)  // "\r\n" is one Character
             c.expect(lines.count == 4 && lines.prefix(3).allSatisfy { $0.contains(" 403") }, "legacy, debug and unknown routes are refused from a container's socket: \(routes.stdout)")
             c.expect(lines.last?.contains(" 200") == true, "a known route still answers: \(routes.stdout)")
             try c.docker(["rm", "-f", "e2e-routes"])
