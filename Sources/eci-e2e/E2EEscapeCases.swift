@@ -112,5 +112,30 @@ enum E2EEscapeCases {
             c.expect(again.stdout.contains(" 200"), "after the restart the socket still answers: \(again.stdout)")
             try c.docker(["rm", "-f", "e2e-admitted"])
         },
+        // Class 2, raced: a container swaps a bind source's name with a symlink to /etc/docker
+        // (renameat2 RENAME_EXCHANGE, ~100k swaps a second) while the user runs docker cp into a
+        // container that binds it. Every copy either fails (ELOOP: the symlink is never followed)
+        // or lands in the real directory; none may land anywhere else.
+        E2ECase(name: "docker-cp-races-a-symlink-flip") { c in
+            let setup = try c.docker(["run", "--rm", "-v", "/srv:/s", tools, "sh", "-c", "mkdir -p /s/e2e-race/real && ln -sfn /etc/docker /s/e2e-race/evil && echo ok"])
+            c.expect(setup.stdout.contains("ok"), "race setup: \(setup.stderr)")
+            try c.docker(["create", "--name", "e2e-race-target", "-v", "/srv/e2e-race/real:/x", tools, "true"])
+            try c.docker(["run", "-d", "--name", "e2e-flipper", "-v", "/srv/e2e-race:/r", tools, "flip-names", "/r/real", "/r/evil", "40"])
+            var landed: [String] = []
+            for index in 0..<25 {
+                let file = c.work + "/race-\(index).txt"
+                try "race \(index)\n".write(toFile: file, atomically: true, encoding: .utf8)
+                if try c.docker(["cp", file, "e2e-race-target:/x/race-\(index).txt"]).status == 0 { landed.append("race-\(index).txt") }
+            }
+            let flipped = try c.docker(["wait", "e2e-flipper"])
+            let swaps = try c.docker(["logs", "e2e-flipper"])
+            c.expect(flipped.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0" && swaps.stdout.contains("swaps"), "the flipper ran: \(swaps.stdout) \(swaps.stderr)")
+            let listing = try c.docker(["run", "--rm", "-v", "/srv/e2e-race:/r", tools, "sh", "-c", "test -d /r/real && ! test -L /r/real && ls /r/real"])
+            let inReal = Set(listing.stdout.split(whereSeparator: \.isNewline).map(String.init))
+            let astray = landed.filter { !inReal.contains($0) }
+            c.note("docker cp during the flip: \(landed.count) of 25 landed, all checked; \(swaps.stdout.trimmingCharacters(in: .whitespacesAndNewlines))")
+            c.expect(astray.isEmpty, "copies reported as done that are not in the real directory (they went through the symlink): \(astray)")
+            try c.docker(["rm", "-f", "e2e-race-target", "e2e-flipper"])
+        },
     ]
 }

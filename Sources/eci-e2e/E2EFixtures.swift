@@ -20,7 +20,7 @@ struct E2EFixtures: Sendable {
         let rootfs = work + "/rootfs"
         try TestSupport.makeBusyboxRootfs(at: rootfs)
         for dir in ["mnt", "var/run", "srv"] { try FileManager.default.createDirectory(atPath: rootfs + "/" + dir, withIntermediateDirectories: true) }
-        for program in ["escape-attempts", "unix-http"] {
+        for program in ["escape-attempts", "unix-http", "flip-names"] {
             let built = try TestSupport.run(["/usr/bin/cc", "-static", "-O2", "-o", rootfs + "/bin/" + program, TestSupport.repositoryRoot + "/Tests/Fixtures/\(program).c"])
             guard built.status == 0 else { throw TestFailure("building \(program): \(built.stderr)") }
         }
