@@ -151,7 +151,8 @@ final class E2EHarness: @unchecked Sendable {
 
         var passed = 0
         var failed: [String] = []
-        let selected = cases.filter { only == nil || $0.name.contains(only ?? "") }
+        // The first case loads the test images every other case uses: it always runs.
+        let selected = cases.enumerated().filter { $0.offset == 0 || only == nil || $0.element.name.contains(only ?? "") }.map(\.element)
         for (index, testCase) in selected.enumerated() {
             let logPath = String(format: "%@/%02d-%@.log", logs, index + 1, testCase.name)
             let caseStart = Date()
