@@ -55,14 +55,15 @@ struct KVMProbe {
             while waitpid(pid, &status, 0) < 0, errno == EINTR {}
         }
         let deadline = ContinuousClock.now + timeout
-        func exited() -> Int32? {
+        func exited() -> String? {
             var status: Int32 = 0
-            return waitpid(pid, &status, WNOHANG) == pid ? status : nil
+            guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+            return status & 0x7f != 0 ? "signal \(status & 0x7f)" : "status \((status >> 8) & 0xff)"
         }
         // QEMU makes its QMP socket while it starts.
         var session: QMPSession?
         while session == nil {
-            if let status = exited() { return .failed("it exited with status \(status) while starting") }
+            if let status = exited() { return .failed("it exited with \(status) while starting") }
             guard ContinuousClock.now < deadline else { return .failed("QEMU did not open its monitor within \(timeout)") }
             if FileSystem.exists(socket) { session = try? QMPSession(socket: socket) }
             if session == nil { usleep(50_000) }
@@ -80,7 +81,7 @@ struct KVMProbe {
         } catch {
             // QEMU aborted (the monitor closed under us) or refused a command.
             usleep(100_000)
-            if let status = exited() { return .failed("it exited with status \(status) once the vCPU started") }
+            if let status = exited() { return .failed("it exited with \(status) once the vCPU started") }
             return .failed("\(error)")
         }
     }
