@@ -26,10 +26,13 @@ let package = Package(
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "ECIOCI", dependencies: ["ECICore"]),
+        // The host<->guest contract: control and admin requests and replies (Codable, versioned),
+        // the port names and the fw_cfg key. Imported by both halves, so both see every change.
+        .target(name: "ECIContract", dependencies: ["ECICore"]),
         .target(name: "ECIPolicy", dependencies: ["ECICore", "ECIOCI"]),
         .target(
             name: "ECIRuntime",
-            dependencies: ["CShim", "ECICore", "ECIOCI", "ECIPolicy", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CShim", "ECICore", "ECIContract", "ECIOCI", "ECIPolicy", .product(name: "Logging", package: "swift-log")]
         ),
         // Blocking I/O: unix stream sockets with one owner, detached POSIX threads, host tools.
         .target(name: "ECIIO", dependencies: ["ECICore"]),
@@ -41,16 +44,16 @@ let package = Package(
         // and its proxy, the guest ends of the control port and the tunnel.
         .target(
             name: "ECIAgent",
-            dependencies: ["CShim", "ECICore", "ECIIO", "ECIOCI", "ECIPolicy", "ECIRuntime", "ECIChannel", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CShim", "ECICore", "ECIContract", "ECIIO", "ECIOCI", "ECIPolicy", "ECIRuntime", "ECIChannel", .product(name: "Logging", package: "swift-log")]
         ),
         // The host side of `ecibuild run`: QEMU, the VM's state directory, the host docker socket.
-        .target(name: "ECIHost", dependencies: ["CShim", "ECICore", "ECIIO", "ECIOCI", "ECIChannel", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ECIHost", dependencies: ["CShim", "ECICore", "ECIContract", "ECIIO", "ECIOCI", "ECIChannel", .product(name: "Logging", package: "swift-log")]),
         // The image builder: spec, kernel-config check, rootfs, disk writer, manifest.
         .target(name: "ECIImage", dependencies: ["ECICore", "ECIIO", .product(name: "Yams", package: "Yams")]),
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),
         .executableTarget(
             name: "ecibuild",
-            dependencies: ["ECIImage", "ECIHost", "ECIIO", "ECICore", "ECIOCI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["ECIImage", "ECIHost", "ECIContract", "ECIIO", "ECICore", "ECIOCI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "eci-agent", dependencies: ["ECIAgent", "ECICore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Test-only: drives the ID-range store from many processes at once (allocator stress tests).
@@ -64,8 +67,9 @@ let package = Package(
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
         .testTarget(name: "ECIImageTests", dependencies: ["ECIImage", "ECITestSupport"]),
         .testTarget(name: "ECIChannelTests", dependencies: ["ECIChannel"]),
-        .testTarget(name: "ECIHostTests", dependencies: ["ECIHost", "ECICore", "ECIOCI"]),
-        .testTarget(name: "ECIAgentTests", dependencies: ["ECIAgent", "ECIIO", "ECIPolicy", "ECIOCI"]),
+        .testTarget(name: "ECIContractTests", dependencies: ["ECIContract", "ECICore"]),
+        .testTarget(name: "ECIHostTests", dependencies: ["ECIHost", "ECIContract", "ECICore", "ECIOCI"]),
+        .testTarget(name: "ECIAgentTests", dependencies: ["ECIAgent", "ECIContract", "ECIIO", "ECIPolicy", "ECIOCI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ECICore", "ECIOCI", "ECIPolicy", "ECIAgent", "ECIHost", "ECIIO", "ECIChannel", "ECITestSupport"]),
     ],
     swiftLanguageModes: [.v6]

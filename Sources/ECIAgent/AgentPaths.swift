@@ -1,3 +1,4 @@
+import ECIContract
 import ECIPolicy
 
 /// Every path the agent reads or writes, in one place. The defaults are the VM's layout (the
@@ -16,12 +17,12 @@ public struct AgentPaths: Sendable, Equatable {
     /// Settings baked into the image.
     public var imageSettings = "/etc/eci/admin-settings.json"
     /// Settings the host passes at boot (QEMU `-fw_cfg name=opt/eci/admin-settings.json,file=...`).
-    public var hostSettings = "/sys/firmware/qemu_fw_cfg/by_name/opt/eci/admin-settings.json/raw"
+    public var hostSettings = ControlProtocol.settingsFirmwarePath
     /// The isolated runtime.
     public var runtimeBinary = "/usr/bin/eci-runc"
     /// The virtio-serial ports (named by `ecibuild run`'s QEMU command line).
-    public var controlPort = "/dev/virtio-ports/eci.control"
-    public var tunnelPort = "/dev/virtio-ports/eci.tunnel"
+    public var controlPort = ControlProtocol.guestPortPath(ControlProtocol.controlPortName)
+    public var tunnelPort = ControlProtocol.guestPortPath(ControlProtocol.tunnelPortName)
     /// Engine sockets: the raw one (root-only) and the filtered ones.
     public var sockets = EngineAPIPolicy.Sockets.vm
 

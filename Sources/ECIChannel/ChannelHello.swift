@@ -5,6 +5,11 @@
 /// anything but recording the peer, so two sides can never ping-pong hellos; a second
 /// announcement within one session means the peer restarted (a new agent process behind the
 /// same port, or a host that reconnected without us seeing the disconnect).
+///
+/// Its version is the *framing* version (`Frame.version`: how bytes become frames), for logs;
+/// what the frames of the control port say is versioned by the contract
+/// (`ControlProtocol.version` in ECIContract, carried by every request and reply), so the
+/// channel stays a transport that knows nothing of the agent.
 public struct ChannelHello: Sendable, Equatable, CustomStringConvertible {
     /// The protocol version the peer speaks (today `Frame.version`).
     public var version: UInt8

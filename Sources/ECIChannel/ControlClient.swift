@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 import Foundation
 import Logging
 
@@ -6,8 +7,8 @@ import Logging
 import Glibc
 #endif
 
-/// The host's end of the control port: sends requests (opaque payloads, JSON by convention)
-/// and matches each response to its request by id.
+/// The host's end of the control port: sends requests (opaque payloads; ECIContract's
+/// requests, by the callers) and matches each response to its request by id.
 ///
 /// `run(port:)` reads the port on the caller's thread; `hello(timeout:)` and
 /// `request(_:timeout:)` may be called from any thread, concurrently. When the session ends
@@ -15,25 +16,36 @@ import Glibc
 /// every request in flight fails with `.channelDisconnected`; requests are never resent,
 /// because the guest may already have acted on them. Call `run(port:)` again to reconnect.
 ///
-/// Locking: `lock` guards `port`, `stopped`, `nextID`, `pending` and `hellos`; it is released
-/// while writing the port (`PortConnection` serialises writers).
-public final class ControlClient: @unchecked Sendable {
+/// Shared state is `shared`, a `WaitableState` rather than a `Mutex`: requesters wait on it for
+/// a session and for their response. The port is written outside it (`PortConnection`
+/// serialises writers).
+public final class ControlClient: Sendable {
     /// The hello this side announces.
     public let hello: ChannelHello
     private let garbageLimit: Int
     private let logger: Logger
+    private let shared = WaitableState(State())
 
-    private enum Pending {
+    private enum Pending: Sendable {
         case waiting
         case done(Result<[UInt8], ECIError>)
     }
 
-    private let lock = NSCondition()
-    private var port: PortConnection?
-    private var stopped = false
-    private var nextID: UInt32 = 1
-    private var pending: [UInt32: Pending] = [:]
-    private var hellos = HelloState()
+    private struct State: Sendable {
+        var port: PortConnection?
+        var stopped = false
+        var nextID: UInt32 = 1
+        var pending: [UInt32: Pending] = [:]
+        var hellos = HelloState()
+
+        mutating func failPending(_ reason: String) {
+            for (id, state) in pending {
+                if case .waiting = state {
+                    pending[id] = .done(.failure(ECIError(.channelDisconnected, "control request \(id) was not answered: \(reason)")))
+                }
+            }
+        }
+    }
 
     /// - Parameters:
     ///   - name: our name in the hello (e.g. "ecibuild").
@@ -46,9 +58,7 @@ public final class ControlClient: @unchecked Sendable {
 
     /// Whether a session is running.
     public var isConnected: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return port != nil
+        shared.withLock { $0.port != nil }
     }
 
     /// Runs one session over `fd` (taking ownership of it), blocking until the peer
@@ -57,23 +67,23 @@ public final class ControlClient: @unchecked Sendable {
     ///   `.invalidState` if a session already runs. A plain disconnect returns normally.
     public func run(port fd: Int32) throws {
         let connection = try PortConnection(fd: fd, label: "control", garbageLimit: garbageLimit, logger: logger)
-        lock.lock()
-        if stopped || port != nil {
-            let running = port != nil
-            lock.unlock()
+        let start = shared.withLock { state -> SessionStart in
+            if state.port != nil { return .alreadyRunning }
+            if state.stopped { return .stopped }
+            state.port = connection
+            state.hellos = HelloState()
+            return .started
+        }
+        guard start == .started else {
             connection.close()
-            if running { throw ECIError(.invalidState, "the control client already runs a session") }
+            if start == .alreadyRunning { throw ECIError(.invalidState, "the control client already runs a session") }
             return
         }
-        port = connection
-        hellos = HelloState()
-        lock.broadcast()
-        lock.unlock()
         defer {
-            lock.lock()
-            port = nil
-            failPendingLocked("the control port disconnected")
-            lock.unlock()
+            shared.withLock { state in
+                state.port = nil
+                state.failPending("the control port disconnected")
+            }
             connection.close()
         }
         try? connection.send(hello.frame(answering: false))
@@ -84,36 +94,29 @@ public final class ControlClient: @unchecked Sendable {
 
     /// Ends the current session and makes `run` return at once from now on.
     public func stop() {
-        lock.lock()
-        stopped = true
-        let current = port
-        lock.broadcast()
-        lock.unlock()
+        let current = shared.withLock { state in
+            state.stopped = true
+            return state.port
+        }
         current?.interrupt()
     }
 
     /// Ends the current session (in-flight requests fail); `run` may be called again.
     public func disconnect() {
-        lock.lock()
-        let current = port
-        lock.unlock()
-        current?.interrupt()
+        shared.withLock { $0.port }?.interrupt()
     }
 
     /// The guest's hello in the current session, waiting up to `timeout` for a session and the
     /// hello (the guest announces itself when its session starts and answers ours).
     /// - Throws: `.channelTimeout` when none arrives in time.
     public func hello(timeout: Duration) throws -> ChannelHello {
-        let deadline = Date(timeIntervalSinceNow: timeout.seconds)
-        lock.lock()
-        defer { lock.unlock() }
-        while true {
-            if port != nil, let peer = hellos.peer { return peer }
-            if stopped { throw ECIError(.channelDisconnected, "the control client is stopped") }
-            if !lock.wait(until: deadline) {
-                throw ECIError(.channelTimeout, "no hello from the guest within \(timeout)")
-            }
+        let outcome = shared.wait(timeout: timeout) { state -> Result<ChannelHello, ECIError>? in
+            if state.port != nil, let peer = state.hellos.peer { return .success(peer) }
+            if state.stopped { return .failure(ECIError(.channelDisconnected, "the control client is stopped")) }
+            return nil
         }
+        guard let outcome else { throw ECIError(.channelTimeout, "no hello from the guest within \(timeout)") }
+        return try outcome.get()
     }
 
     /// Sends `payload` as a request and waits for its response. Waits up to `timeout` in all,
@@ -125,87 +128,73 @@ public final class ControlClient: @unchecked Sendable {
         guard payload.count <= Frame.maxPayload else {
             throw ECIError(.invalidArgument, "a control request of \(payload.count) bytes exceeds the \(Frame.maxPayload)-byte limit")
         }
-        let deadline = Date(timeIntervalSinceNow: timeout.seconds)
-        lock.lock()
-        while port == nil {
-            if stopped || !lock.wait(until: deadline) {
-                lock.unlock()
-                throw ECIError(stopped ? .channelDisconnected : .channelTimeout, "the control port is not connected")
+        let deadline = ContinuousClock.now + timeout
+        // A session, and an id registered in it.
+        let registered = shared.wait(timeout: timeout) { state -> Result<(UInt32, PortConnection), ECIError>? in
+            if let connection = state.port {
+                let id = state.nextID
+                state.nextID = state.nextID == UInt32.max ? 1 : state.nextID + 1
+                state.pending[id] = .waiting
+                return .success((id, connection))
             }
+            if state.stopped { return .failure(ECIError(.channelDisconnected, "the control port is not connected")) }
+            return nil
         }
-        guard let connection = port else {
-            lock.unlock()
-            throw ECIError(.channelDisconnected, "the control port is not connected")
-        }
-        let id = nextID
-        nextID = nextID == UInt32.max ? 1 : nextID + 1
-        pending[id] = .waiting
-        lock.unlock()
+        guard let registered else { throw ECIError(.channelTimeout, "the control port is not connected") }
+        let (id, connection) = try registered.get()
 
         do {
             try connection.send(Frame(kind: .request, stream: id, payload: payload))
         } catch {
-            lock.lock()
-            pending[id] = nil
-            lock.unlock()
+            shared.withLock { $0.pending[id] = nil }
             throw ECIError(.channelDisconnected, "sending control request \(id) failed", cause: error)
         }
 
-        lock.lock()
-        defer { lock.unlock() }
-        while true {
-            if case .done(let result)? = pending[id] {
-                pending[id] = nil
-                return try result.get()
-            }
-            if !lock.wait(until: deadline) {
-                pending[id] = nil  // a late response is dropped
-                throw ECIError(.channelTimeout, "control request \(id) got no response within \(timeout)")
-            }
+        let answered = shared.wait(timeout: max(deadline - ContinuousClock.now, .zero)) { state -> Result<[UInt8], ECIError>? in
+            guard case .done(let result)? = state.pending[id] else { return nil }
+            state.pending[id] = nil
+            return result
         }
+        guard let answered else {
+            shared.withLock { $0.pending[id] = nil }  // a late response is dropped
+            throw ECIError(.channelTimeout, "control request \(id) got no response within \(timeout)")
+        }
+        return try answered.get()
+    }
+
+    private enum SessionStart {
+        case started
+        case alreadyRunning
+        case stopped
     }
 
     private func handle(_ frame: Frame, on connection: PortConnection) {
-        lock.lock()
         switch frame.kind {
         case .hello:
-            let outcome = hellos.receive(frame)
-            lock.broadcast()
-            if let outcome, outcome.restarted {
+            let outcome = shared.withLock { state -> HelloState.Outcome? in
+                let outcome = state.hellos.receive(frame)
                 // The guest restarted: what was in flight will never be answered.
-                failPendingLocked("the guest restarted")
+                if let outcome, outcome.restarted { state.failPending("the guest restarted") }
+                return outcome
             }
-            lock.unlock()
-            if let outcome {
-                if outcome.answer || outcome.restarted {
-                    logger.info("control peer \(outcome.restarted ? "restarted" : "connected")", metadata: ["peer": "\(outcome.hello)"])
-                }
-                if outcome.answer { try? connection.send(hello.frame(answering: true)) }
+            guard let outcome else { return }
+            if outcome.answer || outcome.restarted {
+                logger.info("control peer \(outcome.restarted ? "restarted" : "connected")", metadata: ["peer": "\(outcome.hello)"])
             }
-            return
+            if outcome.answer { try? connection.send(hello.frame(answering: true)) }
         case .response:
-            if case .waiting? = pending[frame.stream] {
-                pending[frame.stream] = .done(.success(frame.payload))
-                lock.broadcast()
+            shared.withLock { state in
+                if case .waiting? = state.pending[frame.stream] { state.pending[frame.stream] = .done(.success(frame.payload)) }
             }
         case .reset:
-            if case .waiting? = pending[frame.stream] {
-                let reason = String(decoding: frame.payload, as: UTF8.self)
-                pending[frame.stream] = .done(.failure(ECIError(.channelRefused, "the guest refused control request \(frame.stream): \(reason)")))
-                lock.broadcast()
+            let reason = String(decoding: frame.payload, as: UTF8.self)
+            shared.withLock { state in
+                if case .waiting? = state.pending[frame.stream] {
+                    state.pending[frame.stream] = .done(.failure(ECIError(.channelRefused, "the guest refused control request \(frame.stream): \(reason)")))
+                }
             }
         default:
             logger.debug("ignoring a non-control frame on the control port", metadata: ["kind": "\(frame.kind)"])
         }
-        lock.unlock()
-    }
-
-    private func failPendingLocked(_ reason: String) {
-        for (id, state) in pending {
-            if case .waiting = state {
-                pending[id] = .done(.failure(ECIError(.channelDisconnected, "control request \(id) was not answered: \(reason)")))
-            }
-        }
-        lock.broadcast()
     }
 }

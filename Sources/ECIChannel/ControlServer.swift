@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 import Foundation
 import Logging
 
@@ -18,9 +19,10 @@ import Glibc
 /// Threads: the caller's thread reads the port; up to `maxConcurrentRequests` worker threads
 /// run the handler, so a slow request does not stall the others or the reading. Requests
 /// beyond that wait in a queue (bounded: past `maxQueuedRequests` they are refused as busy).
-/// Locking: `lock` guards `port`, `stopped`, `workers`, `queue` and `hellos`; port writes
-/// happen outside it (`PortConnection` serialises them).
-public final class ControlServer: @unchecked Sendable {
+/// Shared state is `shared`, a `WaitableState` rather than a `Mutex` because `serve` waits on it
+/// between sessions (a pause that `stop()` cuts short); port writes happen outside it
+/// (`PortConnection` serialises them).
+public final class ControlServer: Sendable {
     /// Answers one request payload with a response payload. Runs on its own thread.
     public typealias Handler = @Sendable (_ request: [UInt8]) -> [UInt8]
 
@@ -32,20 +34,23 @@ public final class ControlServer: @unchecked Sendable {
     private let maxConcurrentRequests: Int
     private let logger: Logger
 
-    private let lock = NSCondition()
-    private var port: PortConnection?
-    private var stopped = false
-    private var workers = 0
-    private var queue: [Job] = []
+    private let shared = WaitableState(State())
     private let maxQueuedRequests = 256
 
+    private struct State: Sendable {
+        var port: PortConnection?
+        var stopped = false
+        var workers = 0
+        var queue: [Job] = []
+        var hellos = HelloState()
+    }
+
     /// A request waiting for a worker, with the session it came from.
-    private struct Job {
+    private struct Job: Sendable {
         var id: UInt32
         var payload: [UInt8]
         var connection: PortConnection
     }
-    private var hellos = HelloState()
 
     /// - Parameters:
     ///   - name: our name in the hello (e.g. "eci-agent").
@@ -67,9 +72,7 @@ public final class ControlServer: @unchecked Sendable {
 
     /// The peer's hello in the current session, once received.
     public var peer: ChannelHello? {
-        lock.lock()
-        defer { lock.unlock() }
-        return port == nil ? nil : hellos.peer
+        shared.withLock { $0.port == nil ? nil : $0.hellos.peer }
     }
 
     /// Opens the port, serves it, and after every disconnect waits `backoff` and opens it
@@ -103,22 +106,19 @@ public final class ControlServer: @unchecked Sendable {
     ///   `.invalidState` if a session already runs. A plain disconnect returns normally.
     public func run(port fd: Int32) throws {
         let connection = try PortConnection(fd: fd, label: "control", garbageLimit: garbageLimit, logger: logger)
-        lock.lock()
-        if stopped || port != nil {
-            let running = port != nil
-            lock.unlock()
+        let refusal = shared.withLock { state -> (running: Bool, refused: Bool) in
+            if state.stopped || state.port != nil { return (state.port != nil, true) }
+            state.port = connection
+            state.hellos = HelloState()
+            return (false, false)
+        }
+        if refusal.refused {
             connection.close()
-            if running { throw ECIError(.invalidState, "the control server already runs a session") }
+            if refusal.running { throw ECIError(.invalidState, "the control server already runs a session") }
             return
         }
-        port = connection
-        hellos = HelloState()
-        lock.unlock()
         defer {
-            lock.lock()
-            port = nil
-            lock.broadcast()
-            lock.unlock()
+            shared.withLock { $0.port = nil }
             // Handlers still running find the port closed and drop their responses.
             connection.close()
         }
@@ -130,29 +130,22 @@ public final class ControlServer: @unchecked Sendable {
 
     /// Ends the current session and makes `serve` and `run` return; stays stopped.
     public func stop() {
-        lock.lock()
-        stopped = true
-        let current = port
-        lock.broadcast()
-        lock.unlock()
+        let current = shared.withLock { state in
+            state.stopped = true
+            return state.port
+        }
         current?.interrupt()
     }
 
     /// Ends the current session without stopping (`serve` reopens the port).
     public func disconnect() {
-        lock.lock()
-        let current = port
-        lock.unlock()
-        current?.interrupt()
+        shared.withLock { $0.port }?.interrupt()
     }
 
     private func handle(_ frame: Frame, on connection: PortConnection) {
         switch frame.kind {
         case .hello:
-            lock.lock()
-            let outcome = hellos.receive(frame)
-            lock.unlock()
-            guard let outcome else { return }
+            guard let outcome = shared.withLock({ $0.hellos.receive(frame) }) else { return }
             if outcome.restarted {
                 logger.info("control peer restarted", metadata: ["peer": "\(outcome.hello)"])
             } else if outcome.answer {
@@ -161,21 +154,29 @@ public final class ControlServer: @unchecked Sendable {
             if outcome.answer { try? connection.send(hello.frame(answering: true)) }
         case .request:
             let job = Job(id: frame.stream, payload: frame.payload, connection: connection)
-            lock.lock()
-            if workers < maxConcurrentRequests {
-                workers += 1
-                lock.unlock()
-                ChannelThread.spawn("eci-control-worker", stackSize: nil) { [self] in work(job) }
-            } else if queue.count < maxQueuedRequests {
-                queue.append(job)
-                lock.unlock()
-            } else {
-                lock.unlock()
-                refuse(job.id, "the control server is busy (\(maxQueuedRequests) requests queued)", on: connection)
+            let admission = shared.withLock { state -> Admission in
+                if state.workers < maxConcurrentRequests {
+                    state.workers += 1
+                    return .newWorker
+                }
+                guard state.queue.count < maxQueuedRequests else { return .busy }
+                state.queue.append(job)
+                return .queued
+            }
+            switch admission {
+            case .newWorker: ChannelThread.spawn("eci-control-worker", stackSize: nil) { [self] in work(job) }
+            case .queued: break
+            case .busy: refuse(job.id, "the control server is busy (\(maxQueuedRequests) requests queued)", on: connection)
             }
         default:
             logger.debug("ignoring a non-control frame on the control port", metadata: ["kind": "\(frame.kind)"])
         }
+    }
+
+    private enum Admission {
+        case newWorker
+        case queued
+        case busy
     }
 
     /// A worker: answers `first`, then queued requests until none is left.
@@ -183,16 +184,18 @@ public final class ControlServer: @unchecked Sendable {
         var job = first
         while true {
             answer(job)
-            lock.lock()
-            // Requests from a session that has ended are dropped unanswered.
-            queue.removeAll { $0.connection !== port }
-            guard !queue.isEmpty else {
-                workers -= 1
-                lock.unlock()
-                return
+            let next = shared.withLock { state -> Job? in
+                // Requests from a session that has ended are dropped unanswered.
+                let port = state.port
+                state.queue.removeAll { $0.connection !== port }
+                guard !state.queue.isEmpty else {
+                    state.workers -= 1
+                    return nil
+                }
+                return state.queue.removeFirst()
             }
-            job = queue.removeFirst()
-            lock.unlock()
+            guard let next else { return }
+            job = next
         }
     }
 
@@ -215,16 +218,11 @@ public final class ControlServer: @unchecked Sendable {
     }
 
     private var isStopped: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return stopped
+        shared.withLock { $0.stopped }
     }
 
     /// Sleeps up to `duration`, returning early on `stop()`.
     private func pause(_ duration: Duration) {
-        let deadline = Date(timeIntervalSinceNow: duration.seconds)
-        lock.lock()
-        while !stopped && lock.wait(until: deadline) {}
-        lock.unlock()
+        shared.wait(timeout: duration) { $0.stopped ? true : nil }
     }
 }

@@ -22,28 +22,6 @@ enum Spawn {
     }
 }
 
-/// The VM's disk: a qcow2 overlay in the VM directory backed by the image's eci.qcow2, so the
-/// image is never written and the VM's containers and volumes outlive a stop. An overlay made
-/// from another image (its manifest changed) is replaced, with a warning.
-struct DiskOverlay {
-    let image: ImageFiles
-    let vm: VMDirectory
-    let logger: Logger
-
-    func ensure() throws {
-        let origin = stableHash(String(decoding: try FileSystem.read(image.manifest), as: UTF8.self))
-        if FileSystem.exists(vm.disk) {
-            let recorded = (try? FileSystem.readText(vm.diskOrigin))?.trimmingCharacters(in: .whitespacesAndNewlines)
-            if recorded == origin { return }
-            logger.warning("the image changed since this VM's disk was made: starting from a fresh disk", metadata: ["image": "\(image.directory)"])
-            unlink(vm.disk)
-        }
-        let backing = try FileSystem.realPath(image.disk)
-        try ExternalCommand.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", backing, vm.disk], what: "make the VM's disk overlay")
-        try FileSystem.writeAtomically(vm.diskOrigin, text: origin + "\n", mode: 0o644)
-    }
-}
-
 /// `GET /_ping` on the host docker socket: true when the engine answers 200 through the tunnel.
 enum EnginePing {
     static func ping(socket path: String, timeout: Double = 5) -> Bool {
@@ -56,20 +34,5 @@ enum EnginePing {
         var received: [UInt8] = []
         while received.count < 12, let n = try? socket.read(into: &buffer), n > 0 { received += buffer[0..<n] }
         return String(decoding: received, as: UTF8.self).hasPrefix("HTTP/1.1 200")
-    }
-}
-
-/// One QMP command to QEMU (the fallback when the agent does not answer).
-enum QMP {
-    static func send(socket path: String, command: String) {
-        guard let socket = try? UnixSocket.connect(to: path) else { return }
-        defer { socket.close() }
-        socket.setReceiveTimeout(5)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        _ = try? socket.read(into: &buffer)  // the greeting
-        try? socket.write(Array(#"{"execute":"qmp_capabilities"}"#.utf8) + [0x0A])
-        _ = try? socket.read(into: &buffer)
-        try? socket.write(Array(#"{"execute":"\#(command)"}"#.utf8) + [0x0A])
-        _ = try? socket.read(into: &buffer)
     }
 }

@@ -1,38 +1,6 @@
+import ECIContract
 import ECICore
 import Foundation
-
-/// How the VM is accelerated: KVM when this machine can (the kernel has /dev/kvm and lets us
-/// open it), otherwise QEMU's TCG emulation (slower, works everywhere).
-public enum Accelerator: String, Sendable, Codable, CaseIterable {
-    case kvm
-    case tcg
-
-    /// KVM if /dev/kvm opens read-write, answers KVM_GET_API_VERSION, and QEMU can actually set
-    /// up a KVM guest (some nested setups hand out /dev/kvm yet abort QEMU at the first vCPU
-    /// reset: a paused QEMU is started and must survive a second); else TCG.
-    public static func detect(qemu: String = "/usr/bin/qemu-system-x86_64", device: String = "/dev/kvm") -> (Accelerator, reason: String) {
-        let fd = open(device, O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { return (.tcg, "\(device): \(errnoDescription(errno)); using TCG") }
-        defer { close(fd) }
-        let kvmGetAPIVersion: UInt = 0xAE00
-        let version = ioctl(fd, kvmGetAPIVersion, 0)
-        guard version == 12 else { return (.tcg, "\(device) answers API version \(version), not 12; using TCG") }
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: qemu)
-        probe.arguments = ["-accel", "kvm", "-cpu", "host", "-machine", "q35", "-m", "64", "-display", "none", "-nodefaults", "-no-user-config", "-S",
-                           "-monitor", "none", "-serial", "none"]
-        probe.standardInput = FileHandle.nullDevice
-        probe.standardOutput = FileHandle.nullDevice
-        probe.standardError = FileHandle.nullDevice
-        guard (try? probe.run()) != nil else { return (.tcg, "\(qemu) can't start; using TCG") }
-        let deadline = Date().addingTimeInterval(1.5)
-        while probe.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        guard probe.isRunning else { return (.tcg, "QEMU can't run a KVM guest here (it exited with \(probe.terminationStatus)); using TCG") }
-        kill(probe.processIdentifier, SIGKILL)
-        probe.waitUntilExit()
-        return (.kvm, "\(device) runs guests")
-    }
-}
 
 /// The image files `ecibuild run` boots (what `ecibuild image` wrote).
 public struct ImageFiles: Sendable, Equatable {
@@ -92,15 +60,15 @@ public struct QEMULaunch: Sendable, Equatable {
             "-serial", "file:\(vm.consoleLog)",
             "-device", "virtio-serial-pci,id=eci-serial",
             "-chardev", "socket,id=eci-control,path=\(vm.controlPort),server=on,wait=off",
-            "-device", "virtserialport,chardev=eci-control,name=eci.control",
+            "-device", "virtserialport,chardev=eci-control,name=\(ControlProtocol.controlPortName)",
             "-chardev", "socket,id=eci-tunnel,path=\(vm.tunnelPort),server=on,wait=off",
-            "-device", "virtserialport,chardev=eci-tunnel,name=eci.tunnel",
+            "-device", "virtserialport,chardev=eci-tunnel,name=\(ControlProtocol.tunnelPortName)",
             "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0",
             "-device", "virtio-rng-pci",
             "-qmp", "unix:\(vm.qmp),server=on,wait=off",
             "-pidfile", vm.qemuPidFile,
         ]
-        if let settingsFile { args += ["-fw_cfg", "name=opt/eci/admin-settings.json,file=\(settingsFile)"] }
+        if let settingsFile { args += ["-fw_cfg", "name=\(ControlProtocol.settingsFirmwareKey),file=\(settingsFile)"] }
         return args
     }
 }

@@ -1,3 +1,4 @@
+import ECIContract
 import ECICore
 import Foundation
 
@@ -31,6 +32,10 @@ public struct VMDirectory: Sendable, Equatable {
     public var diskOrigin: String { path + "/disk.origin" }
     public var qemuPidFile: String { path + "/qemu.pid" }
     public var stateFile: String { path + "/state.json" }
+    /// Held (flock) by the VM's supervisor for the VM's whole life: one VM per directory.
+    public var lockFile: String { path + "/vm.lock" }
+    /// The KVM-or-TCG verdict for this machine, with what it was decided for.
+    public var acceleratorRecord: String { path + "/accelerator.json" }
 
     /// The unix-socket paths must fit in sun_path (108 bytes).
     public func validate() throws {
@@ -42,12 +47,7 @@ public struct VMDirectory: Sendable, Equatable {
 
 /// What the supervisor records about the VM it runs.
 public struct VMState: Sendable, Codable, Equatable {
-    public enum Phase: String, Sendable, Codable {
-        case booting
-        case ready
-        case stopping
-        case failed
-    }
+    public typealias Phase = VMPhase
 
     public var phase: Phase
     public var supervisorPid: Int32

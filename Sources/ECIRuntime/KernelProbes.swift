@@ -1,5 +1,6 @@
 import CShim
 import ECICore
+import ECIContract
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -7,19 +8,8 @@ import Foundation
 #endif
 import Glibc
 
-/// One kernel feature isolation needs, and whether this kernel has it.
-public struct ProbeResult: Sendable, Equatable, Codable {
-    public var name: String
-    public var ok: Bool
-    /// What was tried and what happened, for the user who must fix the VM.
-    public var detail: String
-
-    public init(name: String, ok: Bool, detail: String) {
-        self.name = name
-        self.ok = ok
-        self.detail = detail
-    }
-}
+// `ProbeResult` (one kernel feature and whether this kernel has it) is the control
+// contract's (ECIContract): the agent reports the probes to the host.
 
 /// Tries, on the running kernel, every feature the isolated runtime relies on, the way the
 /// runtime uses it: a user namespace with a 65536-ID map, an idmapped mount on the file system

@@ -1,9 +1,9 @@
 // ecibuild run / status / stop: the ECI VM on this machine.
 import ArgumentParser
+import ECIContract
 import ECICore
-import ECIIO
 import ECIHost
-import ECIOCI
+import ECIIO
 import Foundation
 import Logging
 
@@ -79,13 +79,17 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        if !detach || supervise { VMSupervisor.blockStopSignals() }
+        if !detach || supervise { StopSignals.block() }
         do {
             guard ["auto", "kvm", "tcg"].contains(accel) else { throw ValidationError("--accel must be kvm, tcg or auto") }
             let files = try resolvedImage()
             if let settings, !FileSystem.exists(settings) { throw ECIError(.notFound, "settings file \(settings) does not exist") }
             let vm = vmDirectory.directory
+            try vm.validate()
             if detach && !supervise { return try startDetached(vm: vm) }
+            // The process that supervises the VM takes its directory first, before it probes
+            // KVM or touches a file there: a VM already running from it is left alone.
+            let lock = try VMDirectoryLock.acquire(vm)
             let accelerator: Accelerator
             switch accel {
             case "kvm": accelerator = .kvm
@@ -103,8 +107,7 @@ struct RunCommand: ParsableCommand {
             let destination = LogDestination(path: supervise ? nil : vm.supervisorLog, format: .text)
             let logger = Logger(label: "ecibuild-run") { LineLogHandler(label: $0, destination: destination, level: .info) }
             if !supervise { FileHandle.standardError.write(Data("ecibuild: booting \(files.directory) (\(accelerator.rawValue)); console log: \(vm.consoleLog)\n".utf8)) }
-            let supervisor = VMSupervisor(launch: launch, logger: logger)
-            supervisor.bootTimeout = .seconds(bootTimeout)
+            let supervisor = VMSupervisor(launch: launch, lock: lock, bootTimeout: .seconds(bootTimeout), logger: logger)
             try supervisor.run { state in
                 // Unbuffered: a script reading our stdout sees the line at once.
                 FileHandle.standardOutput.write(Data("DOCKER_HOST=\(state.dockerHost)\n".utf8))
@@ -118,8 +121,12 @@ struct RunCommand: ParsableCommand {
 
     /// Starts this command again as a supervisor in a session of its own, then waits for it to
     /// report the engine ready (or fail) through the VM's state record.
+    ///
+    /// A VM already running from the directory is refused here, before anything starts or any
+    /// file of it is touched; the supervisor then takes the directory's lock itself (this
+    /// process exits once the engine answers, the lock must outlive it).
     func startDetached(vm: VMDirectory) throws {
-        try vm.validate()
+        try VMDirectoryLock.refuseIfHeld(vm)
         try FileSystem.makeDirectories(vm.path, mode: 0o700)
         unlink(vm.stateFile)
         let executable = try FileSystem.realPath("/proc/self/exe")
@@ -166,23 +173,6 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-/// One request to a running supervisor's admin socket.
-enum AdminRequest {
-    static func send(_ request: String, vm: VMDirectory, timeout: Double = 30) throws -> JSONValue {
-        let socket: UnixSocket
-        do { socket = try UnixSocket.connect(to: vm.adminSocket) } catch {
-            throw ECIError(.notFound, "no ECI VM runs from \(vm.path)", cause: error)
-        }
-        defer { socket.close() }
-        socket.setReceiveTimeout(timeout)
-        try socket.write(Array((request + "\n").utf8))
-        var reply: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while !reply.contains(0x0A), let n = try? socket.read(into: &buffer), n > 0 { reply += buffer[0..<n] }
-        return try JSONValue.parse(Array(reply.prefix { $0 != 0x0A }))
-    }
-}
-
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Show the ECI VM's state, its agent's probes and containers.")
 
@@ -191,47 +181,12 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         guard format == "text" || format == "json" else { throw ValidationError("--format must be text or json") }
-        let status: JSONValue
-        do { status = try AdminRequest.send("status", vm: vmDirectory.directory) } catch { throw fail(error) }
-        if format == "json" {
-            print(status.serialized())
-            return
+        do {
+            let status = try AdminClient.status(vmDirectory.directory)
+            print(format == "json" ? String(decoding: try ContractJSON.encode(status), as: UTF8.self) : VMStatusText.render(status))
+        } catch {
+            throw fail(error)
         }
-        print(StatusText.render(status))
-    }
-}
-
-/// `ecibuild status` for people.
-enum StatusText {
-    static func render(_ status: JSONValue) -> String {
-        var lines = [
-            "VM:          \(status["phase"]?.stringValue ?? "?") (\(status["accelerator"]?.stringValue ?? "?"), up \(status["uptimeSeconds"]?.int64Value ?? 0) s)",
-            "image:       \(status["image"]?.stringValue ?? "?")",
-            "DOCKER_HOST: \(status["dockerHost"]?.stringValue ?? "?")",
-            "console:     \(status["consoleLog"]?.stringValue ?? "?")",
-        ]
-        if let error = status["error"]?.stringValue { lines.append("error:       \(error)") }
-        guard let agent = status["agent"], agent.isObject else {
-            lines.append("agent:       not answering")
-            return lines.joined(separator: "\n")
-        }
-        lines.append("agent:       \(agent["agent"]?.stringValue ?? "?"), engine \(agent["engine"]?["state"]?.stringValue ?? "?")")
-        if let settings = status["settings"], settings["origin"] != nil {
-            let images = settings["socketMountImages"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            let commands = settings["commandList"]?["commands"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            lines.append("settings:    from \(settings["origin"]?.stringValue ?? "?"); socket mounts: \(images.isEmpty ? "none" : images.joined(separator: ", ")); command list: \(settings["commandList"]?["type"]?.stringValue ?? "deny") [\(commands.joined(separator: ", "))]")
-        }
-        for probe in agent["prepare"]?["probes"]?.arrayValue ?? [] {
-            lines.append("  probe \(probe["name"]?.stringValue ?? "?"): \(probe["ok"]?.boolValue == true ? "ok" : "FAILED: " + (probe["detail"]?.stringValue ?? ""))")
-        }
-        for problem in agent["prepare"]?["problems"]?.arrayValue ?? [] { lines.append("  problem: \(problem.stringValue ?? "")") }
-        let containers = agent["containers"]?.arrayValue ?? []
-        lines.append("containers:  \(containers.count)")
-        for container in containers {
-            let range = container["idRange"]?.stringValue ?? "-"
-            lines.append("  \(container["id"]?.stringValue?.prefix(12) ?? "?")  \(container["image"]?.stringValue ?? "?")  \(container["state"]?.stringValue ?? "?")  ids \(range)")
-        }
-        return lines.joined(separator: "\n")
     }
 }
 
@@ -242,24 +197,8 @@ struct StopCommand: ParsableCommand {
     @Option(help: "Seconds to wait for the VM to stop.") var timeout: Int = 120
 
     func run() throws {
-        let vm = vmDirectory.directory
         do {
-            let state = try? VMState.read(vm.stateFile)
-            do {
-                _ = try AdminRequest.send("stop", vm: vm)
-            } catch {
-                // No supervisor answers: kill what it left, if anything.
-                guard let qemu = state?.qemuPid, kill(qemu, 0) == 0 else { throw error }
-                kill(qemu, SIGKILL)
-            }
-            guard let pid = state?.supervisorPid else { return }
-            let deadline = Date().addingTimeInterval(Double(timeout))
-            while kill(pid, 0) == 0, Date() < deadline { Thread.sleep(forTimeInterval: 0.25) }
-            if kill(pid, 0) == 0 {
-                if let qemu = state?.qemuPid { kill(qemu, SIGKILL) }
-                kill(pid, SIGKILL)
-                throw ECIError(.delegateFailed, "the VM did not stop within \(timeout) s: killed")
-            }
+            try VMStop(vm: vmDirectory.directory, timeout: .seconds(timeout)).run()
             print("stopped")
         } catch {
             throw fail(error)

@@ -1,5 +1,5 @@
+import ECIContract
 import ECICore
-import ECIOCI
 import Foundation
 import Testing
 
@@ -70,10 +70,10 @@ struct QEMULaunchTests {
         #expect(throws: ECIError.self) { try VMState.read(dir + "/bad.json") }
     }
 
-    @Test func theAgentsReasonsForAStoppedEngineAreReported() throws {
-        let failed = try JSONValue.parse(#"{"prepare":{"ok":false,"problems":["kernel probe fuse failed: no /dev/fuse","settings: bad"]}}"#)
-        #expect(VMSupervisor.prepareProblems(failed) == "kernel probe fuse failed: no /dev/fuse; settings: bad")
-        #expect(VMSupervisor.prepareProblems(try JSONValue.parse(#"{"prepare":{"ok":true,"problems":[]}}"#)) == nil)
-        #expect(VMSupervisor.prepareProblems(try JSONValue.parse(#"{"prepare":null}"#)) == nil)
+    @Test func theAgentsReasonsForAStoppedEngineAreReported() {
+        let failed = PrepareReport(ok: false, probes: [], settingsOrigin: nil, problems: ["kernel probe fuse failed: no /dev/fuse", "settings: bad"], overriddenEngineKeys: [])
+        #expect(failed.stoppedBecause == "kernel probe fuse failed: no /dev/fuse; settings: bad")
+        #expect(PrepareReport(ok: true, probes: [], settingsOrigin: .image, problems: [], overriddenEngineKeys: []).stoppedBecause == nil)
+        #expect(PrepareReport(ok: false, probes: [], settingsOrigin: nil, problems: [], overriddenEngineKeys: []).stoppedBecause == nil)
     }
 }

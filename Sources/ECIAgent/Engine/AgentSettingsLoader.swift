@@ -1,16 +1,9 @@
 import ECICore
+import ECIContract
 import ECIPolicy
 import Glibc
 
-/// Where the settings in force came from.
-public enum SettingsOrigin: String, Sendable, Codable {
-    /// Passed by the host at boot (QEMU fw_cfg); overrides the image's.
-    case host
-    /// Baked into the image.
-    case image
-    /// No file: nothing may mount the socket.
-    case defaults
-}
+// `SettingsOrigin` is the control contract's (ECIContract): the host shows it in `status`.
 
 /// Reads ECI's admin settings: the host's copy if the host passed one, else the image's, else
 /// the defaults. A file that is malformed, or that anyone but root could have written, is an

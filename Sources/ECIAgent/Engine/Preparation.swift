@@ -1,44 +1,12 @@
 import ECICore
+import ECIContract
 import ECIOCI
 import ECIRuntime
 import Foundation
 import Logging
 
-/// What `eci-agent prepare` found and did; written to `AgentPaths.prepareReport` and served on
-/// the control port. The engine runs only when `ok`.
-public struct PrepareReport: Sendable, Codable, Equatable {
-    public var ok: Bool
-    public var probes: [ProbeResult]
-    public var settingsOrigin: SettingsOrigin?
-    /// Why the engine stays stopped (empty when ok).
-    public var problems: [String]
-    /// Keys of the admin's daemon.json that ECI overrode.
-    public var overriddenEngineKeys: [String]
-
-    public init(ok: Bool, probes: [ProbeResult], settingsOrigin: SettingsOrigin?, problems: [String], overriddenEngineKeys: [String]) {
-        self.ok = ok
-        self.probes = probes
-        self.settingsOrigin = settingsOrigin
-        self.problems = problems
-        self.overriddenEngineKeys = overriddenEngineKeys
-    }
-
-    public static func read(_ path: String) throws -> PrepareReport {
-        do {
-            return try JSONDecoder().decode(PrepareReport.self, from: Data(try FileSystem.read(path)))
-        } catch let error as ECIError {
-            throw error
-        } catch {
-            throw ECIError(.invalidState, "\(path) is not a prepare report", cause: error)
-        }
-    }
-
-    public func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return ((try? encoder.encode(self)).map { Array($0) } ?? Array("{\"ok\":false}".utf8)) + [0x0A]
-    }
-}
+// `PrepareReport` (with `ProbeResult` and `SettingsOrigin`) is the control contract's
+// (ECIContract): the host reads it inside the agent's status.
 
 /// The boot step that runs before containerd and the engine (`eci-prepare.service`): probe
 /// the kernel, read the settings, write the engine's configuration. Any failure leaves no

@@ -1,16 +1,22 @@
 import ECICore
+// Re-exported: the agent's API (PrepareReport, ProbeResult, SettingsOrigin) is made of the
+// contract's types, so whoever uses the agent gets them with it.
+@_exported import ECIContract
 import ECIOCI
 import ECIPolicy
 import ECIRuntime
 import Foundation
 import Logging
 
-/// The agent's answers on the control port. Requests are JSON objects `{"op": ...}`:
-/// - `status`: the boot step's report (probes, settings origin, problems), the engine's state
-///   and version, and every container with its ID range;
-/// - `settings`: the settings in force;
-/// - `shutdown`: answers, then powers the VM off.
-/// Anything else, or malformed JSON, gets `{"error": ...}`: the host may send garbage.
+/// The agent's answers on the control port: the contract's `ControlRequest`s (ECIContract),
+/// each answered with its reply type:
+/// - `hello`: `AgentHello` (who answers);
+/// - `status`: `AgentStatus` (the boot step's report, the engine's state and version, and every
+///   container with its ID range);
+/// - `settings`: `SettingsInForce`;
+/// - `shutdown`: `ShutdownAccepted`, then the VM powers off.
+/// A request of another protocol version, an unknown op or malformed bytes get a
+/// `ContractFailure` (the host may send garbage); so does `settings` when none are in force.
 public struct AgentControl: Sendable {
     public static let version = "eci-agent 0.2"
 
@@ -25,13 +31,14 @@ public struct AgentControl: Sendable {
         self.powerOff = powerOff
     }
 
-    public func handle(_ request: [UInt8]) -> [UInt8] {
-        let reply: JSONValue
-        if let document = try? JSONValue.parse(request), let op = document["op"]?.stringValue {
-            switch op {
-            case "status": reply = status()
-            case "settings": reply = settings()
-            case "shutdown":
+    public func handle(_ bytes: [UInt8]) -> [UInt8] {
+        do {
+            let request = try ControlRequest.decode(bytes, from: "the host", receiver: Self.version)
+            switch request.op {
+            case .hello: return try ContractReply.encode(AgentHello(agent: Self.version))
+            case .status: return try ContractReply.encode(status())
+            case .settings: return try ContractReply.encode(try settings())
+            case .shutdown:
                 logger.notice("the host asked for a shutdown")
                 let powerOff = self.powerOff
                 // Answer first: the host waits for the reply before it waits for QEMU to exit.
@@ -39,39 +46,35 @@ public struct AgentControl: Sendable {
                     Thread.sleep(forTimeInterval: 0.5)
                     powerOff()
                 }
-                reply = .object([("ok", .bool(true))])
-            default: reply = .object([("error", .string("unknown op \"\(op.prefix(40))\""))])
+                return try ContractReply.encode(ShutdownAccepted())
             }
-        } else {
-            reply = .object([("error", .string("a request is a JSON object with an \"op\""))])
+        } catch let error as ECIError {
+            if error.code == .protocolVersion { logger.error("control request refused", metadata: ["error": "\(error.message)"]) }
+            return ContractReply.encode(ContractFailure(error))
+        } catch {
+            return ContractReply.encode(ContractFailure(code: ECIError.Code.internalError.name, message: "\(error)"))
         }
-        return Array(reply.serialized().utf8)
     }
 
-    func status() -> JSONValue {
+    func status() -> AgentStatus {
         let report = try? PrepareReport.read(paths.prepareReport)
-        let prepare: JSONValue = report.flatMap { try? JSONValue.parse($0.encoded()) } ?? .null
         let engine = EngineClient(socketPath: paths.sockets.raw, timeout: 3)
-        var engineState: [(key: String, value: JSONValue)] = []
-        var containers: [JSONValue] = []
-        if let version = try? engine.get("/version"), version.isSuccess {
-            engineState = [("state", .string("running")), ("version", version.json?["Version"] ?? .null)]
-            let ranges = idRanges()
-            if let list = try? engine.get("/containers/json?all=1"), let items = list.json?.arrayValue {
-                containers = items.map { item in
-                    let id = item["Id"]?.stringValue ?? ""
-                    return .object([
-                        ("id", .string(id)), ("name", item["Names"]?.arrayValue?.first ?? .null), ("image", item["Image"] ?? .null),
-                        ("state", item["State"] ?? .null), ("idRange", ranges[id].map { .string($0) } ?? .null),
-                    ])
-                }
-            }
-        } else {
-            engineState = [("state", .string(report?.ok == false ? "stopped (isolation can't be guaranteed)" : "not answering"))]
+        guard let version = try? engine.get("/version"), version.isSuccess else {
+            return AgentStatus(agent: Self.version, prepare: report, engine: EngineState(state: report?.ok == false ? .stoppedByPrepare : .notAnswering), containers: [])
         }
-        return .object([
-            ("agent", .string(Self.version)), ("prepare", prepare), ("engine", .object(engineState)), ("containers", .array(containers)),
-        ])
+        var containers: [ContainerStatus] = []
+        let ranges = idRanges()
+        // The engine's API is not ours: its JSON is read by key, and what is missing stays nil.
+        if let list = try? engine.get("/containers/json?all=1"), let items = list.json?.arrayValue {
+            containers = items.map { item in
+                let id = item["Id"]?.stringValue ?? ""
+                return ContainerStatus(
+                    id: id, name: item["Names"]?.arrayValue?.first?.stringValue, image: item["Image"]?.stringValue, state: item["State"]?.stringValue,
+                    idRange: ranges[id])
+            }
+        }
+        return AgentStatus(
+            agent: Self.version, prepare: report, engine: EngineState(state: .running, version: version.json?["Version"]?.stringValue), containers: containers)
     }
 
     /// Container ID → "base-end" from the runtime's range table.
@@ -84,16 +87,15 @@ public struct AgentControl: Sendable {
         return ranges
     }
 
-    func settings() -> JSONValue {
+    func settings() throws -> SettingsInForce {
         guard let settings = try? AgentSettingsLoader.loadEffective(paths: paths) else {
-            return .object([("error", .string("no settings in force (the boot step failed; see status)"))])
+            throw ECIError(.notFound, "no settings in force (the boot step failed; see status)")
         }
         let report = try? PrepareReport.read(paths.prepareReport)
-        return .object([
-            ("origin", .string(report?.settingsOrigin?.rawValue ?? "unknown")),
-            ("socketMountImages", .array((settings.socketMountAnyImage ? ["*"] : settings.socketMountImages.map(\.description)).map { .string($0) })),
-            ("allowDerivedImages", .bool(settings.allowDerivedImages)),
-            ("commandList", .object([("type", .string(settings.commandList.type.rawValue)), ("commands", .array(settings.commandList.patterns.map { .string($0) }))])),
-        ])
+        return SettingsInForce(
+            origin: report?.settingsOrigin,
+            socketMountImages: settings.socketMountAnyImage ? ["*"] : settings.socketMountImages.map(\.description),
+            allowDerivedImages: settings.allowDerivedImages,
+            commandList: CommandListInForce(type: settings.commandList.type.rawValue, commands: settings.commandList.patterns))
     }
 }
