@@ -98,7 +98,9 @@ import Testing
 
         let socket = try #require(identity(dir + "/engine/api/docker.sock"))
         let found = try #require(listeners.listener(for: socket, isDirectory: false), "the engine's socket is found")
-        #expect(listeners.sockets.count == 31, "the engine's socket and thirty shims'")
+        // Engines other tests (or the machine) run at the same time are found too: count ours.
+        let ours = listeners.sockets.values.filter { $0.path.hasPrefix(dir + "/") }
+        #expect(ours.count == 31, "the engine's socket and thirty shims': \(ours.map(\.path))")
         #expect(found.0.command == "dockerd" && found.0.path == dir + "/alias/api/docker.sock" && !found.contained)
         for parent in [dir + "/engine/api", dir + "/engine", dir, "/"] {
             let id = try #require(identity(parent))
