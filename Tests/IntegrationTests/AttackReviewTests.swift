@@ -1,0 +1,53 @@
+import ECIAgent
+import ECICore
+import ECIPolicy
+import ECITestSupport
+import Foundation
+import Testing
+
+extension Integration.AgentFilter {
+    /// Attack review: a local volume whose `device` is a directory inside another named volume.
+    /// The filter excepted it as "volume data"; the local driver mounts `device` by path as the
+    /// VM's root, following the symlink a container planted there after the check, and the
+    /// engine's `docker cp` then reads and writes the directory it points at (here a stand-in for
+    /// `/etc/docker`: a restricted directory in ECI's state). No container is ever started on
+    /// the volume, so eci-runc never sees it.
+    @Test func volumeDeviceInsideAnotherVolumeCannotReachARestrictedDirectory() throws {
+        let d = try DockerDaemon()
+        defer { d.stop() }
+        let f = try Filter(d)
+        defer { f.stop() }
+        let victim = d.sandbox.stateDirectory + "/attack-victim"
+        try FileManager.default.createDirectory(atPath: victim, withIntermediateDirectories: true)
+        try "engine-secret\n".write(toFile: victim + "/secret", atomically: true, encoding: .utf8)
+
+        let made = try f.docker(["volume", "create", "vol"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let clean = try f.docker(["run", "--rm", "--network", "none", "-v", "vol:/v", d.image, "mkdir", "/v/sub"])
+        #expect(clean.status == 0, "\(clean.stderr)")
+        let device = d.dataRoot + "/volumes/vol/_data/sub"
+        let evil = try f.docker(["volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device=\(device)", "evil"])
+        #expect(evil.status != 0 && evil.stderr.contains(Self.restricted), "a volume device inside another volume was accepted: \(evil.stdout) \(evil.stderr)")
+        if evil.status == 0 {
+            // The container re-points the path the engine will mount by name.
+            let plant = try f.docker(["run", "--rm", "--network", "none", "-v", "vol:/v", d.image, "sh", "-c", "rmdir /v/sub && ln -s \(victim) /v/sub"])
+            #expect(plant.status == 0, "\(plant.stderr)")
+            let created = try f.docker(["create", "--name", "thief", "--network", "none", "-v", "evil:/data", d.image, "true"])
+            #expect(created.status == 0, "\(created.stderr)")
+            let out = d.sandbox.directory + "/stolen"
+            let read = try f.docker(["cp", "thief:/data/secret", out])
+            let stolen = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+            #expect(!stolen.contains("engine-secret"), "docker cp read the restricted directory through the volume: \(read.stderr)")
+            try "planted\n".write(toFile: d.sandbox.directory + "/planted", atomically: true, encoding: .utf8)
+            _ = try f.docker(["cp", d.sandbox.directory + "/planted", "thief:/data/planted"])
+            #expect(!FileManager.default.fileExists(atPath: victim + "/planted"), "docker cp wrote into the restricted directory through the volume")
+            _ = try f.docker(["rm", "-f", "thief"])
+            _ = try f.docker(["volume", "rm", "evil"])
+        }
+        // The neighbour: the volume by name, as ever.
+        let named = try f.docker(["run", "--rm", "--network", "none", "-v", "vol:/v", d.image, "ls", "/v"])
+        #expect(named.status == 0, "\(named.stderr)")
+        _ = try f.docker(["volume", "rm", "vol"])
+        f.stopAndCheck()
+    }
+}
