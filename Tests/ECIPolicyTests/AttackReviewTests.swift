@@ -79,3 +79,35 @@ import Testing
         #expect(!refused(decide("POST", "/containers/create", #"{"Image":"i","HostConfig":{"Binds":["/srv/clean/data:/x"]}}"#)))
     }
 }
+
+/// `HostConfig.Annotations` reach the OCI spec (API >= 1.43), and runc reads some of them as its
+/// own configuration (its `features` call them potentially unsafe): `org.systemd.property.*`
+/// become properties of the container's systemd scope (the VM's engine uses the systemd cgroup
+/// driver on cgroup v2): `Conflicts=['docker.service']` stops the engine, `Wants=['poweroff.target']`
+/// powers the VM off, `Wants=['modprobe@NAME.service']` loads any module; `org.criu.config` names
+/// a file CRIU reads as VM root; `bundle` replaces the bundle path runc records.
+@Suite struct RuncConfigAnnotationTests {
+    func create(_ annotations: String) -> EngineAPIPolicy.Decision {
+        let policy = EngineAPIPolicy(
+            origin: .user, settings: AdminSettings(socketMountImages: [], socketMountAnyImage: false, allowDerivedImages: false, commandList: CommandList(type: .deny, patterns: [])),
+            restricted: .defaults)
+        return policy.decide(
+            method: "POST", path: "/v1.45/containers/create", query: [], body: Array(#"{"Image":"i","HostConfig":{"Annotations":{\#(annotations)}}}"#.utf8),
+            lookups: EngineAPIPolicy.Lookups(resolve: { [$0] }, image: { _ in nil }, candidateBases: { [] }))
+    }
+
+    @Test func theFilterRefusesAnnotationsRuncReadsAsConfiguration() {
+        for key in ["org.systemd.property.Conflicts", "org.systemd.property.Wants", "ORG.systemd.Property.Slice", "org.criu.config", "bundle"] {
+            if case .refuse = create(#""\#(key)":"['docker.service']""#) {} else { Issue.record("the annotation \(key) was forwarded") }
+        }
+        // The neighbour: an ordinary annotation passes.
+        if case .refuse = create(#""com.example.team":"web""#) { Issue.record("an ordinary annotation was refused") }
+    }
+
+    @Test func theRuntimePolicyRefusesThemWhateverTheSpelling() {
+        for key in ["org.systemd.property.Conflicts", "org.systemd.property.", "Org.Systemd.Property.Wants", "org.criu.config", "bundle"] {
+            #expect(throws: ECIError.self, "\(key)") { try RuntimeAnnotationPolicy.check([key]) }
+        }
+        #expect(throws: Never.self) { try RuntimeAnnotationPolicy.check(["com.example.team", "org.opencontainers.image.title", "org.eci.socket-admission"]) }
+    }
+}

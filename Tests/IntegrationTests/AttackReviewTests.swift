@@ -51,3 +51,27 @@ extension Integration.AgentFilter {
         f.stopAndCheck()
     }
 }
+
+extension Integration.RuntimeLocks {
+    /// eci-runc holds alone against annotations runc reads as its own configuration (the engine
+    /// copies `HostConfig.Annotations` into the spec): a systemd unit property for the container's
+    /// scope is refused before anything is allocated; an ordinary annotation still runs.
+    @Test func runcConfigurationAnnotationsAreRefusedByTheRuntime() throws {
+        let sandbox = try RuntimeSandbox()
+        defer { sandbox.cleanup() }
+        for (name, key) in [("systemd", "org.systemd.property.Conflicts"), ("criu", "org.criu.config"), ("bundle", "bundle")] {
+            let bundle = try sandbox.makeBundle("ann-\(name)", script: "echo ran > /out/ran") { config in
+                config["annotations"] = [key: "['docker.service']"]
+            }
+            let result = try sandbox.runtime(["run", "--bundle", bundle, "ann-\(name)"])
+            #expect(result.status != 0 && result.stderr.contains("annotation"), "the annotation \(key) was not refused: \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: bundle + "/out/ran"), "a container with the annotation \(key) ran")
+        }
+        #expect(try sandbox.recordedContainers().isEmpty, "a refusal leaves no range behind")
+        let ordinary = try sandbox.makeBundle("ann-ok", script: "echo ran > /out/ran") { config in
+            config["annotations"] = ["com.example.team": "web"]
+        }
+        let result = try sandbox.runtime(["run", "--bundle", ordinary, "ann-ok"])
+        #expect(result.status == 0 && (try? sandbox.output(ordinary, "ran")) == "ran", "an ordinary annotation: \(result.stderr)")
+    }
+}
