@@ -278,6 +278,9 @@ public struct EngineAPIPolicy: Sendable {
             for (key, _) in members where key.lowercased().hasPrefix(SocketAdmissionStamp.reservedPrefix) {
                 throw ECIError(.refused, "enhanced container isolation: the annotation \"\(key)\" is reserved (annotations under \(SocketAdmissionStamp.reservedPrefix) are ECI's)")
             }
+            // runc reads some annotations as its own configuration (systemd unit properties of
+            // the container's scope among them): none reaches the spec from a request.
+            try RuntimeAnnotationPolicy.check(members.map(\.key))
             annotations = members
         }
 
