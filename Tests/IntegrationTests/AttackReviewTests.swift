@@ -75,3 +75,26 @@ extension Integration.RuntimeLocks {
         #expect(result.status == 0 && (try? sandbox.output(ordinary, "ran")) == "ran", "an ordinary annotation: \(result.stderr)")
     }
 }
+
+extension Integration.RuntimeLocks {
+    /// Hardening: a spec mount that is not a bind (here `type: overlay`) is never judged by
+    /// eci-runc, and runc mounts it inside the container's namespaces while the VM's file tree is
+    /// still visible there (before pivot_root): `lowerdir=` may name any VM directory, which the
+    /// container then reads as its own (world-readable files; /etc here). No API field makes the
+    /// engine emit such a mount; a stacked source is judged only when it is a bind.
+    @Test func nonBindOverlayMountsOfVMPathsAreJudged() throws {
+        let sandbox = try RuntimeSandbox()
+        defer { sandbox.cleanup() }
+        let layers = sandbox.directory + "/ovl"
+        for dir in ["upper", "work"] { try FileManager.default.createDirectory(atPath: "\(layers)/\(dir)", withIntermediateDirectories: true) }
+        _ = try TestSupport.run(["/bin/chown", "-R", "1048576:1048576", layers])
+        let bundle = try sandbox.makeBundle("ovl", script: "cat /x/hostname > /out/read 2>/dev/null; ls /x/ > /out/listed 2>/dev/null; echo done > /out/done") { config in
+            Self.privileged(&config)
+            Self.addMount(&config, ["destination": "/x", "type": "overlay", "source": "overlay",
+                                    "options": ["lowerdir=/etc", "upperdir=\(layers)/upper", "workdir=\(layers)/work"]])
+        }
+        let result = try sandbox.runtime(["run", "--bundle", bundle, "ovl"])
+        let listed = (try? sandbox.output(bundle, "listed")) ?? ""
+        #expect(!(listed.contains("passwd")), "a non-bind overlay of the VM's /etc was mounted in the container: \(result.status) \(result.stderr)")
+    }
+}
