@@ -111,3 +111,15 @@ import Testing
         #expect(throws: Never.self) { try RuntimeAnnotationPolicy.check(["com.example.team", "org.opencontainers.image.title", "org.eci.socket-admission"]) }
     }
 }
+
+/// runc's systemd driver treats a cgroup name ending in ".slice" as the unit itself, placed by
+/// systemd where its dashes say (`user-1000.slice` is `/user.slice/user-1000.slice`), not as a
+/// scope in the parent slice: `system.slice:docker:user-1000.slice` leaves the engine's parent.
+@Suite struct CgroupSliceNameTests {
+    @Test func aSliceNameIsNotAContainerName() {
+        for path in ["system.slice:docker:user-1000.slice", "system.slice:docker:-.slice", "system.slice:docker:x.SLICE"] {
+            #expect(throws: ECIError.self, "\(path)") { try CgroupPathPolicy.check(path, parents: ["/docker", "system.slice:docker"]) }
+        }
+        #expect(throws: Never.self) { try CgroupPathPolicy.check("system.slice:docker:" + String(repeating: "a", count: 64), parents: ["system.slice:docker"]) }
+    }
+}
