@@ -67,5 +67,24 @@ enum E2EAttackCases {
             c.expect(try c.docker(["version"]).status == 0, "the engine still answers")
             try c.docker(["rm", "-f", "e2e-ann-ok"])
         },
+        // Functional (predicted to fail): API 1.45's volume subpath. The engine binds the subpath
+        // through a temporary mount under its data root (moby's safepath, /var/lib/docker/tmp),
+        // and eci-runc judges that name first: restricted, not a volume's data.
+        E2ECase(name: "volume-subpath-works") { c in
+            try c.docker(["volume", "create", "e2e-subpath"])
+            try c.docker(["run", "--rm", "-v", "e2e-subpath:/v", tools, "sh", "-c", "mkdir -p /v/sub && echo inside > /v/sub/file"])
+            let socket = String(c.dockerHost.dropFirst("unix://".count))
+            let body = #"{"Image":"\#(tools)","Cmd":["cat","/x/file"],"HostConfig":{"Mounts":[{"Type":"volume","Source":"e2e-subpath","Target":"/x","VolumeOptions":{"Subpath":"sub"}}]}}"#
+            let created = try TestSupport.run([
+                "/usr/bin/curl", "-sS", "--unix-socket", socket, "-H", "Content-Type: application/json", "-d", body, "-w", "\n%{http_code}",
+                "http://localhost/v1.45/containers/create?name=e2e-subpath-c",
+            ])
+            c.note("$ curl create e2e-subpath-c\n\(created.stdout)\(created.stderr)")
+            c.expect(created.stdout.hasSuffix("\n201"), "create with a volume subpath: \(created.stdout)")
+            let run = try c.docker(["start", "-a", "e2e-subpath-c"])
+            c.expect(run.status == 0 && run.stdout == "inside\n", "a volume subpath is mounted: \(run.stdout) \(run.stderr)")
+            try c.docker(["rm", "-f", "e2e-subpath-c"])
+            try c.docker(["volume", "rm", "e2e-subpath"])
+        },
     ]
 }
