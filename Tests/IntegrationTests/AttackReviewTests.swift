@@ -85,16 +85,27 @@ extension Integration.RuntimeLocks {
     @Test func nonBindOverlayMountsOfVMPathsAreJudged() throws {
         let sandbox = try RuntimeSandbox()
         defer { sandbox.cleanup() }
-        let layers = sandbox.directory + "/ovl"
-        for dir in ["upper", "work"] { try FileManager.default.createDirectory(atPath: "\(layers)/\(dir)", withIntermediateDirectories: true) }
-        _ = try TestSupport.run(["/bin/chown", "-R", "1048576:1048576", layers])
-        let bundle = try sandbox.makeBundle("ovl", script: "cat /x/hostname > /out/read 2>/dev/null; ls /x/ > /out/listed 2>/dev/null; echo done > /out/done") { config in
-            Self.privileged(&config)
-            Self.addMount(&config, ["destination": "/x", "type": "overlay", "source": "overlay",
-                                    "options": ["lowerdir=/etc", "upperdir=\(layers)/upper", "workdir=\(layers)/work"]])
+        func overlay(_ name: String, lower: String) throws -> (String, TestSupport.Output) {
+            let layers = sandbox.directory + "/" + name + "-layers"
+            for dir in ["upper", "work"] { try FileManager.default.createDirectory(atPath: "\(layers)/\(dir)", withIntermediateDirectories: true) }
+            _ = try TestSupport.run(["/bin/chown", "-R", "1048576:1048576", layers])
+            let bundle = try sandbox.makeBundle(name, script: "ls /x/ > /out/listed 2>/dev/null; cat /x/seed > /out/seed 2>/dev/null; echo done > /out/done") { config in
+                Self.privileged(&config)
+                Self.addMount(&config, ["destination": "/x", "type": "overlay", "source": "overlay",
+                                        "options": ["lowerdir=\(lower)", "upperdir=\(layers)/upper", "workdir=\(layers)/work"]])
+            }
+            return (bundle, try sandbox.runtime(["run", "--bundle", bundle, name]))
         }
-        let result = try sandbox.runtime(["run", "--bundle", bundle, "ovl"])
-        let listed = (try? sandbox.output(bundle, "listed")) ?? ""
-        #expect(!(listed.contains("passwd")), "a non-bind overlay of the VM's /etc was mounted in the container: \(result.status) \(result.stderr)")
+        // /etc/docker is restricted by the default policy (the VM's allow-list refuses /etc too).
+        let (refusedBundle, refused) = try overlay("ovl-etc", lower: "/etc/docker")
+        #expect(refused.status != 0 && refused.stderr.contains("overlay layer /etc/docker"), "a non-bind overlay of /etc/docker: \(refused.status) \(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: refusedBundle + "/out/done"), "the container ran with the VM's /etc/docker as an overlay layer")
+        #expect(try sandbox.recordedContainers().isEmpty, "a refusal leaves no range behind")
+        // The neighbour: an overlay of a directory the policy allows still mounts.
+        let lower = sandbox.directory + "/ovl-lower"
+        try FileManager.default.createDirectory(atPath: lower, withIntermediateDirectories: true)
+        try "seeded\n".write(toFile: lower + "/seed", atomically: true, encoding: .utf8)
+        let (bundle, result) = try overlay("ovl-ok", lower: lower)
+        #expect(result.status == 0 && (try? sandbox.output(bundle, "seed")) == "seeded", "an allowed overlay: \(result.stderr)")
     }
 }
