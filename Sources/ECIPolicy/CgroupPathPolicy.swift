@@ -28,6 +28,9 @@ public enum CgroupPathPolicy {
         }
         let fields = path.split(separator: ":", omittingEmptySubsequences: false)
         guard fields.count == 3, !fields[2].isEmpty, !fields[2].contains("/"), fields[2] != "..", fields[2] != "." else { throw refusal }
+        // runc's systemd driver takes a name ending in ".slice" as the unit itself, which systemd
+        // places by its dashes (`user-1000.slice`), not as a scope inside the parent slice.
+        guard !fields[2].lowercased().hasSuffix(".slice") else { throw refusal }
         guard parents.contains(fields[0] + ":" + fields[1]) else { throw refusal }
     }
 }

@@ -278,6 +278,9 @@ public struct EngineAPIPolicy: Sendable {
             for (key, _) in members where key.lowercased().hasPrefix(SocketAdmissionStamp.reservedPrefix) {
                 throw ECIError(.refused, "enhanced container isolation: the annotation \"\(key)\" is reserved (annotations under \(SocketAdmissionStamp.reservedPrefix) are ECI's)")
             }
+            // runc reads some annotations as its own configuration (systemd unit properties of
+            // the container's scope among them): none reaches the spec from a request.
+            try RuntimeAnnotationPolicy.check(members.map(\.key))
             annotations = members
         }
 
@@ -383,8 +386,19 @@ public struct EngineAPIPolicy: Sendable {
     /// mount, admitted by image later).
     func vetBindSource(_ raw: String, _ lookups: Lookups) throws -> Bool {
         let source = lexicallyClean(raw)
-        let names = lookups.resolve(source)
-        if isSocket(names: names) { return true }
+        let resolved = lookups.resolve(source)
+        if isSocket(names: resolved) { return true }
+        // The engine looks the literal path up again itself, as VM root, whenever it likes (the
+        // local driver's `device=`, `mkdir -p` at start, `docker cp`), following whatever
+        // symlinks are on it by then: the literal path is judged too, not only what it resolves
+        // to today (a symlink in a container's upper dir can be re-pointed at will).
+        let names = resolved.contains(source) ? resolved : [source] + resolved
+        // Inside a named volume's data, a container writes (and plants symlinks) and no mount is
+        // `nosymfollow`: the engine's own volume mount point (`_data`) may be named, nothing below it.
+        if let inside = names.first(where: { restricted.isInsideVolumeData($0) }) {
+            throw ECIError(
+                .refused, "can't mount \(source) because it's configured as a restricted host mount (\(inside) is inside a named volume's data, which containers can change; use the volume by name)")
+        }
         let restrictedPaths = restricted.restrictedPaths + mountableSockets + [sockets.raw]
         try restricted.check(source: source, names: names, restricted: restrictedPaths, containerID: "")
         // In an allowed root, the engine will look the path up itself (mkdir -p, the volume

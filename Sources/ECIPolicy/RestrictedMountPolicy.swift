@@ -121,6 +121,15 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
         return rest.count >= 2 && !rest[0].isEmpty && rest[1] == "_data"
     }
 
+    /// Whether `path` lies strictly inside a named volume's data directory (not `_data` itself):
+    /// a place containers write, symlinks included, and that no mount makes `nosymfollow`.
+    func isInsideVolumeData(_ path: String) -> Bool {
+        let volumes = join(engineDataRoot, "volumes") + "/"
+        guard path.hasPrefix(volumes) else { return false }
+        let rest = path.dropFirst(volumes.count).split(separator: "/", omittingEmptySubsequences: true)
+        return rest.count >= 3 && rest[1] == "_data"
+    }
+
     /// The runtime's and the filter's one refusal of a bind source in an allowed root whose
     /// mounts (`followers`) still follow symlinks (see `SymlinkBlindRoots` in the runtime).
     public static func symlinkFollowingRefusal(source: String, followers: [String]) -> ECIError {

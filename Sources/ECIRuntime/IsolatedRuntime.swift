@@ -74,6 +74,9 @@ public struct IsolatedRuntime: Sendable {
         try makeBindSourcesAbsolute(&spec, bundle: bundle)
 
         // Policy first: a refusal leaves nothing behind (no range, no mount).
+        // Annotations runc would read as its own configuration (systemd unit properties of the
+        // container's scope, CRIU's configuration file): the engine copies a request's into the spec.
+        if case let .object(annotations)? = spec.document["annotations"] { try RuntimeAnnotationPolicy.check(annotations.map(\.key)) }
         let namespaces = try spec.namespaces()
         try NamespacePolicy.check(namespaces, isVMNamespace: try NamespaceIdentity.vmNamespaceTest(for: namespaces))
         try DevicePolicy.apply(to: &spec)

@@ -24,6 +24,9 @@ final class MountSources {
         let restricted = Self.resolvedVariants(of: policy.restrictedPaths)
         var judge = SourceIdentityJudge(policy: policy, restricted: restricted, containerID: containerID, mounts: mounts)
         do {
+            for mount in try spec.mounts() where !mount.isBind && mount.type.map({ StackedSourcePolicy.overlayTypes.contains($0) }) == true {
+                try judge.checkStackedMount(destination: mount.destination, options: mount.options)
+            }
             for (index, mount) in try spec.mounts().enumerated() where mount.isBind {
                 guard let source = mount.source, !source.isEmpty else {
                     throw ECIError(.invalidArgument, "config.json: bind mount at \(mount.destination) has no source")

@@ -60,6 +60,22 @@ struct SourceIdentityJudge {
         if !exempt { try checkListeners(what: source, st) }
     }
 
+    /// A mount runc makes itself from layers (a non-bind `overlay` in the spec): runc mounts it in
+    /// the container's namespaces while the VM's tree is still visible there, so `lowerdir=/etc`
+    /// would show the VM's /etc. Each layer is judged as a bind source of its own; options that
+    /// can't be read are refused.
+    mutating func checkStackedMount(destination: String, options: [String]) throws {
+        let what = "the overlay at \(destination)"
+        switch StackedSourcePolicy.overlayLayers(options) {
+        case .notStacked:
+            return
+        case let .unreadable(why):
+            throw ECIError(.refused, "can't mount \(what) because it can't be judged: \(why)")
+        case let .layers(layers):
+            for layer in layers { try judgeLayer(layer, source: what, depth: 1) }
+        }
+    }
+
     /// Refuses a mount (the one holding the source, or one below it at `below`) that is a
     /// pseudo file system, or a stacked one with a layer that may not be bound.
     private mutating func judge(_ mount: MountInfoEntry, source: String, below: String?, depth: Int) throws {
