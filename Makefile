@@ -6,7 +6,7 @@ SWIFT_BUILD_FLAGS := -c $(CONFIG) $(if $(filter release,$(CONFIG)),--static-swif
 EXECUTABLES := eci-runc ecibuild eci-agent eci-test-helper eci-e2e
 DEB_PACKAGES := runc docker.io containerd busybox-static libseccomp-dev libcap-dev libfuse3-dev fuse3 pkg-config iproute2 procps libc6-dev \
 	mmdebstrap e2fsprogs mtools syslinux syslinux-common qemu-system-x86 qemu-utils fdisk linux-source-6.1 flex bison bc xz-utils make gcc openssl \
-	arch-test gpg libdpkg-perl mount debian-archive-keyring
+	arch-test gpg libdpkg-perl mount debian-archive-keyring curl
 
 .PHONY: all build test unit-test e2e deps bench clean help image kernel-config-verify
 

@@ -109,7 +109,7 @@ int eci_mount_setattr_flags(int tree_fd, int recursive, unsigned long long set, 
 
 int eci_make_nosymfollow(const char *path, int is_mount_point) {
     struct eci_mount_attr attr = {0};
-    attr.attr_set = ECI_MOUNT_ATTR_NOSYMFOLLOW;
+    attr.attr_set = ECI_MOUNT_ATTR_NOSYMFOLLOW | ECI_MOUNT_ATTR_NOSUID | ECI_MOUNT_ATTR_NODEV;
     if (is_mount_point) {
         // Already a mount of its own: flag it and everything below it, in place (idempotent).
         long rc = syscall(__NR_mount_setattr, AT_FDCWD, path, AT_RECURSIVE | AT_SYMLINK_NOFOLLOW, &attr, sizeof(attr));

@@ -44,7 +44,9 @@ enum KernelMounts {
     /// `nosymfollow` (see `SymlinkBlindRoots`); a container's clone of a directory there must
     /// behave like an ordinary directory inside the container.
     static func followSymlinks(tree: Int32, recursive: Bool, name: String) throws {
-        let rc = eci_mount_setattr_flags(tree, recursive ? 1 : 0, 0, ECI_MOUNT_ATTR_NOSYMFOLLOW)
+        // nosuid too: inside the container a setuid file of its own means container root, as
+        // on any bind; nodev stays (containers never get devices).
+        let rc = eci_mount_setattr_flags(tree, recursive ? 1 : 0, 0, ECI_MOUNT_ATTR_NOSYMFOLLOW | ECI_MOUNT_ATTR_NOSUID)
         guard rc == 0 else { throw ECIError.system("let the clone of \(name) follow symlinks", errno: -rc) }
     }
 

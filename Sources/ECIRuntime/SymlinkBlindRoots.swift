@@ -4,7 +4,9 @@ import ECIPolicy
 import Glibc
 
 /// The VM's view of the directories containers may bind (the policy's `allowedBindRoots`) never
-/// follows a symlink: each root, and every mount below it, is `nosymfollow`.
+/// follows a symlink: each root, and every mount below it, is `nosymfollow` (and `nosuid,nodev`:
+/// container root writes there as the VM's uid 0, so a setuid file it plants must not work for
+/// the VM's users).
 ///
 /// A container that binds `/srv/app` read-write can plant symlinks there as it likes. The engine
 /// and containerd later act on paths under those roots as VM root, on their own, outside the

@@ -1,8 +1,7 @@
 import ECITestSupport
 import Foundation
 
-/// An attack review's cases for the VM (not wired into `E2EMain` yet; add `E2EAttackCases.all`
-/// to the list there to run them). Each attack next to the neighbour that must keep working.
+/// An attack review's cases for the VM, each attack next to the neighbour that must keep working.
 enum E2EAttackCases {
     static let tools = E2EFixtures.toolsImage
     static let restricted = "because it's configured as a restricted host mount"
@@ -85,6 +84,15 @@ enum E2EAttackCases {
             c.expect(run.status == 0 && run.stdout == "inside\n", "a volume subpath is mounted: \(run.stdout) \(run.stderr)")
             try c.docker(["rm", "-f", "e2e-subpath-c"])
             try c.docker(["volume", "rm", "e2e-subpath"])
+        },
+        // BuildKit (the 20.10 CLI's built-in client: /session + POST /build?version=2): every RUN
+        // step is a container eci-runc starts, under the engine's cgroup parent.
+        E2ECase(name: "buildkit-builds-run-in-the-isolated-runtime") { c in
+            let built = try c.docker(["build", "--progress=plain", "-t", "eci-e2e/buildkit:1", c.fixtures.buildContext], environment: ["DOCKER_BUILDKIT": "1"])
+            c.expect(built.status == 0, "a BuildKit build with a RUN step: \(built.stderr.suffix(1500))")
+            let run = try c.docker(["run", "--rm", "eci-e2e/buildkit:1", "cat", "/built"])
+            c.expect(run.stdout == "built-in-the-vm\n", "the BuildKit-built image holds the RUN result: \(run.stdout) \(run.stderr)")
+            try c.expectRefused(["build", "--network=host", "-q", c.fixtures.buildContext], "docker build with --network=host is not allowed")
         },
     ]
 }

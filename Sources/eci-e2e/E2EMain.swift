@@ -41,7 +41,7 @@ enum E2EMain {
             let fixtures = try E2EFixtures.make(in: work)
             let settings = work + "/admin-settings.json"
             try fixtures.settings().write(toFile: settings, atomically: true, encoding: .utf8)
-            let status = harness.run(cases: E2ECases.all + E2EEscapeCases.all, fixtures: fixtures, settings: settings, only: only)
+            let status = harness.run(cases: E2ECases.all + E2EEscapeCases.all + E2EAttackCases.all, fixtures: fixtures, settings: settings, only: only)
             try? FileManager.default.removeItem(atPath: work)
             exit(status)
         } catch {

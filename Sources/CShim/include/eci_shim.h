@@ -32,15 +32,18 @@ int eci_mount_setattr_rdonly(int tree_fd, int recursive);
 
 /// MOUNT_ATTR_NOSYMFOLLOW (<linux/mount.h>): lookups through the mount never follow a symlink.
 #define ECI_MOUNT_ATTR_NOSYMFOLLOW 0x00200000ULL
-/// MOUNT_ATTR_RDONLY.
+/// MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV.
 #define ECI_MOUNT_ATTR_RDONLY 0x00000001ULL
+#define ECI_MOUNT_ATTR_NOSUID 0x00000002ULL
+#define ECI_MOUNT_ATTR_NODEV 0x00000004ULL
 
 /// Sets and clears MOUNT_ATTR_* flags on the detached tree `tree_fd` (recursively when
 /// `recursive`). Returns 0 or -errno.
 int eci_mount_setattr_flags(int tree_fd, int recursive, unsigned long long set, unsigned long long clear);
 
 /// Makes `path` and every mount below it `nosymfollow`: no lookup through them follows a
-/// symlink, root's included. With `is_mount_point` the mount at `path` is flagged in place;
+/// symlink, root's included; and `nosuid,nodev`: a setuid-root file or a device node a container
+/// made there (as the VM's uid 0, through its idmapped bind) means nothing to the VM. With `is_mount_point` the mount at `path` is flagged in place;
 /// otherwise a flagged recursive clone of `path` is bound over it. Returns 0 or -errno.
 int eci_make_nosymfollow(const char *path, int is_mount_point);
 
