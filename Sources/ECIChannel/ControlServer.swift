@@ -164,7 +164,13 @@ public final class ControlServer: Sendable {
                 return .queued
             }
             switch admission {
-            case .newWorker: ChannelThread.spawn("eci-control-worker", stackSize: nil) { [self] in work(job) }
+            case .newWorker:
+                do {
+                    try DetachedThread.start("eci-control", stackSize: nil) { [self] in work(job) }
+                } catch {
+                    shared.withLock { $0.workers -= 1 }
+                    refuse(job.id, "the control server could not start a worker: \(error)", on: connection)
+                }
             case .queued: break
             case .busy: refuse(job.id, "the control server is busy (\(maxQueuedRequests) requests queued)", on: connection)
             }

@@ -30,7 +30,10 @@ public final class AgentService: @unchecked Sendable {
             logger.error("the engine stays stopped: no filtered API", metadata: ["problems": "\(report?.problems ?? ["no prepare report"])"])
         }
         let control = AgentControl(paths: paths, logger: logger) {
-            _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/systemctl"), arguments: ["poweroff"])
+            var poweroff = SpawnAttributes(["/usr/bin/systemctl", "poweroff"], environment: ProcessInfo.processInfo.environment)
+            poweroff.defaultSignalActions = true
+            // Waited for on this (the shutdown's own) thread, so it leaves no zombie.
+            _ = try? ChildProcess.spawn(poweroff).wait()
         }
         let controlServer = ControlServer(name: "eci-agent", logger: logger) { control.handle($0) }
         let userSocket = paths.sockets.filtered[0]
