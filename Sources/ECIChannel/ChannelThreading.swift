@@ -52,9 +52,3 @@ final class ChannelCondition: @unchecked Sendable {
     func broadcast() { pthread_cond_broadcast(raw) }
 }
 
-extension Duration {
-    /// Seconds as a `TimeInterval`, for Foundation waits.
-    var seconds: TimeInterval {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}
