@@ -128,6 +128,24 @@ public enum FileSystem {
         return String(cString: resolved)
     }
 
+    /// `path` (absolute) with symlinks and `..` resolved by the kernel as far as it exists, and
+    /// the missing rest appended as written: where the path will be once its missing part is
+    /// created (the engine creates a missing bind source as a directory). nil when nothing of
+    /// it resolves. The one resolver of the runtime's policy paths (`MountSources`) and of the
+    /// filter's bind sources (`VMLookups`), so both name a place the same way.
+    public static func resolvingExistingPrefix(_ path: String) -> String? {
+        var existing = path
+        var rest: [String] = []
+        while true {
+            if let real = try? realPath(existing) {
+                return rest.reversed().reduce(real) { join($0, $1) }
+            }
+            guard existing != "/", !existing.isEmpty else { return nil }
+            rest.append(String(existing.split(separator: "/").last ?? ""))
+            existing = parentDirectory(existing)
+        }
+    }
+
     private static func syncDirectory(containing path: String) {
         let fd = open(parentDirectory(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }

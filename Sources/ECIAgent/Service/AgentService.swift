@@ -51,9 +51,8 @@ public final class AgentService: @unchecked Sendable {
     /// The two filtered sockets in front of the engine's raw one.
     func startFilters() throws {
         let settings = try AgentSettingsLoader.loadEffective(paths: paths)
-        let configuration = try RuntimeConfiguration.load(path: nil, environment: [:])
-        let restricted = FileSystem.exists(configuration.policyPath)
-            ? try RestrictedMountPolicy.parse(try FileSystem.read(configuration.policyPath), source: configuration.policyPath) : .defaults
+        // The runtime's loader: the filter judges by the policy eci-runc enforces.
+        let restricted = try RuntimeConfiguration.load(path: nil, environment: [:]).loadPolicy()
         // The run key prepare wrote for these settings: without it no admitted container could
         // start (eci-runc requires a stamp for the container socket), so it is required here.
         let admissionKey = try SocketAdmissionKeys.runKey(paths: paths)
