@@ -31,7 +31,7 @@ public final class ControlClient: Sendable {
         case done(Result<[UInt8], ECIError>)
     }
 
-    private struct State: PortEndpointState {
+    private struct State: ControlEndpointState {
         var sessions = SessionSlot<PortConnection>()
         var port: PortConnection? { sessions.current }
         var stopped: Bool { sessions.stopped }
@@ -69,11 +69,8 @@ public final class ControlClient: Sendable {
     public func run(port fd: Int32) throws {
         let connection = try PortConnection(fd: fd, label: "control", garbageLimit: garbageLimit, logger: logger)
         defer { connection.close() }
-        try shared.runSession(connection, endpoint: "control client", begin: { $0.hellos = HelloState() }, end: { $0.failPending("the control port disconnected") }) {
-            try? connection.send(hello.frame(answering: false))
-            while let frames = try connection.receive() {
-                for frame in frames { handle(frame, on: connection) }
-            }
+        try shared.runFrames(on: connection, endpoint: "control client", hello: hello, end: { $0.failPending("the control port disconnected") }) {
+            handle($0, on: connection)
         }
     }
 

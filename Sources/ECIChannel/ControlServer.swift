@@ -37,7 +37,7 @@ public final class ControlServer: Sendable {
     private let shared = WaitableState(State())
     private let maxQueuedRequests = 256
 
-    private struct State: PortEndpointState {
+    private struct State: ControlEndpointState {
         var sessions = SessionSlot<PortConnection>()
         var port: PortConnection? { sessions.current }
         var workers = 0
@@ -90,12 +90,7 @@ public final class ControlServer: Sendable {
         let connection = try PortConnection(fd: fd, label: "control", garbageLimit: garbageLimit, logger: logger)
         // Handlers still running find the port closed and drop their responses.
         defer { connection.close() }
-        try shared.runSession(connection, endpoint: "control server", begin: { $0.hellos = HelloState() }) {
-            try? connection.send(hello.frame(answering: false))
-            while let frames = try connection.receive() {
-                for frame in frames { handle(frame, on: connection) }
-            }
-        }
+        try shared.runFrames(on: connection, endpoint: "control server", hello: hello) { handle($0, on: connection) }
     }
 
     /// Ends the current session and makes `serve` and `run` return; stays stopped.

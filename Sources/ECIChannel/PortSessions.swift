@@ -113,3 +113,25 @@ extension WaitableState where State: PortEndpointState {
         }
     }
 }
+
+/// The state of a control-port endpoint (client or server): the session is the connection,
+/// and the peer's hellos are counted per session.
+protocol ControlEndpointState: PortEndpointState where Session == PortConnection {
+    var hellos: HelloState { get set }
+}
+
+extension WaitableState where State: ControlEndpointState {
+    /// A control-port session over `connection`: forgets the last session's hellos, announces
+    /// `hello`, then hands every frame to `handle` until the port closes (see `runSession`).
+    func runFrames(
+        on connection: PortConnection, endpoint: String, hello: ChannelHello, end: (inout State) -> Void = { _ in },
+        handle: (Frame) -> Void
+    ) throws {
+        try runSession(connection, endpoint: endpoint, begin: { $0.hellos = HelloState() }, end: end) {
+            try? connection.send(hello.frame(answering: false))
+            while let frames = try connection.receive() {
+                for frame in frames { handle(frame) }
+            }
+        }
+    }
+}
