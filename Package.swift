@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "CShim"),
         .target(
             name: "ECICore",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["CShim", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "ECIOCI", dependencies: ["ECICore"]),
         // The host<->guest contract: control and admin requests and replies (Codable, versioned),
@@ -35,7 +35,7 @@ let package = Package(
             dependencies: ["CShim", "ECICore", "ECIContract", "ECIOCI", "ECIPolicy", .product(name: "Logging", package: "swift-log")]
         ),
         // Blocking I/O: unix stream sockets with one owner, detached POSIX threads, host tools.
-        .target(name: "ECIIO", dependencies: ["ECICore"]),
+        .target(name: "ECIIO", dependencies: ["CShim", "ECICore"]),
         // Host<->guest channel over virtio-serial ports: frames, resync after garbage, streams
         // with flow control and half-close (pure), and the endpoints that move them over a port
         // (control requests, the engine API tunnel). Used by the agent and by ecibuild run.
@@ -61,7 +61,7 @@ let package = Package(
         // Test-only: the VM end-to-end tests (make e2e), driving `ecibuild run` with the docker CLI.
         .executableTarget(name: "eci-e2e", dependencies: ["ECITestSupport"]),
         // Test-only helpers: running programs, finding the built binaries, busybox root filesystems.
-        .target(name: "ECITestSupport"),
+        .target(name: "ECITestSupport", dependencies: ["ECICore"]),
         .testTarget(name: "ECIOCITests", dependencies: ["ECIOCI"]),
         .testTarget(name: "ECIPolicyTests", dependencies: ["ECIPolicy"]),
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),

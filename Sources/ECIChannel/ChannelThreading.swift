@@ -52,21 +52,3 @@ final class ChannelCondition: @unchecked Sendable {
     func broadcast() { pthread_cond_broadcast(raw) }
 }
 
-enum ChannelThread {
-    /// Starts a detached thread. Stream threads spend their life blocked in read/write on one
-    /// connection, so a thread each is the simple, correct model; they get small stacks
-    /// (`stackSize`), threads that run callers' code (control handlers) the system default.
-    static func spawn(_ name: String, stackSize: Int? = 512 * 1024, _ body: @escaping @Sendable () -> Void) {
-        let thread = Thread(block: body)
-        thread.name = name
-        if let stackSize { thread.stackSize = stackSize }
-        thread.start()
-    }
-}
-
-extension Duration {
-    /// Seconds as a `TimeInterval`, for Foundation waits.
-    var seconds: TimeInterval {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}

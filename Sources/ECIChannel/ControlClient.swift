@@ -31,9 +31,10 @@ public final class ControlClient: Sendable {
         case done(Result<[UInt8], ECIError>)
     }
 
-    private struct State: Sendable {
-        var port: PortConnection?
-        var stopped = false
+    private struct State: ControlEndpointState {
+        var sessions = SessionSlot<PortConnection>()
+        var port: PortConnection? { sessions.current }
+        var stopped: Bool { sessions.stopped }
         var nextID: UInt32 = 1
         var pending: [UInt32: Pending] = [:]
         var hellos = HelloState()
@@ -67,43 +68,20 @@ public final class ControlClient: Sendable {
     ///   `.invalidState` if a session already runs. A plain disconnect returns normally.
     public func run(port fd: Int32) throws {
         let connection = try PortConnection(fd: fd, label: "control", garbageLimit: garbageLimit, logger: logger)
-        let start = shared.withLock { state -> SessionStart in
-            if state.port != nil { return .alreadyRunning }
-            if state.stopped { return .stopped }
-            state.port = connection
-            state.hellos = HelloState()
-            return .started
-        }
-        guard start == .started else {
-            connection.close()
-            if start == .alreadyRunning { throw ECIError(.invalidState, "the control client already runs a session") }
-            return
-        }
-        defer {
-            shared.withLock { state in
-                state.port = nil
-                state.failPending("the control port disconnected")
-            }
-            connection.close()
-        }
-        try? connection.send(hello.frame(answering: false))
-        while let frames = try connection.receive() {
-            for frame in frames { handle(frame, on: connection) }
+        defer { connection.close() }
+        try shared.runFrames(on: connection, endpoint: "control client", hello: hello, end: { $0.failPending("the control port disconnected") }) {
+            handle($0, on: connection)
         }
     }
 
     /// Ends the current session and makes `run` return at once from now on.
     public func stop() {
-        let current = shared.withLock { state in
-            state.stopped = true
-            return state.port
-        }
-        current?.interrupt()
+        shared.stopSessions()?.interrupt()
     }
 
     /// Ends the current session (in-flight requests fail); `run` may be called again.
     public func disconnect() {
-        shared.withLock { $0.port }?.interrupt()
+        shared.currentSession?.interrupt()
     }
 
     /// The guest's hello in the current session, waiting up to `timeout` for a session and the
@@ -160,12 +138,6 @@ public final class ControlClient: Sendable {
             throw ECIError(.channelTimeout, "control request \(id) got no response within \(timeout)")
         }
         return try answered.get()
-    }
-
-    private enum SessionStart {
-        case started
-        case alreadyRunning
-        case stopped
     }
 
     private func handle(_ frame: Frame, on connection: PortConnection) {

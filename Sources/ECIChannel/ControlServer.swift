@@ -37,9 +37,9 @@ public final class ControlServer: Sendable {
     private let shared = WaitableState(State())
     private let maxQueuedRequests = 256
 
-    private struct State: Sendable {
-        var port: PortConnection?
-        var stopped = false
+    private struct State: ControlEndpointState {
+        var sessions = SessionSlot<PortConnection>()
+        var port: PortConnection? { sessions.current }
         var workers = 0
         var queue: [Job] = []
         var hellos = HelloState()
@@ -79,25 +79,7 @@ public final class ControlServer: Sendable {
     /// again, until `stop()`. `openPort` returns a fresh fd each time (closed when the session
     /// ends); when it throws, the wait grows up to ten times `backoff`.
     public func serve(openPort: () throws -> Int32) {
-        var failures = 0
-        while !isStopped {
-            let fd: Int32
-            do {
-                fd = try openPort()
-                failures = 0
-            } catch {
-                failures += 1
-                if failures == 1 { logger.warning("cannot open the control port; retrying", metadata: ["error": "\(error)"]) }
-                pause(backoff * min(failures, 10))
-                continue
-            }
-            do {
-                try run(port: fd)
-            } catch {
-                logger.warning("control session dropped", metadata: ["error": "\(error)"])
-            }
-            pause(backoff)
-        }
+        shared.serve(port: "control", backoff: backoff, logger: logger, openPort: openPort) { try run(port: $0) }
     }
 
     /// Serves one session over `fd` (taking ownership of it) until the peer disconnects, the
@@ -106,40 +88,19 @@ public final class ControlServer: Sendable {
     ///   `.invalidState` if a session already runs. A plain disconnect returns normally.
     public func run(port fd: Int32) throws {
         let connection = try PortConnection(fd: fd, label: "control", garbageLimit: garbageLimit, logger: logger)
-        let refusal = shared.withLock { state -> (running: Bool, refused: Bool) in
-            if state.stopped || state.port != nil { return (state.port != nil, true) }
-            state.port = connection
-            state.hellos = HelloState()
-            return (false, false)
-        }
-        if refusal.refused {
-            connection.close()
-            if refusal.running { throw ECIError(.invalidState, "the control server already runs a session") }
-            return
-        }
-        defer {
-            shared.withLock { $0.port = nil }
-            // Handlers still running find the port closed and drop their responses.
-            connection.close()
-        }
-        try? connection.send(hello.frame(answering: false))
-        while let frames = try connection.receive() {
-            for frame in frames { handle(frame, on: connection) }
-        }
+        // Handlers still running find the port closed and drop their responses.
+        defer { connection.close() }
+        try shared.runFrames(on: connection, endpoint: "control server", hello: hello) { handle($0, on: connection) }
     }
 
     /// Ends the current session and makes `serve` and `run` return; stays stopped.
     public func stop() {
-        let current = shared.withLock { state in
-            state.stopped = true
-            return state.port
-        }
-        current?.interrupt()
+        shared.stopSessions()?.interrupt()
     }
 
     /// Ends the current session without stopping (`serve` reopens the port).
     public func disconnect() {
-        shared.withLock { $0.port }?.interrupt()
+        shared.currentSession?.interrupt()
     }
 
     private func handle(_ frame: Frame, on connection: PortConnection) {
@@ -164,7 +125,13 @@ public final class ControlServer: Sendable {
                 return .queued
             }
             switch admission {
-            case .newWorker: ChannelThread.spawn("eci-control-worker", stackSize: nil) { [self] in work(job) }
+            case .newWorker:
+                do {
+                    try DetachedThread.start("eci-control", stackSize: nil) { [self] in work(job) }
+                } catch {
+                    shared.withLock { $0.workers -= 1 }
+                    refuse(job.id, "the control server could not start a worker: \(error)", on: connection)
+                }
             case .queued: break
             case .busy: refuse(job.id, "the control server is busy (\(maxQueuedRequests) requests queued)", on: connection)
             }
@@ -215,14 +182,5 @@ public final class ControlServer: Sendable {
 
     private func refuse(_ id: UInt32, _ reason: String, on connection: PortConnection) {
         try? connection.send(Frame(kind: .reset, stream: id, payload: Array(reason.utf8)))
-    }
-
-    private var isStopped: Bool {
-        shared.withLock { $0.stopped }
-    }
-
-    /// Sleeps up to `duration`, returning early on `stop()`.
-    private func pause(_ duration: Duration) {
-        shared.wait(timeout: duration) { $0.stopped ? true : nil }
     }
 }

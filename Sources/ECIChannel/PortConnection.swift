@@ -49,16 +49,13 @@ public final class PortConnection: @unchecked Sendable {
     /// - Parameters:
     ///   - garbageLimit: consecutive garbage bytes tolerated before `receive()` throws.
     public init(fd: Int32, label: String, garbageLimit: Int = PortConnection.defaultGarbageLimit, logger: Logger) throws {
-        var pipeFDs: [Int32] = [-1, -1]
-        // pipe2 needs _GNU_SOURCE, which Glibc's module does not define: set the flags after.
-        guard pipe(&pipeFDs) == 0 else {
-            let error = ECIError.system("pipe for the \(label) port", errno: errno)
+        let pipeFDs: [Int32]
+        do {
+            let wake = try Syscall.pipe(nonblocking: true, what: "pipe for the \(label) port")
+            pipeFDs = [wake.read, wake.write]
+        } catch {
             Glibc.close(fd)
             throw error
-        }
-        for end in pipeFDs {
-            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(end, F_SETFL, O_NONBLOCK)
         }
         let flags = fcntl(fd, F_GETFL)
         guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
@@ -94,11 +91,12 @@ public final class PortConnection: @unchecked Sendable {
     public func receive() throws -> [Frame]? {
         while true {
             guard try waitFor(Int16(POLLIN)) else { return nil }
-            let count = readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                if errno == ECONNRESET { return nil }
-                throw ECIError.system("reading the \(label) port", errno: errno)
+            let count: Int
+            do {
+                count = try Syscall.retrying("reading the \(label) port") { readBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
+            } catch let error as ECIError where error.errno == EAGAIN || error.errno == ECONNRESET {
+                if error.errno == EAGAIN { continue }
+                return nil
             }
             if count == 0 { return nil }
             let frames = decoder.feed(readBuffer[0..<count])
@@ -204,11 +202,7 @@ public final class PortConnection: @unchecked Sendable {
         while true {
             if isClosedOrInterrupted { return false }
             var fds = [pollfd(fd: fd, events: events, revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 2, -1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                throw ECIError.system("poll on the \(label) port", errno: errno)
-            }
+            try Syscall.retrying("poll on the \(label) port") { poll(&fds, 2, -1) }
             if fds[1].revents != 0 { return false }
             let revents = fds[0].revents
             if revents & events != 0 { return true }
@@ -240,33 +234,26 @@ enum FDIO {
     /// Reads up to `count` bytes: the bytes, [] at end of file, or the errno.
     static func read(_ fd: Int32, max count: Int) -> Result<[UInt8], ECIError> {
         var buffer = [UInt8](repeating: 0, count: count)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, count) }
-            if n >= 0 {
-                buffer.removeLast(count - n)
-                return .success(buffer)
-            }
-            if errno == EINTR { continue }
-            return .failure(ECIError.system("reading a tunnel stream's connection", errno: errno))
+        do {
+            let n = try Syscall.retrying("reading a tunnel stream's connection") { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, count) } }
+            buffer.removeLast(count - n)
+            return .success(buffer)
+        } catch let error as ECIError {
+            return .failure(error)
+        } catch {
+            return .failure(ECIError(.system, "reading a tunnel stream's connection", cause: error))
         }
     }
 
     /// Writes all of `bytes` (MSG_NOSIGNAL on sockets, so a vanished reader is EPIPE, not SIGPIPE).
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], socket: Bool) -> ECIError? {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { raw -> Int in
-                let base = raw.baseAddress.map { $0 + offset }
-                return socket ? send(fd, base, raw.count - offset, Int32(MSG_NOSIGNAL)) : write(fd, base, raw.count - offset)
-            }
-            if n > 0 {
-                offset += n
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else {
-                return ECIError.system("writing a tunnel stream's connection", errno: n < 0 ? errno : EIO)
-            }
+        do {
+            try Syscall.writeAll(fd, bytes, socket: socket, what: "writing a tunnel stream's connection")
+            return nil
+        } catch let error as ECIError {
+            return error
+        } catch {
+            return ECIError(.system, "writing a tunnel stream's connection", cause: error)
         }
-        return nil
     }
 }

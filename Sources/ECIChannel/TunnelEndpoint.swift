@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 import Foundation
 import Logging
 
@@ -23,9 +24,10 @@ import Glibc
 /// stream, one thread reads the local fd (within the peer's credit) and one writes it. Local
 /// fds must be stream sockets: a reset unblocks their threads with `shutdown(2)`.
 ///
-/// Locking: `lock` guards `session`, `nextStreamID` and `stopped`; a session has its own
-/// mutex (see `TunnelSession`). The endpoint's lock is never held while taking the session's.
-public final class TunnelEndpoint: @unchecked Sendable {
+/// Shared state is `shared` (the session slot and the next stream id), a `WaitableState`
+/// because `serve` waits on it between sessions; a session has its own mutex (see
+/// `TunnelSession`), never taken while `shared` is held.
+public final class TunnelEndpoint: Sendable {
     /// Which side of the port this is.
     public enum Role: Sendable {
         /// Opens streams (one per attached client connection).
@@ -47,10 +49,12 @@ public final class TunnelEndpoint: @unchecked Sendable {
     private let backoff: Duration
     private let logger: Logger
 
-    private let lock = NSCondition()
-    private var session: TunnelSession?
-    private var nextStreamID: UInt32 = 1
-    private var stopped = false
+    private let shared = WaitableState(State())
+
+    private struct State: PortEndpointState {
+        var sessions = SessionSlot<TunnelSession>()
+        var nextStreamID: UInt32 = 1
+    }
 
     /// - Parameters:
     ///   - role: host or guest.
@@ -84,11 +88,7 @@ public final class TunnelEndpoint: @unchecked Sendable {
     /// Whether a session is running.
     public var isConnected: Bool { currentSession != nil }
 
-    private var currentSession: TunnelSession? {
-        lock.lock()
-        defer { lock.unlock() }
-        return session
-    }
+    private var currentSession: TunnelSession? { shared.currentSession }
 
     // MARK: Sessions
 
@@ -106,32 +106,18 @@ public final class TunnelEndpoint: @unchecked Sendable {
     /// closes it when the session ends); when it throws (no device yet), the wait grows up to
     /// ten times `backoff`.
     public func serve(openPort: () throws -> Int32) {
-        var failures = 0
         var quietSessions = 0
-        while !isStopped {
-            let fd: Int32
-            do {
-                fd = try openPort()
-                failures = 0
-            } catch {
-                failures += 1
-                if failures == 1 { logger.warning("cannot open the tunnel port; retrying", metadata: ["error": "\(error)"]) }
-                pause(backoff * min(failures, 10))
-                continue
-            }
-            var hadFrames = false
-            do {
-                try runSession(fd) { hadFrames = $0 }
-            } catch {
-                logger.warning("tunnel session dropped", metadata: ["error": "\(error)"])
-            }
+        var hadFrames = false
+        shared.serve(port: "tunnel", backoff: backoff, logger: logger, openPort: openPort) { fd in
+            hadFrames = false
+            try runSession(fd) { hadFrames = $0 }
+        } ended: {
             // A port with no host behind it (virtio-serial reads 0) ends a session at once,
             // every `backoff`: log only the first of those.
             if hadFrames || quietSessions == 0 {
                 logger.info("tunnel session ended; reopening the port", metadata: ["backoff": "\(backoff)"])
             }
             quietSessions = hadFrames ? 0 : quietSessions + 1
-            pause(backoff)
         }
     }
 
@@ -140,54 +126,24 @@ public final class TunnelEndpoint: @unchecked Sendable {
         let connection = try PortConnection(fd: fd, label: "tunnel", garbageLimit: garbageLimit, logger: logger)
         let newSession = TunnelSession(
             port: connection, isHost: role == .host, hello: hello, window: window, connector: connector, logger: logger)
-        lock.lock()
-        if stopped || session != nil {
-            let running = session != nil
-            lock.unlock()
-            connection.close()
-            if running { throw ECIError(.invalidState, "the tunnel endpoint already runs a session") }
-            return
+        // The session closes the port when it ends; this closes it when no session ran.
+        defer { connection.close() }
+        // After the slot is given back: `shared` is never held while the session's mutex is taken.
+        defer { observe(newSession.hadFrames) }
+        try shared.runSession(newSession, endpoint: "tunnel endpoint") {
+            try newSession.run()
         }
-        session = newSession
-        lock.unlock()
-        defer {
-            observe(newSession.hadFrames)
-            lock.lock()
-            session = nil
-            lock.broadcast()
-            lock.unlock()
-        }
-        try newSession.run()
     }
 
     /// Ends the current session (its streams are reset) and makes `serve` and `run` return;
     /// the endpoint stays stopped.
     public func stop() {
-        lock.lock()
-        stopped = true
-        let current = session
-        lock.broadcast()
-        lock.unlock()
-        current?.port.interrupt()
+        shared.stopSessions()?.port.interrupt()
     }
 
     /// Ends the current session without stopping the endpoint (the guest's `serve` reopens).
     public func disconnect() {
         currentSession?.port.interrupt()
-    }
-
-    private var isStopped: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return stopped
-    }
-
-    /// Sleeps up to `duration`, returning early on `stop()`.
-    private func pause(_ duration: Duration) {
-        let deadline = Date(timeIntervalSinceNow: duration.seconds)
-        lock.lock()
-        while !stopped && lock.wait(until: deadline) {}
-        lock.unlock()
     }
 
     // MARK: Streams
@@ -201,15 +157,16 @@ public final class TunnelEndpoint: @unchecked Sendable {
             Glibc.close(fd)
             throw ECIError(.invalidArgument, "only the host attaches connections to the tunnel")
         }
-        lock.lock()
-        guard let current = session, !stopped else {
-            lock.unlock()
+        let claimed = shared.withLock { state -> (TunnelSession, UInt32)? in
+            guard let current = state.sessions.current, !state.sessions.stopped else { return nil }
+            let id = state.nextStreamID
+            state.nextStreamID = state.nextStreamID == UInt32.max ? 1 : state.nextStreamID + 1
+            return (current, id)
+        }
+        guard let (current, id) = claimed else {
             Glibc.close(fd)
             throw ECIError(.channelDisconnected, "the tunnel is not connected")
         }
-        let id = nextStreamID
-        nextStreamID = nextStreamID == UInt32.max ? 1 : nextStreamID + 1
-        lock.unlock()
         try current.attach(fd, id: id)
         logger.debug("tunnel stream attached", metadata: ["stream": "\(id)"])
         return id

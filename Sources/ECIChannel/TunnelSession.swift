@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 import Foundation
 import Logging
 
@@ -91,7 +92,14 @@ final class TunnelSession: @unchecked Sendable {
     /// return every stream is reset, its threads have ended and its fd is closed, and the port
     /// is closed.
     func run() throws {
-        ChannelThread.spawn("eci-tunnel-sender") { [self] in sendLoop() }
+        do {
+            try DetachedThread.start("eci-tunnel-send") { [self] in sendLoop() }
+        } catch {
+            // No sender, no session: end it as if the port had closed.
+            mutex.withLock { senderDone = true }
+            tearDown()
+            throw error
+        }
         enqueue([hello.frame(answering: false)])
         defer { tearDown() }
         while let frames = try port.receive() {
@@ -212,7 +220,7 @@ final class TunnelSession: @unchecked Sendable {
             let stream = TunnelStream(id: id)
             stream.threads = 1
             streams[id] = stream
-            ChannelThread.spawn("eci-tunnel-\(id)-up") { [self] in connectAndPump(stream) }
+            startThreadLocked("eci-tunnel-\(id)-up", for: stream) { [self] in connectAndPump(stream) }
         case .data(let id, let bytes):
             guard let stream = streams[id], !stream.aborted else { return }
             stream.inbound.append(bytes)
@@ -245,8 +253,8 @@ final class TunnelSession: @unchecked Sendable {
         stream.threads = 2
         streams[id] = stream
         enqueueLocked([open])
-        ChannelThread.spawn("eci-tunnel-\(id)-up") { [self] in uplink(stream) }
-        ChannelThread.spawn("eci-tunnel-\(id)-down") { [self] in downlink(stream) }
+        startThreadLocked("eci-tunnel-\(id)-up", for: stream) { [self] in uplink(stream) }
+        startThreadLocked("eci-tunnel-\(id)-down", for: stream) { [self] in downlink(stream) }
     }
 
     /// Guest: connects the stream's local side, then becomes its uplink thread.
@@ -273,7 +281,8 @@ final class TunnelSession: @unchecked Sendable {
             finished(stream)
             return
         }
-        ChannelThread.spawn("eci-tunnel-\(stream.id)-down") { [self] in downlink(stream) }
+        // Without its downlink the stream is reset, and the uplink below ends at once.
+        mutex.withLock { startThreadLocked("eci-tunnel-\(stream.id)-down", for: stream) { [self] in downlink(stream) } }
         uplink(stream)
     }
 
@@ -377,10 +386,25 @@ final class TunnelSession: @unchecked Sendable {
         stream.inboundChanged.broadcast()
     }
 
+    /// Starts one of `stream`'s threads (counted in `stream.threads` already). When no thread
+    /// can be started, the stream is reset on both sides and the thread counted as finished.
+    private func startThreadLocked(_ name: String, for stream: TunnelStream, _ body: @escaping @Sendable () -> Void) {
+        do {
+            try DetachedThread.start(name, body)
+        } catch {
+            logger.warning("tunnel stream reset: no thread for it", metadata: ["stream": "\(stream.id)", "error": "\(error)"])
+            if !stream.aborted, let reset = table.reset(stream.id, reason: "no thread for the stream") { enqueueLocked([reset]) }
+            abortLocked(stream)
+            finishedLocked(stream)
+        }
+    }
+
     /// One of the stream's threads ended; the last one releases the stream.
     private func finished(_ stream: TunnelStream) {
-        mutex.lock()
-        defer { mutex.unlock() }
+        mutex.withLock { finishedLocked(stream) }
+    }
+
+    private func finishedLocked(_ stream: TunnelStream) {
         stream.threads -= 1
         guard stream.threads == 0 else { return }
         // Both directions done (or reset): forget it everywhere; a reset is a no-op if the

@@ -33,16 +33,22 @@ public struct ECIError: Error, Sendable, CustomStringConvertible, Equatable {
     public let message: String
     /// The error that caused this one, rendered as text so the type stays `Sendable` and `Equatable`.
     public let cause: String?
+    /// The errno of the failed system call, when this error is one (callers branch on
+    /// `error.errno == EINVAL`, never on the message's text). Kept through `ECIError`s that
+    /// wrap another: see `init(_:_:cause:)`.
+    public let errno: Int32?
 
-    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+    /// - Parameter cause: the error behind this one; an `ECIError` cause passes its errno on.
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil, errno: Int32? = nil) {
         self.code = code
         self.message = message
         self.cause = cause.map { "\($0)" }
+        self.errno = errno ?? (cause as? ECIError)?.errno
     }
 
-    /// A system-call failure with the errno it returned.
-    public static func system(_ what: String, errno value: Int32) -> ECIError {
-        ECIError(.system, "\(what): \(errnoDescription(value))")
+    /// A system-call failure with the errno it returned (`code` `.system` unless told).
+    public static func system(_ what: String, errno value: Int32, code: Code = .system) -> ECIError {
+        ECIError(code, "\(what): \(errnoDescription(value))", errno: value)
     }
 
     public var description: String {

@@ -13,11 +13,7 @@ public enum FileSystem {
         var result: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ECIError.system("read \(path)", errno: errno)
-            }
+            let n = try Syscall.retrying("read \(path)") { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
             if n == 0 { break }
             result.append(contentsOf: buffer[0..<n])
         }
@@ -41,7 +37,7 @@ public enum FileSystem {
         }
         do {
             defer { close(fd) }
-            try writeAll(fd, bytes, path: temp)
+            try Syscall.writeAll(fd, bytes, what: "write \(temp)")
             guard fsync(fd) == 0 else { throw ECIError.system("fsync \(temp)", errno: errno) }
         }
         guard rename(temp, path) == 0 else { throw ECIError.system("rename \(temp)", errno: errno) }
@@ -55,20 +51,7 @@ public enum FileSystem {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         guard fd >= 0 else { throw ECIError.system("create \(path)", errno: errno) }
         defer { close(fd) }
-        try writeAll(fd, bytes, path: path)
-    }
-
-    /// Writes every byte to `fd`, retrying short writes and EINTR.
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress?.advanced(by: offset), bytes.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ECIError.system("write \(path)", errno: errno)
-            }
-            offset += n
-        }
+        try Syscall.writeAll(fd, bytes, what: "write \(path)")
     }
 
     /// Writes text atomically (see `writeAtomically(_:_:mode:)`).
@@ -145,6 +128,24 @@ public enum FileSystem {
         return String(cString: resolved)
     }
 
+    /// `path` (absolute) with symlinks and `..` resolved by the kernel as far as it exists, and
+    /// the missing rest appended as written: where the path will be once its missing part is
+    /// created (the engine creates a missing bind source as a directory). nil when nothing of
+    /// it resolves. The one resolver of the runtime's policy paths (`MountSources`) and of the
+    /// filter's bind sources (`VMLookups`), so both name a place the same way.
+    public static func resolvingExistingPrefix(_ path: String) -> String? {
+        var existing = path
+        var rest: [String] = []
+        while true {
+            if let real = try? realPath(existing) {
+                return rest.reversed().reduce(real) { join($0, $1) }
+            }
+            guard existing != "/", !existing.isEmpty else { return nil }
+            rest.append(String(existing.split(separator: "/").last ?? ""))
+            existing = parentDirectory(existing)
+        }
+    }
+
     private static func syncDirectory(containing path: String) {
         let fd = open(parentDirectory(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }
@@ -162,11 +163,11 @@ public final class FileLock {
     public init(path: String) throws {
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw ECIError.system("open lock \(path)", errno: errno) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno == EINTR { continue }
-            let err = errno
+        do {
+            try Syscall.retrying("lock \(path)") { flock(fd, LOCK_EX) }
+        } catch {
             close(fd)
-            throw ECIError.system("lock \(path)", errno: err)
+            throw error
         }
     }
 

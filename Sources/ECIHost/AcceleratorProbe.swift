@@ -45,20 +45,24 @@ struct KVMProbe {
         let directory = String(cString: made)
         defer { try? FileSystem.removeTree(directory) }
         let socket = directory + "/qmp.sock"
-        let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
-        defer { if null >= 0 { close(null) } }
-        let pid = Spawn.bound([qemu] + Self.arguments(qmp: socket), environment: ProcessInfo.processInfo.environment, output: null)
-        guard pid > 0 else { return .failed("can't start \(qemu): \(errnoDescription(-pid))") }
-        defer {
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        var attributes = Spawn.bound([qemu] + Self.arguments(qmp: socket), environment: ProcessInfo.processInfo.environment, output: -1)
+        attributes.stdout = .null
+        attributes.stderr = .null
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(attributes)
+        } catch let error as ECIError {
+            return .failed("can't start \(qemu): \(errnoDescription(error.errno ?? EIO))")
+        } catch {
+            return .failed("can't start \(qemu): \(error)")
         }
+        var reaped = false
+        defer { if !reaped { child.killAndReap() } }
         let deadline = ContinuousClock.now + timeout
         func exited() -> String? {
-            var status: Int32 = 0
-            guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
-            return status & 0x7f != 0 ? "signal \(status & 0x7f)" : "status \((status >> 8) & 0xff)"
+            guard let code = try? child.exited() else { return nil }
+            reaped = true
+            return code > 128 ? "signal \(code - 128)" : "status \(code)"
         }
         // QEMU makes its QMP socket while it starts.
         var session: QMPSession?

@@ -1,4 +1,3 @@
-import CShim
 import ECICore
 import ECIIO
 import Foundation
@@ -6,19 +5,17 @@ import Logging
 
 /// Children of the supervisor, started without Swift code between fork and exec.
 enum Spawn {
-    /// Starts `argv` bound to the calling thread (killed if it dies), in its own process group,
-    /// stdin from /dev/null and output to `output`. Returns the PID or -errno.
-    static func bound(_ argv: [String], environment: [String: String], output: Int32) -> pid_t {
-        guard let path = argv.first else { return -EINVAL }
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
-        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        defer { if null >= 0 { close(null) } }
-        return eci_spawn_bound_io(path, cArgs, cEnv, null, output, 1)
+    /// `argv` bound to the calling thread (SIGKILLed if it ends), in its own process group
+    /// (a terminal's Ctrl-C reaches only the supervisor, which stops the child its own way),
+    /// stdin from /dev/null and stdout and stderr to `output` (ours when it is -1).
+    static func bound(_ argv: [String], environment: [String: String], output: Int32) -> SpawnAttributes {
+        var attributes = SpawnAttributes(argv, environment: environment)
+        attributes.stdin = .null
+        attributes.stdout = output >= 0 ? .fd(output) : .inherit
+        attributes.stderr = attributes.stdout
+        attributes.newProcessGroup = true
+        attributes.parentDeathSignal = SIGKILL
+        return attributes
     }
 }
 

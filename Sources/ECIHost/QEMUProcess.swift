@@ -25,16 +25,14 @@ final class QEMUProcess: Sendable {
         }
         let log = open(launch.vm.supervisorLog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         defer { if log >= 0 { close(log) } }
-        let pid = Spawn.bound([launch.qemu] + launch.arguments, environment: ProcessInfo.processInfo.environment, output: log)
-        guard pid > 0 else { throw ECIError.system("start \(launch.qemu)", errno: -pid) }
+        let child = try ChildProcess.spawn(Spawn.bound([launch.qemu] + launch.arguments, environment: ProcessInfo.processInfo.environment, output: log))
+        let pid = child.pid
         let process = QEMUProcess(pid: pid)
         logger.info("QEMU started", metadata: ["pid": "\(pid)", "accelerator": "\(launch.accelerator.rawValue)"])
         do {
-            try DetachedThread.start { process.reap(logger: logger, onExit: onExit) }
+            try DetachedThread.start("eci-qemu-reaper") { process.reap(logger: logger, onExit: onExit) }
         } catch {
-            Glibc.kill(pid, SIGKILL)
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+            child.killAndReap()
             throw error
         }
         return process
@@ -44,10 +42,10 @@ final class QEMUProcess: Sendable {
         // Wait without reaping first (WNOWAIT): while the zombie stands, the pid is still ours,
         // so `kill()` (which checks `exitStatus` under the lock) can never hit a reused pid.
         var info = siginfo_t()
-        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0, errno == EINTR {}
+        _ = try? Syscall.retrying("waitid \(pid)") { waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) }
         let status = exitStatus.withLock { exit -> Int32 in
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+            _ = try? Syscall.retrying("waitpid \(pid)") { waitpid(pid, &status, 0) }
             exit = status
             return status
         }

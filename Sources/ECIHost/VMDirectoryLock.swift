@@ -67,10 +67,7 @@ public final class VMDirectoryLock: Sendable {
     }
 
     private static func lock(_ fd: Int32, exclusive: Bool) -> Bool {
-        while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
-            guard errno == EINTR else { return false }
-        }
-        return true
+        (try? Syscall.retrying("flock") { flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) }) != nil
     }
 
     private static func recordedHolder(_ vm: VMDirectory) -> pid_t? {

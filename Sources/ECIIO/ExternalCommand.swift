@@ -12,32 +12,22 @@ public enum ExternalCommand {
         guard let tool = arguments.first, let path = which(tool) else {
             throw ECIError(.notFound, "\(what): \(arguments.first ?? "?") is not installed (run `make deps`)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = Array(arguments.dropFirst())
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let errPath = FileManager.default.temporaryDirectory.appendingPathComponent("ecibuild-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).err").path
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errPath) }
-        let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        let outPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errHandle
-        process.standardInput = FileHandle.nullDevice
+        var attributes = SpawnAttributes([path] + arguments.dropFirst(), environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
+        attributes.stdin = .null
+        attributes.defaultSignalActions = true
+        let result: ChildProcess.Output
         do {
-            try process.run()
+            // The cause is in the last lines of standard error; a tool may print megabytes there.
+            result = try ChildProcess.run(attributes, stderrLimit: 64 * 1024)
         } catch {
             throw ECIError(.system, "\(what): can't start \(tool)", cause: error)
         }
-        try errHandle.close()
-        let output = outPipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        guard result.status == 0 else {
+            let err = String(decoding: result.stderr, as: UTF8.self)
             let tail = err.split(separator: "\n").suffix(6).joined(separator: "\n  ")
-            throw ECIError(.delegateFailed, "\(what): \(tool) exited with status \(process.terminationStatus)\(tail.isEmpty ? "" : ":\n  " + tail)")
+            throw ECIError(.delegateFailed, "\(what): \(tool) exited with status \(result.status)\(tail.isEmpty ? "" : ":\n  " + tail)")
         }
-        return String(decoding: output, as: UTF8.self)
+        return String(decoding: result.stdout, as: UTF8.self)
     }
 
     /// The absolute path of `tool` on PATH (plus the sbin directories root tools live in).

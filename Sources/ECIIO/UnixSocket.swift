@@ -1,3 +1,4 @@
+import CShim
 import ECICore
 import Foundation
 import Glibc
@@ -73,14 +74,12 @@ public final class UnixSocket: @unchecked Sendable {
         var addr = try address(path)
         let fd = try makeSocket()
         let socket = UnixSocket(adopting: fd)
-        while true {
-            let rc = withUnsafePointer(to: &addr) {
+        try Syscall.retrying("connect to \(path)") {
+            withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
-            if rc == 0 { return socket }
-            if errno == EINTR { continue }
-            throw ECIError.system("connect to \(path)", errno: errno)
         }
+        return socket
     }
 
     /// A listening socket at `path` with permissions `mode` (and group `group` when given).
@@ -126,32 +125,19 @@ public final class UnixSocket: @unchecked Sendable {
     /// Accepts one connection; nil for a transient failure (interrupted, aborted, out of
     /// descriptors: the caller retries). Throws when the socket is unusable.
     public func accept() throws -> UnixSocket? {
-        let listener = descriptor
-        let fd: Int32
-        if let accept4 = Self.accept4 {
-            fd = accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-        } else {
-            fd = Glibc.accept(listener, nil, nil)
-            if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        }
-        if fd >= 0 { return UnixSocket(adopting: fd) }
-        switch errno {
-        case EINTR, ECONNABORTED, EAGAIN, EPROTO: return nil
-        case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-            usleep(50_000)
-            return nil
-        default: throw ECIError.system("accept", errno: errno)
+        do {
+            // accept4(SOCK_CLOEXEC): a process spawned meanwhile cannot inherit the connection.
+            return UnixSocket(adopting: try Syscall.shim("accept") { eci_accept(descriptor) })
+        } catch let error as ECIError {
+            switch error.errno {
+            case ECONNABORTED, EAGAIN, EPROTO: return nil
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                usleep(50_000)
+                return nil
+            default: throw error
+            }
         }
     }
-
-    private typealias Accept4 = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32
-
-    /// glibc's accept4 (Glibc's Swift module hides it behind _GNU_SOURCE): the accepted socket
-    /// is close-on-exec from the start, so a process spawned meanwhile cannot inherit it.
-    private static let accept4: Accept4? = {
-        guard let symbol = dlsym(nil, "accept4") else { return nil }
-        return unsafeBitCast(symbol, to: Accept4.self)
-    }()
 
     // MARK: I/O
 
@@ -176,12 +162,10 @@ public final class UnixSocket: @unchecked Sendable {
     /// stream. Throws on errors (ECONNRESET, a timeout's EAGAIN, ...).
     public func read(into buffer: inout [UInt8]) throws -> Int {
         let fd = descriptor
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n >= 0 { return n }
-            if errno == EINTR { continue }
-            if errno == EAGAIN || errno == EWOULDBLOCK { throw ECIError(.timedOut, "read timed out") }
-            throw ECIError.system("read", errno: errno)
+        do {
+            return try Syscall.retrying("read") { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
+        } catch let error as ECIError where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+            throw ECIError(.timedOut, "read timed out", errno: error.errno)
         }
     }
 
@@ -196,15 +180,10 @@ public final class UnixSocket: @unchecked Sendable {
     }
 
     private static func send(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < buffer.count {
-            let n = Glibc.send(fd, buffer.baseAddress?.advanced(by: offset), buffer.count - offset, Int32(MSG_NOSIGNAL))
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK { throw ECIError(.timedOut, "write timed out") }
-                throw ECIError.system("write", errno: errno)
-            }
-            offset += n
+        do {
+            try Syscall.writeAll(fd, buffer, socket: true, what: "write")
+        } catch let error as ECIError where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+            throw ECIError(.timedOut, "write timed out", errno: error.errno)
         }
     }
 }

@@ -1,3 +1,4 @@
+import ECICore
 import Foundation
 
 /// State shared between threads that some of them wait on ("until QEMU exited or a stop was
@@ -31,7 +32,7 @@ public final class WaitableState<State: Sendable>: @unchecked Sendable {
     /// or until `timeout` has passed (nil: no limit). Returns nil on timeout.
     @discardableResult
     public func wait<Result>(timeout: Duration? = nil, until ready: (inout State) throws -> Result?) rethrows -> Result? {
-        let deadline = timeout.map { Date(timeIntervalSinceNow: Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) }
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0.seconds) }
         condition.lock()
         defer { condition.unlock() }
         while true {

@@ -1,3 +1,4 @@
+import CShim
 import ECICore
 import Glibc
 
@@ -45,7 +46,7 @@ struct EngineListeners {
     static let commandPrefixes = ["containerd-shim"]
 
     /// O_PATH (a handle that reads nothing), which Glibc's Swift module hides behind _GNU_SOURCE.
-    static let openPath: Int32 = 0o10_000_000
+    static let openPath: Int32 = ECI_O_PATH
 
     /// Socket files the engine listens on.
     private(set) var sockets: [FileIdentity: Listener] = [:]

@@ -64,11 +64,10 @@ final class FilesystemStager {
             let (magic, fileType) = try KernelMounts.describe(tree: tree)
             var handling = BindSourcePolicy.handling(magic: magic, fileType: UInt32(fileType))
             if handling == .idmap {
-                let err = KernelMounts.idmap(tree: tree, userns: userns, recursive: mount.isRecursiveBind)
-                if err == EINVAL {
+                do {
+                    try KernelMounts.idmap(tree: tree, userns: userns, recursive: mount.isRecursiveBind, name: "the bind mount source \(source)")
+                } catch let error as ECIError where error.errno == EINVAL {
                     handling = .passThrough(reason: BindSourcePolicy.unsupportedReason)
-                } else if err != 0 {
-                    throw ECIError.system("idmap the bind mount source \(source)", errno: err)
                 }
             }
             if case let .passThrough(reason) = handling {
@@ -160,24 +159,20 @@ final class FilesystemStager {
     /// and mounts the staging tmpfs. The kernel refuses this in a multithreaded process, and so
     /// does ECI, with a clear error, before trying.
     static func enterPrivateMountNamespace(stageRoot: String) throws {
-        let threads = eci_thread_count()
-        guard threads == 1 else {
-            throw ECIError(.internalError, "eci-runc has \(threads) threads; it must be single-threaded to enter a private mount namespace")
-        }
-        let rc = eci_unshare_mount_namespace()
-        guard rc == 0 else { throw ECIError.system("create a private mount namespace", errno: -rc) }
-        let tmpfs = eci_mount_private_tmpfs(stageRoot)
-        guard tmpfs == 0 else { throw ECIError.system("mount the staging tmpfs at \(stageRoot)", errno: -tmpfs) }
+        try KernelMounts.enterPrivateMountNamespace(stage: stageRoot)
     }
 
     /// A detached, idmapped clone of `source`; any failure is fatal: the root filesystem is
     /// never given to a container unshifted.
     func idmappedClone(_ source: String, userns: Int32, what: String) throws -> Int32 {
         let tree = try KernelMounts.cloneTree(source, recursive: false)
-        let err = KernelMounts.idmap(tree: tree, userns: userns, recursive: false)
-        guard err == 0 else {
+        do {
+            try KernelMounts.idmap(tree: tree, userns: userns, recursive: false, name: source)
+        } catch let error as ECIError {
             close(tree)
-            throw ECIError(.unsupported, "can't idmap \(what) \(source): \(errnoDescription(err)); ECI never starts a container on unshifted files")
+            throw ECIError(
+                .unsupported, "can't idmap \(what) \(source): \(errnoDescription(error.errno ?? EIO)); ECI never starts a container on unshifted files",
+                errno: error.errno)
         }
         return tree
     }

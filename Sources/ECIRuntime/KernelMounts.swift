@@ -12,32 +12,27 @@ import Glibc
 enum KernelMounts {
     /// A detached clone of the mount tree at `path` (symlinks followed, as mount(2) would).
     static func cloneTree(_ path: String, recursive: Bool) throws -> Int32 {
-        let fd = eci_open_tree_clone(path, recursive ? ECI_OPEN_TREE_RECURSIVE : 0)
-        guard fd >= 0 else {
-            if -fd == ENOENT { throw ECIError(.notFound, "mount source \(path) does not exist") }
-            throw ECIError.system("open_tree \(path)", errno: -fd)
+        do {
+            return try Syscall.shim("open_tree \(path)") { eci_open_tree_clone(path, recursive ? ECI_OPEN_TREE_RECURSIVE : 0) }
+        } catch let error as ECIError where error.errno == ENOENT {
+            throw ECIError(.notFound, "mount source \(path) does not exist", errno: ENOENT)
         }
-        return fd
     }
 
     /// A detached clone of the mount tree of an open file or directory.
     static func cloneTree(fd: Int32, recursive: Bool, name: String) throws -> Int32 {
-        let tree = eci_open_tree_clone_fd(fd, recursive ? ECI_OPEN_TREE_RECURSIVE : 0)
-        guard tree >= 0 else { throw ECIError.system("open_tree \(name)", errno: -tree) }
-        return tree
+        try Syscall.shim("open_tree \(name)") { eci_open_tree_clone_fd(fd, recursive ? ECI_OPEN_TREE_RECURSIVE : 0) }
     }
 
-    /// Idmaps a detached tree with the user namespace `userns`. Returns the errno on failure
+    /// Idmaps a detached tree with the user namespace `userns`. The error keeps the errno
     /// (EINVAL: the file system cannot be idmapped), so callers decide what that means.
-    static func idmap(tree: Int32, userns: Int32, recursive: Bool) -> Int32 {
-        let rc = eci_mount_setattr_idmap(tree, userns, recursive ? 1 : 0)
-        return rc < 0 ? -rc : 0
+    static func idmap(tree: Int32, userns: Int32, recursive: Bool, name: String) throws {
+        try Syscall.shim("idmap \(name)") { eci_mount_setattr_idmap(tree, userns, recursive ? 1 : 0) }
     }
 
     /// Makes a detached tree read-only, a flag its copies in a container's namespace cannot drop.
     static func makeReadOnly(tree: Int32, recursive: Bool, name: String) throws {
-        let rc = eci_mount_setattr_rdonly(tree, recursive ? 1 : 0)
-        guard rc == 0 else { throw ECIError.system("make \(name) read-only", errno: -rc) }
+        try Syscall.shim("make \(name) read-only") { eci_mount_setattr_rdonly(tree, recursive ? 1 : 0) }
     }
 
     /// Lets a detached tree follow symlinks again. The VM's own view of the allowed bind roots is
@@ -46,22 +41,20 @@ enum KernelMounts {
     static func followSymlinks(tree: Int32, recursive: Bool, name: String) throws {
         // nosuid too: inside the container a setuid file of its own means container root, as
         // on any bind; nodev stays (containers never get devices).
-        let rc = eci_mount_setattr_flags(tree, recursive ? 1 : 0, 0, ECI_MOUNT_ATTR_NOSYMFOLLOW | ECI_MOUNT_ATTR_NOSUID)
-        guard rc == 0 else { throw ECIError.system("let the clone of \(name) follow symlinks", errno: -rc) }
+        try Syscall.shim("let the clone of \(name) follow symlinks") {
+            eci_mount_setattr_flags(tree, recursive ? 1 : 0, 0, ECI_MOUNT_ATTR_NOSYMFOLLOW | ECI_MOUNT_ATTR_NOSUID)
+        }
     }
 
     /// Attaches a detached tree at `target` and closes the tree fd.
     static func attach(tree: Int32, at target: String) throws {
         defer { close(tree) }
-        let rc = eci_move_mount_to(tree, target)
-        guard rc == 0 else { throw ECIError.system("move_mount to \(target)", errno: -rc) }
+        try Syscall.shim("move_mount to \(target)") { eci_move_mount_to(tree, target) }
     }
 
     /// A user namespace fd mapping 0..count-1 to base..base+count-1, for idmapped mounts.
     static func userNamespace(base: UInt32, count: UInt32) throws -> Int32 {
-        let fd = eci_userns_fd(base, count)
-        guard fd >= 0 else { throw ECIError.system("create the idmapping user namespace", errno: -fd) }
-        return fd
+        try Syscall.shim("create the idmapping user namespace") { eci_userns_fd(base, count) }
     }
 
     /// Mounts an overlay whose mounter is the container's root (see `eci_mount_overlay_as`).
@@ -69,19 +62,37 @@ enum KernelMounts {
         let cStrings = lowers.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         let pointers: [UnsafePointer<CChar>?] = cStrings.map { $0.map { UnsafePointer($0) } }
-        let rc = pointers.withUnsafeBufferPointer { buffer in
-            eci_mount_overlay_as(id, id, target, buffer.baseAddress, Int32(lowers.count), upper, work)
+        try Syscall.shim("mount the container's overlay at \(target)") {
+            pointers.withUnsafeBufferPointer { buffer in
+                eci_mount_overlay_as(id, id, target, buffer.baseAddress, Int32(lowers.count), upper, work)
+            }
         }
-        guard rc == 0 else { throw ECIError.system("mount the container's overlay at \(target)", errno: -rc) }
     }
 
     /// The file-system magic (statfs f_type) and file type of an open mount tree.
     static func describe(tree: Int32) throws -> (magic: Int, mode: mode_t) {
-        let magic = eci_fs_magic(tree)
-        guard magic >= 0 else { throw ECIError.system("fstatfs", errno: Int32(-magic)) }
+        let magic = try Syscall.shim("fstatfs") { eci_fs_magic(tree) }
         var st = stat()
-        guard fstat(tree, &st) == 0 else { throw ECIError.system("fstat", errno: errno) }
+        try Syscall.retrying("fstat") { fstat(tree, &st) }
         return (Int(magic), st.st_mode & S_IFMT)
+    }
+
+    /// The one way into a private mount namespace (eci-runc's staging, the agent's probe):
+    /// leaves the VM's mount namespace for one of its own (mounts still propagate in, none
+    /// out) and mounts a private tmpfs at `stage`. The kernel refuses the unshare in a
+    /// multithreaded process, and so does ECI, with a clear error, before trying.
+    static func enterPrivateMountNamespace(stage: String) throws {
+        let threads = eci_thread_count()
+        guard threads == 1 else {
+            throw ECIError(.internalError, "\(processName) has \(threads) threads; it must be single-threaded to enter a private mount namespace")
+        }
+        try Syscall.shim("create a private mount namespace") { eci_unshare_mount_namespace() }
+        try Syscall.shim("mount the staging tmpfs at \(stage)") { eci_mount_private_tmpfs(stage) }
+    }
+
+    /// This program's name, for errors (eci-runc, eci-agent).
+    private static var processName: String {
+        (try? FileSystem.realPath("/proc/self/exe")).flatMap { $0.split(separator: "/").last.map(String.init) } ?? "this process"
     }
 
     /// The path the kernel resolved for an open fd (/proc/self/fd readlink).

@@ -71,26 +71,24 @@ public enum KernelProbes {
 
         let tree: Int32
         do { tree = try KernelMounts.cloneTree(scratch, recursive: false) } catch { return failBoth("open_tree on \(dataRoot): \(error)") }
-        let err = KernelMounts.idmap(tree: tree, userns: userns, recursive: false)
-        guard err == 0 else {
+        do {
+            try KernelMounts.idmap(tree: tree, userns: userns, recursive: false, name: dataRoot)
+        } catch {
             close(tree)
-            return failBoth("the file system of \(dataRoot) refuses idmapped mounts: \(errnoDescription(err))")
+            return failBoth("the file system of \(dataRoot) refuses idmapped mounts: \(errnoDescription((error as? ECIError)?.errno ?? EIO))")
         }
         let idmap = ProbeResult(name: idmapName, ok: true, detail: "idmapped mount on the file system of \(dataRoot)")
 
-        let threads = eci_thread_count()
-        guard threads == 1 else {
-            close(tree)
-            return [idmap, ProbeResult(name: overlayName, ok: false, detail: "the probe process has \(threads) threads; it must be single-threaded")]
-        }
         let stage = join(scratch, "stage")
+        do {
+            try KernelMounts.enterPrivateMountNamespace(stage: stage)
+        } catch {
+            close(tree)
+            return [idmap, ProbeResult(name: overlayName, ok: false, detail: "\(error)")]
+        }
         // Detach the staged mounts (lazily, with everything below) before the scratch goes.
         defer { umount2(stage, Int32(MNT_DETACH)) }
         do {
-            let rc = eci_unshare_mount_namespace()
-            guard rc == 0 else { throw ECIError.system("unshare a mount namespace", errno: -rc) }
-            let tmpfs = eci_mount_private_tmpfs(stage)
-            guard tmpfs == 0 else { throw ECIError.system("mount a tmpfs at \(stage)", errno: -tmpfs) }
             try FileSystem.makeDirectories(join(stage, "layers"), mode: 0o711)
             try FileSystem.makeDirectories(join(stage, "merged"), mode: 0o711)
             try KernelMounts.attach(tree: tree, at: join(stage, "layers"))

@@ -81,20 +81,15 @@ final class MountSources {
     }
 
     /// Each policy path and, where its existing part resolves elsewhere (/var/run → /run),
-    /// the resolved form too.
+    /// the resolved form too (`FileSystem.resolvingExistingPrefix`, as the filter resolves a
+    /// request's sources). Unlike the filter, which judges a request's source by its one resolved
+    /// name, the runtime keeps the written form as well (defence in depth: the names a source is
+    /// checked under, its aliases through other mounts included, are refused if they match either).
     static func resolvedVariants(of paths: [String]) -> [String] {
         var out: [String] = []
         for path in paths {
             if !out.contains(path) { out.append(path) }
-            var existing = path
-            var rest: [String] = []
-            while existing != "/", !FileSystem.exists(existing) {
-                rest.insert(String(existing.split(separator: "/").last ?? ""), at: 0)
-                existing = parentDirectory(existing)
-            }
-            guard let real = try? FileSystem.realPath(existing) else { continue }
-            let resolved = rest.reduce(real) { join($0, $1) }
-            if !out.contains(resolved) { out.append(resolved) }
+            if let resolved = FileSystem.resolvingExistingPrefix(path), !out.contains(resolved) { out.append(resolved) }
         }
         return out
     }

@@ -8,7 +8,7 @@ import Foundation
 import Glibc
 
 /// Starting and replacing processes without running Swift code between fork and exec:
-/// posix_spawn for children, execv to hand the process over to runc.
+/// `ChildProcess` for children, execv to hand the process over to runc.
 enum RuncProcess {
     /// Replaces this process with `path argv` (argv[0] included). Returns only on failure.
     static func exec(_ path: String, _ argv: [String]) -> ECIError {
@@ -17,37 +17,22 @@ enum RuncProcess {
         return ECIError.system("exec \(path)", errno: errno)
     }
 
-    /// Starts `path argv` as a child bound to this process (it is killed if eci-runc dies),
-    /// inheriting stdio and every non-CLOEXEC fd (runc's --preserve-fds). Returns its PID.
-    static func spawn(_ path: String, _ argv: [String], environment: [String: String]) throws -> pid_t {
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
-        }
-        let pid = eci_spawn_bound(path, cArgs, cEnv)
-        guard pid > 0 else { throw ECIError.system("start \(path)", errno: -pid) }
-        return pid
+    /// Starts `path argv` as a child bound to this process (it is SIGKILLed if eci-runc dies,
+    /// so a killed eci-runc never leaves a runc finishing a create whose ID range was already
+    /// reclaimed), inheriting stdio and every non-CLOEXEC fd (runc's --preserve-fds).
+    static func spawn(_ path: String, _ argv: [String], environment: [String: String]) throws -> ChildProcess {
+        var attributes = SpawnAttributes(argv, environment: environment)
+        attributes.executable = path
+        attributes.parentDeathSignal = SIGKILL
+        return try ChildProcess.spawn(attributes)
     }
 
-    /// Waits for `pid` and returns its exit code (128+signal when killed, as shells do).
-    static func wait(_ pid: pid_t) throws -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno == EINTR { continue }
-            throw ECIError.system("waitpid \(pid)", errno: errno)
-        }
-        let signal = status & 0x7f
-        if signal == 0 { return (status >> 8) & 0xff }
-        return 128 + signal
-    }
-
-    /// Spawns and waits, forwarding terminating signals to the child meanwhile.
+    /// Spawns and waits, forwarding terminating signals to the child meanwhile. Returns its
+    /// exit code (128+signal when killed, as shells do).
     static func run(_ path: String, _ argv: [String], environment: [String: String]) throws -> Int32 {
-        let pid = try spawn(path, argv, environment: environment)
-        _ = eci_forward_signals_to(pid)
-        return try wait(pid)
+        let child = try spawn(path, argv, environment: environment)
+        _ = eci_forward_signals_to(child.pid)
+        return try child.wait()
     }
 
     /// The canonical path of this executable.

@@ -1,3 +1,4 @@
+import ECICore
 import Foundation
 
 /// Helpers shared by the test targets: running programs, locating the built binaries and the
@@ -41,57 +42,44 @@ public enum TestSupport {
     /// Runs `arguments[0]` with the rest as arguments and waits; `environment` adds to ours.
     @discardableResult
     public static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil, directory: String? = nil) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let outPipe = Pipe()
-        let errPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        let inPipe = Pipe()
-        process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
-        try process.run()
-        if let input {
-            inPipe.fileHandleForWriting.write(Data(input.utf8))
-            try inPipe.fileHandleForWriting.close()
-        }
-        // Read both pipes concurrently so a chatty child never blocks on a full pipe.
-        let errData = LockedData()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData.set(errPipe.fileHandleForReading.readDataToEndOfFile())
-            group.leave()
-        }
-        let out = outPipe.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: errData.get(), as: UTF8.self))
+        var attributes = attributes(arguments, environment: environment, directory: directory)
+        attributes.stdin = .null
+        let result = try ChildProcess.run(attributes, input: input.map { Array($0.utf8) })
+        return Output(status: result.status, stdout: String(decoding: result.stdout, as: UTF8.self), stderr: String(decoding: result.stderr, as: UTF8.self))
     }
 
     /// Runs a program with stdin and stdout on /dev/null and stderr captured in a file, for
     /// commands that leave processes holding their stdio (runc create). Returns status and stderr.
     @discardableResult
     public static func runDetached(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let errPath = "/tmp/eci-test-stderr-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        let errFD = open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard errFD >= 0 else { throw TestFailure("can't create \(errPath): errno \(errno)") }
         defer { try? FileManager.default.removeItem(atPath: errPath) }
-        let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = errHandle
-        try process.run()
-        try errHandle.close()
-        process.waitUntilExit()
+        var attributes = attributes(arguments, environment: environment, directory: directory)
+        attributes.stdin = .null
+        attributes.stdout = .null
+        attributes.stderr = .fd(errFD)
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(attributes)
+            close(errFD)
+        } catch {
+            close(errFD)
+            throw error
+        }
+        let status = try child.wait()
         let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        return Output(status: process.terminationStatus, stdout: "", stderr: err)
+        return Output(status: status, stdout: "", stderr: err)
+    }
+
+    /// How the tests start a program: argv[0] is its path, our environment plus `environment`,
+    /// signals at their defaults (as a shell would start it).
+    private static func attributes(_ arguments: [String], environment: [String: String], directory: String?) -> SpawnAttributes {
+        var attributes = SpawnAttributes(arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
+        attributes.directory = directory
+        attributes.defaultSignalActions = true
+        return attributes
     }
 
     /// Runs a shell command line with /bin/sh -c.
@@ -138,11 +126,4 @@ public enum TestSupport {
 public struct TestFailure: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
-}
-
-private final class LockedData: @unchecked Sendable {
-    private var data = Data()
-    private let lock = NSLock()
-    func set(_ value: Data) { lock.withLock { data = value } }
-    func get() -> Data { lock.withLock { data } }
 }

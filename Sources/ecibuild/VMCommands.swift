@@ -134,18 +134,26 @@ struct RunCommand: ParsableCommand {
                          "--boot-timeout", "\(bootTimeout)"]
         if let settings { arguments += ["--settings", try FileSystem.realPath(settings)] }
         arguments.append(try resolvedImage().directory)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = arguments
         // O_APPEND: QEMU writes to the same log, and neither may overwrite the other.
         let logFD = open(vm.supervisorLog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard logFD >= 0 else { throw ECIError.system("open \(vm.supervisorLog)", errno: errno) }
-        let log = FileHandle(fileDescriptor: logFD, closeOnDealloc: true)
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try log.close()
+        defer { close(logFD) }
+        var attributes = SpawnAttributes(arguments, environment: ProcessInfo.processInfo.environment)
+        attributes.stdin = .null
+        attributes.stdout = .fd(logFD)
+        attributes.stderr = .fd(logFD)
+        // A session of its own: the supervisor outlives this command and its terminal.
+        attributes.newSession = true
+        attributes.defaultSignalActions = true
+        let supervisor = try ChildProcess.spawn(attributes)
+        var exitCode: Int32?
+        /// Whether the supervisor still runs (it is reaped, once, when it has exited).
+        func supervisorRuns() -> Bool {
+            if exitCode == nil {
+                do { exitCode = try supervisor.exited() } catch { exitCode = -1 }  // not ours to wait for: gone
+            }
+            return exitCode == nil
+        }
         FileHandle.standardError.write(Data("ecibuild: booting in the background; console log: \(vm.consoleLog)\n".utf8))
         let deadline = Date().addingTimeInterval(Double(bootTimeout + 120))
         while Date() < deadline {
@@ -158,12 +166,12 @@ struct RunCommand: ParsableCommand {
                     // The supervisor is shutting the VM down: return once it is gone, so the
                     // caller can fix the cause and run again straight away.
                     let gone = Date().addingTimeInterval(150)
-                    while process.isRunning, Date() < gone { Thread.sleep(forTimeInterval: 0.25) }
+                    while supervisorRuns(), Date() < gone { Thread.sleep(forTimeInterval: 0.25) }
                     throw ECIError(.delegateFailed, state.error ?? "the VM failed to start; see \(vm.supervisorLog)")
                 default: break
                 }
             }
-            if !process.isRunning {
+            if !supervisorRuns() {
                 let tail = (try? FileSystem.readText(vm.supervisorLog)).map { String($0.suffix(1500)) } ?? ""
                 throw ECIError(.delegateFailed, "the VM supervisor exited before the engine was ready:\n\(tail)")
             }

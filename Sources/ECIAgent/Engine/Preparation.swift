@@ -99,21 +99,18 @@ public struct Preparation: Sendable {
     /// Runs `executable probe` (a fresh single-threaded process: the probes enter a private mount
     /// namespace) and decodes its results; a probe process that fails yields one failed probe.
     public func runProbeProcess(executable: String) -> [ProbeResult] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["probe", "--data-root", paths.dataRoot]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardInput = FileHandle.nullDevice
+        var attributes = SpawnAttributes([executable, "probe", "--data-root", paths.dataRoot], environment: ProcessInfo.processInfo.environment)
+        attributes.stdin = .null
+        attributes.defaultSignalActions = true
+        let result: ChildProcess.Output
         do {
-            try process.run()
+            // Its log lines go where ours go (stderr inherited); only the results are read.
+            result = try ChildProcess.run(attributes, captureStderr: false)
         } catch {
             return [ProbeResult(name: "probe-process", ok: false, detail: "can't run \(executable) probe: \(error)")]
         }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard let results = try? JSONDecoder().decode([ProbeResult].self, from: data) else {
-            return [ProbeResult(name: "probe-process", ok: false, detail: "\(executable) probe exited with \(process.terminationStatus) and no results")]
+        guard let results = try? JSONDecoder().decode([ProbeResult].self, from: Data(result.stdout)) else {
+            return [ProbeResult(name: "probe-process", ok: false, detail: "\(executable) probe exited with \(result.status) and no results")]
         }
         return results
     }

@@ -64,9 +64,8 @@ public enum SocketAdmissionKeys {
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         while filled < count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress?.advanced(by: filled), count - filled) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { throw ECIError.system("read /dev/urandom", errno: n < 0 ? errno : EIO) }
+            let n = try Syscall.retrying("read /dev/urandom") { bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress?.advanced(by: filled), count - filled) } }
+            guard n > 0 else { throw ECIError.system("read /dev/urandom", errno: EIO) }
             filled += n
         }
         return bytes

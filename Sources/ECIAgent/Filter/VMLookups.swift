@@ -36,20 +36,13 @@ public enum VMLookups {
     }
 
     /// The canonical path: symlinks and `..` resolved as far as the path exists, the rest
-    /// appended (the engine creates a missing bind source as a directory).
+    /// appended (the engine creates a missing bind source as a directory), with the resolver
+    /// the runtime uses for its policy paths. A request's path is cleaned first (it is the
+    /// client's text; the engine cleans it the same way) and kept as written when nothing of
+    /// it resolves.
     static func resolve(_ raw: String) -> [String] {
         let path = lexicallyClean(raw)
-        var existing = path
-        var rest: [String] = []
-        while true {
-            if let real = try? FileSystem.realPath(existing) {
-                let joined = rest.reversed().reduce(real) { join($0, $1) }
-                return [joined]
-            }
-            guard existing != "/", !existing.isEmpty else { return [path] }
-            rest.append(String(existing.split(separator: "/").last ?? ""))
-            existing = parentDirectory(existing)
-        }
+        return [FileSystem.resolvingExistingPrefix(path) ?? path]
     }
 
     /// `GET /images/{name}/json`. Names with characters a reference can't hold are not asked.

@@ -180,10 +180,10 @@ public final class APIProxy: @unchecked Sendable {
         let listening = socket.descriptor
         while true {
             var fds = [pollfd(fd: listening, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 2, -1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                logger.error("poll on the API socket failed", metadata: ["error": "\(errnoDescription(errno))"])
+            do {
+                try Syscall.retrying("poll on the API socket") { poll(&fds, 2, -1) }
+            } catch {
+                logger.error("poll on the API socket failed", metadata: ["error": "\(error)"])
                 return
             }
             if fds[1].revents != 0 { return }

@@ -61,7 +61,7 @@ public struct EngineClient: Sendable {
         if let body { head.set("Content-Length", String(body.count)) } else { head.remove("Content-Length") }
         try head.validate()
 
-        let deadline = Self.now() + timeout
+        let deadline = ContinuousClock.now + .seconds(timeout)
         let socket = try UnixSocket.connect(to: socketPath)
         defer { socket.close() }
         socket.setSendTimeout(timeout)
@@ -69,7 +69,7 @@ public struct EngineClient: Sendable {
 
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         func readMore() throws -> ArraySlice<UInt8> {
-            let left = deadline - Self.now()
+            let left = (deadline - ContinuousClock.now).seconds
             guard left > 0 else { throw ECIError(.timedOut, "the engine did not answer \(method) \(target) within \(timeout) s") }
             socket.setReceiveTimeout(max(left, 0.001))
             do {
@@ -128,11 +128,5 @@ public struct EngineClient: Sendable {
             }
         }
         return Response(status: response.status, headers: response.headers, body: result)
-    }
-
-    private static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

@@ -101,11 +101,11 @@ final class ProxyConnection: @unchecked Sendable {
         var leftover: [UInt8]
         do {
             var pending: [UInt8] = []
-            let deadline = Self.now() + settings.headTimeout
+            let deadline = ContinuousClock.now + .seconds(settings.headTimeout)
             while true {
                 // The timeout bounds the whole head, not just each read (a byte every few
                 // seconds does not hold a connection forever).
-                guard Self.now() < deadline else { throw ECIError(.timedOut, "request head not received within \(settings.headTimeout) s") }
+                guard ContinuousClock.now < deadline else { throw ECIError(.timedOut, "request head not received within \(settings.headTimeout) s") }
                 let n = try client.read(into: &buffer)
                 if n == 0 {
                     if !pending.isEmpty { logger.debug("client closed the connection within the request head") }
@@ -404,16 +404,10 @@ final class ProxyConnection: @unchecked Sendable {
         client.setReceiveTimeout(settings.lingerTimeout)
         var buffer = [UInt8](repeating: 0, count: Self.bufferSize)
         var discarded = 0
-        let deadline = Self.now() + settings.lingerTimeout * 2
-        while discarded < 64 * 1024 * 1024, Self.now() < deadline {
+        let deadline = ContinuousClock.now + .seconds(settings.lingerTimeout * 2)
+        while discarded < 64 * 1024 * 1024, ContinuousClock.now < deadline {
             guard let n = try? client.read(into: &buffer), n > 0 else { break }
             discarded += n
         }
-    }
-
-    private static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

@@ -1,4 +1,5 @@
 import ECICore
+import ECIIO
 // Re-exported: the agent's API (PrepareReport, ProbeResult, SettingsOrigin) is made of the
 // contract's types, so whoever uses the agent gets them with it.
 @_exported import ECIContract
@@ -42,8 +43,8 @@ public struct AgentControl: Sendable {
                 logger.notice("the host asked for a shutdown")
                 let powerOff = self.powerOff
                 // Answer first: the host waits for the reply before it waits for QEMU to exit.
-                Thread.detachNewThread {
-                    Thread.sleep(forTimeInterval: 0.5)
+                try DetachedThread.start("eci-poweroff") {
+                    usleep(500_000)
                     powerOff()
                 }
                 return try ContractReply.encode(ShutdownAccepted())

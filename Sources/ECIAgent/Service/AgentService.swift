@@ -30,7 +30,10 @@ public final class AgentService: @unchecked Sendable {
             logger.error("the engine stays stopped: no filtered API", metadata: ["problems": "\(report?.problems ?? ["no prepare report"])"])
         }
         let control = AgentControl(paths: paths, logger: logger) {
-            _ = try? Process.run(URL(fileURLWithPath: "/usr/bin/systemctl"), arguments: ["poweroff"])
+            var poweroff = SpawnAttributes(["/usr/bin/systemctl", "poweroff"], environment: ProcessInfo.processInfo.environment)
+            poweroff.defaultSignalActions = true
+            // Waited for on this (the shutdown's own) thread, so it leaves no zombie.
+            _ = try? ChildProcess.spawn(poweroff).wait()
         }
         let controlServer = ControlServer(name: "eci-agent", logger: logger) { control.handle($0) }
         let userSocket = paths.sockets.filtered[0]
@@ -48,9 +51,8 @@ public final class AgentService: @unchecked Sendable {
     /// The two filtered sockets in front of the engine's raw one.
     func startFilters() throws {
         let settings = try AgentSettingsLoader.loadEffective(paths: paths)
-        let configuration = try RuntimeConfiguration.load(path: nil, environment: [:])
-        let restricted = FileSystem.exists(configuration.policyPath)
-            ? try RestrictedMountPolicy.parse(try FileSystem.read(configuration.policyPath), source: configuration.policyPath) : .defaults
+        // The runtime's loader: the filter judges by the policy eci-runc enforces.
+        let restricted = try RuntimeConfiguration.load(path: nil, environment: [:]).loadPolicy()
         // The run key prepare wrote for these settings: without it no admitted container could
         // start (eci-runc requires a stamp for the container socket), so it is required here.
         let admissionKey = try SocketAdmissionKeys.runKey(paths: paths)

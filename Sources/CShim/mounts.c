@@ -1,23 +1,19 @@
-// See include/eci_shim.h. Kept tiny on purpose: every function is a thin, documented syscall
-// wrapper or a sequence that must not run Swift code.
+// See include/eci_mounts.h. Thin, documented wrappers of the mount API, and the sequences that
+// run under changed per-thread credentials (which Swift code must not do: it may switch threads).
 #define _GNU_SOURCE
-#include "eci_shim.h"
+#include "eci_mounts.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/vfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef OPEN_TREE_CLONE
@@ -221,78 +217,6 @@ int eci_move_mount_to(int tree_fd, const char *target) {
     return rc < 0 ? -errno : 0;
 }
 
-static int write_all_path(const char *path, const char *data, size_t len) {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    ssize_t n = write(fd, data, len);
-    int err = (n == (ssize_t)len) ? 0 : (n < 0 ? -errno : -EIO);
-    close(fd);
-    return err;
-}
-
-int eci_userns_fd(unsigned int base, unsigned int count) {
-    int ready[2], hold[2];
-    if (pipe2(ready, O_CLOEXEC) < 0) return -errno;
-    if (pipe2(hold, O_CLOEXEC) < 0) {
-        int err = -errno;
-        close(ready[0]); close(ready[1]);
-        return err;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        int err = -errno;
-        close(ready[0]); close(ready[1]); close(hold[0]); close(hold[1]);
-        return err;
-    }
-    if (pid == 0) {
-        // Child: async-signal-safe calls only. Report unshare's errno, then wait for EOF.
-        close(ready[0]);
-        close(hold[1]);
-        int status = 0;
-        if (unshare(CLONE_NEWUSER) < 0) status = errno;
-        (void)!write(ready[1], &status, sizeof(status));
-        char c;
-        while (read(hold[0], &c, 1) < 0 && errno == EINTR) {}
-        _exit(0);
-    }
-    close(ready[1]);
-    close(hold[0]);
-    int status = 0, result = 0;
-    ssize_t n;
-    do { n = read(ready[0], &status, sizeof(status)); } while (n < 0 && errno == EINTR);
-    if (n != sizeof(status)) result = -EIO;
-    else if (status != 0) result = -status;
-    if (result == 0) {
-        char path[64], map[64];
-        int len = snprintf(map, sizeof(map), "0 %u %u\n", base, count);
-        snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
-        result = write_all_path(path, map, (size_t)len);
-        if (result == 0) {
-            snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
-            result = write_all_path(path, map, (size_t)len);
-        }
-        if (result == 0) {
-            snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
-            int fd = open(path, O_RDONLY | O_CLOEXEC);
-            result = fd < 0 ? -errno : fd;
-        }
-    }
-    close(ready[0]);
-    close(hold[1]);  // EOF lets the child exit
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
-    return result;
-}
-
-static int set_effective_to_permitted(void) {
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2];
-    if (syscall(SYS_capget, &hdr, data) < 0) return -errno;
-    data[0].effective = data[0].permitted;
-    data[1].effective = data[1].permitted;
-    if (syscall(SYS_capset, &hdr, data) < 0) return -errno;
-    return 0;
-}
-
 static int overlay_fsconfig(int fsfd, const char *key, const char *value) {
     long rc = syscall(__NR_fsconfig, fsfd, FSCONFIG_SET_STRING, key, value, 0);
     return rc < 0 ? -errno : 0;
@@ -369,91 +293,13 @@ int eci_mount_private_tmpfs(const char *target) {
     return 0;
 }
 
-pid_t eci_spawn_bound(const char *path, char *const argv[], char *const envp[]) {
-    return eci_spawn_bound_io(path, argv, envp, -1, -1, 0);
-}
-
-pid_t eci_spawn_bound_io(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int new_group) {
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) < 0) return -errno;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        int err = -errno;
-        close(report[0]); close(report[1]);
-        return err;
-    }
-    if (pid == 0) {
-        close(report[0]);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        int err = 0;
-        if (in_fd >= 0 && dup2(in_fd, 0) < 0) err = errno;
-        else if (out_fd >= 0 && (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)) err = errno;
-        else if (new_group && setpgid(0, 0) < 0) err = errno;
-        else if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) err = errno;
-        else if (getppid() != parent) err = ESRCH;  // the parent died before the prctl
-        else {
-            execve(path, argv, envp);
-            err = errno;
-        }
-        (void)!write(report[1], &err, sizeof(err));
-        _exit(127);
-    }
-    close(report[1]);
-    int err = 0;
-    ssize_t n;
-    do { n = read(report[0], &err, sizeof(err)); } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == sizeof(err) && err != 0) {
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
-        return -err;
-    }
-    return pid;
-}
-
-static volatile pid_t forward_pid = 0;
-
-static void forward_handler(int sig) {
-    int saved = errno;
-    if (forward_pid > 0) kill(forward_pid, sig);
-    errno = saved;
-}
-
-int eci_forward_signals_to(pid_t pid) {
-    forward_pid = pid;
-    int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = forward_handler;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-        if (sigaction(sigs[i], &sa, NULL) < 0) return -errno;
+static int set_effective_to_permitted(void) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0) return -errno;
+    data[0].effective = data[0].permitted;
+    data[1].effective = data[1].permitted;
+    if (syscall(SYS_capset, &hdr, data) < 0) return -errno;
     return 0;
 }
 
-int eci_thread_count(void) {
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    char buf[1024];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) return -EIO;
-    buf[n] = 0;
-    // Field 20 (num_threads) counts from after the ")" that closes the command name.
-    char *p = strrchr(buf, ')');
-    if (!p) return -EIO;
-    int field = 2;
-    for (; *p && field < 20; p++) if (*p == ' ') field++;
-    int threads = 0;
-    if (sscanf(p, "%d", &threads) != 1) return -EIO;
-    return threads;
-}
-
-long eci_fs_magic(int fd) {
-    struct statfs fs;
-    if (fstatfs(fd, &fs) < 0) return -errno;
-    return (long)fs.f_type;
-}

@@ -1,0 +1,46 @@
+// Spawning: the one fork+exec of ECI. The child runs only async-signal-safe C between fork and
+// exec (never Swift); what it inherits is described by `struct eci_spawn_attr`, not by flags.
+// Every function returns -errno on failure unless documented otherwise; none of them prints.
+#ifndef ECI_SPAWN_H
+#define ECI_SPAWN_H
+
+#include <sys/types.h>
+
+/// What a child gets. Zero-initialise, then set what differs from "inherit everything".
+struct eci_spawn_attr {
+    /// The executable (a path: no PATH search) and its NULL-terminated argv (argv[0] included).
+    const char *path;
+    char *const *argv;
+    /// The NULL-terminated environment.
+    char *const *envp;
+    /// The descriptors that become the child's 0, 1 and 2; -1 keeps this process's. The same
+    /// descriptor may be given twice (stdout and stderr into one log).
+    int stdin_fd;
+    int stdout_fd;
+    int stderr_fd;
+    /// The working directory, NULL to keep this process's.
+    const char *directory;
+    /// setpgid(0, 0): a terminal's Ctrl-C then reaches only the parent, which stops the child its own way.
+    int new_process_group;
+    /// setsid(): a session of its own, which outlives this process's terminal.
+    int new_session;
+    /// PR_SET_PDEATHSIG with this signal (0: none). It is bound to the calling *thread*: spawn
+    /// from a thread that lives as long as the child should. A parent that died before the
+    /// prctl is caught (the spawn fails with ESRCH).
+    int death_signal;
+    /// Whether the child starts with an empty signal mask (the caller may block signals).
+    int reset_signal_mask;
+    /// Whether ignored signals are set back to their default action (what a shell's children
+    /// expect; a runtime's caller may have ignored SIGPIPE on purpose, so it is a choice).
+    int default_signal_actions;
+};
+
+/// fork + execve as `attr` says. Returns the child's PID, or -errno (also when the exec itself
+/// failed: the child reports its errno through a close-on-exec pipe and is reaped here).
+pid_t eci_spawn(const struct eci_spawn_attr *attr);
+
+/// Installs handlers that forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and
+/// SIGWINCH to `pid` (a child this process waits for). Returns 0 or -errno.
+int eci_forward_signals_to(pid_t pid);
+
+#endif
