@@ -1,3 +1,4 @@
+import ECICore
 import ECIOCI
 
 /// Which bind mounts the runtime locks read-only before the container exists.
@@ -17,11 +18,12 @@ public enum ReadOnlyMounts {
     }
 
     /// Indices (in `spec.mounts`) of the bind mounts to lock read-only: those that ask for it,
-    /// and the engine's helper, which the engine always binds read-only.
+    /// the engine's helper, which the engine always binds read-only, and BuildKit's executor files.
     public static func lockedIndices(in spec: OCISpec, policy: RestrictedMountPolicy) throws -> Set<Int> {
         var out: Set<Int> = []
         for (index, mount) in try spec.mounts().enumerated() where mount.isBind {
-            if isRequested(mount) || policy.isEngineHelperMount(source: mount.source ?? "", destination: mount.destination) {
+            let source = lexicallyClean(mount.source ?? "")
+            if isRequested(mount) || policy.isEngineHelperMount(source: source, destination: mount.destination) || policy.isBuildKitExecutorFile(source) {
                 out.insert(index)
             }
         }

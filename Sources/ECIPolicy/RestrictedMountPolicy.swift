@@ -138,6 +138,21 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
             "can't mount \(source): \(followers.joined(separator: ", ")) is not mounted nosymfollow; directories containers may bind must be (eci-agent does this at boot; remount with `mount -o remount,bind,nosymfollow`)")
     }
 
+    /// The files BuildKit's executor binds into every build step: its `resolv.conf`
+    /// (`resolv-host.conf` for host networking, which the engine refuses under ECI) and `hosts`
+    /// files, directly in `DATAROOT/buildkit/executor`. Excepted by the runtime only (the API
+    /// filter never), as regular files, locked read-only (`ReadOnlyMounts`).
+    public func isBuildKitExecutorFile(_ path: String) -> Bool {
+        guard parentDirectory(path) == join(engineDataRoot, "buildkit/executor") else { return false }
+        let name = String(path.split(separator: "/").last ?? "")
+        return name == "resolv.conf" || name == "resolv-host.conf" || name.hasPrefix("hosts")
+    }
+
+    /// A mount point moby's safepath makes for a volume subpath (`DATAROOT/tmp/safe-mountN`).
+    func isEngineSafeMount(_ path: String) -> Bool {
+        parentDirectory(path) == join(engineDataRoot, "tmp") && (path.split(separator: "/").last ?? "").hasPrefix("safe-mount")
+    }
+
     /// Whether a bind is the engine's own helper mount, exactly as the engine makes it for
     /// `docker run --init`: one of the helper names, at `/sbin/docker-init`. Nothing else about
     /// the helper is excepted: any other destination, or the helper named through another path,
@@ -156,6 +171,9 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
     /// helper is judged like any other path.
     public func check(source: String, names: [String], restricted: [String], containerID: String, destination: String? = nil) throws {
         let exceptions = engineFiles(containerID: containerID)
+        // A mount the engine made of part of a named volume (API 1.45's volume subpath, bound
+        // through moby's safepath under its data root): judged by the volume data it shows.
+        let volumeBacked = names.contains(where: isVolumeData)
         for name in names {
             if let exact = exactSources.first(where: { isWithin(name, $0) || isWithin($0, name) }) {
                 guard name == exact, lexicallyClean(source) == exact else {
@@ -163,7 +181,8 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
                 }
                 continue
             }
-            let excepted = isVolumeData(name) || exceptions.contains { isWithin(name, $0) }
+            let runtimeOnly = destination != nil && (isBuildKitExecutorFile(name) || (volumeBacked && isEngineSafeMount(name)))
+            let excepted = isVolumeData(name) || exceptions.contains { isWithin(name, $0) } || runtimeOnly
             // The engine's helper is named by the engine (`/usr/bin/docker-init`, a symlink to
             // tini in Debian): judged by the name and destination in the spec.
             let helper = destination.map { isEngineHelperMount(source: source, destination: $0) } ?? false

@@ -39,10 +39,12 @@ enum KernelMounts {
     /// `nosymfollow` (see `SymlinkBlindRoots`); a container's clone of a directory there must
     /// behave like an ordinary directory inside the container.
     static func followSymlinks(tree: Int32, recursive: Bool, name: String) throws {
-        // nosuid too: inside the container a setuid file of its own means container root, as
-        // on any bind; nodev stays (containers never get devices).
+        // nosuid and nodev too (the VM's view has them): inside the container a setuid file of
+        // its own means container root, as on any bind, and its device cgroup decides devices.
+        // A flag left set here would also be locked in the container's copy, where runc's
+        // read-only remount (MS_BIND|MS_REMOUNT|MS_RDONLY, no nodev) would then fail with EPERM.
         try Syscall.shim("let the clone of \(name) follow symlinks") {
-            eci_mount_setattr_flags(tree, recursive ? 1 : 0, 0, ECI_MOUNT_ATTR_NOSYMFOLLOW | ECI_MOUNT_ATTR_NOSUID)
+            eci_mount_setattr_flags(tree, recursive ? 1 : 0, 0, ECI_MOUNT_ATTR_NOSYMFOLLOW | ECI_MOUNT_ATTR_NOSUID | ECI_MOUNT_ATTR_NODEV)
         }
     }
 

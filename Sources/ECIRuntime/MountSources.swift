@@ -44,9 +44,9 @@ final class MountSources {
                 try policy.check(source: source, names: names, restricted: restricted, containerID: containerID, destination: mount.destination)
                 // Then what the kernel says the source is, whatever its names.
                 try judge.check(source: source, fd: fd, resolved: resolved, names: names, recursive: mount.isRecursiveBind)
-                if policy.isEngineHelperMount(source: source, destination: mount.destination) {
-                    // The engine's helper is a file: a directory of that name was made by a bind
-                    // request, not by the engine's package.
+                if policy.isEngineHelperMount(source: source, destination: mount.destination) || names.contains(where: policy.isBuildKitExecutorFile) {
+                    // The engine's helper and BuildKit's files are files: a directory of that name
+                    // was made by a bind request, not by the engine.
                     var st = stat()
                     guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
                         throw ECIError(.refused, "can't mount \(source) because it's configured as a restricted host mount (the engine's helper must be a regular file)")
