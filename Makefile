@@ -3,7 +3,12 @@ SWIFT ?= swift
 CONFIG ?= release
 # Binaries that go into the VM carry the Swift runtime with them.
 SWIFT_BUILD_FLAGS := -c $(CONFIG) $(if $(filter release,$(CONFIG)),--static-swift-stdlib)
-EXECUTABLES := eci-runc ecibuild eci-agent eci-test-helper eci-e2e
+PRODUCTS := eci-runc ecibuild eci-agent
+TEST_EXECUTABLES := eci-test-helper eci-e2e
+EXECUTABLES := $(PRODUCTS) $(TEST_EXECUTABLES)
+# Release products are installed stripped (the symbol tables are a quarter of their size; the VM
+# image carries eci-runc and eci-agent). Debug builds and the test-only tools keep their symbols.
+STRIP_FLAG := $(if $(filter release,$(CONFIG)),-s)
 DEB_PACKAGES := runc docker.io containerd busybox-static libseccomp-dev libcap-dev libfuse3-dev fuse3 pkg-config iproute2 procps libc6-dev \
 	mmdebstrap e2fsprogs mtools syslinux syslinux-common qemu-system-x86 qemu-utils fdisk linux-source-6.1 flex bison bc xz-utils make gcc openssl \
 	arch-test gpg libdpkg-perl mount debian-archive-keyring curl
@@ -26,7 +31,8 @@ build:
 	$(SWIFT) build $(SWIFT_BUILD_FLAGS)
 	@mkdir -p bin
 	@dir=$$($(SWIFT) build $(SWIFT_BUILD_FLAGS) --show-bin-path); \
-	for e in $(EXECUTABLES); do install -m 0755 "$$dir/$$e" bin/; done
+	for e in $(PRODUCTS); do install -m 0755 $(STRIP_FLAG) "$$dir/$$e" bin/; done; \
+	for e in $(TEST_EXECUTABLES); do install -m 0755 "$$dir/$$e" bin/; done
 	@echo "built: $(addprefix bin/,$(EXECUTABLES))"
 
 test: build kernel-config-verify

@@ -1,5 +1,10 @@
 import ECICore
+import ECIIO
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 
 #if canImport(Glibc)
@@ -35,8 +40,8 @@ public final class PortConnection: @unchecked Sendable {
     private let garbageLimit: Int
     private let logger: Logger
 
-    private let writeLock = NSLock()
-    private let stateLock = NSLock()
+    private let writeLock = PthreadMutex()
+    private let stateLock = PthreadMutex()
     private var closed = false
     private var interrupted = false
 

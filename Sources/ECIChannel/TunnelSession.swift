@@ -1,6 +1,10 @@
 import ECICore
 import ECIIO
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 
 #if canImport(Glibc)
@@ -25,9 +29,9 @@ final class TunnelStream: @unchecked Sendable {
     /// Threads still using `fd`; the last one closes it.
     var threads = 0
     /// Signalled when credit arrives (the uplink thread waits for it).
-    let creditChanged = ChannelCondition()
+    let creditChanged = PthreadConditionVariable()
     /// Signalled when data or a half-close arrives (the downlink thread waits for it).
-    let inboundChanged = ChannelCondition()
+    let inboundChanged = PthreadConditionVariable()
 
     init(id: UInt32) { self.id = id }
 
@@ -51,9 +55,9 @@ final class TunnelSession: @unchecked Sendable {
     let connector: TunnelEndpoint.Connector?
     let logger: Logger
 
-    let mutex = ChannelMutex()
-    private let outboundChanged = ChannelCondition()
-    private let drained = ChannelCondition()
+    let mutex = PthreadMutex()
+    private let outboundChanged = PthreadConditionVariable()
+    private let drained = PthreadConditionVariable()
     private var table: StreamTable
     private var streams: [UInt32: TunnelStream] = [:]
     private var outbound: [Frame] = []

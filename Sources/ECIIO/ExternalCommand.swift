@@ -1,5 +1,10 @@
 import ECICore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Runs the host tools ECI drives (the image builder's mmdebstrap, tar, mkfs.ext4, mtools,
 /// syslinux, sha256sum; `ecibuild run`'s qemu-img). A failure is an error naming the tool, its

@@ -1,6 +1,10 @@
 import CShim
 import ECICore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 
 /// A unix stream socket file descriptor with one owner, for blocking I/O from threads.
@@ -10,7 +14,7 @@ import Glibc
 /// time without touching a reused descriptor number. Reads and writes must not overlap `close()`:
 /// their owner closes only when it is done with them.
 public final class UnixSocket: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PthreadMutex()
     private var fd: Int32
 
     /// Takes ownership of `fd`.

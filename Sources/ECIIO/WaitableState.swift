@@ -1,5 +1,10 @@
 import ECICore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// State shared between threads that some of them wait on ("until QEMU exited or a stop was
 /// asked", "until the response to request 7 arrived").
@@ -11,7 +16,7 @@ import Foundation
 public final class WaitableState<State: Sendable>: @unchecked Sendable {
     // @unchecked: `state` is read and written only between `condition.lock()` and
     // `condition.unlock()` (in `withLock` and `wait`), and never escapes them but by copy.
-    private let condition = NSCondition()
+    private let condition = PthreadCondition()
     private var state: State
 
     public init(_ initial: State) {

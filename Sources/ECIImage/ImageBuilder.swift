@@ -10,7 +10,8 @@ import Foundation
 /// 3. kernel check against `kernel-config/` (a missing feature fails the build)
 /// 4. disk: MBR + FAT boot partition (syslinux, kernel, initrd) + ext4 root written with
 ///    `mkfs.ext4 -d` at its offset, all into one file: no loop device, no mount
-/// 5. outputs (raw, qcow2, kernel, initrd, cmdline) and `manifest.json`
+/// 5. outputs (raw, qcow2, kernel, initrd, cmdline)
+/// 6. `manifest.json`
 ///
 /// Everything is built in a sibling directory and swapped in at the end, so a failed build
 /// never leaves half-written outputs where finished ones were expected.

@@ -19,7 +19,8 @@ import Glibc
 /// `run` enters a private mount namespace: call it only in a fresh, single-threaded process
 /// made for it (`eci-agent probe`), never in a process that goes on serving.
 public enum KernelProbes {
-    /// ECI's minimum kernel: idmapped overlay layers (6.3's semantics, see kernel-recipes.md).
+    /// ECI's minimum kernel: idmapped overlay layers (6.3's semantics); the same floor as
+    /// `kernel-config/minimum-version`.
     public static let minimumKernel = (6, 3)
 
     public static func run(dataRoot: String, idBase: UInt32) -> [ProbeResult] {

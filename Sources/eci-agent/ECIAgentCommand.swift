@@ -4,7 +4,12 @@ import ArgumentParser
 import ECIAgent
 import ECICore
 import ECIRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Logging
 
 @main
@@ -79,8 +84,7 @@ struct Probe: ParsableCommand {
         let results = KernelProbes.run(dataRoot: dataRoot, idBase: idBase)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        FileHandle.standardOutput.write(try encoder.encode(results))
-        FileHandle.standardOutput.write(Data("\n".utf8))
+        try Syscall.writeAll(STDOUT_FILENO, Array(try encoder.encode(results)) + Array("\n".utf8), what: "probe results to stdout")
         if results.contains(where: { !$0.ok }) { throw ExitCode(1) }
     }
 }

@@ -2,12 +2,18 @@
 # make bench: side-by-side timings of ECI against the plain alternative, in one run.
 #   docker run --rm of busybox `true` through eci-runc and through plain runc, same dockerd.
 #   ecibuild image: cold build, warm rebuild, output sizes.
-#   VM boot to engine ready: the ECI image against the same image without ECI
-#   (Tests/Benchmarks/plain-image.yaml), same QEMU flags; and `ecibuild run --detach` / `stop`.
-# Prints medians and the ratio. Timings are reported, never asserted.
-# Environment: ECI_BENCH_RUNS (docker run pairs, 21), ECI_BENCH_IMAGE=0 (skip the image build),
-# ECI_BENCH_BOOT=0 (skip the boots), ECI_BENCH_BOOT_RUNS (boot pairs, 3), ECI_BENCH_ACCEL
-# (tcg or kvm; tcg), ECI_BENCH_BOOT_TIMEOUT (seconds per boot, 600).
+#   Sizes: the product binaries in bin/, and the ECI image's qcow2 next to the same image without
+#   ECI (Tests/Benchmarks/plain-image.yaml).
+#   VM boot to engine ready: the ECI image against the plain image, same QEMU flags; and
+#   `ecibuild run --detach` / `stop`.
+# Prints medians and the ratio. Timings and sizes are reported, never asserted.
+# Environment: ECI_BENCH_RUN=0 (skip the docker run comparison and its dockerd), ECI_BENCH_RUNS
+# (docker run pairs, 21), ECI_BENCH_IMAGE=0 (skip the image build timings), ECI_BENCH_SIZES=0
+# (skip the sizes), ECI_BENCH_BOOT=0 (skip the boots), ECI_BENCH_BOOT_RUNS (boot pairs, 3),
+# ECI_BENCH_ACCEL (tcg or kvm; tcg), ECI_BENCH_BOOT_TIMEOUT (seconds per boot, 600),
+# ECI_BENCH_ECI_IMAGE / ECI_BENCH_PLAIN_IMAGE (an existing `ecibuild image` output directory to
+# use for the sizes and boots instead of building one).
+# Only the sizes: ECI_BENCH_RUN=0 ECI_BENCH_IMAGE=0 ECI_BENCH_BOOT=0 Tests/Benchmarks/bench.sh
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 runs=${ECI_BENCH_RUNS:-21}
@@ -36,35 +42,60 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-[ "$(id -u)" = 0 ] || { echo "make bench needs root (it starts dockerd)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "make bench needs root (it starts dockerd and builds images)" >&2; exit 1; }
 chmod 711 "$work"
-mkdir -p "$work"/{data,exec,rootfs/bin,state}
-echo '{}' > "$work/daemon.json"
-printf 'eci:1048576:%d\n' $((256 * 65536)) | tee "$work/subuid" > "$work/subgid"
-export ECI_STATE_DIR=$work/state ECI_SUBUID_FILE=$work/subuid ECI_SUBGID_FILE=$work/subgid
-dockerd --config-file "$work/daemon.json" --iptables=false --bridge=none --data-root "$work/data" --exec-root "$work/exec" \
-  --pidfile "$work/dockerd.pid" -H "unix://$work/docker.sock" --add-runtime "eci=$repo/bin/eci-runc" --default-runtime eci \
-  >"$work/dockerd.log" 2>&1 &
-dockerd_pid=$!
-export DOCKER_HOST=unix://$work/docker.sock
-for _ in $(seq 120); do docker version >/dev/null 2>&1 && break; sleep 0.25; done
-cp /bin/busybox "$work/rootfs/bin/busybox"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/rootfs/bin/$a"; done
-tar -C "$work/rootfs" -c . | docker import - eci-bench:latest >/dev/null
-
-# Warm both paths, then interleave so drift affects both equally.
-for r in eci runc; do docker run --rm --network none --runtime "$r" eci-bench true; done
-: > "$work/eci.ms"; : > "$work/runc.ms"
-for _ in $(seq "$runs"); do
-  for r in eci runc; do
-    s=$(date +%s%N); docker run --rm --network none --runtime "$r" eci-bench true; e=$(date +%s%N)
-    echo $(( (e - s) / 1000000 )) >> "$work/$r.ms"
-  done
-done
 median() { sort -n "$1" | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-eci=$(median "$work/eci.ms"); runc=$(median "$work/runc.ms")
-printf '\n%-44s %10s %10s %8s\n' "benchmark ($runs runs each, median)" "eci" "plain" "ratio"
-printf '%-44s %8sms %8sms %8s\n' "docker run --rm busybox true (vs runc)" "$eci" "$runc" "$(awk -v a="$eci" -v b="$runc" 'BEGIN {printf "%.2f", a/b}')"
+
+# The images the sizes and the boots compare, built at most once per run (the image section's
+# output is reused when it ran). Both specs share the root filesystem cache entry: the image
+# section's (warm) if it ran, else the user's default cache.
+eci_image=${ECI_BENCH_ECI_IMAGE:-}
+plain_image=${ECI_BENCH_PLAIN_IMAGE:-}
+cache=()
+use_image_cache() { cache=(); if [ -d "$work/image/cache" ]; then cache=(--cache-dir "$work/image/cache"); fi; }
+need_eci_image() {
+  [ -n "$eci_image" ] && return 0
+  if [ -f "$work/image/out/manifest.json" ]; then eci_image=$work/image/out; return 0; fi
+  use_image_cache
+  eci_image=$work/eci-image
+  "$repo/bin/ecibuild" image -o "$eci_image" "${cache[@]}" --quiet >/dev/null
+}
+need_plain_image() {
+  [ -n "$plain_image" ] && return 0
+  use_image_cache
+  plain_image=$work/plain-image
+  "$repo/bin/ecibuild" image "$repo/Tests/Benchmarks/plain-image.yaml" -o "$plain_image" "${cache[@]}" --quiet >/dev/null
+}
+
+# docker run --rm through eci-runc against plain runc, same dockerd. Set ECI_BENCH_RUN=0 to skip.
+if [ "${ECI_BENCH_RUN:-1}" = 1 ]; then
+  mkdir -p "$work"/{data,exec,rootfs/bin,state}
+  echo '{}' > "$work/daemon.json"
+  printf 'eci:1048576:%d\n' $((256 * 65536)) | tee "$work/subuid" > "$work/subgid"
+  export ECI_STATE_DIR=$work/state ECI_SUBUID_FILE=$work/subuid ECI_SUBGID_FILE=$work/subgid
+  dockerd --config-file "$work/daemon.json" --iptables=false --bridge=none --data-root "$work/data" --exec-root "$work/exec" \
+    --pidfile "$work/dockerd.pid" -H "unix://$work/docker.sock" --add-runtime "eci=$repo/bin/eci-runc" --default-runtime eci \
+    >"$work/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  export DOCKER_HOST=unix://$work/docker.sock
+  for _ in $(seq 120); do docker version >/dev/null 2>&1 && break; sleep 0.25; done
+  cp /bin/busybox "$work/rootfs/bin/busybox"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/rootfs/bin/$a"; done
+  tar -C "$work/rootfs" -c . | docker import - eci-bench:latest >/dev/null
+
+  # Warm both paths, then interleave so drift affects both equally.
+  for r in eci runc; do docker run --rm --network none --runtime "$r" eci-bench true; done
+  : > "$work/eci.ms"; : > "$work/runc.ms"
+  for _ in $(seq "$runs"); do
+    for r in eci runc; do
+      s=$(date +%s%N); docker run --rm --network none --runtime "$r" eci-bench true; e=$(date +%s%N)
+      echo $(( (e - s) / 1000000 )) >> "$work/$r.ms"
+    done
+  done
+  eci=$(median "$work/eci.ms"); runc=$(median "$work/runc.ms")
+  printf '\n%-44s %10s %10s %8s\n' "benchmark ($runs runs each, median)" "eci" "plain" "ratio"
+  printf '%-44s %8sms %8sms %8s\n' "docker run --rm busybox true (vs runc)" "$eci" "$runc" "$(awk -v a="$eci" -v b="$runc" 'BEGIN {printf "%.2f", a/b}')"
+fi
 
 # The image builder: a cold build (empty cache), a warm rebuild (cached root filesystem, as after
 # changing only ECI's binaries), and the outputs' sizes. Set ECI_BENCH_IMAGE=0 to skip.
@@ -82,6 +113,22 @@ if [ "${ECI_BENCH_IMAGE:-1}" = 1 ]; then
   done
 fi
 
+# Sizes: the product binaries as installed in bin/ (release: stripped, the Swift runtime linked
+# in), and the disk image the VM boots (qcow2, what a user downloads) next to the same image
+# without ECI, so the difference is what ECI adds. Set ECI_BENCH_SIZES=0 to skip.
+if [ "${ECI_BENCH_SIZES:-1}" = 1 ]; then
+  need_eci_image
+  need_plain_image
+  megabytes() { awk -v b="$(stat -c %s "$1")" 'BEGIN {printf "%.1f MB", b/1000000}'; }
+  printf '\n%-44s %10s %10s %8s\n' "sizes (bytes / 10^6)" "eci" "plain" "ratio"
+  for b in eci-runc eci-agent ecibuild; do
+    printf '%-44s %10s %10s %8s\n' "bin/$b" "$(megabytes "$repo/bin/$b")" "-" "-"
+  done
+  printf '%-44s %10s %10s %8s\n' "image eci.qcow2 (plain: without ECI)" \
+    "$(megabytes "$eci_image/eci.qcow2")" "$(megabytes "$plain_image/eci.qcow2")" \
+    "$(awk -v a="$(stat -c %s "$eci_image/eci.qcow2")" -v b="$(stat -c %s "$plain_image/eci.qcow2")" 'BEGIN {printf "%.2f", a/b}')"
+fi
+
 # Boot to engine ready: the ECI image against the same image without ECI (no agent, no isolated
 # runtime, the package's docker.service and docker.socket; Tests/Benchmarks/plain-image.yaml),
 # each booted by QEMU with the same flags, timed from QEMU's start to the console line
@@ -95,17 +142,8 @@ if [ "${ECI_BENCH_BOOT:-1}" = 1 ]; then
   boot_timeout=${ECI_BENCH_BOOT_TIMEOUT:-600}
   cpu=max; [ "$accel" = kvm ] && cpu=host
   mkdir -p "$boot"
-  # Both specs share the root filesystem cache entry: reuse the image section's (warm), else the
-  # user's default cache.
-  cache=(); [ -d "$work/image/cache" ] && cache=(--cache-dir "$work/image/cache")
-  if [ -f "$work/image/out/manifest.json" ]; then
-    eci_image=$work/image/out
-  else
-    eci_image=$boot/eci
-    "$repo/bin/ecibuild" image -o "$eci_image" "${cache[@]}" --quiet >/dev/null
-  fi
-  plain_image=$boot/plain
-  "$repo/bin/ecibuild" image "$repo/Tests/Benchmarks/plain-image.yaml" -o "$plain_image" "${cache[@]}" --quiet >/dev/null
+  need_eci_image
+  need_plain_image
 
   # One boot: appends the milliseconds to QEMU's start to "ECI: engine ready" to $2.ms, or
   # reports a timeout. The console goes to $2.console.

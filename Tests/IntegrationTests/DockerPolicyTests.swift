@@ -125,7 +125,8 @@ extension Integration {
                 #expect(plain.stdout.contains("ESCAPED"), "plain runc --privileged should let some attempts through; the test would not bite")
             } else {
                 print("NOTE: plain runc --privileged cannot start a container on this machine, so the comparison is not shown: \(plain.stderr)")
-                // CAP_SYS_RESOURCE is not in this machine's bounding set (kernel-recipes.md).
+                // Some hosts (the development machine among them) lack CAP_SYS_RESOURCE in
+                // their bounding set, and plain runc --privileged asks for it.
                 let caps = try d.docker(["run", "--rm", "--network", "none", "--runtime", "runc", "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
                                          "--security-opt", "apparmor=unconfined", "-v", "\(readonly):/ro:ro", d.image, "/bin/escape-attempts", "/ro"])
                 print("the same attempts under plain runc with all capabilities, unconfined:\n\(caps.stdout)\(caps.stderr)")

@@ -2,7 +2,12 @@ import ECICore
 import ECIContract
 import ECIOCI
 import ECIRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Logging
 
 // `PrepareReport` (with `ProbeResult` and `SettingsOrigin`) is the control contract's

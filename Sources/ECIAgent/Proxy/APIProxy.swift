@@ -1,6 +1,10 @@
 import ECICore
 import ECIIO
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 import Logging
 
@@ -64,7 +68,7 @@ public final class APIProxy: @unchecked Sendable {
     private let logger: Logger
 
     // Guarded by `state`.
-    private let state = NSCondition()
+    private let state = PthreadCondition()
     private var phase = Phase.idle
     private var listener: UnixSocket?
     private var socketInode: ino_t?

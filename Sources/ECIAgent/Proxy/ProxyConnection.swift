@@ -1,6 +1,10 @@
 import ECICore
 import ECIIO
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 import Logging
 
@@ -31,7 +35,7 @@ final class ProxyConnection: @unchecked Sendable {
     private let onFinish: @Sendable () -> Void
 
     // Guarded by `state`.
-    private let state = NSCondition()
+    private let state = PthreadCondition()
     private var upstream: UnixSocket?
     private var threads = 1
     private var aborted = false

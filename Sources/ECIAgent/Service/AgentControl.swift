@@ -6,7 +6,12 @@ import ECIIO
 import ECIOCI
 import ECIPolicy
 import ECIRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Logging
 
 /// The agent's answers on the control port: the contract's `ControlRequest`s (ECIContract),

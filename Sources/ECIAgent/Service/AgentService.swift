@@ -3,7 +3,12 @@ import ECICore
 import ECIIO
 import ECIPolicy
 import ECIRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Logging
 
 /// `eci-agent serve`: for the VM's life, the engine API filter (a socket for users, reached
