@@ -3,7 +3,7 @@ SWIFT ?= swift
 CONFIG ?= release
 # Binaries that go into the VM carry the Swift runtime with them.
 SWIFT_BUILD_FLAGS := -c $(CONFIG) $(if $(filter release,$(CONFIG)),--static-swift-stdlib)
-EXECUTABLES := eci-runc ecibuild eci-agent eci-test-helper eci-e2e
+EXECUTABLES := eci-runc ecibuild eci-agent ecid eci-test-helper eci-e2e
 DEB_PACKAGES := runc docker.io containerd busybox-static libseccomp-dev libcap-dev libfuse3-dev fuse3 pkg-config iproute2 procps libc6-dev \
 	mmdebstrap e2fsprogs mtools syslinux syslinux-common qemu-system-x86 qemu-utils fdisk linux-source-6.1 flex bison bc xz-utils make gcc openssl \
 	arch-test gpg libdpkg-perl mount debian-archive-keyring
