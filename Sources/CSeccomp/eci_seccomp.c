@@ -8,6 +8,7 @@
 #include <linux/mount.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sched.h>
 #include <spawn.h>
 #include <string.h>
@@ -201,9 +202,23 @@ pid_t eci_spawn_helper(const char *path, char *const argv[], int in_fd, int out_
     int rc = posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
     if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
     for (int i = 0; rc == 0 && i < nfds; i++) rc = posix_spawn_file_actions_adddup2(&actions, fds[i], 3 + i);
+    // The helper starts with no signal blocked and default dispositions (ecid ignores SIGPIPE;
+    // its threads may block signals), so it can always be killed.
+    posix_spawnattr_t attr;
+    if (rc != 0 || posix_spawnattr_init(&attr) != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        return rc != 0 ? -rc : -ENOMEM;
+    }
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &none);
+    if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &all);
+    if (rc == 0) rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid = -1;
     char *const empty[] = { NULL };
-    if (rc == 0) rc = posix_spawn(&pid, path, &actions, NULL, argv, empty);
+    if (rc == 0) rc = posix_spawn(&pid, path, &actions, &attr, argv, empty);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     return rc == 0 ? pid : -rc;
 }

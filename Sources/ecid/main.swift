@@ -10,7 +10,13 @@ if arguments.first == "mount-helper" {
     exit(MountHelper.main())
 }
 
-// A helper that dies early must not take ecid down with SIGPIPE.
+// Whatever started ecid (a test runner, a shell) may have blocked signals it inherits:
+// SIGTERM must end it. A helper that dies early must not take ecid down with SIGPIPE.
+var unblocked = sigset_t()
+sigemptyset(&unblocked)
+sigprocmask(SIG_SETMASK, &unblocked, nil)
+signal(SIGTERM, SIG_DFL)
+signal(SIGINT, SIG_DFL)
 signal(SIGPIPE, SIG_IGN)
 
 var stateDirectory = ProcessInfoEnvironment.value("ECI_STATE_DIR") ?? "/run/eci"

@@ -87,6 +87,37 @@ extension Integration {
             #expect(try TestSupport.sh("pgrep -f 'ecid mount-helper'").status != 0, "a helper was left behind")
         }
 
+        /// `Tests/Fixtures/ecid-hostile.c`, no runc: its own user and mount namespaces, the
+        /// traps, the fd handed over in runc's format; bad pointers, unterminated and huge
+        /// strings, a thread racing the target between its own mount point and /proc, a caller
+        /// killed mid-call. ecid answers each, never crashes or hangs, and /proc stays.
+        @Test func hostileArgumentsAndRaces() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let program = sandbox.directory + "/ecid-hostile"
+            let built = try TestSupport.run(["/usr/bin/cc", "-O2", "-pthread", "-o", program, TestSupport.repositoryRoot + "/Tests/Fixtures/ecid-hostile.c"])
+            #expect(built.status == 0, "cc: \(built.stderr)")
+            let scratch = sandbox.directory + "/scratch"
+            try FileManager.default.createDirectory(atPath: scratch + "/m", withIntermediateDirectories: true)
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let run = try TestSupport.run(["/usr/bin/timeout", "120", program, sandbox.stateDirectory + "/ecid/ecid.sock", scratch])
+            #expect(run.status == 0, "ecid-hostile: \(run.stderr)")
+            var results: [String: String] = [:]
+            for line in run.stdout.split(separator: "\n") {
+                let parts = line.split(separator: " ", maxSplits: 1)
+                if parts.count == 2 { results[String(parts[0])] = String(parts[1]) }
+            }
+            let expected = [
+                "null-target": "EFAULT", "wild-target": "EFAULT", "unterminated-target": "EFAULT", "huge-target": "ENAMETOOLONG",
+                "wild-fstype": "EFAULT", "wild-umount": "EFAULT", "missing-target": "ENOENT", "own-tmpfs": "ok", "own-umount": "ok",
+                "umount-proc": "EPERM", "after-killed-caller": "ok", "final-umount": "ok",
+            ]
+            for (name, answer) in expected { #expect(results[name] == answer, "\(name): \(results[name] ?? "missing") in \(run.stdout)") }
+            #expect(results["race"]?.hasSuffix("proc=intact") == true, "race: \(results["race"] ?? run.stdout)")
+            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
+        }
+
         @Test func killedEcidFailsClosed() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
