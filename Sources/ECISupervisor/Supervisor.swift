@@ -43,6 +43,9 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Binds the socket (replacing a stale one) and serves until the process ends.
     public func serve() throws {
+        // ECI's state directory must stay searchable by containers (eci-runc stages their
+        // roots below it): made 0711 if ecid is first; ecid's own directory is 0700.
+        try FileSystem.makeDirectories(parentDirectory(options.directory), mode: 0o711)
         try FileSystem.makeDirectories(options.directory, mode: 0o700)
         guard chmod(options.directory, 0o700) == 0 else { throw ECIError.system("chmod \(options.directory)", errno: errno) }
         let socket = try UnixSocket.listen(at: options.socketPath, mode: 0o600, group: nil)
