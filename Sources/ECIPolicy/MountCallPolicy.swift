@@ -228,6 +228,50 @@ public enum MountCallPolicy {
         facts.visible.filter { initial.protected.contains($0.key) }.map(\.mountPoint)
     }
 
+    // MARK: Remount compatibility
+
+    /// One line of a uid_map or gid_map: `inside` IDs of the caller's namespace are `outside`
+    /// IDs of the VM's.
+    public struct IDMapping: Sendable, Equatable, Codable {
+        public var inside: UInt32
+        public var outside: UInt32
+        public var count: UInt32
+        public init(inside: UInt32, outside: UInt32, count: UInt32) {
+            self.inside = inside
+            self.outside = outside
+            self.count = count
+        }
+
+        /// The lines of /proc/PID/uid_map (as read from the VM's user namespace).
+        public static func parse(_ text: String) -> [IDMapping] {
+            text.split(separator: "\n").compactMap { line in
+                let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt32($0) }
+                return f.count == 3 ? IDMapping(inside: f[0], outside: f[1], count: f[2]) : nil
+            }
+        }
+    }
+
+    /// A remount's options with `uid=`/`gid=` values given in the VM's IDs put back in the
+    /// caller's. The kernel shows a tmpfs's owner in /proc/mounts in the VM's IDs (tmpfs and
+    /// devpts print them for the initial user namespace), and busybox's `mount -o remount,ro`
+    /// passes the options it read back, which the kernel then refuses (EINVAL: not mapped in
+    /// the caller's namespace). Plain runc under a user namespace fails the same way; under ECI
+    /// the call works. Values the caller can name itself are left alone.
+    public static func translatingIDOptions(_ data: String, uids: [IDMapping], gids: [IDMapping]) -> String {
+        func inside(_ value: UInt32, _ maps: [IDMapping]) -> UInt32? {
+            if maps.contains(where: { value >= $0.inside && UInt64(value) < UInt64($0.inside) + UInt64($0.count) }) { return nil }
+            guard let m = maps.first(where: { value >= $0.outside && UInt64(value) < UInt64($0.outside) + UInt64($0.count) }) else { return nil }
+            return value - m.outside + m.inside
+        }
+        let options = data.split(separator: ",", omittingEmptySubsequences: false).map { option -> String in
+            for (prefix, maps) in [("uid=", uids), ("gid=", gids)] where option.hasPrefix(prefix) {
+                if let value = UInt32(option.dropFirst(prefix.count)), let mapped = inside(value, maps) { return prefix + String(mapped) }
+            }
+            return String(option)
+        }
+        return options.joined(separator: ",")
+    }
+
     // MARK: Paths
 
     /// `/a//b/` → `/a/b`; relative paths are made absolute.

@@ -58,6 +58,8 @@ public enum MountHelper {
     /// The VM's /proc, opened before leaving the VM's mount namespace: `self/fd/N` names what
     /// an fd resolved to, relative to the root this process then has (the caller's).
     nonisolated(unsafe) static var vmProc: Int32 = -1
+    nonisolated(unsafe) static var uidMap: [MountCallPolicy.IDMapping] = []
+    nonisolated(unsafe) static var gidMap: [MountCallPolicy.IDMapping] = []
 
     static func enterCallerContext() throws {
         vmProc = open("/proc", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
@@ -65,6 +67,10 @@ public enum MountHelper {
         try check(eci_setns(HelperFD.mountNamespace, Int32(ECI_CLONE_NEWNS)), "setns mnt")
         guard fchdir(HelperFD.root) == 0, chroot(".") == 0 else { throw Failure(errno: EINVAL, reason: "chroot to the caller's root: \(errnoDescription(errno))") }
         guard fchdir(HelperFD.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
+        // The caller's ID maps as the VM sees them (read from the VM's user namespace, so the
+        // outside column is in the VM's IDs even for a nested namespace).
+        uidMap = MountCallPolicy.IDMapping.parse(try readText(at: HelperFD.procDirectory, "uid_map"))
+        gidMap = MountCallPolicy.IDMapping.parse(try readText(at: HelperFD.procDirectory, "gid_map"))
         try check(eci_drop_groups(), "drop supplementary groups")
         try check(eci_setns(HelperFD.userNamespace, Int32(ECI_CLONE_NEWUSER)), "setns user")
         for fd in [HelperFD.mountNamespace, HelperFD.userNamespace, HelperFD.root, HelperFD.cwd] { close(fd) }
@@ -171,6 +177,10 @@ public enum MountHelper {
                 guard let fd = gathered.sourceFD else { throw Failure(errno: EINVAL, reason: "move without a source") }
                 try check(eci_move_fd_at(fd, parent, name), "move")
             case .remount, .propagation, .new:
+                var data = data
+                if case .remount(bind: false) = MountCallPolicy.kind(ofMountFlags: flags), let given = data {
+                    data = MountCallPolicy.translatingIDOptions(given, uids: uidMap, gids: gidMap)
+                }
                 let rc: Int32 = withOptionalCString(source) { s in
                     withOptionalCString(fsType) { t in
                         withOptionalCString(data) { d in Glibc.mount(s, name, t, UInt(truncatingIfNeeded: flags), d) }

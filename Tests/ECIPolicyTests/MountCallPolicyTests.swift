@@ -135,6 +135,19 @@ import Testing
         #expect(private_ == .perform, "mount --make-rprivate / is harmless and common")
     }
 
+    @Test func remountOptionsInTheVMsIDsArePutBack() {
+        let uids = P.IDMapping.parse("         0    1048576      65536\n")
+        let gids = P.IDMapping.parse("0 1048576 65536")
+        #expect(uids == [P.IDMapping(inside: 0, outside: 1_048_576, count: 65536)])
+        #expect(P.translatingIDOptions("size=1024k,uid=1048576,gid=1048576", uids: uids, gids: gids) == "size=1024k,uid=0,gid=0")
+        #expect(P.translatingIDOptions("uid=1049576,mode=755", uids: uids, gids: gids) == "uid=1000,mode=755")
+        // IDs the caller can name, and IDs outside its range, are the kernel's to judge.
+        #expect(P.translatingIDOptions("uid=5,gid=0", uids: uids, gids: gids) == "uid=5,gid=0")
+        #expect(P.translatingIDOptions("uid=2000000,gid=x", uids: uids, gids: gids) == "uid=2000000,gid=x")
+        #expect(P.translatingIDOptions("", uids: uids, gids: gids) == "")
+        #expect(P.translatingIDOptions("nouid=1048576,,mode=1777", uids: uids, gids: gids) == "nouid=1048576,,mode=1777")
+    }
+
     @Test func flagsAreReadInTheKernelsOrder() {
         #expect(P.kind(ofMountFlags: P.msRemount | P.msBind | P.msMove) == .remount(bind: true))
         #expect(P.kind(ofMountFlags: P.msBind | P.msMove) == .bind(recursive: false))
