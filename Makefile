@@ -3,7 +3,7 @@ SWIFT ?= swift
 CONFIG ?= release
 # Binaries that go into the VM carry the Swift runtime with them.
 SWIFT_BUILD_FLAGS := -c $(CONFIG) $(if $(filter release,$(CONFIG)),--static-swift-stdlib)
-PRODUCTS := eci-runc ecibuild eci-agent
+PRODUCTS := eci-runc ecibuild eci-agent ecid
 TEST_EXECUTABLES := eci-test-helper eci-e2e
 EXECUTABLES := $(PRODUCTS) $(TEST_EXECUTABLES)
 # Release products are installed stripped (the symbol tables are a quarter of their size; the VM

@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "eci-runc", targets: ["eci-runc"]),
         .executable(name: "ecibuild", targets: ["ecibuild"]),
         .executable(name: "eci-agent", targets: ["eci-agent"]),
+        .executable(name: "ecid", targets: ["ecid"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
@@ -21,6 +22,9 @@ let package = Package(
         // The syscalls Glibc's module lacks (open_tree, move_mount, mount_setattr, unshare, ...),
         // and the few operations that must run as C between fork and _exit.
         .target(name: "CShim"),
+        // Seccomp user notification for ecid: the notify-fd ioctls, fd passing, bounded reads
+        // of a target's memory, and the calls its helper makes to act as the caller.
+        .target(name: "CSeccomp"),
         .target(
             name: "ECICore",
             dependencies: ["CShim", .product(name: "Logging", package: "swift-log")]
@@ -50,7 +54,14 @@ let package = Package(
         .target(name: "ECIHost", dependencies: ["CShim", "ECICore", "ECIContract", "ECIIO", "ECIOCI", "ECIChannel", .product(name: "Logging", package: "swift-log")]),
         // The image builder: spec, kernel-config check, rootfs, disk writer, manifest.
         .target(name: "ECIImage", dependencies: ["ECICore", "ECIIO", .product(name: "Yams", package: "Yams")]),
+        // ecid, the syscall supervisor: notify fds from runc, the container registry, the
+        // per-call helper that performs vetted mounts as the caller.
+        .target(
+            name: "ECISupervisor",
+            dependencies: ["CSeccomp", "ECICore", "ECIIO", "ECIOCI", "ECIPolicy", "ECIRuntime", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),
+        .executableTarget(name: "ecid", dependencies: ["ECISupervisor", "ECICore", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "ecibuild",
             dependencies: ["ECIImage", "ECIHost", "ECIContract", "ECIIO", "ECICore", "ECIOCI", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -63,6 +74,7 @@ let package = Package(
         // Test-only helpers: running programs, finding the built binaries, busybox root filesystems.
         .target(name: "ECITestSupport", dependencies: ["ECICore"]),
         .testTarget(name: "ECIOCITests", dependencies: ["ECIOCI"]),
+        .testTarget(name: "ECISupervisorTests", dependencies: ["ECISupervisor", "CSeccomp", "ECIPolicy"]),
         .testTarget(name: "ECIPolicyTests", dependencies: ["ECIPolicy"]),
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
         .testTarget(name: "ECIImageTests", dependencies: ["ECIImage", "ECITestSupport"]),

@@ -1,0 +1,82 @@
+// Seccomp user notification for ecid: the ioctls on a notify fd, fd passing, bounded reads of a
+// target's memory, and the few calls ecid's helper makes to act as the caller. Raw system
+// calls, so no libseccomp is needed: runc builds the filter, ecid only answers it.
+#ifndef ECI_SECCOMP_H
+#define ECI_SECCOMP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// One notification, as SECCOMP_IOCTL_NOTIF_RECV returned it.
+struct eci_notif {
+    uint64_t id;
+    uint32_t pid;   // the calling thread, in ecid's pid namespace (0 if not visible)
+    int32_t nr;
+    uint32_t arch;  // AUDIT_ARCH_*
+    uint64_t ip;
+    uint64_t args[6];
+};
+
+/// Blocks until a notification arrives. 0, or -errno (ENOENT: the caller went away).
+int eci_notif_recv(int fd, struct eci_notif *out);
+/// Answers `id`: `error` (a negative errno, or 0 with `val` as the return value).
+int eci_notif_send(int fd, uint64_t id, int64_t val, int32_t error);
+/// 0 while the caller still waits in the notified call, -ENOENT once it does not.
+int eci_notif_id_valid(int fd, uint64_t id);
+/// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6): the answered thread runs on the answering
+/// CPU, which saves a wake-up on the round trip. 0 or -errno (-EINVAL on older kernels).
+int eci_notif_set_sync_wakeup(int fd);
+/// Waits for fd to become readable or hung up: 1 readable, 0 hung up (no task left), -errno.
+int eci_wait_readable(int fd);
+
+/// recvmsg with up to `max_fds` descriptors from SCM_RIGHTS (close-on-exec). Returns the byte
+/// count (0 at EOF) or -errno; *nfds is set to how many fds arrived (extra ones are closed).
+ssize_t eci_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds);
+
+/// Reads a NUL-terminated string at `addr` from the target's memory (an fd on /proc/TID/mem),
+/// at most `max` bytes including the NUL, page by page so a string ending before an unmapped
+/// page reads fine. Returns its length, -EFAULT (unreadable), -ENAMETOOLONG (no NUL in `max`).
+ssize_t eci_read_string(int memfd, uint64_t addr, char *buf, size_t max);
+
+/// setns(2).
+int eci_setns(int fd, int nstype);
+/// Takes the caller's capability sets (after its uids, with keep-caps so they survive).
+int eci_set_capabilities(uint64_t effective, uint64_t permitted, uint64_t inheritable);
+/// prctl(PR_SET_KEEPCAPS).
+int eci_keep_capabilities(int on);
+/// setgroups(0, NULL): no supplementary groups (before joining the caller's user namespace).
+int eci_drop_groups(void);
+/// setgroups + setresgid + setresuid, in that order. 0 or -errno.
+int eci_set_ids(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups);
+
+/// statx of path relative to dirfd: the mount ID, whether it is a mount root, dev and inode.
+struct eci_file_id {
+    uint64_t mount_id;
+    uint64_t ino;
+    uint32_t dev_major, dev_minor;
+    int mount_root;
+};
+int eci_statx_id(int dirfd, const char *path, int follow, struct eci_file_id *out);
+
+/// open_tree(fd, "", OPEN_TREE_CLONE|AT_EMPTY_PATH[|AT_RECURSIVE]) then move_mount onto
+/// `name` under `dirfd`: a bind from exactly the checked source to exactly the checked place.
+int eci_bind_fd_at(int source_fd, int recursive, int dirfd, const char *name);
+/// move_mount(fd, "", dirfd, name, MOVE_MOUNT_F_EMPTY_PATH): MS_MOVE of exactly that mount.
+int eci_move_fd_at(int source_fd, int dirfd, const char *name);
+
+/// posix_spawn of `path` with stdin/stdout from `in_fd`/`out_fd`, and `fds[i]` as fd 3+i.
+/// Returns the pid or -errno.
+pid_t eci_spawn_helper(const char *path, char *const argv[], int in_fd, int out_fd, const int *fds, int nfds);
+
+/// Constants Glibc's Swift module hides behind _GNU_SOURCE.
+enum {
+    ECI_O_PATH = 010000000,
+    ECI_CLONE_NEWNS = 0x00020000,
+    ECI_CLONE_NEWUSER = 0x10000000,
+};
+
+/// pipe2(fds, O_CLOEXEC).
+int eci_pipe_cloexec(int fds[2]);
+
+#endif

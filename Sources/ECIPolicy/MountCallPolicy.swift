@@ -1,0 +1,290 @@
+/// What ecid lets a container do with `mount` and `umount2` (pure; ecid's helper supplies the
+/// facts, from inside the caller's own view of its mounts).
+///
+/// The container's initial mounts (what runc made, masks included) are immutable:
+/// - a mount that started read-only, nosuid, nodev or noexec keeps the flag, and so does every
+///   mount of the same file system at or below the same root (a bind of a read-only volume
+///   cannot be remounted writable either);
+/// - `/`, `/proc`, `/sys`, everything initially mounted below `/proc` and `/sys`, and the spec's
+///   masked and read-only paths can be neither unmounted nor moved, nor covered by a new mount,
+///   and a tree holding one cannot be bound without its submounts (that would show what the
+///   masks hide);
+/// - new procfs and sysfs mounts are refused until ecid can put the masks on them.
+/// Everything else (tmpfs, overlay, binds inside the container, remounts and unmounts of the
+/// container's own mounts, propagation changes) is performed as asked.
+///
+/// Mounts are identified by their file system (`major:minor`) and root within it, not by mount
+/// ID or path: a copy made by `unshare -m`, an `rbind` or a `pivot_root` keeps both, so the
+/// protection follows every copy into every mount namespace of the container.
+public enum MountCallPolicy {
+    /// A mount as the caller sees it (one line of its mountinfo).
+    public struct Mount: Sendable, Hashable, Codable {
+        public var device: String
+        public var root: String
+        /// Relative to the caller's root.
+        public var mountPoint: String
+        public var fsType: String
+        public var readOnly: Bool
+        public var noSuid: Bool
+        public var noDev: Bool
+        public var noExec: Bool
+
+        public init(device: String, root: String, mountPoint: String, fsType: String, options: [String]) {
+            self.device = device
+            self.root = root
+            self.mountPoint = mountPoint
+            self.fsType = fsType
+            readOnly = options.contains("ro")
+            noSuid = options.contains("nosuid")
+            noDev = options.contains("nodev")
+            noExec = options.contains("noexec")
+        }
+
+        public var key: Key { Key(device: device, root: root) }
+    }
+
+    /// A mount's identity across copies: its file system and its root within it.
+    public struct Key: Sendable, Hashable, Codable {
+        public var device: String
+        public var root: String
+        public init(device: String, root: String) {
+            self.device = device
+            self.root = root
+        }
+    }
+
+    /// What the container started with, recorded by ecid when runc hands over the notify fd.
+    public struct InitialMounts: Sendable, Equatable, Codable {
+        /// Mounts that may not be unmounted, moved, covered, or bound without their submounts.
+        public var protected: Set<Key>
+        /// Every initial mount, for the flags it may not lose.
+        public var mounts: [Mount]
+
+        /// From the container's mountinfo at registration (paths as the container sees them)
+        /// and the spec's masked and read-only paths.
+        public init(mounts: [Mount], maskedPaths: [String] = [], readonlyPaths: [String] = []) {
+            let named = Set((maskedPaths + readonlyPaths).map(MountCallPolicy.normalize))
+            var protected: Set<Key> = []
+            for mount in mounts where Self.isProtectedPoint(mount.mountPoint) || named.contains(mount.mountPoint) {
+                protected.insert(mount.key)
+            }
+            self.protected = protected
+            self.mounts = mounts
+        }
+
+        static func isProtectedPoint(_ path: String) -> Bool {
+            path == "/" || path == "/proc" || path == "/sys" || path.hasPrefix("/proc/") || path.hasPrefix("/sys/")
+        }
+
+        /// The initial mount whose flags bind `mount`: same file system, the longest root at or
+        /// above its root.
+        func constraint(for mount: Mount) -> Mount? {
+            mounts.filter { $0.device == mount.device && MountCallPolicy.isAtOrBelow(mount.root, $0.root) }
+                .max { $0.root.count < $1.root.count }
+        }
+    }
+
+    /// A trapped call with the arguments ecid read once from the caller's memory.
+    public enum Call: Sendable, Equatable, Codable {
+        case mount(source: String?, target: String, fsType: String?, flags: UInt64, data: String?)
+        case umount(target: String, flags: UInt64)
+    }
+
+    /// Facts the helper gathered in the caller's context, about the objects the call names.
+    public struct Facts: Sendable, Equatable, Codable {
+        /// The target's path with symlinks resolved, relative to the caller's root.
+        public var targetPath: String
+        /// The mount the target lies in (the topmost mount rooted there, when it is a mount root).
+        public var targetMount: Mount?
+        public var targetIsMountRoot: Bool
+        /// For binds and moves: the source's resolved path and its mount.
+        public var sourcePath: String?
+        public var sourceMount: Mount?
+        public var sourceIsMountRoot: Bool
+        /// Every mount the caller sees.
+        public var visible: [Mount]
+
+        public init(
+            targetPath: String, targetMount: Mount?, targetIsMountRoot: Bool, sourcePath: String? = nil, sourceMount: Mount? = nil,
+            sourceIsMountRoot: Bool = false, visible: [Mount]
+        ) {
+            self.targetPath = targetPath
+            self.targetMount = targetMount
+            self.targetIsMountRoot = targetIsMountRoot
+            self.sourcePath = sourcePath
+            self.sourceMount = sourceMount
+            self.sourceIsMountRoot = sourceIsMountRoot
+            self.visible = visible
+        }
+    }
+
+    public enum Decision: Sendable, Equatable, Codable {
+        /// ecid's helper performs the call as asked and returns the kernel's answer.
+        case perform
+        /// The call fails with this errno; `reason` is for ecid's log.
+        case deny(errno: Int32, reason: String)
+    }
+
+    /// How the kernel reads mount(2)'s flags (`do_mount`'s order of precedence).
+    public enum MountKind: Sendable, Equatable {
+        case remount(bind: Bool)
+        case bind(recursive: Bool)
+        case propagation
+        case move
+        case new
+    }
+
+    // mount(2) flags (uapi/linux/mount.h).
+    public static let msRdonly: UInt64 = 1
+    public static let msNosuid: UInt64 = 2
+    public static let msNodev: UInt64 = 4
+    public static let msNoexec: UInt64 = 8
+    public static let msRemount: UInt64 = 32
+    public static let msBind: UInt64 = 4096
+    public static let msMove: UInt64 = 8192
+    public static let msRec: UInt64 = 16384
+    public static let msPropagation: UInt64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20)
+    static let mgcMask: UInt64 = 0xffff_0000
+    static let mgcValue: UInt64 = 0xC0ED_0000
+
+    static let eperm: Int32 = 1
+
+    /// The flags as the kernel uses them: the historical magic in the upper half dropped.
+    public static func effectiveFlags(_ flags: UInt64) -> UInt64 {
+        let low = flags & 0xffff_ffff
+        return low & mgcMask == mgcValue ? low & ~mgcMask : low
+    }
+
+    public static func kind(ofMountFlags raw: UInt64) -> MountKind {
+        let flags = effectiveFlags(raw)
+        if flags & msRemount != 0 { return .remount(bind: flags & msBind != 0) }
+        if flags & msBind != 0 { return .bind(recursive: flags & msRec != 0) }
+        if flags & msPropagation != 0 { return .propagation }
+        if flags & msMove != 0 { return .move }
+        return .new
+    }
+
+    /// The decision for `call`, given the container's initial mounts and the helper's facts.
+    public static func decide(_ call: Call, initial: InitialMounts, facts: Facts) -> Decision {
+        switch call {
+        case .umount:
+            // Not a mount root, or no mount: the kernel's own EINVAL, from the call performed.
+            guard facts.targetIsMountRoot, let mount = facts.targetMount else { return .perform }
+            if initial.protected.contains(mount.key) {
+                return .deny(errno: eperm, reason: "\(facts.targetPath) is one of the container's protected mounts")
+            }
+            return .perform
+        case let .mount(_, _, fsType, rawFlags, _):
+            let flags = effectiveFlags(rawFlags)
+            switch kind(ofMountFlags: rawFlags) {
+            case .remount:
+                guard facts.targetIsMountRoot, let mount = facts.targetMount else { return .perform }
+                return keepsLockedFlags(mount, flags: flags, initial: initial, path: facts.targetPath)
+            case .propagation:
+                return .perform
+            case .move:
+                if let source = facts.sourceMount, facts.sourceIsMountRoot, initial.protected.contains(source.key) {
+                    return .deny(errno: eperm, reason: "\(facts.sourcePath ?? "?") is one of the container's protected mounts and cannot be moved")
+                }
+                return coverCheck(facts, initial: initial)
+            case let .bind(recursive):
+                if !recursive, let sourcePath = facts.sourcePath,
+                    let hidden = protectedPoints(facts, initial: initial).first(where: { isStrictlyBelow($0, sourcePath) })
+                {
+                    return .deny(errno: eperm, reason: "a bind of \(sourcePath) without its submounts would show what \(hidden) hides")
+                }
+                return coverCheck(facts, initial: initial)
+            case .new:
+                if let type = fsType, ["proc", "sysfs"].contains(type) {
+                    return .deny(errno: eperm, reason: "new \(type) mounts are not supported yet under ECI (their masks are not applied)")
+                }
+                return coverCheck(facts, initial: initial)
+            }
+        }
+    }
+
+    /// A remount must keep every flag the mount's initial ancestor had.
+    static func keepsLockedFlags(_ mount: Mount, flags: UInt64, initial: InitialMounts, path: String) -> Decision {
+        guard let locked = initial.constraint(for: mount) else { return .perform }
+        let lost = [
+            (locked.readOnly, msRdonly, "read-only"), (locked.noSuid, msNosuid, "nosuid"),
+            (locked.noDev, msNodev, "nodev"), (locked.noExec, msNoexec, "noexec"),
+        ].filter { $0.0 && flags & $0.1 == 0 }.map(\.2)
+        guard lost.isEmpty else {
+            return .deny(errno: eperm, reason: "\(path) started \(lost.joined(separator: ", ")) and stays so")
+        }
+        return .perform
+    }
+
+    /// No new mount may land on a protected mount or above one (hiding it).
+    static func coverCheck(_ facts: Facts, initial: InitialMounts) -> Decision {
+        if let covered = protectedPoints(facts, initial: initial).first(where: { isAtOrBelow($0, facts.targetPath) }) {
+            return .deny(errno: eperm, reason: "a mount on \(facts.targetPath) would cover \(covered)")
+        }
+        return .perform
+    }
+
+    static func protectedPoints(_ facts: Facts, initial: InitialMounts) -> [String] {
+        facts.visible.filter { initial.protected.contains($0.key) }.map(\.mountPoint)
+    }
+
+    // MARK: Remount compatibility
+
+    /// One line of a uid_map or gid_map: `inside` IDs of the caller's namespace are `outside`
+    /// IDs of the VM's.
+    public struct IDMapping: Sendable, Equatable, Codable {
+        public var inside: UInt32
+        public var outside: UInt32
+        public var count: UInt32
+        public init(inside: UInt32, outside: UInt32, count: UInt32) {
+            self.inside = inside
+            self.outside = outside
+            self.count = count
+        }
+
+        /// The lines of /proc/PID/uid_map (as read from the VM's user namespace).
+        public static func parse(_ text: String) -> [IDMapping] {
+            text.split(separator: "\n").compactMap { line in
+                let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt32($0) }
+                return f.count == 3 ? IDMapping(inside: f[0], outside: f[1], count: f[2]) : nil
+            }
+        }
+    }
+
+    /// A remount's options with `uid=`/`gid=` values given in the VM's IDs put back in the
+    /// caller's. The kernel shows a tmpfs's owner in /proc/mounts in the VM's IDs (tmpfs and
+    /// devpts print them for the initial user namespace), and busybox's `mount -o remount,ro`
+    /// passes the options it read back, which the kernel then refuses (EINVAL: not mapped in
+    /// the caller's namespace). Plain runc under a user namespace fails the same way; under ECI
+    /// the call works. Values the caller can name itself are left alone.
+    public static func translatingIDOptions(_ data: String, uids: [IDMapping], gids: [IDMapping]) -> String {
+        func inside(_ value: UInt32, _ maps: [IDMapping]) -> UInt32? {
+            if maps.contains(where: { value >= $0.inside && UInt64(value) < UInt64($0.inside) + UInt64($0.count) }) { return nil }
+            guard let m = maps.first(where: { value >= $0.outside && UInt64(value) < UInt64($0.outside) + UInt64($0.count) }) else { return nil }
+            return value - m.outside + m.inside
+        }
+        let options = data.split(separator: ",", omittingEmptySubsequences: false).map { option -> String in
+            for (prefix, maps) in [("uid=", uids), ("gid=", gids)] where option.hasPrefix(prefix) {
+                if let value = UInt32(option.dropFirst(prefix.count)), let mapped = inside(value, maps) { return prefix + String(mapped) }
+            }
+            return String(option)
+        }
+        return options.joined(separator: ",")
+    }
+
+    // MARK: Paths
+
+    /// `/a//b/` → `/a/b`; relative paths are made absolute.
+    public static func normalize(_ path: String) -> String {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    static func isAtOrBelow(_ path: String, _ ancestor: String) -> Bool {
+        path == ancestor || isStrictlyBelow(path, ancestor)
+    }
+
+    static func isStrictlyBelow(_ path: String, _ ancestor: String) -> Bool {
+        ancestor == "/" ? path != "/" : path.hasPrefix(ancestor + "/")
+    }
+}

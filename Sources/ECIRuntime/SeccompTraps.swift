@@ -1,0 +1,176 @@
+import ECICore
+import ECIOCI
+import Glibc
+
+/// The seccomp rules that hand a container's mount calls to `ecid`, merged into whatever
+/// `linux.seccomp` the engine sent.
+///
+/// `mount`, `umount` and `umount2` become `SCMP_ACT_NOTIFY` wherever the engine's profile would
+/// let them through (its default action or a rule that allows them), so ecid vets exactly the
+/// calls the kernel would otherwise have performed; where the profile already refuses them
+/// (Docker's default profile without CAP_SYS_ADMIN), its answer stands. The new mount API
+/// answers ENOSYS where it would have been allowed: its calls act on file descriptors
+/// (fs contexts, detached trees) whose state a supervisor cannot see from one notification,
+/// so they could not be vetted safely; ENOSYS (not EPERM) is the answer that makes util-linux,
+/// busybox and runc fall back to mount(2), which is vetted.
+///
+/// runc (1.1.x) requires libseccomp >= 2.5 for notify rules, at least one `SCMP_ACT_NOTIFY`
+/// rule for `listenerPath` to be used, and refuses NOTIFY as the default action or on `write`;
+/// a profile with no rules gets default ALLOW plus these rules.
+public enum SeccompTraps {
+    /// Calls ecid receives and answers.
+    public static let notifiedSyscalls = ["mount", "umount", "umount2"]
+    /// The new mount API, answered with ENOSYS so callers fall back to mount(2).
+    public static let newMountAPI = ["open_tree", "move_mount", "mount_setattr", "fsopen", "fsconfig", "fsmount", "fspick"]
+    /// ENOSYS.
+    public static let enosys = 38
+    /// The metadata runc passes back to ecid with each notify fd (`listenerMetadata`).
+    public static let listenerMetadata = "eci"
+
+    /// Actions under which the kernel would perform the call: those are what ecid takes over.
+    static let permitting: Set<String> = ["SCMP_ACT_ALLOW", "SCMP_ACT_LOG"]
+
+    /// Architectures for a profile ECI builds from nothing: the native one and the compat ABIs
+    /// that reach the same kernel, so an i386 or x32 binary meets the same traps.
+    public static var nativeArchitectures: [String] {
+        #if arch(x86_64)
+        return ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+        #elseif arch(arm64)
+        return ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+        #else
+        return []
+        #endif
+    }
+
+    /// The engine's `linux.seccomp` (or nil: none, as for `--privileged` and
+    /// `seccomp=unconfined`) with the traps merged in and `listenerPath` set. Pure.
+    public static func merge(_ profile: JSONValue?, listenerPath: String, architectures: [String] = nativeArchitectures) throws -> JSONValue {
+        var out: JSONValue
+        if let profile, profile != .null {
+            guard profile.isObject else { throw ECIError(.invalidArgument, "config.json: linux.seccomp is not an object") }
+            out = profile
+        } else {
+            out = .object([("defaultAction", .string("SCMP_ACT_ALLOW")), ("architectures", .array(architectures.map { .string($0) })), ("syscalls", .array([]))])
+        }
+        if let existing = out["listenerPath"]?.stringValue, !existing.isEmpty {
+            throw ECIError(.refused, "the seccomp profile names its own listener (\(existing)); ECI's syscall supervisor must be the container's only listener")
+        }
+        guard let defaultAction = out["defaultAction"]?.stringValue else {
+            throw ECIError(.invalidArgument, "config.json: linux.seccomp.defaultAction is missing")
+        }
+        let rules = try (out["syscalls"] ?? .array([])).arrayValue.orThrow("config.json: linux.seccomp.syscalls is not an array")
+        for rule in rules where rule["action"]?.stringValue == "SCMP_ACT_NOTIFY" {
+            throw ECIError(.refused, "the seccomp profile has its own SCMP_ACT_NOTIFY rules (\(names(of: rule).joined(separator: ", "))); ECI's syscall supervisor must be the container's only listener")
+        }
+
+        var kept: [JSONValue] = []
+        var added: [JSONValue] = []
+        var unconditional: Set<String> = []
+        let taken = Set(notifiedSyscalls + newMountAPI)
+        for rule in rules {
+            let ruleNames = names(of: rule)
+            let ours = ruleNames.filter { taken.contains($0) }
+            guard !ours.isEmpty else {
+                kept.append(rule)
+                continue
+            }
+            let action = rule["action"]?.stringValue ?? ""
+            let hasArgs = !(rule["args"]?.arrayValue ?? []).isEmpty
+            if !hasArgs { unconditional.formUnion(ours) }
+            guard permitting.contains(action) else {
+                // A refusal of the engine's stands as written (EPERM for mount without
+                // CAP_SYS_ADMIN in Docker's default profile).
+                kept.append(rule)
+                continue
+            }
+            let rest = ruleNames.filter { !taken.contains($0) }
+            if !rest.isEmpty { kept.append(withNames(rule, rest)) }
+            // Each of our names keeps the rule's conditions (if any) with our action.
+            for name in ours { added.append(ourRule(for: name, like: rule)) }
+        }
+        if permitting.contains(defaultAction) {
+            for name in notifiedSyscalls + newMountAPI where !unconditional.contains(name) {
+                added.append(ourRule(for: name, like: nil))
+            }
+        }
+        out.set("syscalls", .array(kept + added))
+        out.set("listenerPath", .string(listenerPath))
+        out.set("listenerMetadata", .string(listenerMetadata))
+        return out
+    }
+
+    static func names(of rule: JSONValue) -> [String] {
+        var out = (rule["names"]?.arrayValue ?? []).compactMap(\.stringValue)
+        if let single = rule["name"]?.stringValue { out.append(single) }
+        return out
+    }
+
+    static func withNames(_ rule: JSONValue, _ names: [String]) -> JSONValue {
+        var copy = rule
+        copy.set("name", nil)
+        copy.set("names", .array(names.map { .string($0) }))
+        return copy
+    }
+
+    /// NOTIFY for the vetted calls, ERRNO(ENOSYS) for the new mount API, with `like`'s conditions.
+    static func ourRule(for name: String, like rule: JSONValue?) -> JSONValue {
+        var members: [(key: String, value: JSONValue)] = [("names", .array([.string(name)]))]
+        if notifiedSyscalls.contains(name) {
+            members.append(("action", .string("SCMP_ACT_NOTIFY")))
+        } else {
+            members.append(("action", .string("SCMP_ACT_ERRNO")))
+            members.append(("errnoRet", .integer(enosys)))
+        }
+        if let args = rule?["args"], !(args.arrayValue ?? []).isEmpty { members.append(("args", args)) }
+        return .object(members)
+    }
+
+    // MARK: Mechanism
+
+    /// How eci-runc decides whether ecid supervises containers on this machine.
+    public enum Mode: String, Sendable {
+        /// Never add the traps (tests of the runtime alone, a host without ecid by choice).
+        case off
+        /// Add them when ecid has run on this boot (its directory exists); fail closed if it
+        /// has but its socket is gone.
+        case auto
+        /// Always add them; no socket, no container.
+        case required
+    }
+
+    /// ecid's directory under ECI's state directory: made by ecid at start, 0700.
+    public static func directory(stateDirectory: String) -> String { join(stateDirectory, "ecid") }
+    /// The socket runc sends each notify fd to.
+    public static func socketPath(stateDirectory: String) -> String { join(directory(stateDirectory: stateDirectory), "ecid.sock") }
+
+    /// Merges the traps into `spec` when ecid supervises this machine. `ECI_ECID`
+    /// (`off`, `auto`, `required`; default `auto`) chooses. In `auto`, ecid's directory is the
+    /// boot's record that ecid runs here (`/run` is a tmpfs): once it exists, a missing socket
+    /// refuses the create instead of starting a container no one supervises.
+    public static func apply(to spec: inout OCISpec, stateDirectory: String, environment: [String: String]) throws {
+        let modeText = environment["ECI_ECID"] ?? Mode.auto.rawValue
+        guard let mode = Mode(rawValue: modeText) else {
+            throw ECIError(.invalidArgument, "ECI_ECID must be off, auto or required, not \"\(modeText)\"")
+        }
+        let socket = socketPath(stateDirectory: stateDirectory)
+        switch mode {
+        case .off: return
+        case .auto: guard FileSystem.exists(directory(stateDirectory: stateDirectory)) else { return }
+        case .required: break
+        }
+        var st = stat()
+        guard lstat(socket, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK else {
+            throw ECIError(.unsupported, "ECI's syscall supervisor is not running (no socket at \(socket)): start ecid first")
+        }
+        var linux = spec.document["linux"] ?? .object([])
+        linux.set("seccomp", try merge(linux["seccomp"], listenerPath: socket))
+        spec.replaceLinux(linux)
+    }
+}
+
+extension Optional {
+    fileprivate func orThrow(_ message: String) throws -> Wrapped {
+        guard let self else { throw ECIError(.invalidArgument, message) }
+        return self
+    }
+}

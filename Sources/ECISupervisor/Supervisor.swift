@@ -1,0 +1,314 @@
+import CSeccomp
+import ECICore
+import ECIIO
+import ECIOCI
+import ECIPolicy
+import ECIRuntime
+import Foundation
+import Glibc
+import Logging
+
+/// ecid's syscall supervisor: receives each container process's notify fd from runc (at
+/// create, and at every exec), records the container's initial mounts, and answers every
+/// trapped call: an errno, or the result of performing it (via `MountHelper`).
+///
+/// One thread per notify fd, blocked in poll(2): nothing runs while containers are idle, and
+/// a slow call in one container never delays another. The thread ends when the fd hangs up
+/// (every process under that filter has exited).
+public final class Supervisor: @unchecked Sendable {
+    public struct Options: Sendable {
+        /// ecid's directory (0700): the socket lives in it.
+        public var directory: String
+        /// The executable run as `<helper> mount-helper` for each call ecid performs.
+        public var helperPath: String
+        public init(directory: String, helperPath: String) {
+            self.directory = directory
+            self.helperPath = helperPath
+        }
+        public var socketPath: String { join(directory, "ecid.sock") }
+    }
+
+    let options: Options
+    let log: Logger
+    let registry = Registry()
+    private var listener: UnixSocket?
+    private let lock = NSLock()
+    /// Whether SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP took on the last fd (nil: none seen yet).
+    public private(set) var syncWakeUp: Bool?
+
+    public init(options: Options, log: Logger) {
+        self.options = options
+        self.log = log
+    }
+
+    /// Binds the socket (replacing a stale one) and serves until the process ends.
+    public func serve() throws {
+        // ECI's state directory must stay searchable by containers (eci-runc stages their
+        // roots below it): made 0711 if ecid is first; ecid's own directory is 0700.
+        try FileSystem.makeDirectories(parentDirectory(options.directory), mode: 0o711)
+        try FileSystem.makeDirectories(options.directory, mode: 0o700)
+        guard chmod(options.directory, 0o700) == 0 else { throw ECIError.system("chmod \(options.directory)", errno: errno) }
+        let socket = try UnixSocket.listen(at: options.socketPath, mode: 0o600, group: nil)
+        lock.withLock { listener = socket }
+        log.info("listening", metadata: ["socket": "\(options.socketPath)"])
+        while true {
+            guard let connection = try socket.accept() else { continue }
+            // The hand-over is one short message; a thread keeps a stuck peer from blocking accept.
+            try DetachedThread.start { [self] in
+                defer { connection.close() }
+                do {
+                    try receive(on: connection)
+                } catch {
+                    log.error("hand-over failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// runc's message: the container process state as JSON, the notify fd in SCM_RIGHTS.
+    func receive(on connection: UnixSocket) throws {
+        connection.setReceiveTimeout(10)
+        var bytes: [UInt8] = []
+        var fds: [Int32] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while bytes.count < 1 << 20 {
+            var received = [Int32](repeating: -1, count: 4)
+            var count: Int32 = 0
+            let n = buffer.withUnsafeMutableBytes { raw in
+                received.withUnsafeMutableBufferPointer { eci_recv_with_fds(connection.descriptor, raw.baseAddress, raw.count, $0.baseAddress, 4, &count) }
+            }
+            fds += received.prefix(Int(count))
+            guard n > 0 else {
+                if n < 0 { fds.forEach { close($0) }; throw ECIError.system("recvmsg", errno: Int32(-n)) }
+                break
+            }
+            bytes += buffer[0..<n]
+            // runc 1.1 keeps the connection open until it exits (runc 1.3 closes it): the
+            // message ends where its JSON does, not at EOF.
+            if (try? JSONValue.parse(bytes)) != nil { break }
+        }
+        let message: HandOver
+        do {
+            message = try HandOver(json: bytes)
+        } catch {
+            fds.forEach { close($0) }
+            throw error
+        }
+        log.debug("hand-over", metadata: ["json": "\(String(decoding: bytes, as: UTF8.self))"])
+        guard let index = message.fds.firstIndex(of: "seccompFd"), index < fds.count else {
+            fds.forEach { close($0) }
+            throw ECIError(.invalidArgument, "runc's message carries no seccompFd (fds \(message.fds), \(fds.count) received)")
+        }
+        for (i, fd) in fds.enumerated() where i != index { close(fd) }
+        let notifyFD = fds[index]
+        let container = try registry.attach(message, log: log)
+        let rc = eci_notif_set_sync_wakeup(notifyFD)
+        lock.withLock { syncWakeUp = rc == 0 }
+        log.info("supervising", metadata: [
+            "container": "\(message.containerID)", "pid": "\(message.pid)", "status": "\(message.status)",
+            "sync-wake-up": "\(rc == 0 ? "on" : errnoDescription(-rc))",
+        ])
+        try DetachedThread.start(stackSize: 256 * 1024) { [self] in
+            supervise(notifyFD, container: container)
+            close(notifyFD)
+            registry.detach(container)
+            log.debug("notify fd closed", metadata: ["container": "\(container.id)"])
+        }
+    }
+
+    /// The loop of one notify fd.
+    func supervise(_ fd: Int32, container: Registry.Container) {
+        while true {
+            let ready = eci_wait_readable(fd)
+            guard ready > 0 else { return }
+            var notif = eci_notif()
+            let rc = eci_notif_recv(fd, &notif)
+            if rc == -ENOENT || rc == -EINTR { continue }  // the caller left before we looked
+            guard rc == 0 else {
+                log.error("NOTIF_RECV failed", metadata: ["error": "\(errnoDescription(-rc))"])
+                return
+            }
+            let (val, error) = answer(notif, fd: fd, container: container)
+            let sent = eci_notif_send(fd, notif.id, val, error)
+            if sent != 0 && sent != -ENOENT {
+                log.error("NOTIF_SEND failed", metadata: ["error": "\(errnoDescription(-sent))"])
+            }
+        }
+    }
+
+    /// (return value, -errno) for one notification. Every read of the caller's memory or /proc
+    /// is followed by NOTIF_ID_VALID before its result is used: only then is it the caller's.
+    func answer(_ notif: eci_notif, fd: Int32, container: Registry.Container) -> (Int64, Int32) {
+        let args = [notif.args.0, notif.args.1, notif.args.2, notif.args.3, notif.args.4, notif.args.5]
+        guard let kind = TrappedCall(arch: notif.arch, nr: notif.nr) else {
+            log.info("unexpected call", metadata: ["container": "\(container.id)", "arch": "\(String(notif.arch, radix: 16))", "nr": "\(notif.nr)"])
+            return (0, -ENOSYS)
+        }
+        let narrow = TrappedCall.is32Bit(arch: notif.arch, nr: notif.nr)
+        let arg = { (i: Int) -> UInt64 in narrow ? args[i] & 0xffff_ffff : args[i] }
+        let tid = notif.pid
+        guard tid != 0 else { return (0, -EPERM) }
+
+        let opened = OpenedCaller(tid: tid)
+        defer { opened.close() }
+        guard opened.complete else { return (0, -ESRCH) }
+        guard eci_notif_id_valid(fd, notif.id) == 0 else { return (0, -ESRCH) }
+        // The LSM's own mediation of mount (AppArmor's docker-default denies it) cannot be
+        // reproduced by the helper: a confined caller gets what its profile would say.
+        if let label = opened.lsmLabel, label != "unconfined", !label.isEmpty {
+            return (0, -EPERM)
+        }
+
+        let call: MountCallPolicy.Call
+        do {
+            switch kind {
+            case .mount:
+                let flags = arg(3)
+                let kindOfMount = MountCallPolicy.kind(ofMountFlags: flags)
+                let source = try opened.string(at: arg(0), optional: true, max: Int(PATH_MAX))
+                let target = try opened.string(at: arg(1), optional: false, max: Int(PATH_MAX)) ?? ""
+                let fsType = kindOfMount == .new ? try opened.string(at: arg(2), optional: true, max: 256) : nil
+                // The data page is a string of options for every file system the policy lets
+                // through; it is read only where the kernel uses it.
+                let usesData = kindOfMount == .new || kindOfMount == .remount(bind: false)
+                let data = usesData ? try opened.string(at: arg(4), optional: true, max: 4096) : nil
+                call = .mount(source: source, target: target, fsType: fsType, flags: flags, data: data)
+            case .umount2:
+                call = .umount(target: try opened.string(at: arg(0), optional: false, max: Int(PATH_MAX)) ?? "", flags: arg(1))
+            case .umount:
+                call = .umount(target: try opened.string(at: arg(0), optional: false, max: Int(PATH_MAX)) ?? "", flags: 0)
+            }
+        } catch let error as ReadFailure {
+            return (0, -error.errno)
+        } catch {
+            return (0, -EFAULT)
+        }
+        guard eci_notif_id_valid(fd, notif.id) == 0 else { return (0, -ESRCH) }
+
+        // One call at a time per container: what the helper checked stays true until it acts.
+        let response = container.serialized { runHelper(HelperRequest(call: call, initial: container.initial), fds: opened.helperFDs) }
+        if response.errno != 0 {
+            log.info("refused", metadata: ["container": "\(container.id)", "call": "\(call)", "errno": "\(response.errno)", "reason": "\(response.reason ?? "")"])
+        } else {
+            log.debug("performed", metadata: ["container": "\(container.id)", "call": "\(call)"])
+        }
+        return (0, response.errno == 0 ? 0 : -response.errno)
+    }
+
+    /// Spawns the helper with the caller's fds, sends the request, reads the answer.
+    func runHelper(_ request: HelperRequest, fds: [Int32]) -> HelperResponse {
+        do {
+            let payload = [UInt8](try JSONEncoder().encode(request))
+            var input: [Int32] = [-1, -1]
+            var output: [Int32] = [-1, -1]
+            guard eci_pipe_cloexec(&input) == 0 else { throw ECIError.system("pipe2", errno: errno) }
+            guard eci_pipe_cloexec(&output) == 0 else {
+                close(input[0]); close(input[1])
+                throw ECIError.system("pipe2", errno: errno)
+            }
+            // Every fd the child gets is moved above the range it is dup2'd into first, so no
+            // dup2 clobbers one still to be placed.
+            let high = ([input[0], output[1]] + fds).map { fcntl($0, F_DUPFD_CLOEXEC, 64) }
+            // Closed as soon as the child has them: a write end left open here would keep the
+            // reply pipe from ever reaching EOF.
+            var highClosed = false
+            func closeHigh() {
+                guard !highClosed else { return }
+                highClosed = true
+                high.forEach { if $0 >= 0 { close($0) } }
+            }
+            defer { closeHigh() }
+            guard high.allSatisfy({ $0 >= 0 }) else { throw ECIError.system("dup", errno: errno) }
+            let argv: [UnsafeMutablePointer<CChar>?] = [strdup(options.helperPath), strdup("mount-helper"), nil]
+            defer { argv.forEach { free($0) } }
+            let pid = Array(high[2...]).withUnsafeBufferPointer { placed in
+                argv.withUnsafeBufferPointer { eci_spawn_helper(options.helperPath, $0.baseAddress, high[0], high[1], placed.baseAddress, Int32(placed.count)) }
+            }
+            closeHigh()
+            close(input[0])
+            close(output[1])
+            defer { close(output[0]) }
+            guard pid > 0 else {
+                close(input[1])
+                throw ECIError.system("spawn \(options.helperPath)", errno: -pid)
+            }
+            // The helper reads its whole input before it writes, so this blocking write ends.
+            var written = 0
+            while written < payload.count {
+                let n = payload.withUnsafeBytes { write(input[1], $0.baseAddress! + written, $0.count - written) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { break }
+                written += n
+            }
+            close(input[1])
+            let reply = try MountHelper.readAll(output[0])
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            guard written == payload.count, !reply.isEmpty else {
+                return HelperResponse(errno: EPERM, reason: "the helper gave no answer (status \(status))")
+            }
+            return try JSONDecoder().decode(HelperResponse.self, from: Data(reply))
+        } catch {
+            // Fail closed: the call is refused, never left hanging.
+            return HelperResponse(errno: EPERM, reason: "helper: \(error)")
+        }
+    }
+}
+
+struct ReadFailure: Error {
+    let errno: Int32
+}
+
+/// The calling thread's /proc entries, opened before NOTIF_ID_VALID confirms they are its own.
+final class OpenedCaller {
+    var mem: Int32 = -1
+    var procDirectory: Int32 = -1
+    var mountNamespace: Int32 = -1
+    var userNamespace: Int32 = -1
+    var root: Int32 = -1
+    var cwd: Int32 = -1
+    var lsmLabel: String?
+
+    init(tid: UInt32) {
+        procDirectory = open("/proc/\(tid)", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        guard procDirectory >= 0 else { return }
+        mem = openat(procDirectory, "mem", O_RDONLY | O_CLOEXEC)
+        mountNamespace = openat(procDirectory, "ns/mnt", O_RDONLY | O_CLOEXEC)
+        userNamespace = openat(procDirectory, "ns/user", O_RDONLY | O_CLOEXEC)
+        root = openat(procDirectory, "root", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        cwd = openat(procDirectory, "cwd", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        let attr = openat(procDirectory, "attr/current", O_RDONLY | O_CLOEXEC)
+        if attr >= 0 {
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let n = buffer.withUnsafeMutableBytes { read(attr, $0.baseAddress, $0.count) }
+            if n > 0 {
+                lsmLabel = String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: "\0")))
+            }
+            Glibc.close(attr)
+        }
+    }
+
+    var complete: Bool { [mem, procDirectory, mountNamespace, userNamespace, root, cwd].allSatisfy { $0 >= 0 } }
+    /// In the order of `HelperFD`.
+    var helperFDs: [Int32] { [mountNamespace, userNamespace, root, cwd, procDirectory] }
+
+    /// A NUL-terminated string from the caller's memory; nil for a NULL pointer when allowed.
+    func string(at address: UInt64, optional: Bool, max: Int) throws -> String? {
+        if address == 0 {
+            if optional { return nil }
+            throw ReadFailure(errno: EFAULT)
+        }
+        var buffer = [CChar](repeating: 0, count: max + 1)
+        let n = eci_read_string(mem, address, &buffer, max + 1)
+        guard n >= 0 else { throw ReadFailure(errno: n == -Int(ENAMETOOLONG) ? ENAMETOOLONG : EFAULT) }
+        let bytes = buffer[0..<n].map { UInt8(bitPattern: $0) }
+        let text = String(decoding: bytes, as: UTF8.self)
+        // A path that is not UTF-8 would change on the way to the helper: refused, not altered.
+        guard Array(text.utf8) == bytes else { throw ReadFailure(errno: EINVAL) }
+        return text
+    }
+
+    func close() {
+        for fd in [mem, procDirectory, mountNamespace, userNamespace, root, cwd] where fd >= 0 { Glibc.close(fd) }
+    }
+}

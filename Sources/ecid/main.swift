@@ -1,0 +1,57 @@
+import ECICore
+import ECISupervisor
+import Glibc
+import Logging
+
+// ecid: ECI's syscall supervisor. `ecid [--state-dir DIR] [--debug]` serves in the foreground;
+// `ecid mount-helper` is the per-call helper it spawns (not for direct use).
+let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == "mount-helper" {
+    exit(MountHelper.main())
+}
+
+// Whatever started ecid (a test runner, a shell) may have blocked signals it inherits:
+// SIGTERM must end it. A helper that dies early must not take ecid down with SIGPIPE.
+var unblocked = sigset_t()
+sigemptyset(&unblocked)
+sigprocmask(SIG_SETMASK, &unblocked, nil)
+signal(SIGTERM, SIG_DFL)
+signal(SIGINT, SIG_DFL)
+signal(SIGPIPE, SIG_IGN)
+
+var stateDirectory = ProcessInfoEnvironment.value("ECI_STATE_DIR") ?? "/run/eci"
+var level = Logger.Level.info
+var index = 0
+while index < arguments.count {
+    switch arguments[index] {
+    case "--state-dir" where index + 1 < arguments.count:
+        stateDirectory = arguments[index + 1]
+        index += 1
+    case "--debug": level = .debug
+    default:
+        FileHandleError.write("usage: ecid [--state-dir DIR] [--debug]\n")
+        exit(2)
+    }
+    index += 1
+}
+let log = Logger(label: "ecid") { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = level
+    return handler
+}
+do {
+    let me = try FileSystem.realPath("/proc/self/exe")
+    let supervisor = Supervisor(options: .init(directory: join(stateDirectory, "ecid"), helperPath: me), log: log)
+    try supervisor.serve()
+} catch {
+    log.critical("ecid stopped", metadata: ["error": "\(error)"])
+    exit(1)
+}
+
+enum ProcessInfoEnvironment {
+    static func value(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+}
+
+enum FileHandleError {
+    static func write(_ text: String) { _ = text.withCString { Glibc.write(2, $0, strlen($0)) } }
+}

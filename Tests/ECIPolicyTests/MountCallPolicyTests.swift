@@ -1,0 +1,160 @@
+import Testing
+
+@testable import ECIPolicy
+
+/// ecid's mount rules, each both ways: the attack refused next to the neighbour that works.
+@Suite struct MountCallPolicyTests {
+    typealias P = MountCallPolicy
+
+    static func m(_ point: String, _ type: String, _ device: String, _ root: String = "/", _ options: String = "rw") -> P.Mount {
+        P.Mount(device: device, root: root, mountPoint: point, fsType: type, options: options.split(separator: ",").map(String.init))
+    }
+
+    /// A busybox container as runc leaves it (Docker's masks), with a read-only volume at /data.
+    static let initialList: [P.Mount] = [
+        m("/", "overlay", "0:50"),
+        m("/proc", "proc", "0:60", "/", "rw,nosuid,nodev,noexec"),
+        m("/dev", "tmpfs", "0:62", "/", "rw,nosuid"),
+        m("/sys", "sysfs", "0:61", "/", "ro,nosuid,nodev,noexec"),
+        m("/sys/fs/cgroup", "cgroup2", "0:30", "/docker/abc", "ro,nosuid,nodev,noexec"),
+        m("/data", "ext4", "8:1", "/srv/vol", "ro"),
+        m("/etc/hosts", "ext4", "8:1", "/var/lib/docker/containers/abc/hosts", "rw"),
+        m("/proc/kcore", "devtmpfs", "0:5", "/null", "rw,nosuid"),
+        m("/proc/sys", "proc", "0:60", "/sys", "ro,nosuid,nodev,noexec"),
+        m("/sys/firmware", "tmpfs", "0:70", "/", "ro"),
+        m("/secret", "tmpfs", "0:71", "/", "ro"),
+    ]
+    static let initial = P.InitialMounts(mounts: initialList, maskedPaths: ["/proc/kcore", "/secret"], readonlyPaths: ["/proc/sys"])
+
+    static func facts(_ target: String, root: Bool = true, mount: P.Mount? = nil, source: String? = nil, sourceMount: P.Mount? = nil,
+                      extra: [P.Mount] = []) -> P.Facts {
+        let visible = initialList + extra
+        let targetMount = mount ?? visible.last { $0.mountPoint == target }
+        return P.Facts(targetPath: target, targetMount: targetMount, targetIsMountRoot: root && targetMount != nil, sourcePath: source,
+                       sourceMount: sourceMount ?? source.flatMap { s in visible.last { $0.mountPoint == s } },
+                       sourceIsMountRoot: source.map { s in visible.contains { $0.mountPoint == s } } ?? false, visible: visible)
+    }
+
+    static func denied(_ d: P.Decision) -> Bool { if case .deny(1, _) = d { return true } else { return false } }
+
+    static let tmpfsAtMnt = m("/mnt", "tmpfs", "0:90")
+
+    @Test func protectedMountsStayMountedOwnMountsDoNot() {
+        for point in ["/", "/proc", "/sys", "/proc/kcore", "/proc/sys", "/sys/firmware", "/sys/fs/cgroup", "/secret"] {
+            let d = P.decide(.umount(target: point, flags: 0), initial: Self.initial, facts: Self.facts(point))
+            #expect(Self.denied(d), "umount \(point): \(d)")
+            let lazy = P.decide(.umount(target: point, flags: 2), initial: Self.initial, facts: Self.facts(point))
+            #expect(Self.denied(lazy), "umount -l \(point)")
+        }
+        let own = P.decide(.umount(target: "/mnt", flags: 0), initial: Self.initial, facts: Self.facts("/mnt", extra: [Self.tmpfsAtMnt]))
+        #expect(own == .perform)
+        // An ordinary initial mount (a volume, the engine's files) may go: systemd unmounts
+        // everything at shutdown, and nothing is hidden beneath it.
+        #expect(P.decide(.umount(target: "/data", flags: 0), initial: Self.initial, facts: Self.facts("/data")) == .perform)
+        // Not a mount root: the kernel answers EINVAL itself.
+        #expect(P.decide(.umount(target: "/etc", flags: 0), initial: Self.initial, facts: Self.facts("/etc", root: false, mount: Self.initialList[0])) == .perform)
+    }
+
+    @Test func copiesInOtherNamespacesAreProtectedToo() {
+        // After unshare -m and pivot_root, the mask is the same file system and root elsewhere.
+        let copy = Self.m("/oldroot/proc/kcore", "devtmpfs", "0:5", "/null", "rw,nosuid")
+        let d = P.decide(.umount(target: copy.mountPoint, flags: 2), initial: Self.initial, facts: Self.facts(copy.mountPoint, extra: [copy]))
+        #expect(Self.denied(d))
+        let procCopy = Self.m("/x/proc", "proc", "0:60")
+        #expect(Self.denied(P.decide(.umount(target: "/x/proc", flags: 0), initial: Self.initial, facts: Self.facts("/x/proc", extra: [procCopy]))))
+    }
+
+    @Test func readOnlyStaysReadOnly() {
+        let remount = P.msRemount | P.msBind
+        let rw = P.decide(.mount(source: nil, target: "/data", fsType: nil, flags: remount, data: nil), initial: Self.initial, facts: Self.facts("/data"))
+        #expect(Self.denied(rw), "remount,bind,rw of a read-only volume")
+        let plainRW = P.decide(.mount(source: nil, target: "/data", fsType: nil, flags: P.msRemount | 0xC0ED_0000, data: nil), initial: Self.initial, facts: Self.facts("/data"))
+        #expect(Self.denied(plainRW), "remount,rw with the historical magic")
+        let ro = P.decide(.mount(source: nil, target: "/data", fsType: nil, flags: remount | P.msRdonly, data: nil), initial: Self.initial, facts: Self.facts("/data"))
+        #expect(ro == .perform)
+        // A bind of a subdirectory of the volume, made by the container, inherits the lock.
+        let sub = Self.m("/x", "ext4", "8:1", "/srv/vol/sub", "ro")
+        #expect(Self.denied(P.decide(.mount(source: nil, target: "/x", fsType: nil, flags: remount, data: nil), initial: Self.initial, facts: Self.facts("/x", extra: [sub]))))
+        // The same file system's writable initial mount (the engine's hosts file) stays writable.
+        let hosts = P.decide(.mount(source: nil, target: "/etc/hosts", fsType: nil, flags: remount, data: nil), initial: Self.initial, facts: Self.facts("/etc/hosts"))
+        #expect(hosts == .perform)
+        // The container's own tmpfs may go ro and back.
+        let own = P.decide(.mount(source: nil, target: "/mnt", fsType: nil, flags: P.msRemount, data: "size=1m"), initial: Self.initial, facts: Self.facts("/mnt", extra: [Self.tmpfsAtMnt]))
+        #expect(own == .perform)
+    }
+
+    @Test func nosuidNodevNoexecCannotBeCleared() {
+        let lose = P.decide(.mount(source: nil, target: "/dev", fsType: nil, flags: P.msRemount | P.msBind, data: nil), initial: Self.initial, facts: Self.facts("/dev"))
+        #expect(Self.denied(lose))
+        let keep = P.decide(.mount(source: nil, target: "/dev", fsType: nil, flags: P.msRemount | P.msBind | P.msNosuid, data: nil), initial: Self.initial, facts: Self.facts("/dev"))
+        #expect(keep == .perform)
+        let proc = P.decide(.mount(source: nil, target: "/proc", fsType: nil, flags: P.msRemount | P.msNosuid | P.msNodev, data: "hidepid=2"), initial: Self.initial, facts: Self.facts("/proc"))
+        #expect(Self.denied(proc), "noexec dropped")
+        let procOK = P.decide(.mount(source: nil, target: "/proc", fsType: nil, flags: P.msRemount | P.msNosuid | P.msNodev | P.msNoexec, data: "hidepid=2"), initial: Self.initial, facts: Self.facts("/proc"))
+        #expect(procOK == .perform)
+    }
+
+    @Test func newMountsWorkExceptOverProtectedOnes() {
+        func new(_ type: String, at target: String, root: Bool = false) -> P.Decision {
+            P.decide(.mount(source: "none", target: target, fsType: type, flags: 0, data: nil), initial: Self.initial,
+                     facts: Self.facts(target, root: root, mount: Self.initialList[0]))
+        }
+        #expect(new("tmpfs", at: "/mnt") == .perform)
+        #expect(new("overlay", at: "/var/lib/docker/overlay2/x/merged") == .perform)
+        for target in ["/proc", "/proc/sys", "/sys", "/", "/secret", "/sys/fs"] {
+            #expect(Self.denied(new("tmpfs", at: target)), "tmpfs over \(target)")
+        }
+        #expect(Self.denied(new("proc", at: "/mnt/proc")), "fresh procfs: no masks yet")
+        #expect(Self.denied(new("sysfs", at: "/mnt/sys")), "fresh sysfs: no masks yet")
+    }
+
+    @Test func bindsKeepTheMasks() {
+        func bind(_ source: String, _ target: String, rec: Bool) -> P.Decision {
+            P.decide(.mount(source: source, target: target, fsType: nil, flags: P.msBind | (rec ? P.msRec : 0), data: nil), initial: Self.initial,
+                     facts: Self.facts(target, root: false, mount: Self.initialList[0], source: source, sourceMount: Self.initialList[0]))
+        }
+        #expect(Self.denied(bind("/proc", "/mnt/p", rec: false)), "non-recursive bind of /proc drops its masks")
+        #expect(Self.denied(bind("/", "/mnt/r", rec: false)))
+        #expect(bind("/proc", "/mnt/p", rec: true) == .perform, "rbind copies the masks, which stay protected")
+        #expect(bind("/etc", "/mnt/etc", rec: false) == .perform)
+        #expect(bind("/proc/kcore", "/mnt/k", rec: false) == .perform, "the mask itself: nothing below it")
+        #expect(Self.denied(bind("/etc/passwd", "/proc/kcore", rec: false)), "covering a mask")
+    }
+
+    @Test func movesAndPropagation() {
+        let moveProc = P.decide(.mount(source: "/proc", target: "/mnt", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
+                                facts: Self.facts("/mnt", root: false, mount: Self.initialList[0], source: "/proc"))
+        #expect(Self.denied(moveProc))
+        let moveOwn = P.decide(.mount(source: "/mnt", target: "/opt", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
+                               facts: Self.facts("/opt", root: false, mount: Self.initialList[0], source: "/mnt", extra: [Self.tmpfsAtMnt]))
+        #expect(moveOwn == .perform)
+        let moveOver = P.decide(.mount(source: "/mnt", target: "/sys", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
+                                facts: Self.facts("/sys", source: "/mnt", extra: [Self.tmpfsAtMnt]))
+        #expect(Self.denied(moveOver))
+        let private_ = P.decide(.mount(source: nil, target: "/", fsType: nil, flags: P.msRec | (1 << 18), data: nil), initial: Self.initial, facts: Self.facts("/"))
+        #expect(private_ == .perform, "mount --make-rprivate / is harmless and common")
+    }
+
+    @Test func remountOptionsInTheVMsIDsArePutBack() {
+        let uids = P.IDMapping.parse("         0    1048576      65536\n")
+        let gids = P.IDMapping.parse("0 1048576 65536")
+        #expect(uids == [P.IDMapping(inside: 0, outside: 1_048_576, count: 65536)])
+        #expect(P.translatingIDOptions("size=1024k,uid=1048576,gid=1048576", uids: uids, gids: gids) == "size=1024k,uid=0,gid=0")
+        #expect(P.translatingIDOptions("uid=1049576,mode=755", uids: uids, gids: gids) == "uid=1000,mode=755")
+        // IDs the caller can name, and IDs outside its range, are the kernel's to judge.
+        #expect(P.translatingIDOptions("uid=5,gid=0", uids: uids, gids: gids) == "uid=5,gid=0")
+        #expect(P.translatingIDOptions("uid=2000000,gid=x", uids: uids, gids: gids) == "uid=2000000,gid=x")
+        #expect(P.translatingIDOptions("", uids: uids, gids: gids) == "")
+        #expect(P.translatingIDOptions("nouid=1048576,,mode=1777", uids: uids, gids: gids) == "nouid=1048576,,mode=1777")
+    }
+
+    @Test func flagsAreReadInTheKernelsOrder() {
+        #expect(P.kind(ofMountFlags: P.msRemount | P.msBind | P.msMove) == .remount(bind: true))
+        #expect(P.kind(ofMountFlags: P.msBind | P.msMove) == .bind(recursive: false))
+        #expect(P.kind(ofMountFlags: (1 << 20) | P.msMove) == .propagation)
+        #expect(P.kind(ofMountFlags: P.msMove) == .move)
+        #expect(P.kind(ofMountFlags: 0xC0ED_0000) == .new)
+        #expect(P.effectiveFlags(0xC0ED_0000 | P.msRdonly) == P.msRdonly)
+        #expect(P.normalize("a//b/./c/") == "/a/b/c")
+    }
+}

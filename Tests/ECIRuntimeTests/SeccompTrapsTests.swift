@@ -1,0 +1,130 @@
+import ECICore
+import ECIOCI
+import Glibc
+import Testing
+
+@testable import ECIRuntime
+
+/// eci-runc's seccomp merge: the traps win over the engine's allow rules, the engine's refusals
+/// stand, and a container without a profile gets one.
+@Suite struct SeccompTrapsTests {
+    static let socket = "/run/eci/ecid/ecid.sock"
+
+    /// The shape dockerd 26 writes for its default profile under --cap-add SYS_ADMIN: the
+    /// CAP_SYS_ADMIN group already resolved into a plain allow rule.
+    static let dockerDefault = """
+        {"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,
+         "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"],
+         "syscalls":[
+           {"names":["accept","read","write"],"action":"SCMP_ACT_ALLOW"},
+           {"names":["personality"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":0,"op":"SCMP_CMP_EQ"}]},
+           {"names":["bpf","fsconfig","fsmount","fsopen","fspick","mount","mount_setattr","move_mount","open_tree","setns","umount","umount2","unshare"],"action":"SCMP_ACT_ALLOW"}
+         ]}
+        """
+
+    static func rules(_ v: JSONValue) -> [(names: [String], action: String, errno: String?)] {
+        (v["syscalls"]?.arrayValue ?? []).map { rule in
+            ((rule["names"]?.arrayValue ?? []).compactMap(\.stringValue), rule["action"]?.stringValue ?? "",
+             rule["errnoRet"].map { $0.serialized() })
+        }
+    }
+
+    static func actions(for name: String, in v: JSONValue) -> [String] {
+        rules(v).filter { $0.names.contains(name) }.map { $0.action + ($0.errno.map { "(\($0))" } ?? "") }
+    }
+
+    @Test func dockerDefaultWithSysAdminNotifiesMountAndRefusesTheNewAPI() throws {
+        let merged = try SeccompTraps.merge(try JSONValue.parse(Self.dockerDefault), listenerPath: Self.socket)
+        #expect(merged["listenerPath"]?.stringValue == Self.socket)
+        #expect(merged["listenerMetadata"]?.stringValue == "eci")
+        #expect(merged["defaultAction"]?.stringValue == "SCMP_ACT_ERRNO")
+        for name in ["mount", "umount", "umount2"] {
+            #expect(Self.actions(for: name, in: merged) == ["SCMP_ACT_NOTIFY"], "\(name): one NOTIFY rule, the allow gone")
+        }
+        for name in SeccompTraps.newMountAPI {
+            #expect(Self.actions(for: name, in: merged) == ["SCMP_ACT_ERRNO(38)"], "\(name): ENOSYS so tools fall back to mount(2)")
+        }
+        // The rest of the allow group survives, untouched.
+        #expect(Self.actions(for: "setns", in: merged) == ["SCMP_ACT_ALLOW"])
+        #expect(Self.actions(for: "bpf", in: merged) == ["SCMP_ACT_ALLOW"])
+        #expect(Self.actions(for: "personality", in: merged) == ["SCMP_ACT_ALLOW"])
+        #expect(merged["architectures"] == (try JSONValue.parse(Self.dockerDefault))["architectures"])
+    }
+
+    @Test func dockerDefaultWithoutSysAdminKeepsItsRefusal() throws {
+        // Without CAP_SYS_ADMIN the engine sends no rule for mount: the default EPERM stands
+        // and ecid never hears of those calls (nothing for the kernel to perform anyway).
+        let profile = try JSONValue.parse("""
+            {"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}
+            """)
+        let merged = try SeccompTraps.merge(profile, listenerPath: Self.socket)
+        #expect(Self.actions(for: "mount", in: merged).isEmpty)
+        #expect(Self.actions(for: "fsopen", in: merged).isEmpty)
+        #expect(merged["listenerPath"]?.stringValue == Self.socket)
+    }
+
+    @Test func noProfileGetsDefaultAllowPlusTheTraps() throws {
+        for none: JSONValue? in [nil, .null] {
+            let merged = try SeccompTraps.merge(none, listenerPath: Self.socket, architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"])
+            #expect(merged["defaultAction"]?.stringValue == "SCMP_ACT_ALLOW")
+            #expect(merged["architectures"] == .array([.string("SCMP_ARCH_X86_64"), .string("SCMP_ARCH_X86")]))
+            #expect(Self.actions(for: "umount2", in: merged) == ["SCMP_ACT_NOTIFY"])
+            #expect(Self.actions(for: "open_tree", in: merged) == ["SCMP_ACT_ERRNO(38)"])
+            #expect(Self.rules(merged).count == 10)
+        }
+    }
+
+    @Test func customProfilesKeepTheirRefusalsAndConditions() throws {
+        // Default allow, mount refused outright, umount2 allowed only with flags == 0,
+        // open_tree killed: the refusals stand, the condition is kept with our action.
+        let profile = try JSONValue.parse("""
+            {"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG"],"syscalls":[
+              {"names":["mount","chmod"],"action":"SCMP_ACT_ERRNO","errnoRet":13},
+              {"names":["umount2"],"action":"SCMP_ACT_ALLOW","args":[{"index":1,"value":0,"op":"SCMP_CMP_EQ"}]},
+              {"name":"open_tree","action":"SCMP_ACT_KILL"}
+            ]}
+            """)
+        let merged = try SeccompTraps.merge(profile, listenerPath: Self.socket)
+        #expect(Self.actions(for: "mount", in: merged) == ["SCMP_ACT_ERRNO(13)"])
+        #expect(Self.actions(for: "chmod", in: merged) == ["SCMP_ACT_ERRNO(13)"])
+        #expect(Self.actions(for: "umount", in: merged) == ["SCMP_ACT_NOTIFY"], "not named: the default allow becomes NOTIFY")
+        let umount2 = (merged["syscalls"]?.arrayValue ?? []).filter { ($0["names"]?.arrayValue ?? []).contains(.string("umount2")) }
+        #expect(umount2.count == 2, "conditional NOTIFY plus the unconditional one the default allow implies")
+        #expect(umount2.contains { $0["action"]?.stringValue == "SCMP_ACT_NOTIFY" && $0["args"] != nil })
+        #expect(merged["syscalls"]?.arrayValue?.contains { $0["name"]?.stringValue == "open_tree" && $0["action"]?.stringValue == "SCMP_ACT_KILL" } == true)
+        #expect(Self.actions(for: "fsopen", in: merged) == ["SCMP_ACT_ERRNO(38)"])
+        #expect(merged["flags"] == .array([.string("SECCOMP_FILTER_FLAG_LOG")]))
+    }
+
+    @Test func anotherListenerIsRefused() throws {
+        let withListener = try JSONValue.parse("""
+            {"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/other.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}
+            """)
+        #expect(throws: ECIError.self) { try SeccompTraps.merge(withListener, listenerPath: Self.socket) }
+        let notifyOnly = try JSONValue.parse("""
+            {"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}
+            """)
+        #expect(throws: ECIError.self) { try SeccompTraps.merge(notifyOnly, listenerPath: Self.socket) }
+        #expect(throws: ECIError.self) { try SeccompTraps.merge(.array([]), listenerPath: Self.socket) }
+    }
+
+    @Test func modesDecideAndFailClosed() throws {
+        let state = "/tmp/eci-seccomp-traps-\(getpid())"
+        defer { try? FileSystem.removeTree(state) }
+        try FileSystem.makeDirectories(state, mode: 0o755)
+        let bare = try OCISpec(bytes: Array(#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"linux":{"namespaces":[]}}"#.utf8))
+        // auto, no ecid directory: unchanged.
+        var spec = bare
+        try SeccompTraps.apply(to: &spec, stateDirectory: state, environment: [:])
+        #expect(spec == bare)
+        // required without a socket: refused.
+        #expect(throws: ECIError.self) { try SeccompTraps.apply(to: &spec, stateDirectory: state, environment: ["ECI_ECID": "required"]) }
+        // auto once ecid's directory exists, socket gone: refused (ecid ran on this boot).
+        try FileSystem.makeDirectories(SeccompTraps.directory(stateDirectory: state), mode: 0o700)
+        #expect(throws: ECIError.self) { try SeccompTraps.apply(to: &spec, stateDirectory: state, environment: [:]) }
+        // off: unchanged whatever exists.
+        try SeccompTraps.apply(to: &spec, stateDirectory: state, environment: ["ECI_ECID": "off"])
+        #expect(spec == bare)
+        #expect(throws: ECIError.self) { try SeccompTraps.apply(to: &spec, stateDirectory: state, environment: ["ECI_ECID": "maybe"]) }
+    }
+}

@@ -1,0 +1,85 @@
+import CSeccomp
+import ECIPolicy
+import Glibc
+import Testing
+
+@testable import ECISupervisor
+
+/// ecid's pieces that need no container: runc's message, the syscall table, the caller's
+/// credentials, and bounded reads of a process's memory.
+@Suite struct SupervisorUnitTests {
+    /// The message runc 1.1.5 sent to ecid at `create`, byte for byte as received.
+    static let runc115 = #"{"ociVersion":"1.0.2-dev","fds":["seccompFd"],"pid":26769,"metadata":"eci","state":{"ociVersion":"1.0.2-dev","id":"t1","status":"creating","pid":26769,"bundle":"/tmp/ecid-manual/state/containers/59a8f2b2e9a6-t1"}}"#
+
+    @Test func runcsMessageParses() throws {
+        let message = try HandOver(json: Array(Self.runc115.utf8))
+        #expect(message.fds == ["seccompFd"])
+        #expect(message.pid == 26769 && message.initPID == 26769)
+        #expect(message.containerID == "t1" && message.status == "creating" && message.metadata == "eci")
+        #expect(message.bundle == "/tmp/ecid-manual/state/containers/59a8f2b2e9a6-t1")
+        // An exec: the new process's pid, the container's init in state.pid.
+        let exec = try HandOver(json: Array(#"{"ociVersion":"1.0.2","fds":["seccompFd"],"pid":7,"state":{"id":"t1","status":"running","pid":3}}"#.utf8))
+        #expect(exec.pid == 7 && exec.initPID == 3 && exec.status == "running")
+        for bad in [#"{"fds":[],"pid":0,"state":{"id":"x"}}"#, #"{"pid":5,"state":{}}"#, #"{"pid":5}"#, "[]", "{"] {
+            #expect(throws: (any Error).self) { try HandOver(json: Array(bad.utf8)) }
+        }
+    }
+
+    @Test func syscallTableCoversTheCompatABIs() {
+        #expect(TrappedCall(arch: 0xC000_003E, nr: 165) == .mount)
+        #expect(TrappedCall(arch: 0xC000_003E, nr: 166) == .umount2)
+        #expect(TrappedCall(arch: 0xC000_003E, nr: 165 | 0x4000_0000) == .mount, "x32")
+        #expect(TrappedCall(arch: 0x4000_0003, nr: 21) == .mount, "i386")
+        #expect(TrappedCall(arch: 0x4000_0003, nr: 22) == .umount, "i386 oldumount")
+        #expect(TrappedCall(arch: 0x4000_0003, nr: 52) == .umount2)
+        #expect(TrappedCall(arch: 0xC000_00B7, nr: 40) == .mount, "aarch64")
+        #expect(TrappedCall(arch: 0xC000_003E, nr: 21) == nil, "access(2) on x86_64 is not ours")
+        #expect(TrappedCall(arch: 0xdead, nr: 165) == nil)
+        #expect(TrappedCall.is32Bit(arch: 0x4000_0003, nr: 21))
+        #expect(!TrappedCall.is32Bit(arch: 0xC000_003E, nr: 165))
+    }
+
+    @Test func credentialsFromStatus() throws {
+        let status = """
+            Name:\tsh
+            Uid:\t0\t5\t0\t5
+            Gid:\t0\t6\t0\t6
+            Groups:\t1 2 10 
+            CapInh:\t0000000000000000
+            CapPrm:\t00000000a80425fb
+            CapEff:\t0000000000200000
+            """
+        let creds = try Credentials(status: status)
+        #expect(creds.uid == 5 && creds.gid == 6, "the effective IDs")
+        #expect(creds.groups == [1, 2, 10])
+        #expect(creds.effective == 0x200000 && creds.permitted == 0xa80425fb && creds.inheritable == 0)
+        #expect(throws: (any Error).self) { try Credentials(status: "Name:\tsh\n") }
+    }
+
+    @Test func stringsAreReadWithinBounds() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard let raw = mmap(nil, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED else {
+            Issue.record("mmap")
+            return
+        }
+        defer { munmap(raw, page) }
+        // The second page goes away: a string running into it is unreadable, not a crash.
+        #expect(munmap(raw + page, page) == 0)
+        let bytes = raw.assumingMemoryBound(to: UInt8.self)
+        memset(raw, 0x61, page)
+        let mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC)
+        #expect(mem >= 0)
+        defer { close(mem) }
+        var buffer = [CChar](repeating: 0, count: 8192)
+        let base = UInt64(UInt(bitPattern: raw))
+        #expect(eci_read_string(mem, base, &buffer, 8192) == -Int(EFAULT), "unterminated before an unmapped page")
+        // Terminated on the page's last byte: read whole, across no boundary it cannot cross.
+        bytes[page - 1] = 0
+        #expect(eci_read_string(mem, base + UInt64(page - 6), &buffer, 8192) == 5)
+        #expect(String(cString: buffer) == "aaaaa")
+        #expect(eci_read_string(mem, base, &buffer, 100) == -Int(ENAMETOOLONG), "no NUL within the bound")
+        #expect(eci_read_string(mem, 0, &buffer, 100) == -Int(EFAULT), "NULL")
+        #expect(eci_read_string(mem, UInt64.max - 2, &buffer, 100) == -Int(EFAULT), "wraps the address space")
+        #expect(eci_read_string(mem, 8, &buffer, 100) == -Int(EFAULT), "unmapped low page")
+    }
+}
