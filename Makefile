@@ -13,7 +13,7 @@ DEB_PACKAGES := runc docker.io containerd busybox-static libseccomp-dev libcap-d
 	mmdebstrap e2fsprogs mtools syslinux syslinux-common qemu-system-x86 qemu-utils fdisk linux-source-6.1 flex bison bc xz-utils make gcc openssl \
 	arch-test gpg libdpkg-perl mount debian-archive-keyring curl
 
-.PHONY: all build test unit-test e2e deps bench clean help image kernel-config-verify
+.PHONY: all build test unit-test integration e2e deps bench clean help image kernel-config-verify
 
 all: build
 
@@ -24,7 +24,8 @@ help:
 	@echo "make e2e        the VM end-to-end tests: build the image, boot it with ecibuild run, drive it with the docker CLI (as root)"
 	@echo "make image      build the ECI VM image into ./out (ecibuild image; as root)"
 	@echo "make kernel-config-verify  check kernel-config/ against Debian's linux-source"
-	@echo "make unit-test  only the pure unit tests (no root needed)"
+	@echo "make unit-test  only the unit tests (swift test: pure logic, seconds, no root needed)"
+	@echo "make integration  the host integration suites (Tests/Integration: real runc, dockerd, mounts, ecid, the image under QEMU; as root)"
 	@echo "make bench      side-by-side timings of eci against plain runc, and of the ECI VM against plain (as root)"
 
 build:
@@ -37,6 +38,7 @@ build:
 
 test: build kernel-config-verify
 	$(SWIFT) test
+	$(MAKE) integration
 	$(MAKE) e2e
 
 # Per-case logs and the VM's console log are kept in .e2e-logs/.
@@ -50,7 +52,11 @@ kernel-config-verify:
 	kernel-config/verify.sh
 
 unit-test:
-	$(SWIFT) test --skip Integration --skip RangeStoreTests
+	$(SWIFT) test
+
+# A package of its own, so `swift test` at the root stays fast and root-free. Uses ./bin.
+integration: build
+	$(SWIFT) test --package-path Tests/Integration
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -63,4 +69,4 @@ bench: build
 	Tests/Benchmarks/bench.sh
 
 clean:
-	rm -rf .build bin
+	rm -rf .build bin Tests/Integration/.build

@@ -12,6 +12,11 @@ let package = Package(
         .executable(name: "ecibuild", targets: ["ecibuild"]),
         .executable(name: "eci-agent", targets: ["eci-agent"]),
         .executable(name: "ecid", targets: ["ecid"]),
+        // For the root-only integration suites, a package of their own (Tests/Integration), so
+        // that `swift test` here runs only the fast unit tests, without root.
+        .library(
+            name: "ECIIntegrationSupport",
+            targets: ["ECICore", "ECIOCI", "ECIPolicy", "ECIRuntime", "ECIAgent", "ECIHost", "ECIIO", "ECIChannel", "ECIContract", "ECITestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
@@ -82,7 +87,6 @@ let package = Package(
         .testTarget(name: "ECIContractTests", dependencies: ["ECIContract", "ECICore"]),
         .testTarget(name: "ECIHostTests", dependencies: ["ECIHost", "ECIContract", "ECICore", "ECIOCI"]),
         .testTarget(name: "ECIAgentTests", dependencies: ["ECIAgent", "ECIContract", "ECIIO", "ECIPolicy", "ECIOCI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["ECICore", "ECIOCI", "ECIPolicy", "ECIAgent", "ECIHost", "ECIIO", "ECIChannel", "ECITestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import ECIContract
 import ECIPolicy
+import Glibc
 
 /// Every path the agent reads or writes, in one place. The defaults are the VM's layout (the
 /// image installs the units that name them); tests point them at a scratch directory.
@@ -25,6 +26,10 @@ public struct AgentPaths: Sendable, Equatable {
     public var tunnelPort = ControlProtocol.guestPortPath(ControlProtocol.tunnelPortName)
     /// Engine sockets: the raw one (root-only) and the filtered ones.
     public var sockets = EngineAPIPolicy.Sockets.vm
+
+    /// The owner trusted files must have (the image's settings, the socket-admission keys):
+    /// root in the VM. Unit tests that run unprivileged set their own uid.
+    public var trustedOwner: uid_t = 0
 
     public init() {}
 

@@ -20,6 +20,8 @@ struct SocketAdmissionTests {
         paths.stateDirectory = dir + "/run"
         paths.engineDirectory = dir + "/run/engine"
         paths.persistentDirectory = dir + "/var/lib/eci"
+        // Files the test writes are its own user's: trust that owner, so these tests need no root.
+        paths.trustedOwner = getuid()
         paths.baseDaemonConfig = dir + "/etc/daemon.json"
         paths.imageSettings = dir + "/etc/admin-settings.json"
         paths.hostSettings = dir + "/fw_cfg/raw"

@@ -18,10 +18,10 @@ public enum AgentSettingsLoader {
 
     public static func load(paths: AgentPaths) throws -> Loaded {
         if FileSystem.exists(paths.hostSettings) {
-            return try load(paths.hostSettings, origin: .host, checkOwner: false)
+            return try load(paths.hostSettings, origin: .host, owner: nil)
         }
         if FileSystem.exists(paths.imageSettings) {
-            return try load(paths.imageSettings, origin: .image, checkOwner: true)
+            return try load(paths.imageSettings, origin: .image, owner: paths.trustedOwner)
         }
         return Loaded(settings: .defaults, origin: .defaults, bytes: Array("{}\n".utf8))
     }
@@ -31,13 +31,13 @@ public enum AgentSettingsLoader {
         try AdminSettings.parse(try FileSystem.read(paths.effectiveSettings), source: paths.effectiveSettings)
     }
 
-    static func load(_ path: String, origin: SettingsOrigin, checkOwner: Bool) throws -> Loaded {
+    static func load(_ path: String, origin: SettingsOrigin, owner: uid_t?) throws -> Loaded {
         // fw_cfg files are the kernel's (root-only by construction); the image's file must be
-        // root's and writable by nobody else.
-        if checkOwner {
+        // root's (`owner`) and writable by nobody else.
+        if let owner {
             var st = stat()
             guard stat(path, &st) == 0 else { throw ECIError.system("stat \(path)", errno: errno) }
-            guard st.st_uid == 0, st.st_mode & 0o022 == 0 else {
+            guard st.st_uid == owner, st.st_mode & 0o022 == 0 else {
                 throw ECIError(.refused, "\(path) must be owned by root and writable by root only (owner \(st.st_uid), mode \(String(st.st_mode & 0o7777, radix: 8)))")
             }
         }

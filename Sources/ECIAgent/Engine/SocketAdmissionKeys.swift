@@ -26,7 +26,7 @@ public enum SocketAdmissionKeys {
 
     /// The run key `install` wrote (the filter stamps with it).
     public static func runKey(paths: AgentPaths) throws -> [UInt8] {
-        try readKey(paths.socketAdmissionRunKey)
+        try readKey(paths.socketAdmissionRunKey, owner: paths.trustedOwner)
     }
 
     /// The master key, created (32 random bytes, 0600, in a 0700 directory) when absent. An
@@ -37,20 +37,20 @@ public enum SocketAdmissionKeys {
         try FileSystem.makeDirectories(paths.persistentDirectory, mode: 0o700)
         guard chmod(paths.persistentDirectory, 0o700) == 0 else { throw ECIError.system("chmod \(paths.persistentDirectory)", errno: errno) }
         let path = paths.socketAdmissionMasterKey
-        if FileSystem.exists(path) { return try readKey(path) }
+        if FileSystem.exists(path) { return try readKey(path, owner: paths.trustedOwner) }
         let key = try randomBytes(SHA256.digestSize)
         try FileSystem.writeAtomically(path, SocketAdmissionStamp.encodeKey(key), mode: 0o600)
         return key
     }
 
-    /// A key file: root's, mode 0600 (or stricter), in `encodeKey`'s format.
-    static func readKey(_ path: String) throws -> [UInt8] {
+    /// A key file: `owner`'s (root in the VM), mode 0600 (or stricter), in `encodeKey`'s format.
+    static func readKey(_ path: String, owner: uid_t) throws -> [UInt8] {
         var st = stat()
         guard lstat(path, &st) == 0 else {
             let err = errno
             throw err == ENOENT ? ECIError(.notFound, "\(path) does not exist (eci-agent prepare writes it at boot)") : ECIError.system("stat \(path)", errno: err)
         }
-        guard st.st_mode & S_IFMT == S_IFREG, st.st_uid == 0, st.st_mode & 0o077 == 0 else {
+        guard st.st_mode & S_IFMT == S_IFREG, st.st_uid == owner, st.st_mode & 0o077 == 0 else {
             throw ECIError(.refused, "\(path) must be a regular file owned by root, mode 0600 (owner \(st.st_uid), mode \(String(st.st_mode & 0o7777, radix: 8)))")
         }
         return try SocketAdmissionStamp.decodeKey(try FileSystem.read(path), source: path)
