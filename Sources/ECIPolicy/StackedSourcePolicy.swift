@@ -1,3 +1,5 @@
+import ECICore
+
 /// Bind sources whose file system stacks other directories (overlayfs, eCryptfs): what the
 /// container sees is those directories, so they are judged like bind sources themselves.
 ///
@@ -73,24 +75,7 @@ public enum StackedSourcePolicy {
     /// Splits a `lowerdir=` value at unescaped colons. Data-only layers follow a `::`; any other
     /// empty element (leading, trailing, or `:::`) is malformed. Nil when malformed.
     static func splitLayerList(_ text: String) -> [String]? {
-        var elements: [String] = []
-        var current = ""
-        var escaped = false
-        for ch in text {
-            if escaped {
-                current.append(ch)
-                escaped = false
-            } else if ch == "\\" {
-                escaped = true
-            } else if ch == ":" {
-                elements.append(current)
-                current = ""
-            } else {
-                current.append(ch)
-            }
-        }
-        guard !escaped else { return nil }
-        elements.append(current)
+        guard let elements = splitUnescaped(text, at: ":") else { return nil }
         guard let first = elements.first, let last = elements.last, !first.isEmpty, !last.isEmpty else { return nil }
         for (a, b) in zip(elements, elements.dropFirst()) where a.isEmpty && b.isEmpty { return nil }
         return elements.filter { !$0.isEmpty }

@@ -105,24 +105,7 @@ public struct OverlayLayers: Sendable, Equatable {
 
     /// Splits on ":" except where overlayfs escaped it as "\:".
     static func splitLowerdir(_ text: String) -> [String] {
-        var parts: [String] = []
-        var current = ""
-        var escaped = false
-        for ch in text {
-            if escaped {
-                current.append(ch)
-                escaped = false
-            } else if ch == "\\" {
-                escaped = true
-            } else if ch == ":" {
-                parts.append(current)
-                current = ""
-            } else {
-                current.append(ch)
-            }
-        }
-        parts.append(current)
-        return parts.filter { !$0.isEmpty }
+        (splitUnescaped(text, at: ":") ?? [text]).filter { !$0.isEmpty }
     }
 
     /// Every path made absolute. Relative paths (engines mount long layer lists relative to their
