@@ -10,20 +10,6 @@ import Testing
 /// The scan against real processes: a listener whose command is an engine's, next to the same
 /// listener under another command.
 @Suite(.serialized) struct EngineListenersScanTests {
-    /// Starts perl under the command name `command` (comm is the executed file's name), listening
-    /// on `socket`; returns once the socket exists.
-    func listen(as command: String, on socket: String, in directory: String, link: String? = nil) throws -> Process {
-        let program = directory + "/" + (link ?? command)
-        try FileManager.default.createDirectory(atPath: parentDirectory(program), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: program, withDestinationPath: "/usr/bin/perl")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: program)
-        p.arguments = ["-MIO::Socket::UNIX", "-e", "my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $ARGV[0], Listen => 5) or die $!; sleep 60", socket]
-        try p.run()
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
-        return p
-    }
-
     func identity(_ path: String) -> FileIdentity? {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
@@ -38,8 +24,8 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir + "/app", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: dir + "/alias", withDestinationPath: dir + "/engine")
         // The engine names its socket through a symlink; the walk up must still find the real directories.
-        let engine = try listen(as: "dockerd", on: dir + "/alias/api/docker.sock", in: dir)
-        let other = try listen(as: "nginx", on: dir + "/app/app.sock", in: dir)
+        let engine = try FakeListener.start(as: "dockerd", on: dir + "/alias/api/docker.sock", in: dir)
+        let other = try FakeListener.start(as: "nginx", on: dir + "/app/app.sock", in: dir)
         defer {
             // SIGKILL: the test runner's children may inherit an ignored SIGTERM.
             kill(engine.processIdentifier, SIGKILL)
@@ -54,7 +40,7 @@ import Testing
             for shim in shims { kill(shim.processIdentifier, SIGKILL) }
             for shim in shims { shim.waitUntilExit() }
         }
-        for i in 0..<30 { shims.append(try listen(as: "containerd-shim", on: dir + "/s/\(i)", in: dir + "/s", link: "shim\(i)/containerd-shim")) }
+        for i in 0..<30 { shims.append(try FakeListener.start(as: "containerd-shim", on: dir + "/s/\(i)", in: dir + "/s", link: "shim\(i)/containerd-shim")) }
         let start = ContinuousClock.now
         let rounds = 20
         var listeners = EngineListeners.scan()

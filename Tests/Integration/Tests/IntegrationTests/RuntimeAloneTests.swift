@@ -139,7 +139,7 @@ extension Integration {
             // though eci-agent listens on it; its directory, or a hard link to it, is not.
             let agentDirectory = scratch + "/eci-api"
             try directory(agentDirectory)
-            let agent = try Self.listen(as: "eci-agent", on: agentDirectory + "/docker.sock", in: scratch)
+            let agent = try FakeListener.start(as: "eci-agent", on: agentDirectory + "/docker.sock", in: scratch)
             defer {
                 kill(agent.processIdentifier, SIGKILL)
                 agent.waitUntilExit()
@@ -154,19 +154,6 @@ extension Integration {
                 "the container-facing socket by its literal name passes the identity check and meets the stamp check: \(admitted.stderr)")
             #expect(link(agentDirectory + "/docker.sock", scratch + "/agent-link.sock") == 0)
             expectRefused(try run(d, ["-v", "\(scratch)/agent-link.sock:/s"]), [Self.restricted], "the container-facing socket under another name")
-        }
-
-        /// Starts perl under the command name `command` (comm is the executed file's name),
-        /// listening on `socket`; returns once the socket exists.
-        static func listen(as command: String, on socket: String, in directory: String) throws -> Process {
-            let program = directory + "/" + command
-            try FileManager.default.createSymbolicLink(atPath: program, withDestinationPath: "/usr/bin/perl")
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: program)
-            p.arguments = ["-MIO::Socket::UNIX", "-e", "my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $ARGV[0], Listen => 5) or die $!; sleep 120", socket]
-            try p.run()
-            for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
-            return p
         }
 
         /// Writes a policy file eci-runc reads at its next call.
