@@ -86,11 +86,6 @@ public struct IsolatedRuntime: Sendable {
         let policy = try configuration.loadPolicy()
         let sources = try MountSources(spec: spec, policy: policy, containerID: id, mounts: mounts)
         try SocketAdmissionCheck.verify(spec, policy: policy, stateDirectory: configuration.stateDirectory)
-        for (index, mount) in try spec.mounts().enumerated() where mount.isBind {
-            guard let fd = sources.fds[index], let resolved = KernelMounts.resolvedPath(of: fd) else { continue }
-            try SymlinkBlindRoots.requireBlind(
-                source: mount.source ?? "", resolved: resolved, recursive: mount.isRecursiveBind, policy: policy, mounts: mounts)
-        }
         if let parents = policy.cgroupParents { try CgroupPathPolicy.check(spec.cgroupsPath, parents: parents) }
         let readOnly = try ReadOnlyMounts.lockedIndices(in: spec, policy: policy)
 

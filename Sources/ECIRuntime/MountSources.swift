@@ -44,6 +44,8 @@ final class MountSources {
                 try policy.check(source: source, names: names, restricted: restricted, containerID: containerID, destination: mount.destination)
                 // Then what the kernel says the source is, whatever its names.
                 try judge.check(source: source, fd: fd, resolved: resolved, names: names, recursive: mount.isRecursiveBind)
+                // In an allowed root, only from mounts the engine's own lookups can't follow symlinks through.
+                try SymlinkBlindRoots.requireBlind(source: source, resolved: resolved, recursive: mount.isRecursiveBind, policy: policy, mounts: mounts)
                 if policy.isEngineHelperMount(source: source, destination: mount.destination) || names.contains(where: policy.isBuildKitExecutorFile) {
                     // The engine's helper and BuildKit's files are files: a directory of that name
                     // was made by a bind request, not by the engine.
