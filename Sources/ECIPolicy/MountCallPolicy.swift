@@ -9,7 +9,10 @@
 ///   masked and read-only paths can be neither unmounted nor moved, nor covered by a new mount,
 ///   and a tree holding one cannot be bound without its submounts (that would show what the
 ///   masks hide);
-/// - new procfs and sysfs mounts are refused until ecid can put the masks on them.
+/// - a new procfs or sysfs mount gets the same masks and read-only paths (`freshMasks`), put
+///   on by ecid's helper before the mount becomes visible; those masks are protected like the
+///   initial ones, by construction: any mount on a path of a procfs or sysfs that the spec
+///   masks or makes read-only (relative to that file system's root) is a mask (`isMask`).
 /// Everything else (tmpfs, overlay, binds inside the container, remounts and unmounts of the
 /// container's own mounts, propagation changes) is performed as asked.
 ///
@@ -59,6 +62,9 @@ public enum MountCallPolicy {
         public var protected: Set<Key>
         /// Every initial mount, for the flags it may not lose.
         public var mounts: [Mount]
+        /// The spec's masked and read-only paths (normalized, as the container sees them).
+        public var maskedPaths: [String]
+        public var readonlyPaths: [String]
 
         /// From the container's mountinfo at registration (paths as the container sees them)
         /// and the spec's masked and read-only paths.
@@ -70,6 +76,8 @@ public enum MountCallPolicy {
             }
             self.protected = protected
             self.mounts = mounts
+            self.maskedPaths = maskedPaths.map(MountCallPolicy.normalize)
+            self.readonlyPaths = readonlyPaths.map(MountCallPolicy.normalize)
         }
 
         static func isProtectedPoint(_ path: String) -> Bool {
@@ -173,8 +181,11 @@ public enum MountCallPolicy {
             if initial.protected.contains(mount.key) {
                 return .deny(errno: eperm, reason: "\(facts.targetPath) is one of the container's protected mounts")
             }
+            if isMask(mount, visible: facts.visible, initial: initial) {
+                return .deny(errno: eperm, reason: "\(facts.targetPath) masks part of a procfs or sysfs")
+            }
             return .perform
-        case let .mount(_, _, fsType, rawFlags, _):
+        case let .mount(_, _, _, rawFlags, _):
             let flags = effectiveFlags(rawFlags)
             switch kind(ofMountFlags: rawFlags) {
             case .remount:
@@ -183,7 +194,9 @@ public enum MountCallPolicy {
             case .propagation:
                 return .perform
             case .move:
-                if let source = facts.sourceMount, facts.sourceIsMountRoot, initial.protected.contains(source.key) {
+                if let source = facts.sourceMount, facts.sourceIsMountRoot,
+                    initial.protected.contains(source.key) || isMask(source, visible: facts.visible, initial: initial)
+                {
                     return .deny(errno: eperm, reason: "\(facts.sourcePath ?? "?") is one of the container's protected mounts and cannot be moved")
                 }
                 return coverCheck(facts, initial: initial)
@@ -195,9 +208,7 @@ public enum MountCallPolicy {
                 }
                 return coverCheck(facts, initial: initial)
             case .new:
-                if let type = fsType, ["proc", "sysfs"].contains(type) {
-                    return .deny(errno: eperm, reason: "new \(type) mounts are not supported yet under ECI (their masks are not applied)")
-                }
+                // A fresh procfs or sysfs is performed with its masks (`freshMasks`).
                 return coverCheck(facts, initial: initial)
             }
         }
@@ -225,7 +236,47 @@ public enum MountCallPolicy {
     }
 
     static func protectedPoints(_ facts: Facts, initial: InitialMounts) -> [String] {
-        facts.visible.filter { initial.protected.contains($0.key) }.map(\.mountPoint)
+        facts.visible.filter { initial.protected.contains($0.key) || isMask($0, visible: facts.visible, initial: initial) }.map(\.mountPoint)
+    }
+
+    // MARK: Fresh procfs and sysfs
+
+    /// The file systems whose fresh mounts get the container's masks, and where the spec names
+    /// their paths.
+    static let maskedFileSystems = ["proc": "/proc", "sysfs": "/sys"]
+
+    /// Whether a new mount of `fsType` must be made with masks (and so by ecid's helper, which
+    /// puts them on before the mount is visible).
+    public static func needsMasks(fsType: String?) -> Bool {
+        fsType.map { maskedFileSystems[$0] != nil } ?? false
+    }
+
+    /// What a fresh mount of `fsType` gets, relative to its root: the spec's masked paths
+    /// (a file is covered by /dev/null, a directory by an empty read-only tmpfs) and read-only
+    /// paths under that file system's usual place (`/proc/kcore` → `kcore` for procfs).
+    public static func freshMasks(fsType: String, initial: InitialMounts) -> (masked: [String], readonly: [String]) {
+        guard let base = maskedFileSystems[fsType] else { return ([], []) }
+        func relative(_ paths: [String]) -> [String] {
+            paths.filter { isStrictlyBelow($0, base) }.map { String($0.dropFirst(base.count + 1)) }
+        }
+        return (relative(initial.maskedPaths), relative(initial.readonlyPaths))
+    }
+
+    /// Whether `mount` is a mask: it sits on a path of the nearest procfs or sysfs mount above
+    /// it that the spec masks or makes read-only, counted from that file system's root (so a
+    /// bind of proc's `/sys` at `/proc/sys` counts from `/sys`). True for the initial masks and
+    /// for those ecid's helper put on fresh mounts, whatever their path in the container, with
+    /// no list of fresh mounts to keep.
+    public static func isMask(_ mount: Mount, visible: [Mount], initial: InitialMounts) -> Bool {
+        let point = mount.mountPoint
+        guard
+            let holder = visible.filter({ maskedFileSystems[$0.fsType] != nil && isStrictlyBelow(point, $0.mountPoint) })
+                .max(by: { $0.mountPoint.count < $1.mountPoint.count }),
+            let base = maskedFileSystems[holder.fsType]
+        else { return false }
+        let below = holder.mountPoint == "/" ? point : String(point.dropFirst(holder.mountPoint.count))
+        let named = normalize(base + "/" + holder.root + "/" + below)
+        return initial.maskedPaths.contains(named) || initial.readonlyPaths.contains(named)
     }
 
     // MARK: Remount compatibility

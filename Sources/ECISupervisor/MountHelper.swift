@@ -5,32 +5,67 @@ import ECIRuntime
 import Foundation
 import Glibc
 
-/// `ecid mount-helper`: performs one vetted call as the caller would, from a fresh,
+/// `ecid mount-helper`: performs vetted calls as their callers would, from a long-lived,
 /// single-threaded process (joining a user namespace requires one; ecid itself is threaded).
+/// ecid starts one per (container, mount namespace, user namespace) on the first call from
+/// there and keeps it while the notify fd it was started for is open (`HelperPool`).
 ///
-/// It enters the caller's mount namespace, root and working directory, then its user namespace,
-/// takes its IDs and capabilities, so every permission check the kernel makes is the caller's
-/// own. There it resolves the call's paths once to file descriptors, gathers the facts the
-/// policy needs (which mount each path is in, from the caller's mountinfo), asks
+/// At start (once): it reads the caller's ID maps as the VM sees them, enters the caller's
+/// mount namespace, then its user namespace, and becomes that namespace's root with every
+/// capability there, with SECBIT_NO_SETUID_FIXUP so that uid changes keep them.
+///
+/// Per call: it chroots to the caller's root and changes to its cwd (both fds from ecid),
+/// takes the caller's IDs, groups and effective capabilities (read from /proc/TID/status, in
+/// its namespace) undoably, resolves the call's paths once to file descriptors, gathers the
+/// facts the policy needs (which mount each path is in, from the caller's mountinfo), asks
 /// `MountCallPolicy`, and performs an approved call on exactly what it checked: the target's
 /// parent stays open and only its last component is named (no symlink followed), binds and
-/// moves go from the checked source fd (`open_tree`, `move_mount`). ecid serializes calls per
-/// container, so no other mount can change what was checked meanwhile.
+/// moves go from the checked source fd (`open_tree`, `move_mount`), a fresh procfs or sysfs
+/// gets its masks before it is attached. Then it restores its own credentials and verifies
+/// them (it exits when they differ). ecid serializes calls per container, so no other mount
+/// can change what was checked meanwhile.
 public enum MountHelper {
-    /// Reads the request on stdin, writes the response on stdout; the exit status is 0 when a
-    /// response was written.
+    /// The socket to ecid (SOCK_SEQPACKET), the only fd the helper starts with besides 0-2.
+    static let socket: Int32 = 3
+    /// The largest first message: the container's initial mounts, JSON.
+    static let maximumInitialMessage = 4 << 20
+
+    /// Serves until ecid closes the socket; the exit status is 0 then.
     public static func main() -> Int32 {
-        let response: HelperResponse
+        guard eci_helper_harden() == 0 else { return 1 }
+        let initial: MountCallPolicy.InitialMounts
         do {
-            let input = try readAll(0)
-            let request = try JSONDecoder().decode(HelperRequest.self, from: Data(input))
-            response = perform(request)
+            initial = try start()
+            guard send(HelperResponse(errno: 0, reason: nil)) else { return 1 }
+        } catch let failure as Failure {
+            _ = send(HelperResponse(errno: failure.errno, reason: failure.reason))
+            return 1
         } catch {
-            response = HelperResponse(errno: EINVAL, reason: "helper: \(error)")
+            _ = send(HelperResponse(errno: EINVAL, reason: "helper: \(error)"))
+            return 1
         }
-        guard let out = try? JSONEncoder().encode(response) else { return 1 }
-        let bytes = [UInt8](out)
-        return bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) } == bytes.count ? 0 : 1
+        var buffer = [UInt8](repeating: 0, count: HelperWire.maximumCall + 1)
+        while true {
+            var fds = [Int32](repeating: -1, count: 8)
+            var count: Int32 = 0
+            let n = buffer.withUnsafeMutableBytes { raw in
+                fds.withUnsafeMutableBufferPointer { eci_recv_with_fds(socket, raw.baseAddress, raw.count, $0.baseAddress, 8, &count) }
+            }
+            let received = Array(fds.prefix(Int(count)))
+            if n == 0 { return 0 }
+            if n < 0 {
+                received.forEach { close($0) }
+                if n == -Int(EINTR) { continue }
+                return 1
+            }
+            let response = serve(Array(buffer[0..<n]), fds: received, initial: initial)
+            guard send(response) else { return 1 }
+        }
+    }
+
+    static func send(_ response: HelperResponse) -> Bool {
+        let bytes = HelperWire.encode(response)
+        return bytes.withUnsafeBytes { eci_send_with_fds(socket, $0.baseAddress, $0.count, nil, 0) } == 0
     }
 
     struct Failure: Error {
@@ -38,14 +73,73 @@ public enum MountHelper {
         let reason: String
     }
 
-    static func perform(_ request: HelperRequest) -> HelperResponse {
+    /// The VM's /proc, opened before leaving the VM's mount namespace: `self/fd/N` names what
+    /// an fd resolved to, relative to the root this process then has (the caller's).
+    nonisolated(unsafe) static var vmProc: Int32 = -1
+    /// The caller's mount namespace, kept for returning to it after a fresh mount's masks.
+    nonisolated(unsafe) static var mountNamespace: Int32 = -1
+    nonisolated(unsafe) static var uidMap: [MountCallPolicy.IDMapping] = []
+    nonisolated(unsafe) static var gidMap: [MountCallPolicy.IDMapping] = []
+    /// Every capability the helper holds in the caller's user namespace: what it returns to.
+    nonisolated(unsafe) static var permitted: UInt64 = 0
+
+    /// The first message: the initial mounts, with the mount namespace, user namespace and
+    /// /proc/TID directory of the caller the helper was started for. Enters the namespaces.
+    static func start() throws -> MountCallPolicy.InitialMounts {
+        var buffer = [UInt8](repeating: 0, count: maximumInitialMessage)
+        var fds = [Int32](repeating: -1, count: 4)
+        var count: Int32 = 0
+        let n = buffer.withUnsafeMutableBytes { raw in
+            fds.withUnsafeMutableBufferPointer { eci_recv_with_fds(socket, raw.baseAddress, raw.count, $0.baseAddress, 4, &count) }
+        }
+        guard n > 0, count == 3 else { throw Failure(errno: EINVAL, reason: "no start message (\(n) bytes, \(count) fds)") }
+        let initial = try JSONDecoder().decode(MountCallPolicy.InitialMounts.self, from: Data(buffer[0..<n]))
+        let (mnt, user, procDirectory) = (fds[0], fds[1], fds[2])
+        vmProc = open("/proc", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        guard vmProc >= 0 else { throw Failure(errno: EINVAL, reason: "open /proc: \(errnoDescription(errno))") }
+        // The caller's ID maps as the VM sees them (read from the VM's user namespace, so the
+        // outside column is in the VM's IDs even for a nested namespace).
+        uidMap = MountCallPolicy.IDMapping.parse(try readText(at: procDirectory, "uid_map"))
+        gidMap = MountCallPolicy.IDMapping.parse(try readText(at: procDirectory, "gid_map"))
+        try check(eci_setns(mnt, Int32(ECI_CLONE_NEWNS)), "setns mnt")
+        try check(eci_drop_groups(), "drop supplementary groups")
+        try check(eci_setns(user, Int32(ECI_CLONE_NEWUSER)), "setns user")
+        close(user)
+        close(procDirectory)
+        mountNamespace = mnt
+        try check(eci_helper_base(&permitted), "become root of the caller's user namespace")
+        return initial
+    }
+
+    /// One call: the fds are the caller's root, cwd, /proc/TID (and its pid and net
+    /// namespaces for a fresh procfs or sysfs); all are closed before returning.
+    static func serve(_ message: [UInt8], fds: [Int32], initial: MountCallPolicy.InitialMounts) -> HelperResponse {
+        defer { fds.forEach { close($0) } }
+        guard fds.count == 3 || fds.count == 5, let call = HelperWire.decodeCall(message) else {
+            return HelperResponse(errno: EINVAL, reason: "malformed request (\(message.count) bytes, \(fds.count) fds)")
+        }
+        let context = CallContext(root: fds[0], cwd: fds[1], procDirectory: fds[2], pidNamespace: fds.count == 5 ? fds[3] : -1, netNamespace: fds.count == 5 ? fds[4] : -1)
+        var assumed = false
+        defer {
+            // A helper that cannot become itself again must not serve another call.
+            if assumed, eci_helper_restore(permitted) != 0 { exit(3) }
+        }
         do {
-            try enterCallerContext()
-            let facts = try gather(request.call)
-            switch MountCallPolicy.decide(request.call, initial: request.initial, facts: facts.policyFacts) {
+            // Read as the namespace's root: /proc renders IDs in the reader's user namespace,
+            // which is the caller's.
+            let creds = try Credentials(status: try readText(at: context.procDirectory, "status"))
+            let mountinfo = try readText(at: context.procDirectory, "mountinfo")
+            guard fchdir(context.root) == 0, chroot(".") == 0 else { throw Failure(errno: EINVAL, reason: "chroot to the caller's root: \(errnoDescription(errno))") }
+            guard fchdir(context.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
+            assumed = true
+            let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, $0.baseAddress, $0.count, creds.effective) }
+            try check(rc, "take the caller's credentials")
+            let gathered = try gather(call, mountinfo: mountinfo)
+            defer { gathered.close() }
+            switch MountCallPolicy.decide(call, initial: initial, facts: gathered.policyFacts) {
             case let .deny(errno, reason): return HelperResponse(errno: errno, reason: reason)
             case .perform:
-                try act(request.call, facts)
+                try act(call, gathered, context: context, creds: creds, initial: initial)
                 return HelperResponse(errno: 0, reason: nil)
             }
         } catch let failure as Failure {
@@ -55,45 +149,44 @@ public enum MountHelper {
         }
     }
 
-    /// The VM's /proc, opened before leaving the VM's mount namespace: `self/fd/N` names what
-    /// an fd resolved to, relative to the root this process then has (the caller's).
-    nonisolated(unsafe) static var vmProc: Int32 = -1
-    nonisolated(unsafe) static var uidMap: [MountCallPolicy.IDMapping] = []
-    nonisolated(unsafe) static var gidMap: [MountCallPolicy.IDMapping] = []
-
-    static func enterCallerContext() throws {
-        vmProc = open("/proc", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
-        guard vmProc >= 0 else { throw Failure(errno: EINVAL, reason: "open /proc: \(errnoDescription(errno))") }
-        try check(eci_setns(HelperFD.mountNamespace, Int32(ECI_CLONE_NEWNS)), "setns mnt")
-        guard fchdir(HelperFD.root) == 0, chroot(".") == 0 else { throw Failure(errno: EINVAL, reason: "chroot to the caller's root: \(errnoDescription(errno))") }
-        guard fchdir(HelperFD.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
-        // The caller's ID maps as the VM sees them (read from the VM's user namespace, so the
-        // outside column is in the VM's IDs even for a nested namespace).
-        uidMap = MountCallPolicy.IDMapping.parse(try readText(at: HelperFD.procDirectory, "uid_map"))
-        gidMap = MountCallPolicy.IDMapping.parse(try readText(at: HelperFD.procDirectory, "gid_map"))
-        try check(eci_drop_groups(), "drop supplementary groups")
-        try check(eci_setns(HelperFD.userNamespace, Int32(ECI_CLONE_NEWUSER)), "setns user")
-        for fd in [HelperFD.mountNamespace, HelperFD.userNamespace, HelperFD.root, HelperFD.cwd] { close(fd) }
-        // The caller's IDs and capabilities, read now: /proc renders them in the reader's
-        // user namespace, which is the caller's.
-        let status = try readText(at: HelperFD.procDirectory, "status")
-        let creds = try Credentials(status: status)
-        try check(eci_keep_capabilities(1), "keep capabilities")
-        let groups = creds.groups
-        try check(groups.withUnsafeBufferPointer { eci_set_ids(creds.uid, creds.gid, $0.baseAddress, $0.count) }, "set the caller's IDs")
-        try check(eci_set_capabilities(creds.effective, creds.permitted, creds.inheritable), "set the caller's capabilities")
+    /// The caller's fds for one call.
+    struct CallContext {
+        var root: Int32
+        var cwd: Int32
+        var procDirectory: Int32
+        var pidNamespace: Int32
+        var netNamespace: Int32
     }
 
     /// What the helper found out, with the fds it acts on.
-    struct Gathered {
-        var policyFacts: MountCallPolicy.Facts
-        var targetFD: Int32
-        var targetID: eci_file_id
-        var sourceFD: Int32?
+    /// A class: its fds are closed once, whichever path the call takes.
+    final class Gathered {
+        let policyFacts: MountCallPolicy.Facts
+        private(set) var targetFD: Int32
+        let targetID: eci_file_id
+        private(set) var sourceFD: Int32?
+
+        init(policyFacts: MountCallPolicy.Facts, targetFD: Int32, targetID: eci_file_id, sourceFD: Int32?) {
+            self.policyFacts = policyFacts
+            self.targetFD = targetFD
+            self.targetID = targetID
+            self.sourceFD = sourceFD
+        }
+
+        func closeTarget() {
+            if targetFD >= 0 { Glibc.close(targetFD) }
+            targetFD = -1
+        }
+
+        func close() {
+            closeTarget()
+            if let sourceFD { Glibc.close(sourceFD) }
+            sourceFD = nil
+        }
     }
 
-    static func gather(_ call: MountCallPolicy.Call) throws -> Gathered {
-        let mounts = MountInfo.parse(try readText(at: HelperFD.procDirectory, "mountinfo"))
+    static func gather(_ call: MountCallPolicy.Call, mountinfo: String) throws -> Gathered {
+        let mounts = MountInfo.parse(mountinfo)
         let byID = Dictionary(mounts.map { ($0.mountID, $0) }, uniquingKeysWith: { $1 })
         let visible = mounts.map(policyMount)
         let target: String
@@ -114,7 +207,14 @@ public enum MountHelper {
             visible: visible)
         var sourceFD: Int32?
         if let sourcePath {
-            let (fd, path, id) = try resolve(sourcePath, follow: true)
+            let resolved: (Int32, String, eci_file_id)
+            do {
+                resolved = try resolve(sourcePath, follow: true)
+            } catch {
+                close(targetFD)
+                throw error
+            }
+            let (fd, path, id) = resolved
             sourceFD = fd
             facts.sourcePath = path
             facts.sourceMount = byID[Int(id.mount_id)].map(policyMount)
@@ -133,6 +233,8 @@ public enum MountHelper {
         guard !path.isEmpty else { throw Failure(errno: ENOENT, reason: "empty path") }
         let fd = open(path, Int32(ECI_O_PATH) | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW))
         guard fd >= 0 else { throw Failure(errno: errno, reason: "\(path): \(errnoDescription(errno))") }
+        var handedOut = false
+        defer { if !handedOut { close(fd) } }
         var id = eci_file_id()
         let rc = eci_statx_id(fd, "", 1, &id)
         guard rc == 0 else { throw Failure(errno: -rc, reason: "statx \(path): \(errnoDescription(-rc))") }
@@ -145,11 +247,12 @@ public enum MountHelper {
         guard resolved.hasPrefix("/"), !resolved.hasSuffix(" (deleted)") else {
             throw Failure(errno: EPERM, reason: "\(path) resolves outside the caller's root (\(resolved))")
         }
+        handedOut = true
         return (fd, resolved, id)
     }
 
     /// Performs the approved call on the checked objects.
-    static func act(_ call: MountCallPolicy.Call, _ gathered: Gathered) throws {
+    static func act(_ call: MountCallPolicy.Call, _ gathered: Gathered, context: CallContext, creds: Credentials, initial: MountCallPolicy.InitialMounts) throws {
         let path = gathered.policyFacts.targetPath
         // The target's parent stays open; its last component is looked up once more, without
         // following a symlink, and must still be what was checked.
@@ -157,13 +260,14 @@ public enum MountHelper {
         let name = path == "/" ? "/" : String(path[path.index(after: path.lastIndex(of: "/") ?? path.startIndex)...])
         let parent = open(parentPath.isEmpty ? "/" : parentPath, Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         guard parent >= 0 else { throw Failure(errno: errno, reason: "open \(parentPath): \(errnoDescription(errno))") }
+        defer { close(parent) }
         var again = eci_file_id()
         try check(eci_statx_id(parent, name, 0, &again), "statx \(path)")
         guard again.mount_id == gathered.targetID.mount_id, again.ino == gathered.targetID.ino,
             again.dev_major == gathered.targetID.dev_major, again.dev_minor == gathered.targetID.dev_minor
         else { throw Failure(errno: EAGAIN, reason: "\(path) changed while it was checked") }
         // The checked fd pins the target mount: an unmount would find it busy.
-        close(gathered.targetFD)
+        gathered.closeTarget()
         guard fchdir(parent) == 0 else { throw Failure(errno: EINVAL, reason: "chdir \(parentPath): \(errnoDescription(errno))") }
         switch call {
         case let .umount(_, flags):
@@ -176,6 +280,8 @@ public enum MountHelper {
             case .move:
                 guard let fd = gathered.sourceFD else { throw Failure(errno: EINVAL, reason: "move without a source") }
                 try check(eci_move_fd_at(fd, parent, name), "move")
+            case .new where MountCallPolicy.needsMasks(fsType: fsType):
+                try freshMasked(source: source, name: name, parent: parent, fsType: fsType ?? "", flags: flags, data: data, context: context, creds: creds, initial: initial)
             case .remount, .propagation, .new:
                 var data = data
                 if case .remount(bind: false) = MountCallPolicy.kind(ofMountFlags: flags), let given = data {
@@ -189,6 +295,31 @@ public enum MountHelper {
                 guard rc == 0 else { throw Failure(errno: errno, reason: "mount: \(errnoDescription(errno))") }
             }
         }
+    }
+
+    /// A fresh procfs or sysfs, made with the container's masks and read-only paths in a
+    /// private copy of the caller's mount namespace and attached here only when complete.
+    static func freshMasked(
+        source: String?, name: String, parent: Int32, fsType: String, flags: UInt64, data: String?, context: CallContext, creds: Credentials,
+        initial: MountCallPolicy.InitialMounts
+    ) throws {
+        guard context.pidNamespace >= 0, context.netNamespace >= 0 else { throw Failure(errno: EPERM, reason: "no namespaces for a fresh \(fsType)") }
+        let (masked, readonly) = MountCallPolicy.freshMasks(fsType: fsType, initial: initial)
+        let maskedC = masked.map { strdup($0) }
+        let readonlyC = readonly.map { strdup($0) }
+        defer { (maskedC + readonlyC).forEach { free($0) } }
+        let rc: Int32 = maskedC.map { UnsafePointer($0) }.withUnsafeBufferPointer { m in
+            readonlyC.map { UnsafePointer($0) }.withUnsafeBufferPointer { r in
+                withOptionalCString(source) { s in
+                    withOptionalCString(data) { d in
+                        eci_fresh_masked_mount(
+                            parent, name, s, fsType, UInt(truncatingIfNeeded: flags), d, mountNamespace, context.root, context.pidNamespace,
+                            fsType == "sysfs" ? context.netNamespace : -1, m.baseAddress, Int32(m.count), r.baseAddress, Int32(r.count), creds.effective)
+                    }
+                }
+            }
+        }
+        try check(rc, "fresh \(fsType) with its masks")
     }
 
     static func withOptionalCString<R>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {

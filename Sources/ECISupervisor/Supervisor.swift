@@ -186,72 +186,15 @@ public final class Supervisor: @unchecked Sendable {
         guard eci_notif_id_valid(fd, notif.id) == 0 else { return (0, -ESRCH) }
 
         // One call at a time per container: what the helper checked stays true until it acts.
-        let response = container.serialized { runHelper(HelperRequest(call: call, initial: container.initial), fds: opened.helperFDs) }
+        let response = container.serialized {
+            HelperPool.shared.perform(call, container: container, opened: opened, notifyFD: fd, helperPath: options.helperPath, log: log)
+        }
         if response.errno != 0 {
             log.info("refused", metadata: ["container": "\(container.id)", "call": "\(call)", "errno": "\(response.errno)", "reason": "\(response.reason ?? "")"])
         } else {
             log.debug("performed", metadata: ["container": "\(container.id)", "call": "\(call)"])
         }
         return (0, response.errno == 0 ? 0 : -response.errno)
-    }
-
-    /// Spawns the helper with the caller's fds, sends the request, reads the answer.
-    func runHelper(_ request: HelperRequest, fds: [Int32]) -> HelperResponse {
-        do {
-            let payload = [UInt8](try JSONEncoder().encode(request))
-            var input: [Int32] = [-1, -1]
-            var output: [Int32] = [-1, -1]
-            guard eci_pipe_cloexec(&input) == 0 else { throw ECIError.system("pipe2", errno: errno) }
-            guard eci_pipe_cloexec(&output) == 0 else {
-                close(input[0]); close(input[1])
-                throw ECIError.system("pipe2", errno: errno)
-            }
-            // Every fd the child gets is moved above the range it is dup2'd into first, so no
-            // dup2 clobbers one still to be placed.
-            let high = ([input[0], output[1]] + fds).map { fcntl($0, F_DUPFD_CLOEXEC, 64) }
-            // Closed as soon as the child has them: a write end left open here would keep the
-            // reply pipe from ever reaching EOF.
-            var highClosed = false
-            func closeHigh() {
-                guard !highClosed else { return }
-                highClosed = true
-                high.forEach { if $0 >= 0 { close($0) } }
-            }
-            defer { closeHigh() }
-            guard high.allSatisfy({ $0 >= 0 }) else { throw ECIError.system("dup", errno: errno) }
-            let argv: [UnsafeMutablePointer<CChar>?] = [strdup(options.helperPath), strdup("mount-helper"), nil]
-            defer { argv.forEach { free($0) } }
-            let pid = Array(high[2...]).withUnsafeBufferPointer { placed in
-                argv.withUnsafeBufferPointer { eci_spawn_helper(options.helperPath, $0.baseAddress, high[0], high[1], placed.baseAddress, Int32(placed.count)) }
-            }
-            closeHigh()
-            close(input[0])
-            close(output[1])
-            defer { close(output[0]) }
-            guard pid > 0 else {
-                close(input[1])
-                throw ECIError.system("spawn \(options.helperPath)", errno: -pid)
-            }
-            // The helper reads its whole input before it writes, so this blocking write ends.
-            var written = 0
-            while written < payload.count {
-                let n = payload.withUnsafeBytes { write(input[1], $0.baseAddress! + written, $0.count - written) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { break }
-                written += n
-            }
-            close(input[1])
-            let reply = try MountHelper.readAll(output[0])
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            guard written == payload.count, !reply.isEmpty else {
-                return HelperResponse(errno: EPERM, reason: "the helper gave no answer (status \(status))")
-            }
-            return try JSONDecoder().decode(HelperResponse.self, from: Data(reply))
-        } catch {
-            // Fail closed: the call is refused, never left hanging.
-            return HelperResponse(errno: EPERM, reason: "helper: \(error)")
-        }
     }
 }
 

@@ -34,17 +34,7 @@ public enum TrappedCall: Sendable, Equatable {
     }
 }
 
-/// What ecid hands its helper for one call, and what it gets back.
-public struct HelperRequest: Sendable, Codable {
-    public var call: MountCallPolicy.Call
-    public var initial: MountCallPolicy.InitialMounts
-    public init(call: MountCallPolicy.Call, initial: MountCallPolicy.InitialMounts) {
-        self.call = call
-        self.initial = initial
-    }
-}
-
-public struct HelperResponse: Sendable, Codable {
+public struct HelperResponse: Sendable, Equatable {
     /// 0 for success, else the errno the caller gets.
     public var errno: Int32
     /// Why, for ecid's log (a policy refusal, or the step that failed).
@@ -55,14 +45,95 @@ public struct HelperResponse: Sendable, Codable {
     }
 }
 
-/// The fds ecid passes to its helper, in order from fd 3, all of the calling thread and all
-/// opened before ecid confirmed the call was still pending (so they are that thread's).
-public enum HelperFD {
-    public static let mountNamespace: Int32 = 3
-    public static let userNamespace: Int32 = 4
-    public static let root: Int32 = 5
-    public static let cwd: Int32 = 6
-    /// /proc/TID of the caller: its status and mountinfo, with no PID reuse possible.
-    public static let procDirectory: Int32 = 7
-    public static let count = 5
+/// The messages between ecid and a mount helper, one SOCK_SEQPACKET message each: a compact
+/// binary form (no Foundation coding on the hot path). A call travels with the caller's root,
+/// cwd and /proc/TID directory (and for a fresh procfs or sysfs its pid and net namespaces) in
+/// SCM_RIGHTS; the container's initial mounts went once, when the helper started.
+///
+/// Call: kind (1 mount, 2 umount), presence bits (1 source, 2 fsType, 4 data), 2 zero bytes,
+/// flags (u64), the lengths of target, source, fsType, data (u32 each), then their bytes.
+/// All integers little-endian. Response: errno (i32), then the reason's bytes.
+public enum HelperWire {
+    /// The largest call: three paths of PATH_MAX, a file system type, a page of options.
+    public static let maximumCall = 32 + 3 * 4096 + 256
+
+    public static func encode(_ call: MountCallPolicy.Call) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        let kind: UInt8
+        let flags: UInt64
+        let strings: [String?]
+        switch call {
+        case let .mount(source, target, fsType, f, data):
+            kind = 1
+            flags = f
+            strings = [target, source, fsType, data]
+        case let .umount(target, f):
+            kind = 2
+            flags = f
+            strings = [target, nil, nil, nil]
+        }
+        let presence: UInt8 = (strings[1] != nil ? 1 : 0) | (strings[2] != nil ? 2 : 0) | (strings[3] != nil ? 4 : 0)
+        out += [kind, presence, 0, 0]
+        append(&out, flags)
+        for s in strings { append(&out, UInt32(s?.utf8.count ?? 0)) }
+        for s in strings { if let s { out += s.utf8 } }
+        return out
+    }
+
+    /// nil for a malformed message.
+    public static func decodeCall(_ bytes: [UInt8]) -> MountCallPolicy.Call? {
+        guard bytes.count >= 28, bytes[2] == 0, bytes[3] == 0 else { return nil }
+        let kind = bytes[0]
+        let presence = bytes[1]
+        guard presence & ~7 == 0 else { return nil }
+        let flags = read64(bytes, 4)
+        var lengths: [Int] = []
+        for i in 0..<4 { lengths.append(Int(read32(bytes, 12 + 4 * i))) }
+        guard lengths.reduce(0, +) == bytes.count - 28 else { return nil }
+        var offset = 28
+        var strings: [String?] = []
+        for (i, length) in lengths.enumerated() {
+            let slice = Array(bytes[offset..<offset + length])
+            offset += length
+            let present = i == 0 || presence & (1 << (i - 1)) != 0
+            guard present || length == 0 else { return nil }
+            // ecid sends only valid UTF-8 without NUL (it refuses anything else first).
+            let text = String(decoding: slice, as: UTF8.self)
+            guard Array(text.utf8) == slice, !slice.contains(0) else { return nil }
+            strings.append(present ? text : nil)
+        }
+        switch kind {
+        case 1: return .mount(source: strings[1], target: strings[0] ?? "", fsType: strings[2], flags: flags, data: strings[3])
+        case 2 where presence == 0: return .umount(target: strings[0] ?? "", flags: flags)
+        default: return nil
+        }
+    }
+
+    public static func encode(_ response: HelperResponse) -> [UInt8] {
+        var out: [UInt8] = []
+        append(&out, UInt32(bitPattern: response.errno))
+        out += (response.reason ?? "").utf8.prefix(4000)
+        return out
+    }
+
+    public static func decodeResponse(_ bytes: [UInt8]) -> HelperResponse? {
+        guard bytes.count >= 4 else { return nil }
+        let errno = Int32(bitPattern: read32(bytes, 0))
+        guard errno >= 0, errno < 4096 else { return nil }
+        let reason = bytes.count > 4 ? String(decoding: bytes[4...], as: UTF8.self) : nil
+        return HelperResponse(errno: errno, reason: reason)
+    }
+
+    static func append<T: FixedWidthInteger>(_ out: inout [UInt8], _ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { out += $0 }
+    }
+
+    static func read32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+        (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * $1) }
+    }
+
+    static func read64(_ bytes: [UInt8], _ at: Int) -> UInt64 {
+        (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * $1) }
+    }
 }

@@ -104,8 +104,65 @@ import Testing
         for target in ["/proc", "/proc/sys", "/sys", "/", "/secret", "/sys/fs"] {
             #expect(Self.denied(new("tmpfs", at: target)), "tmpfs over \(target)")
         }
-        #expect(Self.denied(new("proc", at: "/mnt/proc")), "fresh procfs: no masks yet")
-        #expect(Self.denied(new("sysfs", at: "/mnt/sys")), "fresh sysfs: no masks yet")
+        #expect(new("proc", at: "/mnt/proc") == .perform, "fresh procfs: made with its masks")
+        #expect(new("sysfs", at: "/mnt/sys") == .perform, "fresh sysfs: made with its masks")
+        #expect(Self.denied(new("proc", at: "/proc")), "a fresh procfs over /proc still covers it")
+        #expect(P.needsMasks(fsType: "proc") && P.needsMasks(fsType: "sysfs"))
+        #expect(!P.needsMasks(fsType: "tmpfs") && !P.needsMasks(fsType: nil))
+    }
+
+    /// A fresh procfs at /mnt/p and sysfs at /mnt/s as ecid's helper leaves them: the spec's
+    /// masks and read-only paths put on relative to each file system's root.
+    static let spec = P.InitialMounts(
+        mounts: initialList, maskedPaths: ["/proc/kcore", "/proc/acpi", "/sys/firmware", "/secret"], readonlyPaths: ["/proc/sys", "/proc/bus/"])
+    static let fresh: [P.Mount] = [
+        m("/mnt/p", "proc", "0:80", "/", "rw,nosuid,nodev,noexec"),
+        m("/mnt/p/sys", "proc", "0:80", "/sys", "ro,nosuid,nodev,noexec"),
+        m("/mnt/p/kcore", "devtmpfs", "0:5", "/null", "rw,nosuid"),
+        m("/mnt/p/acpi", "tmpfs", "0:81", "/", "ro"),
+        m("/mnt/s", "sysfs", "0:82", "/", "rw"),
+        m("/mnt/s/firmware", "tmpfs", "0:83", "/", "ro"),
+        m("/mnt/p/self-made", "tmpfs", "0:84", "/", "rw"),
+    ]
+
+    @Test func freshProcAndSysfsGetTheMasksWhichStay() {
+        let (masked, readonly) = P.freshMasks(fsType: "proc", initial: Self.spec)
+        #expect(masked == ["kcore", "acpi"])
+        #expect(readonly == ["sys", "bus"])
+        #expect(P.freshMasks(fsType: "sysfs", initial: Self.spec) == (["firmware"], []))
+        #expect(P.freshMasks(fsType: "tmpfs", initial: Self.spec) == ([], []))
+        func facts(_ target: String, source: String? = nil) -> P.Facts {
+            let visible = Self.initialList + Self.fresh
+            let mount = visible.last { $0.mountPoint == target }
+            return P.Facts(targetPath: target, targetMount: mount ?? Self.initialList[0], targetIsMountRoot: mount != nil, sourcePath: source,
+                           sourceMount: source.flatMap { s in visible.last { $0.mountPoint == s } }, sourceIsMountRoot: source != nil, visible: visible)
+        }
+        for mask in ["/mnt/p/kcore", "/mnt/p/acpi", "/mnt/p/sys", "/mnt/s/firmware"] {
+            for flags: UInt64 in [0, 2] {
+                #expect(Self.denied(P.decide(.umount(target: mask, flags: flags), initial: Self.spec, facts: facts(mask))), "umount \(mask)")
+            }
+            let cover = P.decide(.mount(source: "none", target: mask, fsType: "tmpfs", flags: 0, data: nil), initial: Self.spec, facts: facts(mask))
+            #expect(Self.denied(cover), "cover \(mask)")
+            let move = P.decide(.mount(source: mask, target: "/x", fsType: nil, flags: P.msMove, data: nil), initial: Self.spec, facts: facts("/x", source: mask))
+            #expect(Self.denied(move), "move \(mask)")
+        }
+        // Binding the fresh procfs without its submounts would show kcore.
+        let bind = P.decide(.mount(source: "/mnt/p", target: "/x", fsType: nil, flags: P.msBind, data: nil), initial: Self.spec, facts: facts("/x", source: "/mnt/p"))
+        #expect(Self.denied(bind))
+        let rbind = P.decide(.mount(source: "/mnt/p", target: "/x", fsType: nil, flags: P.msBind | P.msRec, data: nil), initial: Self.spec, facts: facts("/x", source: "/mnt/p"))
+        #expect(rbind == .perform)
+        // The container's own mount in its fresh procfs, and the whole fresh mount (masks and
+        // all, lazily), may go; neither reveals anything.
+        #expect(P.decide(.umount(target: "/mnt/p/self-made", flags: 0), initial: Self.spec, facts: facts("/mnt/p/self-made")) == .perform)
+        #expect(P.decide(.umount(target: "/mnt/s", flags: 2), initial: Self.spec, facts: facts("/mnt/s")) == .perform)
+        // The initial masks are masks by the same rule.
+        #expect(P.isMask(Self.m("/proc/kcore", "devtmpfs", "0:5", "/null"), visible: Self.initialList, initial: Self.spec))
+        #expect(P.isMask(Self.m("/proc/sys", "proc", "0:60", "/sys"), visible: Self.initialList, initial: Self.spec))
+        #expect(!P.isMask(Self.m("/data", "ext4", "8:1", "/srv/vol"), visible: Self.initialList, initial: Self.spec))
+        // Counted from the file system's root: /proc/sys is proc's /sys, so /proc/sys/kcore is
+        // not proc's /kcore.
+        let underSys = Self.initialList + [Self.m("/proc/sys/kcore", "tmpfs", "0:85")]
+        #expect(!P.isMask(underSys.last!, visible: underSys, initial: Self.spec))
     }
 
     @Test func bindsKeepTheMasks() {

@@ -82,4 +82,30 @@ import Testing
         #expect(eci_read_string(mem, UInt64.max - 2, &buffer, 100) == -Int(EFAULT), "wraps the address space")
         #expect(eci_read_string(mem, 8, &buffer, 100) == -Int(EFAULT), "unmapped low page")
     }
+
+    /// The helper's binary messages: every call shape round-trips; malformed ones are refused.
+    @Test func helperWireRoundTrips() {
+        let calls: [MountCallPolicy.Call] = [
+            .mount(source: "none", target: "/mnt", fsType: "tmpfs", flags: 0xC0ED_0000 | 6, data: "size=1m,uid=0"),
+            .mount(source: nil, target: "/mnt", fsType: nil, flags: MountCallPolicy.msRemount, data: nil),
+            .mount(source: "/a", target: "/b", fsType: nil, flags: MountCallPolicy.msBind, data: ""),
+            .mount(source: "", target: "/é/ü", fsType: "proc", flags: 0, data: nil),
+            .umount(target: "/mnt/x", flags: 2),
+        ]
+        for call in calls {
+            let bytes = HelperWire.encode(call)
+            #expect(HelperWire.decodeCall(bytes) == call, "\(call)")
+            #expect(HelperWire.decodeCall(Array(bytes.dropLast())) == nil, "truncated \(call)")
+            #expect(HelperWire.decodeCall(bytes + [0]) == nil, "trailing byte \(call)")
+        }
+        var bad = HelperWire.encode(.umount(target: "/x", flags: 0))
+        bad[0] = 9
+        #expect(HelperWire.decodeCall(bad) == nil, "unknown kind")
+        #expect(HelperWire.decodeCall(HelperWire.encode(.mount(source: nil, target: "/a\u{0}b", fsType: nil, flags: 0, data: nil))) == nil, "NUL")
+        let response = HelperResponse(errno: 16, reason: "/proc is one of the container's protected mounts")
+        #expect(HelperWire.decodeResponse(HelperWire.encode(response)) == response)
+        #expect(HelperWire.decodeResponse(HelperWire.encode(HelperResponse(errno: 0, reason: nil)))?.errno == 0)
+        #expect(HelperWire.decodeResponse([1, 2]) == nil)
+        #expect(HelperWire.decodeResponse([0xff, 0xff, 0xff, 0xff]) == nil, "negative errno")
+    }
 }

@@ -80,3 +80,62 @@ enum {
 int eci_pipe_cloexec(int fds[2]);
 
 #endif
+
+// MARK: The long-lived mount helper (see Sources/ECISupervisor/HelperPool.swift).
+
+/// socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): one message per request or answer, with
+/// its boundaries kept, so a reader never sees half a request. 0 or -errno.
+int eci_seqpacket_pair(int fds[2]);
+/// sendmsg of one message with `nfds` descriptors in SCM_RIGHTS (MSG_NOSIGNAL: a dead peer is
+/// -EPIPE, not a signal). Returns 0 or -errno (-EMSGSIZE: the message was too large).
+int eci_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/// SO_RCVTIMEO and SO_SNDTIMEO of `seconds` on `sock` (and SO_SNDBUFFORCE of `sndbuf` bytes
+/// when non-zero, so one message can carry a large table). 0 or -errno.
+int eci_socket_timeouts(int sock, int seconds, int sndbuf);
+/// Whether the peer of `sock` has hung up (poll without waiting): 1 yes, 0 no.
+int eci_peer_gone(int sock);
+
+/// pidfd_open(pid, 0) with O_CLOEXEC semantics. The fd or -errno.
+int eci_pidfd_open(pid_t pid);
+/// epoll_create1(EPOLL_CLOEXEC). The fd or -errno.
+int eci_epoll_create(void);
+/// Adds `fd` to `epfd` with `token`; `input` asks for EPOLLIN, else only hang-ups (EPOLLHUP and
+/// EPOLLERR are always reported). 0 or -errno.
+int eci_epoll_add(int epfd, int fd, uint64_t token, int input);
+/// Waits (forever) for up to `max` events; their tokens in `tokens`. The count or -errno.
+int eci_epoll_wait(int epfd, uint64_t *tokens, int max);
+/// waitpid(pid, WNOHANG): 1 reaped, 0 still running, -errno.
+int eci_reap(pid_t pid);
+
+/// PR_SET_DUMPABLE 0 (no ptrace, no /proc/PID/fd for the container's root) and
+/// SECBIT_NO_SETUID_FIXUP (changing the effective uid keeps the capability sets, so the
+/// helper can take a caller's uid for one call and come back). 0 or -errno.
+int eci_helper_harden(void);
+/// The helper's own credentials in the caller's user namespace: uid and gid 0 (real,
+/// effective, saved), no supplementary groups, every capability it holds there effective.
+/// Writes the permitted set to *permitted. 0 or -errno.
+int eci_helper_base(uint64_t *permitted);
+/// Takes a caller's credentials for one call, undoably: groups, then effective gid and uid
+/// (real and saved stay 0), then the effective capabilities := `effective` ∩ permitted
+/// (permitted stays). 0 or -errno (then eci_helper_restore must still be called).
+int eci_helper_assume(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, uint64_t effective);
+/// Undoes eci_helper_assume and verifies it: uids and gids all 0, no groups, effective ==
+/// permitted == `permitted`. 0, or -errno when anything differs (the helper must then exit).
+int eci_helper_restore(uint64_t permitted);
+
+/// Makes a fresh procfs or sysfs for a caller, with its masks, and attaches it atomically at
+/// `name` in the directory `parent_fd` (in the caller's mount namespace, already checked).
+/// A child process (C only, forked from the single-threaded helper) joins the caller's pid
+/// namespace (`pidns_fd`, so procfs shows the caller's processes) and network namespace
+/// (`netns_fd`, -1 to keep; sysfs shows the caller's devices), unshares a private copy of the
+/// caller's mount namespace (entered from `mntns_fd`, then chrooted to `root_fd`), mounts the
+/// file system there with the caller's effective capabilities `caller_effective`, binds the
+/// caller's /dev/null (verified to be char 1:3) over every file in `masked`, an empty read-only
+/// tmpfs over every directory, binds every path in `readonly` read-only (all relative to the
+/// new mount; missing ones skipped), clones the whole tree, returns to the caller's namespace
+/// and moves the clone onto `name`: no moment exists where the caller sees it unmasked.
+/// 0 or -errno.
+int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, const char *fstype, unsigned long flags,
+                           const char *data, int mntns_fd, int root_fd, int pidns_fd, int netns_fd,
+                           const char *const *masked, int nmasked, const char *const *readonly, int nreadonly,
+                           uint64_t caller_effective);

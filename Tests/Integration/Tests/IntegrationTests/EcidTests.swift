@@ -58,7 +58,6 @@ extension Integration {
                 umount -l /proc/kcore 2>/dev/null; echo $? > /out/umount-kcore
                 mount -o remount,bind,rw /ro 2>/dev/null; echo $? > /out/remount-ro
                 mount -t tmpfs none /proc/sys 2>/dev/null; echo $? > /out/cover-proc-sys
-                mount -t proc proc /mnt 2>/dev/null; echo $? > /out/fresh-proc
                 mount --bind /proc /mnt 2>/dev/null; echo $? > /out/bind-proc
                 mount -t tmpfs -o size=1m none /mnt && echo hi > /mnt/f && cat /mnt/f > /out/tmpfs-content
                 mount -o remount,bind,ro /mnt; echo $? > /out/remount-own-ro
@@ -68,6 +67,23 @@ extension Integration {
                 mount -o remount,rw /mnt; echo $? > /out/busybox-remount-rw
                 mkdir -p /mnt/a /mnt/b && mount --bind /mnt/a /mnt/b; echo $? > /out/bind-own
                 umount /mnt/b; umount /mnt; echo $? > /out/umount-own
+                mkdir -p /fp /fs /x
+                mount -t proc proc /fp; echo $? > /out/fresh-proc
+                grep -o ' /fp[^ ]* ' /proc/self/mountinfo | tr -d ' ' | sort | tr '\n' ' ' > /out/fresh-proc-mounts
+                ls -d /fp/[0-9]* | wc -l > /out/fresh-proc-pids
+                for p in kcore keys timer_list bus sys irq sysrq-trigger fs acpi; do [ -e /proc/$p ] && echo /fp/$p; done | tr '\n' ' ' > /out/fresh-proc-expected
+                grep ' /fp/bus ' /proc/self/mountinfo | grep -c ' ro,' > /out/fresh-proc-bus-ro
+                for p in keys timer_list bus sys; do umount -l /fp/$p 2>/dev/null; echo "$p $?"; done > /out/fresh-proc-umount-masks
+                mount -t tmpfs none /fp/keys 2>/dev/null; echo $? > /out/fresh-proc-cover-keys
+                mount --bind /fp /x 2>/dev/null; echo $? > /out/fresh-proc-bind
+                mount --rbind /fp /x; echo $? > /out/fresh-proc-rbind
+                grep -c ' /x/keys ' /proc/self/mountinfo > /out/fresh-proc-rbind-keys
+                umount -l /x; umount -l /fp; echo $? > /out/fresh-proc-umount
+                mount -t sysfs -o ro,nosuid,nodev,noexec sysfs /fs; echo $? > /out/fresh-sysfs
+                grep -c ' /fs/firmware ' /proc/self/mountinfo > /out/fresh-sysfs-firmware
+                ls /fs/firmware | wc -l > /out/fresh-sysfs-firmware-entries
+                umount -l /fs/firmware 2>/dev/null; echo $? > /out/fresh-sysfs-umount-firmware
+                umount -l /fs; echo $? > /out/fresh-sysfs-umount
                 echo done > /out/done
                 """
             let bundle = try sandbox.makeBundle("ecid", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
@@ -75,7 +91,7 @@ extension Integration {
             #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
             #expect(try sandbox.output(bundle, "done") == "done")
             #expect(try sandbox.output(bundle, "seccomp") == "Seccomp:2", "the trap filter is loaded (the spec had none)")
-            for refused in ["umount-proc", "umount-kcore", "remount-ro", "cover-proc-sys", "fresh-proc", "bind-proc"] {
+            for refused in ["umount-proc", "umount-kcore", "remount-ro", "cover-proc-sys", "bind-proc"] {
                 #expect(try sandbox.output(bundle, refused) != "0", "\(refused) succeeded")
             }
             #expect(try sandbox.output(bundle, "tmpfs-content") == "hi")
@@ -85,6 +101,30 @@ extension Integration {
                 #expect(try sandbox.output(bundle, works) == "0", "\(works) failed")
             }
             #expect(try sandbox.output(bundle, "write-own-ro") != "0", "the remount to read-only took")
+            // A fresh procfs and sysfs: made, with the spec's masks and read-only paths on before
+            // they were visible, showing the container's own processes; the masks stay.
+            for works in ["fresh-proc", "fresh-proc-rbind", "fresh-proc-umount", "fresh-sysfs"] {
+                #expect(try sandbox.output(bundle, works) == "0", "\(works) failed: \(ecid.log().split(separator: "\n").filter { $0.contains("refused") })")
+            }
+            let freshMounts = try sandbox.output(bundle, "fresh-proc-mounts")
+            // The spec's masks and read-only paths the kernel has (this host may lack kcore).
+            let expectedMasks = try sandbox.output(bundle, "fresh-proc-expected").split(separator: " ")
+            #expect(expectedMasks.contains("/fp/keys") && expectedMasks.contains("/fp/timer_list"))
+            for mask in expectedMasks {
+                #expect(freshMounts.split(separator: " ").contains(Substring(mask)), "\(mask) is not masked: \(freshMounts)")
+            }
+            #expect(try sandbox.output(bundle, "fresh-proc-bus-ro") == "1", "/fp/bus is not read-only")
+            #expect(Int(try sandbox.output(bundle, "fresh-proc-pids")) ?? 99 < 10, "the fresh procfs shows the VM's processes")
+            #expect(try sandbox.output(bundle, "fresh-proc-umount-masks") == "keys 1\ntimer_list 1\nbus 1\nsys 1", "a mask came off")
+            #expect(try sandbox.output(bundle, "fresh-proc-cover-keys") != "0")
+            #expect(try sandbox.output(bundle, "fresh-proc-bind") != "0", "a bind without the masks")
+            #expect(try sandbox.output(bundle, "fresh-proc-rbind-keys") == "1", "rbind carries the masks")
+            #expect(try sandbox.output(bundle, "fresh-sysfs-firmware") == "1")
+            #expect(try sandbox.output(bundle, "fresh-sysfs-firmware-entries") == "0")
+            #expect(try sandbox.output(bundle, "fresh-sysfs-umount-firmware") != "0")
+            // sysfs has one superblock per net namespace: a fresh one in the container's own is
+            // the same file system and root as its /sys, so it counts as a copy of /sys and stays.
+            #expect(try sandbox.output(bundle, "fresh-sysfs-umount") != "0")
             let log = ecid.log()
             #expect(log.contains("/proc is one of the container's protected mounts"), "refused by ecid, not by chance: \(log)")
             #expect(log.contains("/ro started read-only"), "\(log)")

@@ -1,0 +1,308 @@
+// See include/eci_seccomp.h, "The long-lived mount helper". Everything here runs in ecid's
+// helper (single-threaded) or in ecid for socket plumbing; the one fork is the helper's, and
+// its child runs only the C below until _exit.
+#define _GNU_SOURCE
+#include "eci_seccomp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/fsuid.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef SECBIT_NO_SETUID_FIXUP
+#define SECBIT_NO_SETUID_FIXUP (1 << 2)
+#endif
+
+int eci_seqpacket_pair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0 ? -errno : 0;
+}
+
+int eci_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+    union {
+        char bytes[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } control;
+    if (nfds < 0 || nfds > 8) return -EINVAL;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr msg = { 0 };
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (nfds > 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.bytes;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+    }
+    ssize_t n;
+    do {
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    return (size_t)n == len ? 0 : -EMSGSIZE;
+}
+
+int eci_socket_timeouts(int sock, int seconds, int sndbuf) {
+    struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
+    if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) return -errno;
+    if (setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0) return -errno;
+    if (sndbuf > 0 && setsockopt(sock, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0) return -errno;
+    return 0;
+}
+
+int eci_peer_gone(int sock) {
+    struct pollfd p = { .fd = sock, .events = POLLIN };
+    if (poll(&p, 1, 0) <= 0) return 0;
+    // Readable with nothing pending is EOF; an idle helper never writes unasked.
+    return (p.revents & (POLLHUP | POLLERR | POLLNVAL | POLLIN)) ? 1 : 0;
+}
+
+int eci_pidfd_open(pid_t pid) {
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0) return -errno;
+    // pidfds are close-on-exec by default.
+    return (int)fd;
+}
+
+int eci_epoll_create(void) {
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int eci_epoll_add(int epfd, int fd, uint64_t token, int input) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = input ? EPOLLIN : 0;
+    ev.data.u64 = token;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int eci_epoll_wait(int epfd, uint64_t *tokens, int max) {
+    struct epoll_event events[16];
+    if (max > 16) max = 16;
+    int n;
+    do {
+        n = epoll_wait(epfd, events, max, -1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
+    return n;
+}
+
+int eci_reap(pid_t pid) {
+    pid_t r;
+    do {
+        r = waitpid(pid, NULL, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    return r == pid ? 1 : 0;
+}
+
+// MARK: Credentials
+
+static int caps_get(struct __user_cap_data_struct data[2]) {
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    memset(data, 0, sizeof(struct __user_cap_data_struct) * 2);
+    return syscall(SYS_capget, &header, data) < 0 ? -errno : 0;
+}
+
+static int caps_set_effective(uint64_t effective) {
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    int rc = caps_get(data);
+    if (rc < 0) return rc;
+    uint64_t permitted = (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
+    effective &= permitted;
+    data[0].effective = (uint32_t)effective;
+    data[1].effective = (uint32_t)(effective >> 32);
+    return syscall(SYS_capset, &header, data) < 0 ? -errno : 0;
+}
+
+int eci_helper_harden(void) {
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return -errno;
+    return 0;
+}
+
+int eci_helper_base(uint64_t *permitted) {
+    // Before any uid change: with SECBIT_NO_SETUID_FIXUP no uid change touches the capability
+    // sets (setting securebits needs CAP_SETPCAP, which joining the namespace gave).
+    if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) < 0) return -errno;
+    // Raw system calls: glibc's wrappers would broadcast to other threads (there are none).
+    if (syscall(SYS_setgroups, 0, NULL) < 0 && errno != EPERM) return -errno;
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0) return -errno;
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0) return -errno;
+    struct __user_cap_data_struct data[2];
+    int rc = caps_get(data);
+    if (rc < 0) return rc;
+    *permitted = (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
+    return caps_set_effective(*permitted);
+}
+
+int eci_helper_assume(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, uint64_t effective) {
+    gid_t list[256];
+    if (ngroups > 256) return -E2BIG;
+    for (size_t i = 0; i < ngroups; i++) list[i] = groups[i];
+    // A namespace whose setgroups is "deny" keeps the helper's empty list: fewer groups.
+    if (syscall(SYS_setgroups, ngroups, list) < 0 && errno != EPERM) return -errno;
+    if (syscall(SYS_setresgid, -1, gid, -1) < 0) return -errno;
+    if (syscall(SYS_setresuid, -1, uid, -1) < 0) return -errno;
+    return caps_set_effective(effective);
+}
+
+int eci_helper_restore(uint64_t permitted) {
+    int rc = caps_set_effective(permitted);
+    if (rc < 0) return rc;
+    if (syscall(SYS_setresuid, -1, 0, -1) < 0) return -errno;
+    if (syscall(SYS_setresgid, -1, 0, -1) < 0) return -errno;
+    if (syscall(SYS_setgroups, 0, NULL) < 0 && errno != EPERM) return -errno;
+    // Verify, not trust: the next caller must meet exactly the base credentials.
+    uid_t r, e, s;
+    gid_t gr, ge, gs;
+    if (getresuid(&r, &e, &s) < 0 || r != 0 || e != 0 || s != 0) return -EPERM;
+    if (getresgid(&gr, &ge, &gs) < 0 || gr != 0 || ge != 0 || gs != 0) return -EPERM;
+    if (setfsuid((uid_t)-1) != 0 || setfsgid((gid_t)-1) != 0) return -EPERM;
+    if (getgroups(0, NULL) != 0) return -EPERM;
+    struct __user_cap_data_struct data[2];
+    if (caps_get(data) < 0) return -EPERM;
+    uint64_t eff = (uint64_t)data[0].effective | ((uint64_t)data[1].effective << 32);
+    uint64_t prm = (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
+    if (eff != permitted || prm != permitted) return -EPERM;
+    return 0;
+}
+
+// MARK: Fresh procfs and sysfs
+
+// In the child: one mask. Missing paths are skipped (the kernel may lack them).
+static int mask_one(const char *path, int devnull) {
+    struct stat st;
+    if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0) return errno == ENOENT ? 0 : -errno;
+    if (S_ISDIR(st.st_mode)) return mount("tmpfs", path, "tmpfs", MS_RDONLY, NULL) < 0 ? -errno : 0;
+    int tree = (int)syscall(SYS_open_tree, devnull, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree < 0) return -errno;
+    int rc = (int)syscall(SYS_move_mount, tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH);
+    int err = rc < 0 ? -errno : 0;
+    close(tree);
+    return err;
+}
+
+static int readonly_one(const char *path) {
+    struct {
+        uint64_t attr_set, attr_clr, propagation, userns_fd;
+    } attr = { 1 /* MOUNT_ATTR_RDONLY */, 0, 0, 0 };
+    struct stat st;
+    if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0) return errno == ENOENT ? 0 : -errno;
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+    if (tree < 0) return -errno;
+    int err = 0;
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) err = -errno;
+    if (err == 0 && syscall(SYS_move_mount, tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0) err = -errno;
+    close(tree);
+    return err;
+}
+
+static int fresh_child(int parent_fd, const char *name, const char *source, const char *fstype, unsigned long flags,
+                       const char *data, int mntns_fd, int root_fd, int netns_fd, const char *const *masked, int nmasked,
+                       const char *const *readonly, int nreadonly, uint64_t caller_effective, uint64_t permitted) {
+    char path[4096];
+    if (caps_set_effective(permitted) < 0) return EPERM;
+    if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0) return errno;
+    // A private copy of the caller's mount namespace, rooted where the caller is: nothing
+    // mounted here propagates anywhere (every copy made private), so no one sees the fresh
+    // file system before its masks.
+    // unshare moves root and working directory to their copies: the caller's root (which
+    // must be a mount root: a chrooted caller gets EINVAL) and the checked parent.
+    if (fchdir(root_fd) < 0 || chroot(".") < 0) return errno;
+    if (fchdir(parent_fd) < 0) return errno;
+    if (unshare(CLONE_NEWNS) < 0) return errno;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return errno;
+    int devnull = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (nmasked > 0 && (devnull < 0 || fstat(devnull, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))) return EPERM;
+    if (caps_set_effective(caller_effective) < 0) return EPERM;
+    if (mount(source, name, fstype, flags, data) < 0) return errno;
+    if (caps_set_effective(permitted) < 0) return EPERM;
+    // runc's order: read-only paths, then masks.
+    for (int i = 0; i < nreadonly; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", name, readonly[i]) >= (int)sizeof path) return ENAMETOOLONG;
+        int rc = readonly_one(path);
+        if (rc < 0) return -rc;
+    }
+    for (int i = 0; i < nmasked; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", name, masked[i]) >= (int)sizeof path) return ENAMETOOLONG;
+        int rc = mask_one(path, devnull);
+        if (rc < 0) return -rc;
+    }
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+    if (tree < 0) return errno;
+    // Back in the caller's namespace (root and cwd become its root mount; the parent fd was
+    // opened there), the masked tree lands on the checked place in one step.
+    if (setns(mntns_fd, CLONE_NEWNS) < 0) return errno;
+    if (syscall(SYS_move_mount, tree, "", parent_fd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
+    return 0;
+}
+
+int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, const char *fstype, unsigned long flags,
+                           const char *data, int mntns_fd, int root_fd, int pidns_fd, int netns_fd,
+                           const char *const *masked, int nmasked, const char *const *readonly, int nreadonly,
+                           uint64_t caller_effective) {
+    struct __user_cap_data_struct data2[2];
+    int rc = caps_get(data2);
+    if (rc < 0) return rc;
+    uint64_t permitted = (uint64_t)data2[0].permitted | ((uint64_t)data2[1].permitted << 32);
+    uint64_t saved = (uint64_t)data2[0].effective | ((uint64_t)data2[1].effective << 32);
+    // procfs shows the pid namespace its mounter is in: the child is born in the caller's.
+    if (pidns_fd >= 0) {
+        if ((rc = caps_set_effective(permitted)) < 0) return rc;
+        int err = setns(pidns_fd, CLONE_NEWPID) < 0 ? -errno : 0;
+        if ((rc = caps_set_effective(saved)) < 0) return rc;
+        if (err < 0) return err;
+    }
+    pid_t pid = fork();
+    if (pid < 0) return -errno;
+    if (pid == 0) {
+        int status = fresh_child(parent_fd, name, source, fstype, flags, data, mntns_fd, root_fd, netns_fd, masked, nmasked,
+                                 readonly, nreadonly, caller_effective, permitted);
+        _exit(status > 0 && status < 256 ? status : (status == 0 ? 0 : EIO));
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return -errno;
+    }
+    if (!WIFEXITED(status)) return -EIO;  // killed (by the container's root, say): nothing attached
+    return -WEXITSTATUS(status);
+}

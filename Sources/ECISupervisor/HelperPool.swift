@@ -1,0 +1,317 @@
+import CSeccomp
+import ECICore
+import ECIIO
+import ECIPolicy
+import Foundation
+import Glibc
+import Logging
+
+/// ecid's long-lived mount helpers (`ecid mount-helper`, see `MountHelper`): one per
+/// (container, caller's mount namespace, caller's user namespace), started on the first
+/// trapped call from there and kept while the notify fd of that call is open.
+///
+/// Why per namespace pair: the helper enters both once (a single-threaded exec'd process; ecid
+/// itself never joins a user or mount namespace and runs no Swift between fork and exec), so
+/// each call costs one SOCK_SEQPACKET round trip instead of an exec. A caller that unshared its
+/// own mount namespace gets a helper of its own. At most `perContainer` per container (least
+/// recently used closed first), so memory stays bounded whatever a container unshares.
+///
+/// Lifetimes: a watcher thread waits (epoll) on a dup of the notify fd each helper was started
+/// for and on the helper's pidfd. The notify fd hangs up when every process under that filter
+/// has exited: the helper is dropped, its socket closed when the last call using it returns,
+/// and the helper exits at EOF; its pidfd then reports the exit and the watcher reaps it.
+/// A helper that dies, answers garbage or does not answer within `timeout` is killed and
+/// replaced; that call is refused (EPERM), never left hanging.
+///
+/// Thread safety (`@unchecked Sendable`): `helpers`, `watches`, `clock`, `nextToken`, `epoll`
+/// and every `Helper.lastUsed` are read and written only with `lock` held. A `Helper`'s
+/// `socket` is used by one call at a time (ecid serializes calls per container, and a helper
+/// belongs to one container) and closed only in `deinit`, when no call holds it any more, so
+/// its number is never reused under a call. `kill` of a helper's pid happens with `lock` held
+/// while its exit watch is registered, i.e. before the watcher reaped it (the pid is still
+/// the helper's, never a recycled one).
+final class HelperPool: @unchecked Sendable {
+    static let shared = HelperPool()
+    static let perContainer = 8
+    /// Seconds a helper may take to start or to answer one call.
+    static let timeout: Int32 = 10
+
+    struct Key: Hashable {
+        var container: String
+        var mountNamespace: UInt64
+        var userNamespace: UInt64
+        var device: UInt64
+    }
+
+    final class Helper: @unchecked Sendable {
+        let pid: pid_t
+        let socket: Int32
+        let key: Key
+        var lastUsed: UInt64 = 0
+
+        init(pid: pid_t, socket: Int32, key: Key) {
+            self.pid = pid
+            self.socket = socket
+            self.key = key
+        }
+
+        deinit { close(socket) }
+    }
+
+    enum Watch {
+        /// The helper's pidfd: readable once it exited.
+        case exit(pid: pid_t, pidfd: Int32, key: Key)
+        /// A dup of the notify fd the helper was started for: hangs up with its last process.
+        case hangUp(notify: Int32, pid: pid_t, key: Key)
+    }
+
+    private let lock = NSLock()
+    private var helpers: [Key: Helper] = [:]
+    private var watches: [UInt64: Watch] = [:]
+    private var clock: UInt64 = 0
+    private var nextToken: UInt64 = 1
+    private var epoll: Int32 = -1
+
+    /// How many helpers run (for tests and logs).
+    var count: Int { lock.withLock { helpers.count } }
+
+    /// Performs `call` for the caller whose fds are in `opened`, in its container's helper for
+    /// its namespaces (started if needed). The caller of this method holds the container's
+    /// call lock.
+    func perform(
+        _ call: MountCallPolicy.Call, container: Registry.Container, opened: OpenedCaller, notifyFD: Int32, helperPath: String, log: Logger
+    ) -> HelperResponse {
+        guard let key = Self.key(container.id, opened) else { return HelperResponse(errno: ESRCH, reason: "the caller's namespaces are gone") }
+        var fds = [opened.root, opened.cwd, opened.procDirectory]
+        var extra: [Int32] = []
+        defer { extra.forEach { close($0) } }
+        if case let .mount(_, _, fsType, flags, _) = call, MountCallPolicy.kind(ofMountFlags: flags) == .new, MountCallPolicy.needsMasks(fsType: fsType) {
+            // A fresh procfs shows its mounter's pid namespace, a sysfs its net namespace: the
+            // helper's child joins the caller's. Opened through the pinned /proc/TID directory,
+            // so they are that thread's or the open fails.
+            for name in ["ns/pid", "ns/net"] {
+                let fd = openat(opened.procDirectory, name, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { return HelperResponse(errno: ESRCH, reason: "the caller went away (\(name))") }
+                extra.append(fd)
+            }
+            fds += extra
+        }
+        let request = HelperWire.encode(call)
+        for attempt in 0..<2 {
+            let helper: Helper
+            do {
+                helper = try self.helper(for: key, container: container, opened: opened, notifyFD: notifyFD, helperPath: helperPath, log: log)
+            } catch {
+                return HelperResponse(errno: EPERM, reason: "helper: \(error)")
+            }
+            let sent = request.withUnsafeBytes { raw in fds.withUnsafeBufferPointer { eci_send_with_fds(helper.socket, raw.baseAddress, raw.count, $0.baseAddress, Int32($0.count)) } }
+            if sent == -EPIPE || sent == -ECONNRESET, attempt == 0 {
+                // Never delivered (the helper was already gone): a new one gets the call.
+                retire(helper, kill: true)
+                continue
+            }
+            guard sent == 0 else {
+                retire(helper, kill: true)
+                return HelperResponse(errno: EPERM, reason: "helper: send: \(errnoDescription(-sent))")
+            }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var none: Int32 = 0
+            var noFD: Int32 = -1
+            let n = buffer.withUnsafeMutableBytes { eci_recv_with_fds(helper.socket, $0.baseAddress, $0.count, &noFD, 0, &none) }
+            guard n > 0, let response = HelperWire.decodeResponse(Array(buffer[0..<n])) else {
+                retire(helper, kill: true)
+                let why = n < 0 ? errnoDescription(Int32(-n)) : (n == 0 ? "it exited" : "a malformed answer")
+                return HelperResponse(errno: EPERM, reason: "helper gave no answer (\(why)); replaced")
+            }
+            return response
+        }
+        return HelperResponse(errno: EPERM, reason: "helper: could not deliver the call")
+    }
+
+    static func key(_ container: String, _ opened: OpenedCaller) -> Key? {
+        var mnt = stat()
+        var user = stat()
+        guard fstat(opened.mountNamespace, &mnt) == 0, fstat(opened.userNamespace, &user) == 0 else { return nil }
+        // Both live on nsfs: one device. A helper keeps its namespaces alive, so no other
+        // namespace can take their inode numbers while it is in the table.
+        return Key(container: container, mountNamespace: UInt64(mnt.st_ino), userNamespace: UInt64(user.st_ino), device: UInt64(mnt.st_dev))
+    }
+
+    /// The live helper for `key`, or a new one.
+    func helper(for key: Key, container: Registry.Container, opened: OpenedCaller, notifyFD: Int32, helperPath: String, log: Logger) throws -> Helper {
+        let existing: Helper? = lock.withLock {
+            guard let helper = helpers[key] else { return nil }
+            clock += 1
+            helper.lastUsed = clock
+            return helper
+        }
+        if let existing {
+            guard eci_peer_gone(existing.socket) == 1 else { return existing }
+            retire(existing, kill: true)
+        }
+        let helper = try spawn(key: key, initial: container.initial, opened: opened, helperPath: helperPath)
+        let evicted: [Helper] = lock.withLock {
+            clock += 1
+            helper.lastUsed = clock
+            helpers[key] = helper
+            let mine = helpers.values.filter { $0.key.container == key.container }.sorted { $0.lastUsed < $1.lastUsed }
+            let excess = Array(mine.prefix(max(0, mine.count - Self.perContainer)))
+            for old in excess { helpers[old.key] = nil }
+            return excess
+        }
+        _ = evicted  // closed (and so ended) when released here
+        try watch(helper, notifyFD: notifyFD)
+        log.debug("mount helper started", metadata: ["container": "\(key.container)", "pid": "\(helper.pid)", "mnt": "\(key.mountNamespace)", "user": "\(key.userNamespace)"])
+        return helper
+    }
+
+    /// Drops `helper` from the table (its socket closes when the last user lets go, and it
+    /// exits at EOF); with `kill`, SIGKILL first, for a helper that misbehaved.
+    func retire(_ helper: Helper, kill: Bool) {
+        lock.withLock {
+            if helpers[helper.key] === helper { helpers[helper.key] = nil }
+            let exitWatched = watches.values.contains { if case let .exit(pid, _, _) = $0 { return pid == helper.pid } else { return false } }
+            if kill, exitWatched { Glibc.kill(helper.pid, SIGKILL) }
+        }
+    }
+
+    /// Starts a helper and hands it the container's initial mounts and the caller's mount
+    /// namespace, user namespace and /proc/TID directory; waits for it to report ready.
+    func spawn(key: Key, initial: MountCallPolicy.InitialMounts, opened: OpenedCaller, helperPath: String) throws -> Helper {
+        var pair: [Int32] = [-1, -1]
+        try check(eci_seqpacket_pair(&pair), "socketpair")
+        let mine = pair[0]
+        // Placed above the range posix_spawn dup2s into, so dup2 never meets its own number
+        // (which would keep close-on-exec set).
+        let theirs = fcntl(pair[1], F_DUPFD_CLOEXEC, 64)
+        close(pair[1])
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        let nullHigh = null >= 0 ? fcntl(null, F_DUPFD_CLOEXEC, 64) : -1
+        if null >= 0 { close(null) }
+        defer {
+            if theirs >= 0 { close(theirs) }
+            if nullHigh >= 0 { close(nullHigh) }
+        }
+        guard theirs >= 0, nullHigh >= 0 else {
+            close(mine)
+            throw ECIError.system("dup", errno: errno)
+        }
+        // Larger send buffer: the first message carries the whole mount table.
+        _ = eci_socket_timeouts(mine, Self.timeout, Int32(MountHelper.maximumInitialMessage))
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(helperPath), strdup("mount-helper"), nil]
+        defer { argv.forEach { free($0) } }
+        var placed = [theirs]
+        let pid = argv.withUnsafeBufferPointer { eci_spawn_helper(helperPath, $0.baseAddress, nullHigh, nullHigh, &placed, 1) }
+        guard pid > 0 else {
+            close(mine)
+            throw ECIError.system("spawn \(helperPath)", errno: -pid)
+        }
+        let helper = Helper(pid: pid, socket: mine, key: key)
+        // From here the helper is only ever closed by releasing `helper`; a failure kills it
+        // and reaps it at once (it was never watched).
+        func fail(_ why: String) -> ECIError {
+            Glibc.kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return ECIError(.invalidState, "mount helper: \(why)")
+        }
+        let payload: [UInt8]
+        do {
+            payload = [UInt8](try JSONEncoder().encode(initial))
+        } catch {
+            throw fail("encode the initial mounts: \(error)")
+        }
+        guard payload.count < MountHelper.maximumInitialMessage else { throw fail("the mount table is too large (\(payload.count) bytes)") }
+        var nsFDs = [opened.mountNamespace, opened.userNamespace, opened.procDirectory]
+        let sent = payload.withUnsafeBytes { eci_send_with_fds(mine, $0.baseAddress, $0.count, &nsFDs, 3) }
+        guard sent == 0 else { throw fail("send the start message: \(errnoDescription(-sent))") }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var none: Int32 = 0
+        var noFD: Int32 = -1
+        let n = buffer.withUnsafeMutableBytes { eci_recv_with_fds(mine, $0.baseAddress, $0.count, &noFD, 0, &none) }
+        guard n > 0, let ready = HelperWire.decodeResponse(Array(buffer[0..<n])) else {
+            throw fail("no start answer (\(n < 0 ? errnoDescription(Int32(-n)) : "EOF"))")
+        }
+        guard ready.errno == 0 else { throw fail(ready.reason ?? errnoDescription(ready.errno)) }
+        return helper
+    }
+
+    /// Registers the helper's pidfd and a dup of `notifyFD` with the watcher thread.
+    func watch(_ helper: Helper, notifyFD: Int32) throws {
+        let pidfd = eci_pidfd_open(helper.pid)
+        let notify = fcntl(notifyFD, F_DUPFD_CLOEXEC, 0)
+        let failure: Int32? = lock.withLock {
+            if epoll < 0 {
+                let fd = eci_epoll_create()
+                guard fd >= 0 else { return -fd }
+                epoll = fd
+                let epfd = fd
+                do {
+                    try DetachedThread.start("ecid-helpers", stackSize: 128 * 1024) { [self] in watcher(epfd) }
+                } catch {
+                    close(fd)
+                    epoll = -1
+                    return EAGAIN
+                }
+            }
+            guard pidfd >= 0, notify >= 0 else { return pidfd < 0 ? -pidfd : errno }
+            let exitToken = nextToken
+            let hangUpToken = nextToken + 1
+            nextToken += 2
+            watches[exitToken] = .exit(pid: helper.pid, pidfd: pidfd, key: helper.key)
+            watches[hangUpToken] = .hangUp(notify: notify, pid: helper.pid, key: helper.key)
+            let a = eci_epoll_add(epoll, pidfd, exitToken, 1)
+            let b = eci_epoll_add(epoll, notify, hangUpToken, 0)
+            return a < 0 ? -a : (b < 0 ? -b : nil)
+        }
+        if let failure {
+            // Unwatched, the helper could outlive its container: it is not used.
+            retire(helper, kill: true)
+            if pidfd < 0 || notify < 0 {
+                if pidfd >= 0 { close(pidfd) }
+                if notify >= 0 { close(notify) }
+                var status: Int32 = 0
+                while waitpid(helper.pid, &status, 0) < 0 && errno == EINTR {}
+            }
+            throw ECIError.system("watch the mount helper", errno: failure)
+        }
+    }
+
+    /// The watcher thread: reaps exited helpers, drops those whose notify fd hung up.
+    func watcher(_ epfd: Int32) {
+        var tokens = [UInt64](repeating: 0, count: 16)
+        while true {
+            let n = tokens.withUnsafeMutableBufferPointer { eci_epoll_wait(epfd, $0.baseAddress, 16) }
+            guard n >= 0 else { return }
+            // Helpers dropped here are released after the lock (their deinit closes a socket).
+            var dropped: [Helper] = []
+            lock.withLock {
+                for token in tokens.prefix(Int(n)) {
+                    guard let watch = watches[token] else { continue }
+                    switch watch {
+                    case let .exit(pid, pidfd, key):
+                        guard eci_reap(pid) != 0 else { continue }
+                        watches[token] = nil
+                        close(pidfd)
+                        if let helper = helpers[key], helper.pid == pid {
+                            dropped.append(helper)
+                            helpers[key] = nil
+                        }
+                    case let .hangUp(notify, pid, key):
+                        watches[token] = nil
+                        close(notify)  // also leaves the epoll set
+                        if let helper = helpers[key], helper.pid == pid {
+                            dropped.append(helper)
+                            helpers[key] = nil
+                        }
+                    }
+                }
+            }
+            dropped.removeAll()
+        }
+    }
+
+    func check(_ rc: Int32, _ what: String) throws {
+        guard rc >= 0 else { throw ECIError.system(what, errno: -rc) }
+    }
+}
