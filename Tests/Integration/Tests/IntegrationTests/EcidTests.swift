@@ -129,9 +129,55 @@ extension Integration {
             #expect(log.contains("/proc is one of the container's protected mounts"), "refused by ecid, not by chance: \(log)")
             #expect(log.contains("/ro started read-only"), "\(log)")
             #expect(log.contains("\"status\":\"creating\""), "runc's hand-over is logged")
+            // Every call came from one pair of namespaces: one long-lived helper served them all,
+            // and it ended with the container, while ecid runs on.
+            #expect(log.components(separatedBy: "mount helper started").count - 1 == 1, "\(log)")
+            #expect(Self.helpersGone(of: ecid), "a helper outlived its container")
             ecid.kill()
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
             #expect(try TestSupport.sh("pgrep -f '[e]cid mount-helper'").status != 0, "a helper was left behind")
+        }
+
+        /// Whether ecid has no `mount-helper` child left, nor an unreaped child, waiting up to
+        /// 3 s for them to exit.
+        static func helpersGone(of ecid: Daemon) -> Bool {
+            let pid = ecid.process.processIdentifier
+            for _ in 0..<60 {
+                let left = try? TestSupport.sh("ps -o stat=,args= --ppid \(pid) | grep -e '^Z' -e 'mount-helper'")
+                if left?.status == 1 { return true }
+                usleep(50_000)
+            }
+            return false
+        }
+
+        /// A helper killed between two calls: the next call gets a new one and works.
+        @Test func aDeadHelperIsReplaced() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                mkdir -p /mnt; mount -t tmpfs none /mnt && umount /mnt && echo ok > /out/before
+                while [ ! -e /out/go ]; do sleep 0.05; done
+                mount -t tmpfs none /mnt; echo $? > /out/after
+                umount /mnt; echo $? > /out/after-umount
+                """
+            let bundle = try sandbox.makeBundle("dead-helper", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
+            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-dead-helper"]) }
+            runner.start()
+            for _ in 0..<200 where !FileManager.default.fileExists(atPath: bundle + "/out/before") { usleep(50_000) }
+            #expect(try sandbox.output(bundle, "before") == "ok")
+            let helpers = try TestSupport.sh("pgrep -P \(ecid.process.processIdentifier) -f '[e]cid mount-helper'").stdout.split(separator: "\n").compactMap { Int32($0) }
+            #expect(helpers.count == 1, "one helper for the container: \(helpers)")
+            for pid in helpers { Glibc.kill(pid, SIGKILL) }
+            FileManager.default.createFile(atPath: bundle + "/out/go", contents: nil)
+            for _ in 0..<200 where !FileManager.default.fileExists(atPath: bundle + "/out/after-umount") { usleep(50_000) }
+            #expect(try sandbox.output(bundle, "after") == "0", "\(ecid.log())")
+            #expect(try sandbox.output(bundle, "after-umount") == "0")
+            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-dead-helper"]).status == 0 { usleep(50_000) }
+            #expect(Self.helpersGone(of: ecid))
+            #expect(ecid.process.isRunning)
         }
 
         /// `Tests/Fixtures/ecid-hostile.c`, no runc: its own user and mount namespaces, the
