@@ -306,3 +306,14 @@ int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, 
     if (!WIFEXITED(status)) return -EIO;  // killed (by the container's root, say): nothing attached
     return -WEXITSTATUS(status);
 }
+
+int eci_mounts_changed(int fd) {
+    struct pollfd p = { .fd = fd, .events = POLLPRI };
+    int n;
+    do {
+        n = poll(&p, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    if (p.revents & POLLNVAL) return -EBADF;
+    return (p.revents & (POLLERR | POLLPRI)) ? 1 : 0;
+}

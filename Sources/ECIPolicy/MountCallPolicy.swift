@@ -43,6 +43,19 @@ public enum MountCallPolicy {
             noExec = options.contains("noexec")
         }
 
+        /// With the four flags the policy reads already known (ecid's helper parses mountinfo
+        /// bytes itself, on every call, without making strings of every option).
+        public init(device: String, root: String, mountPoint: String, fsType: String, readOnly: Bool, noSuid: Bool, noDev: Bool, noExec: Bool) {
+            self.device = device
+            self.root = root
+            self.mountPoint = mountPoint
+            self.fsType = fsType
+            self.readOnly = readOnly
+            self.noSuid = noSuid
+            self.noDev = noDev
+            self.noExec = noExec
+        }
+
         public var key: Key { Key(device: device, root: root) }
     }
 

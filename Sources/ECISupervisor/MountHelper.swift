@@ -82,6 +82,8 @@ public enum MountHelper {
     nonisolated(unsafe) static var gidMap: [MountCallPolicy.IDMapping] = []
     /// Every capability the helper holds in the caller's user namespace: what it returns to.
     nonisolated(unsafe) static var permitted: UInt64 = 0
+    /// Parsed mount tables, re-read when the kernel reports a change.
+    nonisolated(unsafe) static var mountTables = MountTableCache()
 
     /// The first message: the initial mounts, with the mount namespace, user namespace and
     /// /proc/TID directory of the caller the helper was started for. Enters the namespaces.
@@ -128,13 +130,16 @@ public enum MountHelper {
             // Read as the namespace's root: /proc renders IDs in the reader's user namespace,
             // which is the caller's.
             let creds = try Credentials(status: try readText(at: context.procDirectory, "status"))
-            let mountinfo = try readText(at: context.procDirectory, "mountinfo")
+            _ = try mountTables.rows(root: context.root, procDirectory: context.procDirectory)
             guard fchdir(context.root) == 0, chroot(".") == 0 else { throw Failure(errno: EINVAL, reason: "chroot to the caller's root: \(errnoDescription(errno))") }
             guard fchdir(context.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
             assumed = true
             let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, $0.baseAddress, $0.count, creds.effective) }
             try check(rc, "take the caller's credentials")
-            let gathered = try gather(call, mountinfo: mountinfo)
+            // The caller's mount table, read through its /proc/TID as the namespace's root
+            // (before taking the caller's credentials), re-read only when it changed.
+            let table = { (refresh: Bool) in try mountTables.rows(root: context.root, procDirectory: context.procDirectory, refresh: refresh) }
+            let gathered = try gather(call, table: table)
             defer { gathered.close() }
             switch MountCallPolicy.decide(call, initial: initial, facts: gathered.policyFacts) {
             case let .deny(errno, reason): return HelperResponse(errno: errno, reason: reason)
@@ -185,10 +190,10 @@ public enum MountHelper {
         }
     }
 
-    static func gather(_ call: MountCallPolicy.Call, mountinfo: String) throws -> Gathered {
-        let mounts = MountInfo.parse(mountinfo)
-        let byID = Dictionary(mounts.map { ($0.mountID, $0) }, uniquingKeysWith: { $1 })
-        let visible = mounts.map(policyMount)
+    /// `table(refresh)`: the caller's mount table; one the target's or source's mount is not
+    /// in (a change the cache missed) is read again, once.
+    static func gather(_ call: MountCallPolicy.Call, table: (Bool) throws -> [MountTable.Row]) throws -> Gathered {
+        var rows = try table(false)
         let target: String
         var followTarget = true
         var sourcePath: String?
@@ -202,22 +207,35 @@ public enum MountHelper {
             if kind == .move || kind == .bind(recursive: true) || kind == .bind(recursive: false) { sourcePath = source }
         }
         let (targetFD, targetPath, targetID) = try resolve(target, follow: followTarget)
-        var facts = MountCallPolicy.Facts(
-            targetPath: targetPath, targetMount: byID[Int(targetID.mount_id)].map(policyMount), targetIsMountRoot: targetID.mount_root != 0,
-            visible: visible)
-        var sourceFD: Int32?
+        var sourceResolved: (Int32, String, eci_file_id)?
         if let sourcePath {
-            let resolved: (Int32, String, eci_file_id)
             do {
-                resolved = try resolve(sourcePath, follow: true)
+                sourceResolved = try resolve(sourcePath, follow: true)
             } catch {
                 close(targetFD)
                 throw error
             }
-            let (fd, path, id) = resolved
+        }
+        let needed = [targetID.mount_id] + (sourceResolved.map { [$0.2.mount_id] } ?? [])
+        if !needed.allSatisfy({ id in rows.contains { $0.mountID == Int(id) } }) {
+            do {
+                rows = try table(true)
+            } catch {
+                close(targetFD)
+                if let sourceResolved { close(sourceResolved.0) }
+                throw error
+            }
+        }
+        let visible = rows.map(\.mount)
+        func byID(_ id: Int) -> MountCallPolicy.Mount? { rows.last { $0.mountID == id }?.mount }
+        var facts = MountCallPolicy.Facts(
+            targetPath: targetPath, targetMount: byID(Int(targetID.mount_id)), targetIsMountRoot: targetID.mount_root != 0,
+            visible: visible)
+        var sourceFD: Int32?
+        if let (fd, path, id) = sourceResolved {
             sourceFD = fd
             facts.sourcePath = path
-            facts.sourceMount = byID[Int(id.mount_id)].map(policyMount)
+            facts.sourceMount = byID(Int(id.mount_id))
             facts.sourceIsMountRoot = id.mount_root != 0
         }
         return Gathered(policyFacts: facts, targetFD: targetFD, targetID: targetID, sourceFD: sourceFD)
@@ -331,6 +349,13 @@ public enum MountHelper {
         guard rc >= 0 else { throw Failure(errno: -rc, reason: "\(what): \(errnoDescription(-rc))") }
     }
 
+    static func readBytes(at dirfd: Int32, _ name: String) throws -> [UInt8] {
+        let fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Failure(errno: ESRCH, reason: "the caller went away (\(name): \(errnoDescription(errno)))") }
+        defer { close(fd) }
+        return try readAll(fd)
+    }
+
     static func readText(at dirfd: Int32, _ name: String) throws -> String {
         let fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw Failure(errno: ESRCH, reason: "the caller went away (\(name): \(errnoDescription(errno)))") }
@@ -340,7 +365,7 @@ public enum MountHelper {
 
     static func readAll(_ fd: Int32) throws -> [UInt8] {
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        var chunk = [UInt8](repeating: 0, count: 16384)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
@@ -362,19 +387,24 @@ struct Credentials: Equatable {
     var inheritable: UInt64
 
     init(status: String) throws {
-        var fields: [String: [Substring]] = [:]
+        // Only the six lines used, found by their key (the helper parses this on every call).
+        var fields: [Substring: [Substring]] = [:]
         for line in status.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            fields[String(line[..<colon])] = line[line.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard let first = line.utf8.first, first == UInt8(ascii: "U") || first == UInt8(ascii: "G") || first == UInt8(ascii: "C"),
+                let colon = line.firstIndex(of: ":")
+            else { continue }
+            let key = line[..<colon]
+            guard ["Uid", "Gid", "Groups", "CapEff", "CapPrm", "CapInh"].contains(key) else { continue }
+            fields[key] = line[line.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\t" })
         }
-        func id(_ key: String) throws -> UInt32 {
+        func id(_ key: Substring) throws -> UInt32 {
             // The effective ID (second column) is what permission checks use.
             guard let values = fields[key], values.count >= 2, let v = UInt32(values[1]) else {
                 throw MountHelper.Failure(errno: EINVAL, reason: "status: no \(key)")
             }
             return v
         }
-        func caps(_ key: String) throws -> UInt64 {
+        func caps(_ key: Substring) throws -> UInt64 {
             guard let v = fields[key]?.first.flatMap({ UInt64($0, radix: 16) }) else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no \(key)") }
             return v
         }

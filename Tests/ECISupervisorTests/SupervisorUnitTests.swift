@@ -1,5 +1,6 @@
 import CSeccomp
 import ECIPolicy
+import ECIRuntime
 import Glibc
 import Testing
 
@@ -107,5 +108,29 @@ import Testing
         #expect(HelperWire.decodeResponse(HelperWire.encode(HelperResponse(errno: 0, reason: nil)))?.errno == 0)
         #expect(HelperWire.decodeResponse([1, 2]) == nil)
         #expect(HelperWire.decodeResponse([0xff, 0xff, 0xff, 0xff]) == nil, "negative errno")
+    }
+
+    /// The helper's byte parser of mountinfo reads what ECIRuntime's does, for what the policy
+    /// uses: escapes, optional fields, long overlay options, and this machine's own table.
+    @Test func mountTableMatchesMountInfo() throws {
+        let sample = """
+            21 1 0:50 / / rw,relatime master:1 shared:2 - overlay overlay rw,lowerdir=/a:/b\\:c,upperdir=/u,workdir=/w
+            22 21 0:60 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+            23 21 0:5 /null /proc/kcore rw,nosuid - devtmpfs udev rw,size=100k
+            24 21 8:1 /srv/a\\040b /da\\011ta\\134x ro,nodev - ext4 /dev/sda1 rw
+            25 21 0:61 / /with\\777odd ro,noexec - tmpfs none ro
+            bad line
+            """
+        var texts = [sample]
+        if let own = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) { texts.append(own) }
+        for text in texts {
+            let rows = MountTable.parse(Array(text.utf8))
+            let reference = MountInfo.parse(text)
+            #expect(rows.map(\.mountID) == reference.map(\.mountID))
+            #expect(rows.map(\.mount) == reference.map(MountHelper.policyMount))
+        }
+        let rows = MountTable.parse(Array(sample.utf8))
+        #expect(rows[3].mount.root == "/srv/a b" && rows[3].mount.mountPoint == "/da\tta\\x" && rows[3].mount.readOnly && rows[3].mount.noDev)
+        #expect(rows[4].mount.mountPoint == "/with\\777odd", "not an escape the kernel writes: kept")
     }
 }

@@ -139,3 +139,8 @@ int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, 
                            const char *data, int mntns_fd, int root_fd, int pidns_fd, int netns_fd,
                            const char *const *masked, int nmasked, const char *const *readonly, int nreadonly,
                            uint64_t caller_effective);
+
+/// Whether the mount table behind an open /proc/PID/mountinfo changed since the last time this
+/// said so (or since the open): poll(2) without waiting for POLLPRI, which the kernel raises on
+/// every change of the mount namespace's tree. 1 changed, 0 unchanged, -errno.
+int eci_mounts_changed(int fd);

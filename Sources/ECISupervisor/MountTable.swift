@@ -1,0 +1,153 @@
+import CSeccomp
+import ECICore
+import ECIPolicy
+import Glibc
+
+/// The caller's mountinfo as the policy needs it, parsed from its bytes on every trapped call
+/// (the helper's hottest path: a container's table holds overlay lines of kilobytes of layer
+/// options, which the policy never reads). Same reading as `ECIRuntime.MountInfo.parse` for the
+/// fields it keeps (unit-tested against it): octal escapes undone in root and mount point;
+/// source and super options skipped.
+enum MountTable {
+    struct Row: Equatable {
+        var mountID: Int
+        var mount: MountCallPolicy.Mount
+    }
+
+    static func parse(_ bytes: [UInt8]) -> [Row] {
+        var rows: [Row] = []
+        bytes.withUnsafeBufferPointer { buffer in
+            var start = 0
+            while start < buffer.count {
+                var end = start
+                while end < buffer.count && buffer[end] != 0x0A { end += 1 }
+                if let row = line(buffer, start, end) { rows.append(row) }
+                start = end + 1
+            }
+        }
+        return rows
+    }
+
+    /// One line: `id parent major:minor root point options [optional...] - type source super`.
+    static func line(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Row? {
+        var fields: [Range<Int>] = []
+        fields.reserveCapacity(12)
+        var i = start
+        var fieldStart = start
+        var dash = -1
+        while i <= end {
+            if i == end || b[i] == 0x20 {
+                let range = fieldStart..<i
+                if fields.count >= 6, dash < 0, range.count == 1, b[range.lowerBound] == UInt8(ascii: "-") { dash = fields.count }
+                fields.append(range)
+                // Nothing after the file system type is needed.
+                if dash >= 0 && fields.count > dash + 1 { break }
+                fieldStart = i + 1
+            }
+            i += 1
+        }
+        guard dash >= 6, fields.count >= dash + 2, let id = number(b, fields[0]) else { return nil }
+        var readOnly = false, noSuid = false, noDev = false, noExec = false
+        var optionStart = fields[5].lowerBound
+        for j in fields[5].lowerBound...fields[5].upperBound where j == fields[5].upperBound || b[j] == UInt8(ascii: ",") {
+            switch text(b, optionStart..<j) {
+            case "ro": readOnly = true
+            case "nosuid": noSuid = true
+            case "nodev": noDev = true
+            case "noexec": noExec = true
+            default: break
+            }
+            optionStart = j + 1
+        }
+        let mount = MountCallPolicy.Mount(
+            device: text(b, fields[2]), root: unescaped(b, fields[3]), mountPoint: unescaped(b, fields[4]), fsType: text(b, fields[dash + 1]),
+            readOnly: readOnly, noSuid: noSuid, noDev: noDev, noExec: noExec)
+        return Row(mountID: id, mount: mount)
+    }
+
+    static func number(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count < 19 else { return nil }
+        var value = 0
+        for i in range {
+            guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+            value = value * 10 + Int(b[i] - 0x30)
+        }
+        return value
+    }
+
+    static func text(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self)
+    }
+
+    /// The kernel writes space, tab, newline and backslash as `\ooo`.
+    static func unescaped(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        guard b[range].contains(UInt8(ascii: "\\")) else { return text(b, range) }
+        var out: [UInt8] = []
+        var i = range.lowerBound
+        while i < range.upperBound {
+            if b[i] == UInt8(ascii: "\\"), i + 3 < range.upperBound, b[i + 1] >= 0x30 && b[i + 1] <= 0x33,
+                (2...3).allSatisfy({ b[i + $0] >= 0x30 && b[i + $0] <= 0x37 }) {
+                out.append((b[i + 1] - 0x30) << 6 | (b[i + 2] - 0x30) << 3 | (b[i + 3] - 0x30))
+                i += 4
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// The helper's parsed mount tables, one per caller root (mountinfo is rendered relative to the
+/// root of the task that opened it), re-read only when the kernel says the namespace's tree
+/// changed (`eci_mounts_changed`): reading and parsing mountinfo was most of a call's cost.
+/// An open mountinfo keeps its mount namespace and root, so it stays valid after the caller
+/// that opened it exits. A mount ID the table lacks makes the caller re-read it (`refresh`).
+/// Used only by the single-threaded helper.
+final class MountTableCache {
+    struct Entry {
+        var root: eci_file_id
+        var fd: Int32
+        var rows: [MountTable.Row]
+    }
+
+    static let capacity = 4
+    private var entries: [Entry] = []
+
+    /// The rows for the caller whose root is `root`, opening its mountinfo through
+    /// `procDirectory` the first time.
+    func rows(root: Int32, procDirectory: Int32, refresh: Bool = false) throws -> [MountTable.Row] {
+        var id = eci_file_id()
+        let rc = eci_statx_id(root, "", 1, &id)
+        guard rc == 0 else { throw MountHelper.Failure(errno: -rc, reason: "statx of the caller's root: \(errnoDescription(-rc))") }
+        if let index = entries.firstIndex(where: { Self.same($0.root, id) }) {
+            var entry = entries.remove(at: index)
+            let changed = eci_mounts_changed(entry.fd)
+            if changed != 0 || refresh {
+                guard changed >= 0, lseek(entry.fd, 0, SEEK_SET) == 0 else {
+                    close(entry.fd)
+                    return try rows(root: root, procDirectory: procDirectory)
+                }
+                entry.rows = MountTable.parse(try MountHelper.readAll(entry.fd))
+            }
+            entries.append(entry)
+            return entry.rows
+        }
+        let fd = openat(procDirectory, "mountinfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MountHelper.Failure(errno: ESRCH, reason: "the caller went away (mountinfo: \(errnoDescription(errno)))") }
+        let rows: [MountTable.Row]
+        do {
+            rows = MountTable.parse(try MountHelper.readAll(fd))
+        } catch {
+            close(fd)
+            throw error
+        }
+        entries.append(Entry(root: id, fd: fd, rows: rows))
+        if entries.count > Self.capacity { close(entries.removeFirst().fd) }
+        return rows
+    }
+
+    static func same(_ a: eci_file_id, _ b: eci_file_id) -> Bool {
+        a.mount_id == b.mount_id && a.ino == b.ino && a.dev_major == b.dev_major && a.dev_minor == b.dev_minor
+    }
+}
