@@ -240,6 +240,7 @@ final class HelperPool: @unchecked Sendable {
     func watch(_ helper: Helper, notifyFD: Int32) throws {
         let pidfd = eci_pidfd_open(helper.pid)
         let notify = fcntl(notifyFD, F_DUPFD_CLOEXEC, 0)
+        var tokens: [UInt64] = []
         let failure: Int32? = lock.withLock {
             if epoll < 0 {
                 let fd = eci_epoll_create()
@@ -254,27 +255,31 @@ final class HelperPool: @unchecked Sendable {
                     return EAGAIN
                 }
             }
-            guard pidfd >= 0, notify >= 0 else { return pidfd < 0 ? -pidfd : errno }
+            guard pidfd >= 0, notify >= 0 else { return pidfd < 0 ? -pidfd : EMFILE }
             let exitToken = nextToken
             let hangUpToken = nextToken + 1
             nextToken += 2
+            tokens = [exitToken, hangUpToken]
             watches[exitToken] = .exit(pid: helper.pid, pidfd: pidfd, key: helper.key)
             watches[hangUpToken] = .hangUp(notify: notify, pid: helper.pid, key: helper.key)
             let a = eci_epoll_add(epoll, pidfd, exitToken, 1)
             let b = eci_epoll_add(epoll, notify, hangUpToken, 0)
             return a < 0 ? -a : (b < 0 ? -b : nil)
         }
-        if let failure {
-            // Unwatched, the helper could outlive its container: it is not used.
-            retire(helper, kill: true)
-            if pidfd < 0 || notify < 0 {
-                if pidfd >= 0 { close(pidfd) }
-                if notify >= 0 { close(notify) }
-                var status: Int32 = 0
-                while waitpid(helper.pid, &status, 0) < 0 && errno == EINTR {}
-            }
-            throw ECIError.system("watch the mount helper", errno: failure)
+        guard let failure else { return }
+        // Unwatched, the helper could outlive its container: it is not used. Its watches are
+        // withdrawn first (the watcher ignores tokens it does not know), so the pid stays
+        // unreaped, and ours to kill, until the waitpid here.
+        lock.withLock {
+            tokens.forEach { watches[$0] = nil }
+            if helpers[helper.key] === helper { helpers[helper.key] = nil }
         }
+        if pidfd >= 0 { close(pidfd) }
+        if notify >= 0 { close(notify) }
+        Glibc.kill(helper.pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(helper.pid, &status, 0) < 0 && errno == EINTR {}
+        throw ECIError.system("watch the mount helper", errno: failure)
     }
 
     /// The watcher thread: reaps exited helpers, drops those whose notify fd hung up.

@@ -180,6 +180,39 @@ extension Integration {
             #expect(ecid.process.isRunning)
         }
 
+        /// Each new mount namespace gets a helper of its own, in its own view (its tmpfs lands
+        /// there, not in the container's); at most 8 live per container, the oldest closed first.
+        @Test func helpersPerNamespaceAreBounded() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                mkdir -p /mnt
+                for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
+                  unshare -m sh -c 'mount -t tmpfs none /mnt && touch /mnt/in-$0 && umount /mnt && echo ok' $i
+                done > /out/namespaces
+                ls /mnt | wc -l > /out/leaked
+                mount -t tmpfs none /mnt; echo $? > /out/own
+                echo looped > /out/looped
+                while [ ! -e /out/go ]; do sleep 0.05; done
+                """
+            let bundle = try sandbox.makeBundle("bounded", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
+            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-bounded"]) }
+            runner.start()
+            for _ in 0..<300 where !FileManager.default.fileExists(atPath: bundle + "/out/looped") { usleep(50_000) }
+            #expect(try sandbox.output(bundle, "namespaces").split(separator: "\n").count == 12, "\(ecid.log())")
+            #expect(try sandbox.output(bundle, "leaked") == "0")
+            #expect(try sandbox.output(bundle, "own") == "0")
+            let live = try TestSupport.sh("pgrep -c -P \(ecid.process.processIdentifier) -f '[e]cid mount-helper'").stdout
+            #expect((Int(live.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 99) <= 8, "\(live) helpers")
+            #expect(ecid.log().components(separatedBy: "mount helper started").count - 1 == 13)
+            FileManager.default.createFile(atPath: bundle + "/out/go", contents: nil)
+            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-bounded"]).status == 0 { usleep(50_000) }
+            #expect(Self.helpersGone(of: ecid))
+        }
+
         /// `Tests/Fixtures/ecid-hostile.c`, no runc: its own user and mount namespaces, the
         /// traps, the fd handed over in runc's format; bad pointers, unterminated and huge
         /// strings, a thread racing the target between its own mount point and /proc, a caller
