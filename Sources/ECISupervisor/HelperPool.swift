@@ -43,6 +43,8 @@ final class HelperPool: @unchecked Sendable {
         var device: UInt64
     }
 
+    /// One helper process. `@unchecked Sendable`: `pid`, `socket` and `key` never change;
+    /// `lastUsed` only under the pool's lock (see above).
     final class Helper: @unchecked Sendable {
         let pid: pid_t
         let socket: Int32

@@ -4,7 +4,8 @@ import Glibc
 import Logging
 
 // ecid: ECI's syscall supervisor. `ecid [--state-dir DIR] [--debug]` serves in the foreground;
-// `ecid mount-helper` is the per-call helper it spawns (not for direct use).
+// `ecid mount-helper` is the long-lived helper it starts per container and namespace pair (not
+// for direct use; see HelperPool).
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "mount-helper" {
     exit(MountHelper.main())
