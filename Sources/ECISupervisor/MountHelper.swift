@@ -129,7 +129,7 @@ public enum MountHelper {
         do {
             // Read as the namespace's root: /proc renders IDs in the reader's user namespace,
             // which is the caller's.
-            let creds = try Credentials(status: try readText(at: context.procDirectory, "status"))
+            let creds = try Credentials(status: try readBytes(at: context.procDirectory, "status"))
             _ = try mountTables.rows(root: context.root, procDirectory: context.procDirectory)
             guard fchdir(context.root) == 0, chroot(".") == 0 else { throw Failure(errno: EINVAL, reason: "chroot to the caller's root: \(errnoDescription(errno))") }
             guard fchdir(context.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
@@ -387,32 +387,59 @@ struct Credentials: Equatable {
     var inheritable: UInt64
 
     init(status: String) throws {
-        // Only the six lines used, found by their key (the helper parses this on every call).
-        var fields: [Substring: [Substring]] = [:]
-        for line in status.split(separator: "\n") {
-            guard let first = line.utf8.first, first == UInt8(ascii: "U") || first == UInt8(ascii: "G") || first == UInt8(ascii: "C"),
-                let colon = line.firstIndex(of: ":")
-            else { continue }
-            let key = line[..<colon]
-            guard ["Uid", "Gid", "Groups", "CapEff", "CapPrm", "CapInh"].contains(key) else { continue }
-            fields[key] = line[line.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\t" })
-        }
-        func id(_ key: Substring) throws -> UInt32 {
-            // The effective ID (second column) is what permission checks use.
-            guard let values = fields[key], values.count >= 2, let v = UInt32(values[1]) else {
-                throw MountHelper.Failure(errno: EINVAL, reason: "status: no \(key)")
+        try self.init(status: Array(status.utf8))
+    }
+
+    /// From the bytes of /proc/TID/status: only the six lines used, found by their key, read
+    /// without making strings (the helper parses this on every call).
+    init(status bytes: [UInt8]) throws {
+        var uid: UInt32?, gid: UInt32?, groups: [UInt32] = [], effective: UInt64?, permitted: UInt64?, inheritable: UInt64?
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+            let line = bytes[start..<end]
+            start = end + 1
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            let key = line[line.startIndex..<colon]
+            let values = line[(colon + 1)...].split(whereSeparator: { $0 == 0x20 || $0 == 0x09 })
+            func decimal(_ i: Int) -> UInt32? { i < values.count ? Self.number(values[i], radix: 10).flatMap { UInt32(exactly: $0) } : nil }
+            switch Array(key) {
+            case Array("Uid".utf8): uid = decimal(1)  // the effective ID (second column) is what permission checks use
+            case Array("Gid".utf8): gid = decimal(1)
+            case Array("Groups".utf8): groups = values.compactMap { Self.number($0, radix: 10).flatMap { UInt32(exactly: $0) } }
+            case Array("CapEff".utf8): effective = values.first.flatMap { Self.number($0, radix: 16) }
+            case Array("CapPrm".utf8): permitted = values.first.flatMap { Self.number($0, radix: 16) }
+            case Array("CapInh".utf8): inheritable = values.first.flatMap { Self.number($0, radix: 16) }
+            default: continue
             }
-            return v
         }
-        func caps(_ key: Substring) throws -> UInt64 {
-            guard let v = fields[key]?.first.flatMap({ UInt64($0, radix: 16) }) else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no \(key)") }
-            return v
+        guard let uid else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no Uid") }
+        guard let gid else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no Gid") }
+        guard let effective else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no CapEff") }
+        guard let permitted else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no CapPrm") }
+        guard let inheritable else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no CapInh") }
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+        self.effective = effective
+        self.permitted = permitted
+        self.inheritable = inheritable
+    }
+
+    static func number(_ digits: ArraySlice<UInt8>, radix: UInt64) -> UInt64? {
+        guard !digits.isEmpty, digits.count <= 16 else { return nil }
+        var value: UInt64 = 0
+        for d in digits {
+            let v: UInt64
+            switch d {
+            case 0x30...0x39: v = UInt64(d - 0x30)
+            case 0x61...0x66 where radix == 16: v = UInt64(d - 0x61 + 10)
+            case 0x41...0x46 where radix == 16: v = UInt64(d - 0x41 + 10)
+            default: return nil
+            }
+            value = value * radix + v
         }
-        uid = try id("Uid")
-        gid = try id("Gid")
-        groups = (fields["Groups"] ?? []).compactMap { UInt32($0) }
-        effective = try caps("CapEff")
-        permitted = try caps("CapPrm")
-        inheritable = try caps("CapInh")
+        return value
     }
 }
