@@ -135,6 +135,8 @@ int eci_reap(pid_t pid) {
 
 // MARK: Credentials
 
+static int caps_set(uint64_t effective, uint64_t permitted);
+
 static int caps_get(struct __user_cap_data_struct data[2]) {
     struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     memset(data, 0, sizeof(struct __user_cap_data_struct) * 2);
@@ -170,26 +172,55 @@ int eci_helper_base(uint64_t *permitted) {
     int rc = caps_get(data);
     if (rc < 0) return rc;
     *permitted = (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
-    return caps_set_effective(*permitted);
+    return caps_set(*permitted, *permitted);
 }
 
-int eci_helper_assume(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, uint64_t effective) {
+// What eci_helper_assume changed, so that eci_helper_restore undoes exactly that (the helper is
+// single-threaded; a caller that is the namespace's root with every capability costs no change).
+static int assumed_groups, assumed_gid, assumed_uid, assumed_caps;
+
+static int caps_set(uint64_t effective, uint64_t permitted) {
+    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    data[0].effective = (uint32_t)effective;
+    data[1].effective = (uint32_t)(effective >> 32);
+    data[0].permitted = (uint32_t)permitted;
+    data[1].permitted = (uint32_t)(permitted >> 32);
+    // Inheritable stays empty: the helper never execs.
+    return syscall(SYS_capset, &header, data) < 0 ? -errno : 0;
+}
+
+int eci_helper_assume(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, uint64_t effective, uint64_t permitted) {
     gid_t list[256];
     if (ngroups > 256) return -E2BIG;
     for (size_t i = 0; i < ngroups; i++) list[i] = groups[i];
-    // A namespace whose setgroups is "deny" keeps the helper's empty list: fewer groups.
-    if (syscall(SYS_setgroups, ngroups, list) < 0 && errno != EPERM) return -errno;
-    if (syscall(SYS_setresgid, -1, gid, -1) < 0) return -errno;
-    if (syscall(SYS_setresuid, -1, uid, -1) < 0) return -errno;
-    return caps_set_effective(effective);
+    if (ngroups > 0) {
+        assumed_groups = 1;
+        // A namespace whose setgroups is "deny" keeps the helper's empty list: fewer groups.
+        if (syscall(SYS_setgroups, ngroups, list) < 0 && errno != EPERM) return -errno;
+    }
+    if (gid != 0) {
+        assumed_gid = 1;
+        if (syscall(SYS_setresgid, -1, gid, -1) < 0) return -errno;
+    }
+    if (uid != 0) {
+        assumed_uid = 1;
+        if (syscall(SYS_setresuid, -1, uid, -1) < 0) return -errno;
+    }
+    if ((effective & permitted) != permitted) {
+        assumed_caps = 1;
+        return caps_set(effective & permitted, permitted);
+    }
+    return 0;
 }
 
 int eci_helper_restore(uint64_t permitted) {
-    int rc = caps_set_effective(permitted);
-    if (rc < 0) return rc;
-    if (syscall(SYS_setresuid, -1, 0, -1) < 0) return -errno;
-    if (syscall(SYS_setresgid, -1, 0, -1) < 0) return -errno;
-    if (syscall(SYS_setgroups, 0, NULL) < 0 && errno != EPERM) return -errno;
+    if (assumed_caps && caps_set(permitted, permitted) < 0) return -errno;
+    if (assumed_uid && syscall(SYS_setresuid, -1, 0, -1) < 0) return -errno;
+    if (assumed_gid && syscall(SYS_setresgid, -1, 0, -1) < 0) return -errno;
+    if (assumed_groups && syscall(SYS_setgroups, 0, NULL) < 0 && errno != EPERM) return -errno;
+    assumed_caps = assumed_uid = assumed_gid = assumed_groups = 0;
     // Verify, not trust: the next caller must meet exactly the base credentials.
     uid_t r, e, s;
     gid_t gr, ge, gs;
@@ -201,7 +232,8 @@ int eci_helper_restore(uint64_t permitted) {
     if (caps_get(data) < 0) return -EPERM;
     uint64_t eff = (uint64_t)data[0].effective | ((uint64_t)data[1].effective << 32);
     uint64_t prm = (uint64_t)data[0].permitted | ((uint64_t)data[1].permitted << 32);
-    if (eff != permitted || prm != permitted) return -EPERM;
+    uint64_t inh = (uint64_t)data[0].inheritable | ((uint64_t)data[1].inheritable << 32);
+    if (eff != permitted || prm != permitted || inh != 0) return -EPERM;
     return 0;
 }
 

@@ -147,10 +147,8 @@ final class HelperPool: @unchecked Sendable {
             helper.lastUsed = clock
             return helper
         }
-        if let existing {
-            guard eci_peer_gone(existing.socket) == 1 else { return existing }
-            retire(existing, kill: true)
-        }
+        // A helper already gone shows at the send (EPIPE), which retries with a new one.
+        if let existing { return existing }
         let helper = try spawn(key: key, initial: container.initial, opened: opened, helperPath: helperPath)
         let evicted: [Helper] = lock.withLock {
             clock += 1

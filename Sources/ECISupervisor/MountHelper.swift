@@ -134,7 +134,7 @@ public enum MountHelper {
             guard fchdir(context.root) == 0, chroot(".") == 0 else { throw Failure(errno: EINVAL, reason: "chroot to the caller's root: \(errnoDescription(errno))") }
             guard fchdir(context.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
             assumed = true
-            let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, $0.baseAddress, $0.count, creds.effective) }
+            let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, $0.baseAddress, $0.count, creds.effective, permitted) }
             try check(rc, "take the caller's credentials")
             // The caller's mount table, read through its /proc/TID as the namespace's root
             // (before taking the caller's credentials), re-read only when it changed.

@@ -67,6 +67,8 @@ extension Integration {
                 mount -o remount,rw /mnt; echo $? > /out/busybox-remount-rw
                 mkdir -p /mnt/a /mnt/b && mount --bind /mnt/a /mnt/b; echo $? > /out/bind-own
                 umount /mnt/b; umount /mnt; echo $? > /out/umount-own
+                su -s /bin/sh nobody -c 'mount -t tmpfs none /mnt 2>/dev/null; echo $?; id -u' > /out/nobody
+                mount -t tmpfs none /mnt && umount /mnt; echo $? > /out/root-after-nobody
                 mkdir -p /fp /fs /x
                 mount -t proc proc /fp; echo $? > /out/fresh-proc
                 grep -o ' /fp[^ ]* ' /proc/self/mountinfo | tr -d ' ' | sort | tr '\n' ' ' > /out/fresh-proc-mounts
@@ -101,6 +103,11 @@ extension Integration {
                 #expect(try sandbox.output(bundle, works) == "0", "\(works) failed")
             }
             #expect(try sandbox.output(bundle, "write-own-ro") != "0", "the remount to read-only took")
+            // The helper acts with each caller's credentials and returns to its own: an
+            // unprivileged caller is refused by the kernel, root's next call works.
+            let nobody = try sandbox.output(bundle, "nobody").split(separator: "\n")
+            #expect(nobody.count == 2 && nobody[0] != "0" && nobody[1] == "65534", "a caller without CAP_SYS_ADMIN mounted: \(nobody)")
+            #expect(try sandbox.output(bundle, "root-after-nobody") == "0")
             // A fresh procfs and sysfs: made, with the spec's masks and read-only paths on before
             // they were visible, showing the container's own processes; the masks stay.
             for works in ["fresh-proc", "fresh-proc-rbind", "fresh-proc-umount", "fresh-sysfs"] {
