@@ -53,6 +53,14 @@ final class E2EContext: Sendable {
         return result.stdout
     }
 
+    /// `ecibuild debug OP` against the VM under test (test hooks the agent answers on the host channel).
+    @discardableResult
+    func debug(_ op: String) throws -> TestSupport.Output {
+        let result = try TestSupport.run([ecibuild, "debug", op, "--vm-dir", vmDirectory])
+        note("$ ecibuild debug \(op)\n[exit \(result.status)]\n\(result.stdout)\(result.stderr)")
+        return result
+    }
+
     func expect(_ condition: Bool, _ message: @autoclosure () -> String) {
         guard !condition else { return }
         let text = message()
@@ -155,7 +163,9 @@ final class E2EHarness: Sendable {
         var passed = 0
         var failed: [String] = []
         // The first case loads the test images every other case uses: it always runs.
-        let selected = cases.enumerated().filter { $0.offset == 0 || only == nil || $0.element.name.contains(only ?? "") }.map(\.element)
+        // `--only` is one name part, or several separated by commas.
+        let parts = only?.split(separator: ",").map(String.init) ?? []
+        let selected = cases.enumerated().filter { item in item.offset == 0 || parts.isEmpty || parts.contains { item.element.name.contains($0) } }.map(\.element)
         for (index, testCase) in selected.enumerated() {
             let logPath = String(format: "%@/%02d-%@.log", logs, index + 1, testCase.name)
             let caseStart = Date()
