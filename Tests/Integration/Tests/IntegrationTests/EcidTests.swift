@@ -191,6 +191,8 @@ extension Integration {
             }
             #expect(try sandbox.output(bundle, "own-tmpfs") == "0")
             let log = ecid.log()
+            // Whether the kill landed while the dead ecid had a call in hand (then answered EINTR).
+            print("ecid restart: \(fails.isEmpty ? "no call interrupted" : "interrupted: \(fails)"), orphan answered: \(log.contains("left unanswered"))")
             #expect(log.contains("re-attached"), "\(log)\nfirst ecid: \(firstLog)")
             #expect(log.contains("/proc is one of the container's protected mounts"), "refused by the new ecid: \(log)")
             #expect(log.contains("/ro started read-only"), "\(log)")
