@@ -69,14 +69,16 @@ final class Registry: Sendable {
     /// and saved before its fd goes to the holder. An exec into a container ecid has no record
     /// of is refused: its mounts now are not its initial mounts.
     func attach(_ message: HandOver, log: Logger) throws -> Container {
-        if let known = entries.withLock({ entries -> Container? in
-            entries[message.containerID]?.fds += 1
-            return entries[message.containerID]?.container
-        }) {
+        // At create the container is new by definition: a record under its ID (a container of
+        // the same name that is gone, restored but not yet reconciled) is replaced, never reused.
+        if message.status != "creating" {
+            guard let known = entries.withLock({ entries -> Container? in
+                entries[message.containerID]?.fds += 1
+                return entries[message.containerID]?.container
+            }) else {
+                throw ECIError(.refused, "container \(message.containerID) (\(message.status)) has no record of its initial mounts: not supervised")
+            }
             return known
-        }
-        guard message.status == "creating" else {
-            throw ECIError(.refused, "container \(message.containerID) (\(message.status)) has no record of its initial mounts: not supervised")
         }
         guard let start = ContainerRecords.startTime(of: message.initPID) else {
             throw ECIError(.notFound, "container \(message.containerID): its init \(message.initPID) is gone")
@@ -84,8 +86,8 @@ final class Registry: Sendable {
         let record = ContainerRecord(id: message.containerID, initPID: message.initPID, initStart: start, initial: try Self.initialMounts(of: message, log: log))
         try records.save(record)
         return entries.withLock { entries in
-            let entry = entries[record.id] ?? Entry(container: Container(id: record.id, initial: record.initial), record: record)
-            entries[record.id, default: entry].fds += 1
+            let entry = Entry(container: Container(id: record.id, initial: record.initial), record: record, fds: 1)
+            entries[record.id] = entry
             return entry.container
         }
     }

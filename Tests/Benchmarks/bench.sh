@@ -219,6 +219,9 @@ EOF
       docker run --rm $(flags "$r") --network none --runtime "$r" eci-bench-tools /syscall-loop 5000000 \
         >> "$work/ecid/$r.syscall" 2>>"$work/ecid/errors" || { echo "bench: syscall-loop under $r failed:" >&2; tail -n 4 "$work/ecid/errors" >&2; }
     done
+    # For reference: plain runc with Docker's default seccomp profile (a filter, no traps).
+    docker run --rm --network none --runtime runc eci-bench-tools /syscall-loop 5000000 \
+      >> "$work/ecid/runc-default.syscall" 2>>"$work/ecid/errors" || { echo "bench: syscall-loop under runc failed:" >&2; tail -n 4 "$work/ecid/errors" >&2; }
   done
   med() { value "$1" "$2" > "$2.$1"; [ -s "$2.$1" ] && median "$2.$1" || echo "-"; }
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a/b}'; }
@@ -233,6 +236,8 @@ EOF
   [ "$rm_eci" = - ] || printf '%-44s %8sus %8sus %8s\n' "trapped remount of its own tmpfs, per call" "$rm_eci" "$rm_runc" "$(ratio "$rm_eci" "$rm_runc")"
   printf '%-44s %8sns %8sns %8s\n' "untrapped getppid, per call" "$g_eci" "$g_runc" "$(ratio "$g_eci" "$g_runc")"
   printf '%-44s %8sns %8sns %8s\n' "untrapped 1-byte read of /dev/zero" "$r_eci" "$r_runc" "$(ratio "$r_eci" "$r_runc")"
+  g_def=$(med getppid_ns "$work/ecid/runc-default.syscall")
+  printf '%-44s %8sns %8sns %8s\n' "  getppid: eci+ecid vs runc, Docker's profile" "$g_eci" "$g_def" "$(ratio "$g_eci" "$g_def")"
 
   # docker run with ecid against without, interleaved after a warm-up of each.
   for r in eci-ecid eci-noecid; do docker run --rm --network none --runtime "$r" eci-bench true; done

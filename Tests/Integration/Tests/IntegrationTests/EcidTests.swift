@@ -57,6 +57,21 @@ extension Integration {
             return false
         }
 
+        /// A mount/umount loop until /out/stop, then attacks on the initial mounts and one own mount.
+        static let mountLoop = """
+            mkdir -p /mnt; i=0
+            while [ ! -e /out/stop ] && [ $i -lt 100000 ]; do
+                mount -t tmpfs none /mnt 2>>/out/errors || echo "mount $i" >> /out/fails
+                umount /mnt 2>>/out/errors || echo "umount $i" >> /out/fails
+                i=$((i+1)); echo $i > /out/progress
+            done
+            umount /proc 2>/dev/null; echo $? > /out/umount-proc
+            umount -l /proc/kcore 2>/dev/null; echo $? > /out/umount-kcore
+            mount -o remount,bind,rw /ro 2>/dev/null; echo $? > /out/remount-ro
+            mount -t tmpfs none /mnt && umount /mnt; echo $? > /out/own-tmpfs
+            echo done > /out/done
+            """
+
         static func privilegedWithReadOnlyBind(_ sandbox: RuntimeSandbox, _ config: inout [String: Any]) {
             RuntimeLocks.privileged(&config)
             RuntimeLocks.addMount(&config, ["destination": "/ro", "type": "bind", "source": sandbox.directory + "/shared", "options": ["rbind", "ro"]])
@@ -155,19 +170,7 @@ extension Integration {
             try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
             var ecid = try Daemon(sandbox: sandbox)
             defer { ecid.kill() }
-            let script = """
-                mkdir -p /mnt; i=0
-                while [ ! -e /out/stop ] && [ $i -lt 100000 ]; do
-                    mount -t tmpfs none /mnt 2>>/out/errors || echo "mount $i" >> /out/fails
-                    umount /mnt 2>>/out/errors || echo "umount $i" >> /out/fails
-                    i=$((i+1)); echo $i > /out/progress
-                done
-                umount /proc 2>/dev/null; echo $? > /out/umount-proc
-                umount -l /proc/kcore 2>/dev/null; echo $? > /out/umount-kcore
-                mount -o remount,bind,rw /ro 2>/dev/null; echo $? > /out/remount-ro
-                mount -t tmpfs none /mnt && umount /mnt; echo $? > /out/own-tmpfs
-                echo done > /out/done
-                """
+            let script = Self.mountLoop
             let bundle = try sandbox.makeBundle("loop", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
             let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-loop"]) }
             runner.start()
@@ -203,6 +206,40 @@ extension Integration {
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
             #expect(try TestSupport.sh("pgrep -f '[e]cid mount-helper'").status != 0, "a helper was left behind")
             #expect(!FileSystem.exists(sandbox.stateDirectory + "/ecid/containers/ecid-loop.json"), "the record outlived its container")
+        }
+
+        /// The holder killed with -9 while a container runs: ecid starts a new one and deposits
+        /// every fd again, so a kill -9 of ecid after that still loses nothing.
+        @Test func killedHolderIsReplaced() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            var ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let bundle = try sandbox.makeBundle("loop", script: Self.mountLoop) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
+            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-holder"]) }
+            runner.start()
+            #expect(Self.waitFor(bundle + "/out/progress", seconds: 30) { (Int($0) ?? 0) >= 3 }, "the loop did not start: \(ecid.log())")
+            let first = try TestSupport.sh("pgrep -f '[f]d-holder --dir \(sandbox.stateDirectory)/ecid'").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(Int32(first) != nil, "one holder: \(first)")
+            if let pid = Int32(first) { kill(pid, SIGKILL) }
+            // The second "fd holder started" in ecid's log.
+            for _ in 0..<100 where ecid.log().components(separatedBy: "fd holder started").count < 3 { usleep(50_000) }
+            #expect(ecid.log().contains("fd holder gone"), "\(ecid.log())")
+            let second = try TestSupport.sh("pgrep -f '[f]d-holder --dir \(sandbox.stateDirectory)/ecid'").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(Int32(second) != nil && second != first, "a new holder: \(second)")
+            usleep(200_000)
+            ecid.kill(SIGKILL)
+            ecid = try Daemon(sandbox: sandbox, name: "ecid-2")
+            let resumed = Int(try sandbox.output(bundle, "progress")) ?? 0
+            #expect(Self.waitFor(bundle + "/out/progress", seconds: 30) { (Int($0) ?? 0) >= resumed + 5 }, "the loop did not go on: \(ecid.log())")
+            FileManager.default.createFile(atPath: bundle + "/out/stop", contents: nil)
+            #expect(Self.waitFor(bundle + "/out/done", seconds: 30), "the container did not finish: \(ecid.log())")
+            #expect(try sandbox.output(bundle, "umount-proc") != "0", "umount /proc succeeded after the restart")
+            #expect(ecid.log().contains("re-attached"), "\(ecid.log())")
+            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-holder"]).status == 0 { usleep(50_000) }
+            ecid.kill()
+            #expect(try Self.holderGone(sandbox, within: 5), "the fd holder was left behind")
         }
 
         /// ecid killed and not restarted: a new container is refused at once; a trapped call
