@@ -82,8 +82,8 @@ public enum FDHolder {
                 break
             }
             for (index, key) in keys.enumerated() where polled[index + 2].revents != 0 {
+                // Every process under that filter has exited (or the fd is bad): nothing to keep.
                 if let fd = held.removeValue(forKey: key) { close(fd) }
-                say("\(key): hung up (revents \(polled[index + 2].revents)), closed")
             }
             if polled[1].revents != 0 {
                 var fds = [Int32](repeating: -1, count: 8)
