@@ -185,6 +185,12 @@ extension Integration {
             #expect(Int(try sandbox.output(bundle, "progress")) == stalled, "a trapped call was answered with no ecid")
             ecid = try Daemon(sandbox: sandbox, name: "ecid-2")
             #expect(Self.waitFor(bundle + "/out/progress", seconds: 30) { (Int($0) ?? 0) >= stalled + 5 }, "the loop did not go on after the restart: \(ecid.log())")
+            // An exec after the restart: its fd joins the restored record (its initial mounts, not
+            // the container's mounts of now).
+            let exec = try sandbox.runtime(["exec", "ecid-loop", "sh", "-c", "umount -l /proc/kcore 2>/dev/null; echo kcore=$?; mkdir -p /out/e && mount -t tmpfs none /out/e && umount /out/e; echo own=$?"])
+            #expect(exec.stdout.contains("kcore=") && !exec.stdout.contains("kcore=0"), "the exec unmasked /proc/kcore: \(exec.stdout) \(exec.stderr)")
+            #expect(exec.stdout.contains("own=0"), "exec: \(exec.stdout) \(exec.stderr)")
+            #expect(ecid.log().contains("\"status\":\"running\""), "the exec's hand-over reached the new ecid: \(ecid.log())")
             FileManager.default.createFile(atPath: bundle + "/out/stop", contents: nil)
             #expect(Self.waitFor(bundle + "/out/done", seconds: 30), "the container did not finish: \(ecid.log())")
             let fails = (try? sandbox.output(bundle, "fails")) ?? ""
