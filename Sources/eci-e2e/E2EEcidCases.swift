@@ -71,7 +71,8 @@ enum E2EEcidCases {
         // crash would) and restarted by systemd while a container mounts in a loop.
         E2ECase(name: "ecid-killed-during-a-mount-loop") { c in
             try c.docker(["run", "-d", "--name", "e2e-loop", "--privileged", tools, "sh", "-c",
-                "i=0; while [ $i -lt 120 ]; do if mount -t tmpfs none /mnt && umount /mnt; then echo ok $i; else echo FAILED $i; fi; i=$((i+1)); sleep 0.05; done; echo loop-done"])
+                "i=0; while [ $i -lt 120 ]; do if mount -t tmpfs none /mnt 2>/tmp/e && umount /mnt 2>/tmp/e; then echo ok $i; else echo FAILED $i $(cat /tmp/e); umount /mnt 2>/dev/null; fi; i=$((i+1)); sleep 0.05; done; "
+                    + "umount /proc/kcore 2>/dev/null && echo kcore-unmounted; echo loop-done"])
             // A few iterations in: the kill lands in the middle of the loop.
             usleep(3_000_000)
             let killed = try c.debug("kill-ecid")
@@ -82,7 +83,12 @@ enum E2EEcidCases {
             let failed = lines.filter { $0.hasPrefix("FAILED") }
             c.note("mount loop: \(lines.count - 1) iterations, \(failed.count) failed: \(failed.prefix(5))")
             c.expect(waited.stdout.hasPrefix("0") && lines.last == "loop-done", "the loop ran to its end: \(logs.stdout.suffix(300))")
-            c.expect(failed.isEmpty, "every mount of the loop worked across ecid's restart: \(failed.count) failed")
+            // The one call the killed ecid had taken (if the kill landed inside a call) gets
+            // EINTR from the next ecid: whether it was performed cannot be known. Every other
+            // call works, none hangs.
+            let interrupted = failed.filter { $0.contains("Interrupted system call") }
+            c.expect(failed.count <= 1 && interrupted.count == failed.count, "every mount of the loop worked across ecid's restart, but for at most one EINTR: \(failed)")
+            c.expect(!lines.contains("kcore-unmounted"), "the mask on /proc/kcore held after the restart")
             let after = try c.docker(["run", "--rm", "--privileged", tools, "sh", "-c", "umount /proc/kcore 2>/dev/null; test -c /proc/kcore && echo masked; mount -t tmpfs none /mnt && echo mounted"])
             c.expect(after.stdout == "masked\nmounted\n", "a new container after the restart is supervised: \(after.stdout) \(after.stderr)")
             try c.docker(["rm", "-f", "e2e-loop"])
