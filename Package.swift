@@ -63,7 +63,7 @@ let package = Package(
         // per-call helper that performs vetted mounts as the caller.
         .target(
             name: "ECISupervisor",
-            dependencies: ["CSeccomp", "ECICore", "ECIIO", "ECIOCI", "ECIPolicy", "ECIRuntime", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CSeccomp", "CShim", "ECICore", "ECIIO", "ECIOCI", "ECIPolicy", "ECIRuntime", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),
         .executableTarget(name: "ecid", dependencies: ["ECISupervisor", "ECICore", .product(name: "Logging", package: "swift-log")]),

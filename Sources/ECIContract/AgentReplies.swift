@@ -8,6 +8,9 @@ public enum ControlOperation: String, Sendable, Equatable, CaseIterable {
     case settings
     /// Power the VM off (after answering): `ShutdownAccepted`.
     case shutdown
+    /// A test hook: SIGKILL to ecid's main process, as a crash would (systemd restarts it):
+    /// `EcidKilled`.
+    case killEcid = "kill-ecid"
 }
 
 /// A control request: `{"op":"status","version":1}`.
@@ -34,6 +37,16 @@ public struct ShutdownAccepted: ContractPayload, Equatable {
     }
 }
 
+/// The agent's answer to `kill-ecid`: the process it killed.
+public struct EcidKilled: ContractPayload, Equatable {
+    public static let replyKey = "killedEcid"
+    public var pid: Int32
+
+    public init(pid: Int32) {
+        self.pid = pid
+    }
+}
+
 /// The agent's answer to `status`.
 public struct AgentStatus: ContractPayload, Equatable {
     public static let replyKey = "status"
@@ -45,15 +58,18 @@ public struct AgentStatus: ContractPayload, Equatable {
     public var engine: EngineState
     /// Every container the engine has (empty when it does not answer).
     public var containers: [ContainerStatus]
+    /// ECI's syscall supervisor: "running", or why not; nil from an agent that does not say.
+    public var ecid: String?
 
-    public init(agent: String, prepare: PrepareReport?, engine: EngineState, containers: [ContainerStatus]) {
+    public init(agent: String, prepare: PrepareReport?, engine: EngineState, containers: [ContainerStatus], ecid: String? = nil) {
         self.agent = agent
         self.prepare = prepare
         self.engine = engine
         self.containers = containers
+        self.ecid = ecid
     }
 
-    private enum CodingKeys: String, CodingKey { case agent, prepare, engine, containers }
+    private enum CodingKeys: String, CodingKey { case agent, prepare, engine, containers, ecid }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -62,6 +78,7 @@ public struct AgentStatus: ContractPayload, Equatable {
         try container.encode(prepare, forKey: .prepare)
         try container.encode(engine, forKey: .engine)
         try container.encode(containers, forKey: .containers)
+        try container.encodeIfPresent(ecid, forKey: .ecid)
     }
 }
 

@@ -18,6 +18,8 @@ public enum AdminOperation: String, Sendable, Equatable, CaseIterable {
     case status
     /// Stop the VM cleanly: `StopAccepted`.
     case stop
+    /// A test hook, relayed to the agent: kill ecid with SIGKILL (systemd restarts it): `EcidKilled`.
+    case killEcid = "kill-ecid"
 }
 
 /// An admin request: `{"op":"stop","version":1}`, one line per connection.

@@ -11,6 +11,8 @@ final class AdminServer: Sendable {
     struct Handlers: Sendable {
         var status: @Sendable () -> VMStatus
         var stop: @Sendable () -> Void
+        /// Relayed to the agent (a test hook).
+        var killEcid: @Sendable () throws -> EcidKilled = { throw ECIError(.unsupported, "kill-ecid is not served here") }
     }
 
     private let listener: UnixSocket
@@ -46,6 +48,7 @@ final class AdminServer: Sendable {
             case .stop:
                 handlers.stop()
                 return try ContractReply.encode(StopAccepted())
+            case .killEcid: return try ContractReply.encode(handlers.killEcid())
             }
         } catch let error as ECIError {
             return ContractReply.encode(ContractFailure(error))
@@ -79,6 +82,11 @@ public enum AdminClient {
 
     public static func stop(_ vm: VMDirectory, timeout: Double = 30) throws {
         _ = try ContractReply.decode(StopAccepted.self, from: try send(.stop, vm: vm, timeout: timeout), peer: "the VM's supervisor", receiver: "this ecibuild")
+    }
+
+    /// A test hook: the VM's agent kills ecid with SIGKILL; returns the process it killed.
+    public static func killEcid(_ vm: VMDirectory, timeout: Double = 30) throws -> EcidKilled {
+        try ContractReply.decode(EcidKilled.self, from: try send(.killEcid, vm: vm, timeout: timeout), peer: "the VM's supervisor", receiver: "this ecibuild")
     }
 
     /// - Throws: `.notFound` when nothing listens on the admin socket.

@@ -28,6 +28,11 @@ public struct AgentClient: Sendable {
         _ = try call(.shutdown, ShutdownAccepted.self, timeout: timeout)
     }
 
+    /// A test hook: the agent kills ecid's main process with SIGKILL (systemd restarts it).
+    public func killEcid(timeout: Duration) throws -> EcidKilled {
+        try call(.killEcid, EcidKilled.self, timeout: timeout)
+    }
+
     /// `request` as the status document shows it: the answer, the agent's error (including a
     /// protocol-version mismatch, which the user must see), or silence (no answer in time).
     public static func answer<Value>(_ request: () throws -> Value) -> AgentAnswer<Value> {

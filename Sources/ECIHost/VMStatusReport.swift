@@ -26,6 +26,7 @@ public enum VMStatusText {
             return lines.joined(separator: "\n")
         }
         lines.append("agent:       \(agent.agent), engine \(agent.engine.state.rawValue)")
+        if let ecid = agent.ecid { lines.append("ecid:        \(ecid)") }
         if let settings = status.settings.value {
             let images = settings.socketMountImages
             lines.append(

@@ -102,7 +102,13 @@ public final class VMSupervisor: Sendable {
         let engineSocket = try EngineSocket.serve(at: vm.dockerSocket, logger: logger) { [self] in life.withLock { $0.ports?.tunnel } }
         life.withLock { $0.engineSocket = engineSocket }
         let admin = try AdminServer.serve(
-            at: vm.adminSocket, handlers: .init(status: { [self] in status() }, stop: { [self] in requestStop() }))
+            at: vm.adminSocket,
+            handlers: .init(
+                status: { [self] in status() }, stop: { [self] in requestStop() },
+                killEcid: { [self] in
+                    guard let agent = life.withLock({ $0.ports?.agent }) else { throw ECIError(.notFound, "the VM's agent is not connected") }
+                    return try agent.killEcid(timeout: .seconds(10))
+                }))
         life.withLock { $0.admin = admin }
     }
 

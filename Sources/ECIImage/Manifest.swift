@@ -1,6 +1,7 @@
 import ECICore
 import ECIIO
 import Foundation
+import Synchronization
 
 /// `manifest.json`: what went into the image and what came out, so a build can be audited and
 /// compared: the spec's hash, the suite, every package with its version, the kernel and its
@@ -115,16 +116,15 @@ public struct Manifest: Sendable, Codable {
 }
 
 /// Results filled in by concurrent workers, read once all are done.
-private final class HashResults: @unchecked Sendable {
-    private var results: [Result<Manifest.Hashed, any Error>?]
-    private let lock = NSLock()
+private final class HashResults: Sendable {
+    private let results: Mutex<[Result<Manifest.Hashed, any Error>?]>
 
-    init(count: Int) { results = Array(repeating: nil, count: count) }
+    init(count: Int) { results = Mutex(Array(repeating: nil, count: count)) }
 
-    func set(_ index: Int, _ result: Result<Manifest.Hashed, any Error>) { lock.withLock { results[index] = result } }
+    func set(_ index: Int, _ result: Result<Manifest.Hashed, any Error>) { results.withLock { $0[index] = result } }
 
     func values() throws -> [Manifest.Hashed] {
-        try lock.withLock { results }.map { result in
+        try results.withLock { $0 }.map { result in
             guard let result else { throw ECIError(.internalError, "a hash was not computed") }
             return try result.get()
         }

@@ -4,10 +4,13 @@ import Foundation
 
 /// Progress on standard error: one line per stage with its duration; on a terminal, a live
 /// line with the elapsed time while a long step runs. `--quiet` silences all of it.
-final class ProgressReporter: @unchecked Sendable {
+///
+/// Not `Sendable`: the image builder drives it from one thread. The ticker's timer runs on a
+/// Dispatch queue but touches nothing of the reporter (it captures its label and start time
+/// and writes to standard error itself), so nothing here is shared between threads.
+final class ProgressReporter {
     private let quiet: Bool
     private let terminal: Bool
-    private let lock = NSLock()
     private var timer: DispatchSourceTimer?
     private let total: Int
     private var index = 0
@@ -47,25 +50,23 @@ final class ProgressReporter: @unchecked Sendable {
         let frames = ["|", "/", "-", "\\"]
         var tick = 0
         timer.schedule(deadline: .now(), repeating: .milliseconds(250))
-        timer.setEventHandler { [weak self] in
+        timer.setEventHandler {
             tick += 1
             let seconds = Int(Date().timeIntervalSince(start))
-            self?.raw("\r\u{1B}[K\(label) \(frames[tick % 4]) \(seconds)s")
+            Self.raw("\r\u{1B}[K\(label) \(frames[tick % 4]) \(seconds)s")
         }
-        lock.withLock { self.timer = timer }
+        self.timer = timer
         timer.resume()
     }
 
     private func stopTicker() {
-        lock.withLock {
-            timer?.cancel()
-            timer = nil
-        }
+        timer?.cancel()
+        timer = nil
     }
 
-    private func write(_ line: String) { raw(line + "\n") }
+    private func write(_ line: String) { Self.raw(line + "\n") }
 
-    private func raw(_ text: String) {
+    private static func raw(_ text: String) {
         FileHandle.standardError.write(Data(text.utf8))
     }
 }

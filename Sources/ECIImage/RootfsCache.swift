@@ -30,7 +30,7 @@ struct RootfsCache {
         try FileSystem.makeDirectories(directory, mode: 0o755)
         let partial = path + ".partial-\(getpid())"
         let tarball = partial + ".tar"
-        defer { try? ExternalCommand.run(["rm", "-rf", partial, tarball], what: "clean up") }
+        defer { _ = try? ExternalCommand.run(["rm", "-rf", partial, tarball], what: "clean up") }
         var environment: [String: String] = [:]
         if let sourceDateEpoch { environment["SOURCE_DATE_EPOCH"] = String(sourceDateEpoch) }
         let include = ([spec.kernelPackage] + spec.packages).joined(separator: ",")

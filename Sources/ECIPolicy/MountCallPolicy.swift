@@ -93,6 +93,20 @@ public enum MountCallPolicy {
             self.readonlyPaths = readonlyPaths.map(MountCallPolicy.normalize)
         }
 
+        enum CodingKeys: String, CodingKey {
+            case protected, mounts, maskedPaths, readonlyPaths
+        }
+
+        /// Records written before the spec's paths were kept (ecid's persisted containers) read
+        /// with none: their masks stay protected by mount identity, as then.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            protected = try c.decode(Set<Key>.self, forKey: .protected)
+            mounts = try c.decode([Mount].self, forKey: .mounts)
+            maskedPaths = try c.decodeIfPresent([String].self, forKey: .maskedPaths) ?? []
+            readonlyPaths = try c.decodeIfPresent([String].self, forKey: .readonlyPaths) ?? []
+        }
+
         static func isProtectedPoint(_ path: String) -> Bool {
             path == "/" || path == "/proc" || path == "/sys" || path.hasPrefix("/proc/") || path.hasPrefix("/sys/")
         }

@@ -81,7 +81,7 @@ public struct IsolatedRuntime: Sendable {
         try NamespacePolicy.check(namespaces, isVMNamespace: try NamespaceIdentity.vmNamespaceTest(for: namespaces))
         try DevicePolicy.apply(to: &spec)
         ProcfsPolicy.apply(to: &spec)
-        try SeccompTraps.apply(to: &spec, stateDirectory: configuration.stateDirectory, environment: environment)
+        try SeccompTraps.apply(to: &spec, stateDirectory: configuration.stateDirectory, configured: configuration.ecidMode, environment: environment)
         let mounts = try MountInfo.current()
         let policy = try configuration.loadPolicy()
         let sources = try MountSources(spec: spec, policy: policy, containerID: id, mounts: mounts)

@@ -13,7 +13,8 @@ import Glibc
 ///
 /// Read from a JSON file (`/etc/eci/runtime.json`, or the file named by `--eci-config` or
 /// `ECI_CONFIG`), then overridden by `ECI_RUNC`, `ECI_STATE_DIR`, `ECI_SUBUID_FILE`,
-/// `ECI_SUBGID_FILE`. Unknown keys in the file are an error, so a typo never silently weakens setup.
+/// `ECI_SUBGID_FILE`. The file's `ecid` (must ecid supervise every container) is not overridden
+/// by `ECI_ECID` (see `SeccompTraps.mode`). Unknown keys in the file are an error, so a typo never silently weakens setup.
 public struct RuntimeConfiguration: Sendable, Equatable {
     /// Absolute path of the real runc.
     public var runcPath: String = "/usr/sbin/runc"
@@ -27,6 +28,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     /// default policy applies. A file named explicitly must exist.
     public var policyPath: String = RuntimeConfiguration.defaultPolicyPath
     var policyPathIsExplicit = false
+    /// Whether ecid must supervise every container (`"ecid": "off" | "auto" | "required"`);
+    /// nil when the file does not say (then `ECI_ECID` decides). The VM image says `required`.
+    public var ecidMode: SeccompTraps.Mode?
 
     public static let defaultPolicyPath = "/etc/eci/policy.json"
 
@@ -50,6 +54,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                 case "policyFile":
                     config.policyPath = try string(value, key, path)
                     config.policyPathIsExplicit = true
+                case "ecid": config.ecidMode = try SeccompTraps.Mode.parse(try string(value, key, path), "\(path): ecid")
                 case "defaultPoolContainers":
                     guard let n = value.uint64Value, let n32 = UInt32(exactly: n), n32 > 0 else {
                         throw ECIError(.invalidArgument, "\(path): defaultPoolContainers must be a positive integer")

@@ -128,7 +128,7 @@ public enum SeccompTraps {
     // MARK: Mechanism
 
     /// How eci-runc decides whether ecid supervises containers on this machine.
-    public enum Mode: String, Sendable {
+    public enum Mode: String, Sendable, Equatable {
         /// Never add the traps (tests of the runtime alone, a host without ecid by choice).
         case off
         /// Add them when ecid has run on this boot (its directory exists); fail closed if it
@@ -136,6 +136,21 @@ public enum SeccompTraps {
         case auto
         /// Always add them; no socket, no container.
         case required
+
+        /// How much it demands: `off` < `auto` < `required`.
+        var strictness: Int {
+            switch self {
+            case .off: 0
+            case .auto: 1
+            case .required: 2
+            }
+        }
+
+        /// Parses `text` (from `what`: an environment variable, a configuration key).
+        public static func parse(_ text: String, _ what: String) throws -> Mode {
+            guard let mode = Mode(rawValue: text) else { throw ECIError(.invalidArgument, "\(what) must be off, auto or required, not \"\(text)\"") }
+            return mode
+        }
     }
 
     /// ecid's directory under ECI's state directory: made by ecid at start, 0700.
@@ -143,15 +158,23 @@ public enum SeccompTraps {
     /// The socket runc sends each notify fd to.
     public static func socketPath(stateDirectory: String) -> String { join(directory(stateDirectory: stateDirectory), "ecid.sock") }
 
-    /// Merges the traps into `spec` when ecid supervises this machine. `ECI_ECID`
-    /// (`off`, `auto`, `required`; default `auto`) chooses. In `auto`, ecid's directory is the
-    /// boot's record that ecid runs here (`/run` is a tmpfs): once it exists, a missing socket
-    /// refuses the create instead of starting a container no one supervises.
-    public static func apply(to spec: inout OCISpec, stateDirectory: String, environment: [String: String]) throws {
-        let modeText = environment["ECI_ECID"] ?? Mode.auto.rawValue
-        guard let mode = Mode(rawValue: modeText) else {
-            throw ECIError(.invalidArgument, "ECI_ECID must be off, auto or required, not \"\(modeText)\"")
-        }
+    /// The mode in force: the machine's configuration (`ecid` in runtime.json; the VM image says
+    /// `required`) when it has one, else `ECI_ECID` (`off`, `auto`, `required`; default `auto`).
+    /// The environment may make a configured mode stricter, never weaker: it is whatever reached
+    /// eci-runc through the engine, containerd and the shim, not the machine's trusted setup.
+    public static func mode(configured: Mode?, environment: [String: String]) throws -> Mode {
+        let fromEnvironment = try environment["ECI_ECID"].map { try Mode.parse($0, "ECI_ECID") }
+        guard let configured else { return fromEnvironment ?? .auto }
+        guard let fromEnvironment, fromEnvironment.strictness > configured.strictness else { return configured }
+        return fromEnvironment
+    }
+
+    /// Merges the traps into `spec` when ecid supervises this machine (`mode(configured:environment:)`).
+    /// In `auto`, ecid's directory is the boot's record that ecid runs here (`/run` is a tmpfs):
+    /// once it exists, a missing socket refuses the create instead of starting a container no
+    /// one supervises.
+    public static func apply(to spec: inout OCISpec, stateDirectory: String, configured: Mode? = nil, environment: [String: String]) throws {
+        let mode = try Self.mode(configured: configured, environment: environment)
         let socket = socketPath(stateDirectory: stateDirectory)
         switch mode {
         case .off: return

@@ -5,6 +5,7 @@ import ECIPolicy
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 
 /// ecid's long-lived mount helpers (`ecid mount-helper`, see `MountHelper`): one per
 /// (container, caller's mount namespace, caller's user namespace), started on the first
@@ -23,14 +24,12 @@ import Logging
 /// A helper that dies, answers garbage or does not answer within `timeout` is killed and
 /// replaced; that call is refused (EPERM), never left hanging.
 ///
-/// Thread safety (`@unchecked Sendable`): `helpers`, `watches`, `clock`, `nextToken`, `epoll`
-/// and every `Helper.lastUsed` are read and written only with `lock` held. A `Helper`'s
-/// `socket` is used by one call at a time (ecid serializes calls per container, and a helper
-/// belongs to one container) and closed only in `deinit`, when no call holds it any more, so
-/// its number is never reused under a call. `kill` of a helper's pid happens with `lock` held
-/// while its exit watch is registered, i.e. before the watcher reaped it (the pid is still
-/// the helper's, never a recycled one).
-final class HelperPool: @unchecked Sendable {
+/// Shared state is one `Mutex<State>`. A `Helper`'s `socket` is used by one call at a time
+/// (ecid serializes calls per container, and a helper belongs to one container) and closed only
+/// in `deinit`, when no call holds it any more, so its number is never reused under a call.
+/// `kill` of a helper's pid happens inside the lock while its exit watch is registered, i.e.
+/// before the watcher reaped it (the pid is still the helper's, never a recycled one).
+final class HelperPool: Sendable {
     static let shared = HelperPool()
     static let perContainer = 8
     /// Seconds a helper may take to start or to answer one call.
@@ -43,13 +42,11 @@ final class HelperPool: @unchecked Sendable {
         var device: UInt64
     }
 
-    /// One helper process. `@unchecked Sendable`: `pid`, `socket` and `key` never change;
-    /// `lastUsed` only under the pool's lock (see above).
-    final class Helper: @unchecked Sendable {
+    /// One helper process.
+    final class Helper: Sendable {
         let pid: pid_t
         let socket: Int32
         let key: Key
-        var lastUsed: UInt64 = 0
 
         init(pid: pid_t, socket: Int32, key: Key) {
             self.pid = pid
@@ -67,15 +64,25 @@ final class HelperPool: @unchecked Sendable {
         case hangUp(notify: Int32, pid: pid_t, key: Key)
     }
 
-    private let lock = NSLock()
-    private var helpers: [Key: Helper] = [:]
-    private var watches: [UInt64: Watch] = [:]
-    private var clock: UInt64 = 0
-    private var nextToken: UInt64 = 1
-    private var epoll: Int32 = -1
+    struct State {
+        var helpers: [Key: (helper: Helper, lastUsed: UInt64)] = [:]
+        var watches: [UInt64: Watch] = [:]
+        var clock: UInt64 = 0
+        var nextToken: UInt64 = 1
+        var epoll: Int32 = -1
+
+        /// Drops `helper` from the table; with `kill`, SIGKILL while its pid is surely unreaped.
+        mutating func retire(_ helper: Helper, kill: Bool) {
+            if helpers[helper.key]?.helper === helper { helpers[helper.key] = nil }
+            let exitWatched = watches.values.contains { if case let .exit(pid, _, _) = $0 { return pid == helper.pid } else { return false } }
+            if kill, exitWatched { Glibc.kill(helper.pid, SIGKILL) }
+        }
+    }
+
+    private let state = Mutex(State())
 
     /// How many helpers run (for tests and logs).
-    var count: Int { lock.withLock { helpers.count } }
+    var count: Int { state.withLock { $0.helpers.count } }
 
     /// Performs `call` for the caller whose fds are in `opened`, in its container's helper for
     /// its namespaces (started if needed). The caller of this method holds the container's
@@ -141,22 +148,21 @@ final class HelperPool: @unchecked Sendable {
 
     /// The live helper for `key`, or a new one.
     func helper(for key: Key, container: Registry.Container, opened: OpenedCaller, notifyFD: Int32, helperPath: String, log: Logger) throws -> Helper {
-        let existing: Helper? = lock.withLock {
-            guard let helper = helpers[key] else { return nil }
-            clock += 1
-            helper.lastUsed = clock
+        let existing: Helper? = state.withLock { state in
+            guard let helper = state.helpers[key]?.helper else { return nil }
+            state.clock += 1
+            state.helpers[key] = (helper, state.clock)
             return helper
         }
         // A helper already gone shows at the send (EPIPE), which retries with a new one.
         if let existing { return existing }
         let helper = try spawn(key: key, initial: container.initial, opened: opened, helperPath: helperPath)
-        let evicted: [Helper] = lock.withLock {
-            clock += 1
-            helper.lastUsed = clock
-            helpers[key] = helper
-            let mine = helpers.values.filter { $0.key.container == key.container }.sorted { $0.lastUsed < $1.lastUsed }
-            let excess = Array(mine.prefix(max(0, mine.count - Self.perContainer)))
-            for old in excess { helpers[old.key] = nil }
+        let evicted: [Helper] = state.withLock { state in
+            state.clock += 1
+            state.helpers[key] = (helper, state.clock)
+            let mine = state.helpers.values.filter { $0.helper.key.container == key.container }.sorted { $0.lastUsed < $1.lastUsed }
+            let excess = mine.prefix(max(0, mine.count - Self.perContainer)).map(\.helper)
+            for old in excess { state.helpers[old.key] = nil }
             return excess
         }
         _ = evicted  // closed (and so ended) when released here
@@ -168,11 +174,7 @@ final class HelperPool: @unchecked Sendable {
     /// Drops `helper` from the table (its socket closes when the last user lets go, and it
     /// exits at EOF); with `kill`, SIGKILL first, for a helper that misbehaved.
     func retire(_ helper: Helper, kill: Bool) {
-        lock.withLock {
-            if helpers[helper.key] === helper { helpers[helper.key] = nil }
-            let exitWatched = watches.values.contains { if case let .exit(pid, _, _) = $0 { return pid == helper.pid } else { return false } }
-            if kill, exitWatched { Glibc.kill(helper.pid, SIGKILL) }
-        }
+        state.withLock { $0.retire(helper, kill: kill) }
     }
 
     /// Starts a helper and hands it the container's initial mounts and the caller's mount
@@ -241,38 +243,37 @@ final class HelperPool: @unchecked Sendable {
         let pidfd = eci_pidfd_open(helper.pid)
         let notify = fcntl(notifyFD, F_DUPFD_CLOEXEC, 0)
         var tokens: [UInt64] = []
-        let failure: Int32? = lock.withLock {
-            if epoll < 0 {
+        let failure: Int32? = state.withLock { state in
+            if state.epoll < 0 {
                 let fd = eci_epoll_create()
                 guard fd >= 0 else { return -fd }
-                epoll = fd
-                let epfd = fd
+                state.epoll = fd
                 do {
-                    try DetachedThread.start("ecid-helpers", stackSize: 128 * 1024) { [self] in watcher(epfd) }
+                    try DetachedThread.start("ecid-helpers", stackSize: 128 * 1024) { [self] in watcher(fd) }
                 } catch {
                     close(fd)
-                    epoll = -1
+                    state.epoll = -1
                     return EAGAIN
                 }
             }
             guard pidfd >= 0, notify >= 0 else { return pidfd < 0 ? -pidfd : EMFILE }
-            let exitToken = nextToken
-            let hangUpToken = nextToken + 1
-            nextToken += 2
+            let exitToken = state.nextToken
+            let hangUpToken = state.nextToken + 1
+            state.nextToken += 2
             tokens = [exitToken, hangUpToken]
-            watches[exitToken] = .exit(pid: helper.pid, pidfd: pidfd, key: helper.key)
-            watches[hangUpToken] = .hangUp(notify: notify, pid: helper.pid, key: helper.key)
-            let a = eci_epoll_add(epoll, pidfd, exitToken, 1)
-            let b = eci_epoll_add(epoll, notify, hangUpToken, 0)
+            state.watches[exitToken] = .exit(pid: helper.pid, pidfd: pidfd, key: helper.key)
+            state.watches[hangUpToken] = .hangUp(notify: notify, pid: helper.pid, key: helper.key)
+            let a = eci_epoll_add(state.epoll, pidfd, exitToken, 1)
+            let b = eci_epoll_add(state.epoll, notify, hangUpToken, 0)
             return a < 0 ? -a : (b < 0 ? -b : nil)
         }
         guard let failure else { return }
         // Unwatched, the helper could outlive its container: it is not used. Its watches are
         // withdrawn first (the watcher ignores tokens it does not know), so the pid stays
         // unreaped, and ours to kill, until the waitpid here.
-        lock.withLock {
-            tokens.forEach { watches[$0] = nil }
-            if helpers[helper.key] === helper { helpers[helper.key] = nil }
+        state.withLock { state in
+            tokens.forEach { state.watches[$0] = nil }
+            if state.helpers[helper.key]?.helper === helper { state.helpers[helper.key] = nil }
         }
         if pidfd >= 0 { close(pidfd) }
         if notify >= 0 { close(notify) }
@@ -289,30 +290,32 @@ final class HelperPool: @unchecked Sendable {
             let n = tokens.withUnsafeMutableBufferPointer { eci_epoll_wait(epfd, $0.baseAddress, 16) }
             guard n >= 0 else { return }
             // Helpers dropped here are released after the lock (their deinit closes a socket).
-            var dropped: [Helper] = []
-            lock.withLock {
-                for token in tokens.prefix(Int(n)) {
-                    guard let watch = watches[token] else { continue }
+            let batch = Array(tokens.prefix(Int(n)))
+            let dropped: [Helper] = state.withLock { state in
+                var dropped: [Helper] = []
+                for token in batch {
+                    guard let watch = state.watches[token] else { continue }
                     switch watch {
                     case let .exit(pid, pidfd, key):
                         guard eci_reap(pid) != 0 else { continue }
-                        watches[token] = nil
+                        state.watches[token] = nil
                         close(pidfd)
-                        if let helper = helpers[key], helper.pid == pid {
+                        if let helper = state.helpers[key]?.helper, helper.pid == pid {
                             dropped.append(helper)
-                            helpers[key] = nil
+                            state.helpers[key] = nil
                         }
                     case let .hangUp(notify, pid, key):
-                        watches[token] = nil
+                        state.watches[token] = nil
                         close(notify)  // also leaves the epoll set
-                        if let helper = helpers[key], helper.pid == pid {
+                        if let helper = state.helpers[key]?.helper, helper.pid == pid {
                             dropped.append(helper)
-                            helpers[key] = nil
+                            state.helpers[key] = nil
                         }
                     }
                 }
+                return dropped
             }
-            dropped.removeAll()
+            _ = dropped  // released here, outside the lock (their deinit closes a socket)
         }
     }
 

@@ -5,6 +5,7 @@ import ECIRuntime
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 
 /// runc's message with a notify fd (runtime-spec "container process state").
 public struct HandOver: Sendable, Equatable {
@@ -34,48 +35,100 @@ public struct HandOver: Sendable, Equatable {
 }
 
 /// The containers ecid supervises, each with its initial mounts and the number of notify fds
-/// (init's, and one per exec) still open.
-final class Registry: @unchecked Sendable {
-    final class Container: @unchecked Sendable {
+/// (init's, and one per exec) still open; persisted in `ContainerRecords` so a restarted ecid
+/// knows them again.
+final class Registry: Sendable {
+    final class Container: Sendable {
         let id: String
         let initial: MountCallPolicy.InitialMounts
-        var fds = 0
-        private let callLock = NSLock()
+        private let callLock = Mutex(())
 
         init(id: String, initial: MountCallPolicy.InitialMounts) {
             self.id = id
             self.initial = initial
         }
 
-        func serialized<T>(_ body: () -> T) -> T { callLock.withLock(body) }
+        func serialized<T: Sendable>(_ body: () -> T) -> T { callLock.withLock { _ in body() } }
     }
 
-    private let lock = NSLock()
-    private var containers: [String: Container] = [:]
+    struct Entry {
+        let container: Container
+        let record: ContainerRecord
+        var fds = 0
+    }
 
-    var count: Int { lock.withLock { containers.count } }
+    let records: ContainerRecords
+    private let entries = Mutex<[String: Entry]>([:])
 
-    /// The container for a hand-over: the known one (an exec), or a new record whose initial
-    /// mounts are read now, before any of its trapped calls is answered.
+    init(ecidDirectory: String) { records = ContainerRecords(ecidDirectory: ecidDirectory) }
+
+    var count: Int { entries.withLock { $0.count } }
+
+    /// The container for a hand-over: the known one (an exec), or, at create only, a new
+    /// record whose initial mounts are read now, before any of its trapped calls is answered,
+    /// and saved before its fd goes to the holder. An exec into a container ecid has no record
+    /// of is refused: its mounts now are not its initial mounts.
     func attach(_ message: HandOver, log: Logger) throws -> Container {
-        if let known = lock.withLock({ containers[message.containerID] }) {
-            lock.withLock { known.fds += 1 }
+        // At create the container is new by definition: a record under its ID (a container of
+        // the same name that is gone, restored but not yet reconciled) is replaced, never reused.
+        if message.status != "creating" {
+            guard let known = entries.withLock({ entries -> Container? in
+                entries[message.containerID]?.fds += 1
+                return entries[message.containerID]?.container
+            }) else {
+                throw ECIError(.refused, "container \(message.containerID) (\(message.status)) has no record of its initial mounts: not supervised")
+            }
             return known
         }
-        let initial = try Self.initialMounts(of: message, log: log)
-        return lock.withLock {
-            let container = containers[message.containerID] ?? Container(id: message.containerID, initial: initial)
-            containers[message.containerID] = container
-            container.fds += 1
-            return container
+        guard let start = ContainerRecords.startTime(of: message.initPID) else {
+            throw ECIError(.notFound, "container \(message.containerID): its init \(message.initPID) is gone")
+        }
+        let record = ContainerRecord(id: message.containerID, initPID: message.initPID, initStart: start, initial: try Self.initialMounts(of: message, log: log))
+        try records.save(record)
+        return entries.withLock { entries in
+            let entry = Entry(container: Container(id: record.id, initial: record.initial), record: record, fds: 1)
+            entries[record.id] = entry
+            return entry.container
+        }
+    }
+
+    /// A record saved by a previous ecid, known again (no fd yet).
+    func restore(_ record: ContainerRecord) {
+        entries.withLock { entries in
+            guard entries[record.id] == nil else { return }
+            entries[record.id] = Entry(container: Container(id: record.id, initial: record.initial), record: record)
+        }
+    }
+
+    /// A notify fd given back by the holder: its container, when ecid has its record.
+    func reattach(_ id: String) -> Container? {
+        entries.withLock { entries in
+            entries[id]?.fds += 1
+            return entries[id]?.container
         }
     }
 
     func detach(_ container: Container) {
-        lock.withLock {
-            container.fds -= 1
-            if container.fds <= 0, containers[container.id] === container { containers[container.id] = nil }
+        let gone = entries.withLock { entries -> Bool in
+            guard var entry = entries[container.id], entry.container === container else { return false }
+            entry.fds -= 1
+            entries[container.id] = entry.fds <= 0 ? nil : entry
+            return entry.fds <= 0
         }
+        if gone { records.remove(container.id) }
+    }
+
+    /// As the range store reconciles with runc: a record with no notify fd whose container's
+    /// init is gone stands for nothing and is removed. Returns the IDs removed.
+    @discardableResult
+    func reconcile() -> [String] {
+        let stale = entries.withLock { entries -> [String] in
+            let stale = entries.values.filter { $0.fds == 0 && !ContainerRecords.isAlive($0.record) }.map(\.record.id)
+            stale.forEach { entries[$0] = nil }
+            return stale
+        }
+        stale.forEach(records.remove)
+        return stale
     }
 
     /// The container's mounts as its init sees them (runc sends the fd after the masks and

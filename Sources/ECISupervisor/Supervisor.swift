@@ -7,6 +7,7 @@ import ECIRuntime
 import Foundation
 import Glibc
 import Logging
+import Synchronization
 
 /// ecid's syscall supervisor: receives each container process's notify fd from runc (at
 /// create, and at every exec), records the container's initial mounts, and answers every
@@ -15,41 +16,55 @@ import Logging
 /// One thread per notify fd, blocked in poll(2): nothing runs while containers are idle, and
 /// a slow call in one container never delays another. The thread ends when the fd hangs up
 /// (every process under that filter has exited).
-public final class Supervisor: @unchecked Sendable {
+///
+/// Restart-safe: every notify fd is also held by `FDHolder`, and every container's record is
+/// on disk (`ContainerRecords`); a new ecid takes both back, answers what the old one left
+/// received but unanswered (`InFlightSlot`), and goes on where it stopped.
+public final class Supervisor: Sendable {
     public struct Options: Sendable {
-        /// ecid's directory (0700): the socket lives in it.
+        /// ecid's directory (0700): the sockets, the records, the in-flight slots live in it.
         public var directory: String
-        /// The executable run as `<helper> mount-helper` for each call ecid performs.
+        /// The executable run as `<helper> mount-helper` for each call ecid performs, and as
+        /// `<helper> fd-holder` for the holder.
         public var helperPath: String
-        public init(directory: String, helperPath: String) {
+        /// How long the holder keeps the fds while no ecid is attached.
+        public var holderGrace: Double
+        public init(directory: String, helperPath: String, holderGrace: Double = FDHolder.defaultGrace) {
             self.directory = directory
             self.helperPath = helperPath
+            self.holderGrace = holderGrace
         }
         public var socketPath: String { join(directory, "ecid.sock") }
+        var inFlightDirectory: String { join(directory, "inflight") }
     }
 
     let options: Options
     let log: Logger
-    let registry = Registry()
-    private var listener: UnixSocket?
-    private let lock = NSLock()
+    let registry: Registry
+    let holder: HolderClient
     /// Whether SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP took on the last fd (nil: none seen yet).
-    public private(set) var syncWakeUp: Bool?
+    private let lastSyncWakeUp = Mutex<Bool?>(nil)
+    public var syncWakeUp: Bool? { lastSyncWakeUp.withLock { $0 } }
 
     public init(options: Options, log: Logger) {
         self.options = options
         self.log = log
+        registry = Registry(ecidDirectory: options.directory)
+        holder = HolderClient(directory: options.directory, executable: options.helperPath, grace: options.holderGrace, log: log)
     }
 
-    /// Binds the socket (replacing a stale one) and serves until the process ends.
+    /// Takes back what a previous ecid left (records, the holder's fds), binds the socket
+    /// (replacing a stale one) and serves until the process ends.
     public func serve() throws {
         // ECI's state directory must stay searchable by containers (eci-runc stages their
         // roots below it): made 0711 if ecid is first; ecid's own directory is 0700.
         try FileSystem.makeDirectories(parentDirectory(options.directory), mode: 0o711)
         try FileSystem.makeDirectories(options.directory, mode: 0o700)
         guard chmod(options.directory, 0o700) == 0 else { throw ECIError.system("chmod \(options.directory)", errno: errno) }
+        try restore()
+        // Listening only now: a container created before its predecessors are re-attached
+        // would wait for nothing, but one refused (no socket yet) is retried by its engine.
         let socket = try UnixSocket.listen(at: options.socketPath, mode: 0o600, group: nil)
-        lock.withLock { listener = socket }
         log.info("listening", metadata: ["socket": "\(options.socketPath)"])
         while true {
             guard let connection = try socket.accept() else { continue }
@@ -62,6 +77,63 @@ public final class Supervisor: @unchecked Sendable {
                     log.error("hand-over failed", metadata: ["error": "\(error)"])
                 }
             }
+        }
+    }
+
+    /// The records a previous ecid saved, the fds the holder kept for it (re-attached, their
+    /// orphaned notifications answered first), then reconciliation: a record with no fd whose
+    /// container is gone is removed, an fd with no record is dropped (fail closed: ENOSYS).
+    func restore() throws {
+        for record in registry.records.loadAll() { registry.restore(record) }
+        let held = try holder.start()
+        var slots: Set<String> = []
+        for (key, fd) in held {
+            guard let slash = key.lastIndex(of: "/") else {
+                close(fd)
+                continue
+            }
+            let id = String(key[..<slash])
+            let slotName = String(key[key.index(after: slash)...])
+            guard let container = registry.reattach(id) else {
+                log.error("notify fd without a record: dropped (its calls now fail with ENOSYS)", metadata: ["container": "\(id)"])
+                holder.drop(key)
+                close(fd)
+                continue
+            }
+            do {
+                let slot = try InFlightSlot(directory: options.inFlightDirectory, slot: slotName)
+                answerOrphans(fd, slot: slot, container: container)
+                slots.insert(slotName)
+                try startSupervising(fd, key: key, slot: slot, container: container)
+                log.info("re-attached", metadata: ["container": "\(id)", "key": "\(key)"])
+            } catch {
+                log.error("re-attach failed: fd dropped", metadata: ["container": "\(id)", "error": "\(error)"])
+                holder.drop(key)
+                close(fd)
+                registry.detach(container)
+            }
+        }
+        for id in registry.reconcile() { log.info("reconciled away: no notify fd, container gone", metadata: ["container": "\(id)"]) }
+        for name in (try? FileSystem.listDirectory(options.inFlightDirectory)) ?? [] where !slots.contains(name) {
+            unlink(join(options.inFlightDirectory, name))
+        }
+    }
+
+    /// Notifications the previous ecid received and never answered: still "sent" in the
+    /// kernel, given to no one else, so their callers would wait forever. This ecid has
+    /// received nothing yet on `fd`, so every valid ID is such an orphan; they follow the last
+    /// one recorded (IDs grow by one per notification, gaps only where a caller gave up).
+    func answerOrphans(_ fd: Int32, slot: InFlightSlot, container: Registry.Container) {
+        var id = slot.last
+        guard id != 0 else { return }
+        for _ in 0..<256 {
+            if eci_notif_id_valid(fd, id) == 0 {
+                let sent = eci_notif_send(fd, id, 0, -EINTR)
+                log.notice("answered a call left unanswered by the previous ecid with EINTR", metadata: [
+                    "container": "\(container.id)", "id": "\(id)", "sent": "\(sent == 0 ? "ok" : errnoDescription(-sent))",
+                ])
+            }
+            id &+= 1
         }
     }
 
@@ -101,23 +173,51 @@ public final class Supervisor: @unchecked Sendable {
         }
         for (i, fd) in fds.enumerated() where i != index { close(fd) }
         let notifyFD = fds[index]
-        let container = try registry.attach(message, log: log)
+        let container: Registry.Container
+        do {
+            container = try registry.attach(message, log: log)
+        } catch {
+            close(notifyFD)
+            throw error
+        }
         let rc = eci_notif_set_sync_wakeup(notifyFD)
-        lock.withLock { syncWakeUp = rc == 0 }
+        lastSyncWakeUp.withLock { $0 = rc == 0 }
+        // A slot name no other fd ever had: the holder's key must not collide across restarts.
+        let slotName = String(UInt64.random(in: 1...UInt64.max), radix: 16)
+        let key = "\(message.containerID)/\(slotName)"
+        do {
+            let slot = try InFlightSlot(directory: options.inFlightDirectory, slot: slotName)
+            // Deposited before the first notification is received: from here on a crash of
+            // ecid loses nothing.
+            holder.deposit(key, fd: notifyFD)
+            try startSupervising(notifyFD, key: key, slot: slot, container: container)
+        } catch {
+            holder.drop(key)
+            close(notifyFD)
+            registry.detach(container)
+            throw error
+        }
         log.info("supervising", metadata: [
             "container": "\(message.containerID)", "pid": "\(message.pid)", "status": "\(message.status)",
             "sync-wake-up": "\(rc == 0 ? "on" : errnoDescription(-rc))",
         ])
+    }
+
+    /// The thread of one notify fd; when the fd hangs up, the holder's copy, the slot and (with
+    /// the container's last fd) its record go.
+    func startSupervising(_ fd: Int32, key: String, slot: InFlightSlot, container: Registry.Container) throws {
         try DetachedThread.start(stackSize: 256 * 1024) { [self] in
-            supervise(notifyFD, container: container)
-            close(notifyFD)
+            supervise(fd, container: container, slot: slot)
+            holder.drop(key)
+            slot.remove()
+            close(fd)
             registry.detach(container)
             log.debug("notify fd closed", metadata: ["container": "\(container.id)"])
         }
     }
 
     /// The loop of one notify fd.
-    func supervise(_ fd: Int32, container: Registry.Container) {
+    func supervise(_ fd: Int32, container: Registry.Container, slot: InFlightSlot) {
         while true {
             let ready = eci_wait_readable(fd)
             guard ready > 0 else { return }
@@ -128,6 +228,7 @@ public final class Supervisor: @unchecked Sendable {
                 log.error("NOTIF_RECV failed", metadata: ["error": "\(errnoDescription(-rc))"])
                 return
             }
+            slot.record(notif.id)
             let (val, error) = answer(notif, fd: fd, container: container)
             let sent = eci_notif_send(fd, notif.id, val, error)
             if sent != 0 && sent != -ENOENT {

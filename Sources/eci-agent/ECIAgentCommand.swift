@@ -1,5 +1,6 @@
 // eci-agent: the ECI guest agent. `prepare` runs before the engine (probes, settings, engine
-// configuration); `serve` runs for the VM's life (the engine API filter, the host channel).
+// configuration); `serve` runs for the VM's life (the engine API filter, the host channel);
+// `check-ecid` runs before containerd and the engine start (no syscall supervisor, no engine).
 import ArgumentParser
 import ECIAgent
 import ECICore
@@ -17,7 +18,7 @@ struct ECIAgentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eci-agent",
         abstract: "ECI's guest agent: kernel probes, engine configuration, the engine API filter and the host channel.",
-        subcommands: [Prepare.self, Probe.self, Serve.self])
+        subcommands: [Prepare.self, Probe.self, Serve.self, CheckEcid.self])
 }
 
 func makeLogger(_ label: String) -> Logger {
@@ -96,5 +97,25 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         try AgentService(paths: options.paths, logger: makeLogger("eci-agent")).run()
+    }
+}
+
+struct CheckEcid: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-ecid",
+        abstract: "Check that ECI's syscall supervisor (ecid) answers on its socket; fail (and keep the engine stopped) if it does not.")
+
+    @OptionGroup var options: PathOptions
+    @Option(help: "Seconds to wait for ecid's socket (ecid may still be starting).") var timeout: Double = 10
+
+    func run() throws {
+        let check = EcidCheck(paths: options.paths)
+        do {
+            try check.wait(timeout: timeout)
+        } catch {
+            print("eci-agent: the engine stays stopped: \(error)")
+            throw ExitCode(1)
+        }
+        print("eci-agent: ecid answers at \(check.socketPath)")
     }
 }

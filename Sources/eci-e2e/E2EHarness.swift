@@ -1,5 +1,6 @@
 import ECITestSupport
 import Foundation
+import Synchronization
 
 /// One end-to-end case: a name and a body that drives the VM through `E2EContext`.
 struct E2ECase: Sendable {
@@ -9,7 +10,7 @@ struct E2ECase: Sendable {
 
 /// What a case sees: the docker CLI on the host socket (every command and its output go to the
 /// case's own log), expectations that record failures and go on, and the fixtures.
-final class E2EContext: @unchecked Sendable {
+final class E2EContext: Sendable {
     let dockerHost: String
     let fixtures: E2EFixtures
     let work: String
@@ -17,7 +18,9 @@ final class E2EContext: @unchecked Sendable {
     let ecibuild: String
     let vmDirectory: String
     private let log: FileHandle
-    private(set) var failures: [String] = []
+    private let recorded = Mutex<[String]>([])
+    /// The expectations that failed so far.
+    var failures: [String] { recorded.withLock { $0 } }
 
     init(dockerHost: String, fixtures: E2EFixtures, work: String, ecibuild: String, vmDirectory: String, logPath: String) throws {
         self.dockerHost = dockerHost
@@ -50,10 +53,18 @@ final class E2EContext: @unchecked Sendable {
         return result.stdout
     }
 
+    /// `ecibuild debug OP` against the VM under test (test hooks the agent answers on the host channel).
+    @discardableResult
+    func debug(_ op: String) throws -> TestSupport.Output {
+        let result = try TestSupport.run([ecibuild, "debug", op, "--vm-dir", vmDirectory])
+        note("$ ecibuild debug \(op)\n[exit \(result.status)]\n\(result.stdout)\(result.stderr)")
+        return result
+    }
+
     func expect(_ condition: Bool, _ message: @autoclosure () -> String) {
         guard !condition else { return }
         let text = message()
-        failures.append(text)
+        recorded.withLock { $0.append(text) }
         note("FAILED: \(text)")
     }
 
@@ -73,14 +84,14 @@ final class E2EContext: @unchecked Sendable {
 
 /// Boots the VM, runs the cases one by one (each with its own log), scans the console, always
 /// shuts the VM down (also on failure or Ctrl-C), and ends with `N passed, N failed`.
-final class E2EHarness: @unchecked Sendable {
+final class E2EHarness: Sendable {
     let ecibuild: String
     let imageDirectory: String
     let work: String
     let logs: String
     var vmDirectory: String { work + "/vm" }
-    private let lock = NSLock()
-    private var vmStarted = false
+    /// Whether this run started a VM it must stop (the signal thread may stop it too).
+    private let vmStarted = Mutex(false)
 
     init(ecibuild: String, imageDirectory: String, work: String, logs: String) {
         self.ecibuild = ecibuild
@@ -95,9 +106,9 @@ final class E2EHarness: @unchecked Sendable {
 
     /// Stops the VM if this run started it. Safe to call twice, from a signal thread too.
     func stopVM() {
-        let started = lock.withLock { () -> Bool in
-            defer { vmStarted = false }
-            return vmStarted
+        let started = vmStarted.withLock { started in
+            defer { started = false }
+            return started
         }
         guard started else { return }
         say("stopping the VM")
@@ -131,7 +142,7 @@ final class E2EHarness: @unchecked Sendable {
         defer { stopVM() }
         say("booting \(imageDirectory) with ecibuild run --detach (console: \(vmDirectory)/console.log)")
         let started = Date()
-        lock.withLock { vmStarted = true }
+        vmStarted.withLock { $0 = true }
         let boot: TestSupport.Output
         do {
             boot = try TestSupport.run([ecibuild, "run", "--detach", "--vm-dir", vmDirectory, "--settings", settings, imageDirectory])
@@ -152,7 +163,9 @@ final class E2EHarness: @unchecked Sendable {
         var passed = 0
         var failed: [String] = []
         // The first case loads the test images every other case uses: it always runs.
-        let selected = cases.enumerated().filter { $0.offset == 0 || only == nil || $0.element.name.contains(only ?? "") }.map(\.element)
+        // `--only` is one name part, or several separated by commas.
+        let parts = only?.split(separator: ",").map(String.init) ?? []
+        let selected = cases.enumerated().filter { item in item.offset == 0 || parts.isEmpty || parts.contains { item.element.name.contains($0) } }.map(\.element)
         for (index, testCase) in selected.enumerated() {
             let logPath = String(format: "%@/%02d-%@.log", logs, index + 1, testCase.name)
             let caseStart = Date()
@@ -195,7 +208,7 @@ final class E2EHarness: @unchecked Sendable {
         let console = (FileManager.default.contents(atPath: vmDirectory + "/console.log")).map { String(decoding: $0, as: UTF8.self) } ?? ""
         try? console.write(toFile: logs + "/console.log", atomically: true, encoding: .utf8)
         if let supervisor = FileManager.default.contents(atPath: vmDirectory + "/supervisor.log") {
-            FileManager.default.createFile(atPath: logs + "/supervisor.log", contents: supervisor)
+            _ = FileManager.default.createFile(atPath: logs + "/supervisor.log", contents: supervisor)
         }
         return console
     }

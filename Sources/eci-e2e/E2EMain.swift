@@ -17,7 +17,7 @@ enum E2EMain {
         let logs = option("--logs") ?? TestSupport.repositoryRoot + "/.e2e-logs"
         let imageDirectory = option("--image") ?? "/var/tmp/eci-e2e-image"
         guard arguments.isEmpty else {
-            FileHandle.standardError.write(Data("usage: eci-e2e [--image DIR] [--logs DIR] [--only NAME]\n".utf8))
+            FileHandle.standardError.write(Data("usage: eci-e2e [--image DIR] [--logs DIR] [--only NAME[,NAME...]]\n".utf8))
             exit(2)
         }
         guard getuid() == 0 else {
@@ -41,7 +41,7 @@ enum E2EMain {
             let fixtures = try E2EFixtures.make(in: work)
             let settings = work + "/admin-settings.json"
             try fixtures.settings().write(toFile: settings, atomically: true, encoding: .utf8)
-            let status = harness.run(cases: E2ECases.all + E2EEscapeCases.all + E2EAttackCases.all, fixtures: fixtures, settings: settings, only: only)
+            let status = harness.run(cases: E2ECases.all + E2EEscapeCases.all + E2EAttackCases.all + E2EEcidCases.all, fixtures: fixtures, settings: settings, only: only)
             try? FileManager.default.removeItem(atPath: work)
             exit(status)
         } catch {

@@ -9,7 +9,7 @@ struct ECIBuild: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ecibuild",
         abstract: "Build the ECI VM image, run it, and check kernels against ECI's requirements.",
-        subcommands: [ImageCommand.self, RunCommand.self, StatusCommand.self, StopCommand.self, KernelCommand.self])
+        subcommands: [ImageCommand.self, RunCommand.self, StatusCommand.self, StopCommand.self, KernelCommand.self, DebugCommand.self])
 }
 
 /// Paths relative to the repository when ecibuild runs from ./bin.

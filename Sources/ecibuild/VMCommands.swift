@@ -213,3 +213,25 @@ struct StopCommand: ParsableCommand {
         }
     }
 }
+
+/// Test hooks against a running VM (the VM end-to-end tests use them).
+struct DebugCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "debug", abstract: "Test hooks against a running ECI VM.", subcommands: [KillEcidCommand.self])
+}
+
+struct KillEcidCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kill-ecid", abstract: "Kill the VM's syscall supervisor (ecid) with SIGKILL, as a crash would; systemd restarts it.")
+
+    @OptionGroup var vmDirectory: VMDirectoryOption
+
+    func run() throws {
+        do {
+            let killed = try AdminClient.killEcid(vmDirectory.directory)
+            print("killed ecid (pid \(killed.pid) in the VM)")
+        } catch {
+            throw fail(error)
+        }
+    }
+}

@@ -3,12 +3,27 @@ import ECISupervisor
 import Glibc
 import Logging
 
-// ecid: ECI's syscall supervisor. `ecid [--state-dir DIR] [--debug]` serves in the foreground;
-// `ecid mount-helper` is the long-lived helper it starts per container and namespace pair (not
-// for direct use; see HelperPool).
+// ecid: ECI's syscall supervisor. `ecid [--state-dir DIR] [--holder-grace SECONDS] [--debug]`
+// serves in the foreground; `ecid mount-helper` is the long-lived helper it starts per
+// container and namespace pair (see HelperPool) and `ecid fd-holder --dir DIR --grace SECONDS`
+// the process that keeps the notify fds across a restart of ecid (neither for direct use).
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "mount-helper" {
     exit(MountHelper.main())
+}
+if arguments.first == "fd-holder" {
+    var directory: String?
+    var grace = FDHolder.defaultGrace
+    var rest = arguments.dropFirst()
+    while let option = rest.popFirst() {
+        switch (option, rest.popFirst()) {
+        case let ("--dir", value?): directory = value
+        case let ("--grace", value?) where Double(value) != nil: grace = Double(value) ?? grace
+        default: exit(2)
+        }
+    }
+    guard let directory else { exit(2) }
+    exit(FDHolder.main(directory: directory, grace: grace))
 }
 
 // Whatever started ecid (a test runner, a shell) may have blocked signals it inherits:
@@ -21,6 +36,7 @@ signal(SIGINT, SIG_DFL)
 signal(SIGPIPE, SIG_IGN)
 
 var stateDirectory = ProcessInfoEnvironment.value("ECI_STATE_DIR") ?? "/run/eci"
+var holderGrace = ProcessInfoEnvironment.value("ECI_ECID_HOLDER_GRACE").flatMap(Double.init) ?? FDHolder.defaultGrace
 var level = Logger.Level.info
 var index = 0
 while index < arguments.count {
@@ -28,9 +44,12 @@ while index < arguments.count {
     case "--state-dir" where index + 1 < arguments.count:
         stateDirectory = arguments[index + 1]
         index += 1
+    case "--holder-grace" where index + 1 < arguments.count && Double(arguments[index + 1]) != nil:
+        holderGrace = Double(arguments[index + 1]) ?? holderGrace
+        index += 1
     case "--debug": level = .debug
     default:
-        FileHandleError.write("usage: ecid [--state-dir DIR] [--debug]\n")
+        FileHandleError.write("usage: ecid [--state-dir DIR] [--holder-grace SECONDS] [--debug]\n")
         exit(2)
     }
     index += 1
@@ -42,7 +61,7 @@ let log = Logger(label: "ecid") { label in
 }
 do {
     let me = try FileSystem.realPath("/proc/self/exe")
-    let supervisor = Supervisor(options: .init(directory: join(stateDirectory, "ecid"), helperPath: me), log: log)
+    let supervisor = Supervisor(options: .init(directory: join(stateDirectory, "ecid"), helperPath: me, holderGrace: holderGrace), log: log)
     try supervisor.serve()
 } catch {
     log.critical("ecid stopped", metadata: ["error": "\(error)"])

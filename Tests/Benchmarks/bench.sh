@@ -6,8 +6,13 @@
 #   ECI (Tests/Benchmarks/plain-image.yaml).
 #   VM boot to engine ready: the ECI image against the plain image, same QEMU flags; and
 #   `ecibuild run --detach` / `stop`.
+#   ecid (the syscall supervisor): a trapped mount's latency under ECI against plain runc with
+#   CAP_SYS_ADMIN, an untrapped system call under both, `docker run` with ecid against without,
+#   and the memory of ecid and its processes (holder, helpers) with 1 and with 50 containers.
 # Prints medians and the ratio. Timings and sizes are reported, never asserted.
-# Environment: ECI_BENCH_RUN=0 (skip the docker run comparison and its dockerd), ECI_BENCH_RUNS
+# Environment: ECI_BENCH_RUN=0 (skip the docker run comparison), ECI_BENCH_ECID=0 (skip ecid's
+# figures; with ECI_BENCH_RUN=0 too, no dockerd starts), ECI_BENCH_MOUNTS (mount/umount pairs per
+# latency run, 200), ECI_BENCH_ECID_CONTAINERS (the "many" count for memory, 50), ECI_BENCH_RUNS
 # (docker run pairs, 21), ECI_BENCH_IMAGE=0 (skip the image build timings), ECI_BENCH_SIZES=0
 # (skip the sizes), ECI_BENCH_BOOT=0 (skip the boots), ECI_BENCH_BOOT_RUNS (boot pairs, 3),
 # ECI_BENCH_ACCEL (tcg or kvm; tcg), ECI_BENCH_BOOT_TIMEOUT (seconds per boot, 600),
@@ -19,6 +24,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 runs=${ECI_BENCH_RUNS:-21}
 work=$(mktemp -d /tmp/eci-bench-XXXXXX)
 dockerd_pid=""
+ecid_pid=""
 qemu_pid=""
 vm_dir=""
 # `ecibuild image` records its output as the default for `ecibuild run`: keep the bench's
@@ -35,6 +41,16 @@ cleanup() {
     DOCKER_HOST=unix://$work/docker.sock docker rm -f $(DOCKER_HOST=unix://$work/docker.sock docker ps -aq) >/dev/null 2>&1 || true
     kill "$dockerd_pid"; for _ in $(seq 80); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.25; done
     kill -9 "$dockerd_pid" 2>/dev/null || true
+  fi
+  if [ -n "$ecid_pid" ]; then
+    # The fd holder (ecid's child) exits once its containers are gone and ecid is: SIGTERM to
+    # ecid, then the holder by its own PID if it still holds anything.
+    holder_pids=$(pgrep -P "$ecid_pid" -f "fd-holder" || true)
+    kill "$ecid_pid" 2>/dev/null || true; wait "$ecid_pid" 2>/dev/null || true
+    for p in $holder_pids; do
+      for _ in $(seq 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+      kill "$p" 2>/dev/null || true
+    done
   fi
   pkill -9 -f "$work/exec" 2>/dev/null || true
   grep -F " $work/" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
@@ -67,14 +83,23 @@ need_plain_image() {
   "$repo/bin/ecibuild" image "$repo/Tests/Benchmarks/plain-image.yaml" -o "$plain_image" "${cache[@]}" --quiet >/dev/null
 }
 
-# docker run --rm through eci-runc against plain runc, same dockerd. Set ECI_BENCH_RUN=0 to skip.
-if [ "${ECI_BENCH_RUN:-1}" = 1 ]; then
+# One private dockerd for the docker run comparison and ecid's figures: eci-runc as the default
+# runtime, plain runc next to it, and eci-runc with ecid required (eci-ecid) or off (eci-noecid).
+# ECI_ECID is set by a wrapper per runtime rather than in dockerd's environment, so the two
+# interleave on one daemon.
+start_dockerd() {
   mkdir -p "$work"/{data,exec,rootfs/bin,state}
   echo '{}' > "$work/daemon.json"
   printf 'eci:1048576:%d\n' $((256 * 65536)) | tee "$work/subuid" > "$work/subgid"
   export ECI_STATE_DIR=$work/state ECI_SUBUID_FILE=$work/subuid ECI_SUBGID_FILE=$work/subgid
+  for mode in required off; do
+    name=$([ "$mode" = required ] && echo eci-ecid || echo eci-noecid)
+    printf '#!/bin/sh\nECI_ECID=%s exec %s "$@"\n' "$mode" "$repo/bin/eci-runc" > "$work/$name"
+    chmod 755 "$work/$name"
+  done
   dockerd --config-file "$work/daemon.json" --iptables=false --bridge=none --data-root "$work/data" --exec-root "$work/exec" \
     --pidfile "$work/dockerd.pid" -H "unix://$work/docker.sock" --add-runtime "eci=$repo/bin/eci-runc" --default-runtime eci \
+    --add-runtime "eci-ecid=$work/eci-ecid" --add-runtime "eci-noecid=$work/eci-noecid" \
     >"$work/dockerd.log" 2>&1 &
   dockerd_pid=$!
   export DOCKER_HOST=unix://$work/docker.sock
@@ -82,7 +107,12 @@ if [ "${ECI_BENCH_RUN:-1}" = 1 ]; then
   cp /bin/busybox "$work/rootfs/bin/busybox"
   for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/rootfs/bin/$a"; done
   tar -C "$work/rootfs" -c . | docker import - eci-bench:latest >/dev/null
+}
+if [ "${ECI_BENCH_RUN:-1}" = 1 ] || [ "${ECI_BENCH_ECID:-1}" = 1 ]; then start_dockerd; fi
 
+# docker run --rm through eci-runc against plain runc, same dockerd (ecid not running yet: eci-runc
+# in its default mode, auto, supervises nothing). Set ECI_BENCH_RUN=0 to skip.
+if [ "${ECI_BENCH_RUN:-1}" = 1 ]; then
   # Warm both paths, then interleave so drift affects both equally.
   for r in eci runc; do docker run --rm --network none --runtime "$r" eci-bench true; done
   : > "$work/eci.ms"; : > "$work/runc.ms"
@@ -95,6 +125,160 @@ if [ "${ECI_BENCH_RUN:-1}" = 1 ]; then
   eci=$(median "$work/eci.ms"); runc=$(median "$work/runc.ms")
   printf '\n%-44s %10s %10s %8s\n' "benchmark ($runs runs each, median)" "eci" "plain" "ratio"
   printf '%-44s %8sms %8sms %8s\n' "docker run --rm busybox true (vs runc)" "$eci" "$runc" "$(awk -v a="$eci" -v b="$runc" 'BEGIN {printf "%.2f", a/b}')"
+fi
+
+# ecid, the syscall supervisor. ecid runs in the background on the bench's state directory; the
+# same busybox image gets two static programs: the trapped-mount loop (Tests/Fixtures/
+# mount-latency.c when present: `mount-latency DIR N` prints name=value lines; else the minimal
+# copy below, same interface) and an untrapped-syscall loop. Set ECI_BENCH_ECID=0 to skip.
+#   1. a trapped mount/umount under ECI (eci-runc + ecid, --privileged: CAP_SYS_ADMIN in the
+#      container's user namespace) against plain runc --privileged (the kernel alone);
+#   2. an untrapped system call (getppid, and a 1-byte read of /dev/zero) under both: the cost of
+#      the trap filter on everything else;
+#   3. docker run --rm busybox true with ecid (ECI_ECID=required) against without (off);
+#   4. ecid's memory (RSS and PSS of ecid and its children: the fd holder, helpers) with 1 and
+#      with ECI_BENCH_ECID_CONTAINERS containers running.
+if [ "${ECI_BENCH_ECID:-1}" = 1 ]; then
+  ecid_runs=${ECI_BENCH_ECID_RUNS:-5}
+  mounts=${ECI_BENCH_MOUNTS:-200}
+  many=${ECI_BENCH_ECID_CONTAINERS:-50}
+  tools=$work/tools
+  mkdir -p "$tools/rootfs"
+  latency_src=$repo/Tests/Fixtures/mount-latency.c
+  if [ ! -f "$latency_src" ]; then
+    latency_src=$tools/mount-latency.c
+    cat > "$latency_src" <<'EOF'
+/* Minimal stand-in for Tests/Fixtures/mount-latency.c: mount-latency DIR [N]. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <time.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e9 + t.tv_nsec; }
+int main(int argc, char **argv) {
+    long n = argc > 2 ? atol(argv[2]) : 2000;
+    for (long i = 0; i < n / 10 + n; i++) {
+        static double t0;
+        if (i == n / 10) t0 = now();
+        if (mount("none", argv[1], "tmpfs", 0, "size=64k") < 0 || umount2(argv[1], 0) < 0) { perror("mount"); return 1; }
+        if (i == n / 10 + n - 1) printf("mount_umount_us=%.2f\n", (now() - t0) / 1e3 / (2.0 * n));
+    }
+    return 0;
+}
+EOF
+  fi
+  cat > "$tools/syscall-loop.c" <<'EOF'
+/* syscall-loop N: ns per untrapped call (getppid; a 1-byte read of /dev/zero). */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e9 + t.tv_nsec; }
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 5000000;
+    char c;
+    int fd = open("/dev/zero", O_RDONLY);
+    for (long i = 0; i < n / 10; i++) syscall(SYS_getppid);
+    double t0 = now();
+    for (long i = 0; i < n; i++) syscall(SYS_getppid);
+    double t1 = now();
+    for (long i = 0; i < n; i++) if (read(fd, &c, 1) != 1) return 1;
+    double t2 = now();
+    printf("getppid_ns=%.1f\nread_ns=%.1f\n", (t1 - t0) / n, (t2 - t1) / n);
+    return 0;
+}
+EOF
+  cc -O2 -static -o "$tools/rootfs/mount-latency" "$latency_src"
+  cc -O2 -static -o "$tools/rootfs/syscall-loop" "$tools/syscall-loop.c"
+  mkdir -p "$tools/rootfs/mnt"
+  cp -a "$work/rootfs/." "$tools/rootfs/"
+  tar -C "$tools/rootfs" -c . | docker import - eci-bench-tools:latest >/dev/null
+
+  "$repo/bin/ecid" --state-dir "$work/state" >"$work/ecid.log" 2>&1 &
+  ecid_pid=$!
+  for _ in $(seq 100); do grep -q listening "$work/ecid.log" && break; sleep 0.1; done
+  grep -q listening "$work/ecid.log" || { echo "bench: ecid did not start:" >&2; cat "$work/ecid.log" >&2; exit 1; }
+
+  value() { sed -n "s/^$1=//p" "$2"; }
+  # Alternate the runtimes; each run appends its name=value lines to $work/ecid/<runtime>.<program>.
+  mkdir -p "$work/ecid"
+  # Plain runc gets CAP_SYS_ADMIN with no seccomp filter and no LSM profile (the kernel alone;
+  # --privileged needs every capability in the bounding set, which a host that is itself a
+  # container may lack); eci-runc gets --privileged (CAP_SYS_ADMIN in the container's user
+  # namespace, only ecid's trap filter).
+  flags() { if [ "$1" = runc ]; then echo "--cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined"; else echo "--privileged"; fi; }
+  for i in $(seq "$ecid_runs"); do
+    for r in eci-ecid runc; do
+      # shellcheck disable=SC2046
+      docker run --rm $(flags "$r") --network none --runtime "$r" eci-bench-tools /mount-latency /mnt "$mounts" \
+        >> "$work/ecid/$r.mount" 2>>"$work/ecid/errors" || { echo "bench: mount-latency under $r failed:" >&2; tail -n 4 "$work/ecid/errors" >&2; }
+      # shellcheck disable=SC2046
+      docker run --rm $(flags "$r") --network none --runtime "$r" eci-bench-tools /syscall-loop 5000000 \
+        >> "$work/ecid/$r.syscall" 2>>"$work/ecid/errors" || { echo "bench: syscall-loop under $r failed:" >&2; tail -n 4 "$work/ecid/errors" >&2; }
+    done
+    # For reference: plain runc with Docker's default seccomp profile (a filter, no traps).
+    docker run --rm --network none --runtime runc eci-bench-tools /syscall-loop 5000000 \
+      >> "$work/ecid/runc-default.syscall" 2>>"$work/ecid/errors" || { echo "bench: syscall-loop under runc failed:" >&2; tail -n 4 "$work/ecid/errors" >&2; }
+  done
+  med() { value "$1" "$2" > "$2.$1"; [ -s "$2.$1" ] && median "$2.$1" || echo "-"; }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a/b}'; }
+  diff_us() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-") print "-"; else printf "%+.1fus", a-b}'; }
+  m_eci=$(med mount_umount_us "$work/ecid/eci-ecid.mount"); m_runc=$(med mount_umount_us "$work/ecid/runc.mount")
+  rm_eci=$(med remount_us "$work/ecid/eci-ecid.mount"); rm_runc=$(med remount_us "$work/ecid/runc.mount")
+  g_eci=$(med getppid_ns "$work/ecid/eci-ecid.syscall"); g_runc=$(med getppid_ns "$work/ecid/runc.syscall")
+  r_eci=$(med read_ns "$work/ecid/eci-ecid.syscall"); r_runc=$(med read_ns "$work/ecid/runc.syscall")
+  printf '\n%-44s %10s %10s %8s\n' "ecid ($ecid_runs runs each, median)" "eci+ecid" "runc+SYSADM" "ratio"
+  printf '%-44s %8sus %8sus %8s\n' "trapped mount/umount, per call" "$m_eci" "$m_runc" "$(ratio "$m_eci" "$m_runc")"
+  printf '%-44s %10s\n' "  added per trapped call" "$(diff_us "$m_eci" "$m_runc")"
+  [ "$rm_eci" = - ] || printf '%-44s %8sus %8sus %8s\n' "trapped remount of its own tmpfs, per call" "$rm_eci" "$rm_runc" "$(ratio "$rm_eci" "$rm_runc")"
+  printf '%-44s %8sns %8sns %8s\n' "untrapped getppid, per call" "$g_eci" "$g_runc" "$(ratio "$g_eci" "$g_runc")"
+  printf '%-44s %8sns %8sns %8s\n' "untrapped 1-byte read of /dev/zero" "$r_eci" "$r_runc" "$(ratio "$r_eci" "$r_runc")"
+  g_def=$(med getppid_ns "$work/ecid/runc-default.syscall")
+  printf '%-44s %8sns %8sns %8s\n' "  getppid: eci+ecid vs runc, Docker's profile" "$g_eci" "$g_def" "$(ratio "$g_eci" "$g_def")"
+
+  # docker run with ecid against without, interleaved after a warm-up of each.
+  for r in eci-ecid eci-noecid; do docker run --rm --network none --runtime "$r" eci-bench true; done
+  : > "$work/ecid/with.ms"; : > "$work/ecid/without.ms"
+  for _ in $(seq "$runs"); do
+    for r in eci-ecid eci-noecid; do
+      s=$(date +%s%N); docker run --rm --network none --runtime "$r" eci-bench true; e=$(date +%s%N)
+      echo $(( (e - s) / 1000000 )) >> "$work/ecid/$([ "$r" = eci-ecid ] && echo with || echo without).ms"
+    done
+  done
+  with=$(median "$work/ecid/with.ms"); without=$(median "$work/ecid/without.ms")
+  printf '\n%-44s %10s %10s %8s\n' "docker run ($runs runs each, median)" "ecid" "no ecid" "ratio"
+  printf '%-44s %8sms %8sms %8s\n' "docker run --rm busybox true (eci-runc)" "$with" "$without" "$(ratio "$with" "$without")"
+
+  # Memory: ecid and its children (the fd holder; helpers while they run), summed.
+  ecid_memory() {
+    local rss=0 pss=0 n=0 p r q
+    for p in "$ecid_pid" $(pgrep -P "$ecid_pid" || true); do
+      [ -r "/proc/$p/smaps_rollup" ] || continue
+      r=$(awk '/^Rss:/ {print $2}' "/proc/$p/smaps_rollup"); q=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup")
+      rss=$((rss + ${r:-0})); pss=$((pss + ${q:-0})); n=$((n + 1))
+    done
+    echo "$rss $pss $n"
+  }
+  records() { find "$work/state/ecid/containers" -name '*.json' 2>/dev/null | wc -l; }
+  read -r rss0 pss0 procs0 <<< "$(ecid_memory)"
+  docker run -d --privileged --network none --runtime eci-ecid eci-bench sleep 100000 >/dev/null
+  sleep 1
+  read -r rss1 pss1 procs1 <<< "$(ecid_memory)"; rec1=$(records)
+  for _ in $(seq 2 "$many"); do docker run -d --privileged --network none --runtime eci-ecid eci-bench sleep 100000 >/dev/null; done
+  sleep 2
+  read -r rssn pssn procsn <<< "$(ecid_memory)"; recn=$(records)
+  kib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k/1024}'; }
+  printf '\n%-44s %10s %10s %8s\n' "ecid memory (ecid + children)" "RSS" "PSS" "procs"
+  printf '%-44s %10s %10s %8s\n' "no container" "$(kib "$rss0")" "$(kib "$pss0")" "$procs0"
+  printf '%-44s %10s %10s %8s\n' "1 container ($rec1 supervised)" "$(kib "$rss1")" "$(kib "$pss1")" "$procs1"
+  printf '%-44s %10s %10s %8s\n' "$many containers ($recn supervised)" "$(kib "$rssn")" "$(kib "$pssn")" "$procsn"
+  printf '%-44s %10s %10s\n' "  per extra container" \
+    "$(awk -v a="$rssn" -v b="$rss1" -v n="$many" 'BEGIN {printf "%.0f KiB", (a-b)/(n-1)}')" \
+    "$(awk -v a="$pssn" -v b="$pss1" -v n="$many" 'BEGIN {printf "%.0f KiB", (a-b)/(n-1)}')"
+  docker rm -f $(docker ps -aq) >/dev/null 2>&1 || true
 fi
 
 # The image builder: a cold build (empty cache), a warm rebuild (cached root filesystem, as after

@@ -26,11 +26,14 @@ import Testing
         #expect(spec.cmdline.contains("console=ttyS0"))
         #expect(spec.diskSize == 4 << 30 && spec.bootSize == 128 << 20)
         #expect(spec.outputs == [.raw, .qcow2, .kernel, .initrd, .cmdline])
-        #expect(spec.eciBinaries == ["eci-runc", "eci-agent"])
+        #expect(spec.eciBinaries == ["eci-runc", "eci-agent", "ecid"])
         #expect(spec.files.allSatisfy { $0.path.hasPrefix("/") })
         // The engine is reachable only through the agent: its own socket unit never starts.
         #expect(spec.maskServices == ["docker.socket"])
         #expect(spec.enableServices.contains("eci-prepare.service") && spec.enableServices.contains("eci-agent.service"))
+        // ECI's syscall supervisor runs, and eci-runc requires it (fail closed).
+        #expect(spec.enableServices.contains("ecid.service"))
+        #expect(spec.files.contains { $0.path == "/etc/eci/runtime.json" })
     }
 
     /// `make bench` boots this beside the ECI image: it must share everything that decides the

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import ECIPolicy
@@ -124,6 +125,13 @@ import Testing
         m("/mnt/s/firmware", "tmpfs", "0:83", "/", "ro"),
         m("/mnt/p/self-made", "tmpfs", "0:84", "/", "rw"),
     ]
+
+    @Test func initialMountsRecordsRoundTripAndOldOnesRead() throws {
+        let data = try JSONEncoder().encode(Self.spec)
+        #expect(try JSONDecoder().decode(P.InitialMounts.self, from: data) == Self.spec)
+        let old = try JSONDecoder().decode(P.InitialMounts.self, from: Data(#"{"protected":[],"mounts":[]}"#.utf8))
+        #expect(old.maskedPaths.isEmpty && old.readonlyPaths.isEmpty && old.mounts.isEmpty)
+    }
 
     @Test func freshProcAndSysfsGetTheMasksWhichStay() {
         let (masked, readonly) = P.freshMasks(fsType: "proc", initial: Self.spec)

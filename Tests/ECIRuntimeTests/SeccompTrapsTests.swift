@@ -1,5 +1,6 @@
 import ECICore
 import ECIOCI
+import ECITestSupport
 import Glibc
 import Testing
 
@@ -126,5 +127,34 @@ import Testing
         try SeccompTraps.apply(to: &spec, stateDirectory: state, environment: ["ECI_ECID": "off"])
         #expect(spec == bare)
         #expect(throws: ECIError.self) { try SeccompTraps.apply(to: &spec, stateDirectory: state, environment: ["ECI_ECID": "maybe"]) }
+    }
+
+    /// The machine's configuration decides; the environment may only make it stricter.
+    @Test func configuredModeWinsOverAWeakerEnvironment() throws {
+        #expect(try SeccompTraps.mode(configured: nil, environment: [:]) == .auto)
+        #expect(try SeccompTraps.mode(configured: nil, environment: ["ECI_ECID": "off"]) == .off)
+        #expect(try SeccompTraps.mode(configured: .required, environment: ["ECI_ECID": "off"]) == .required)
+        #expect(try SeccompTraps.mode(configured: .required, environment: ["ECI_ECID": "auto"]) == .required)
+        #expect(try SeccompTraps.mode(configured: .auto, environment: ["ECI_ECID": "required"]) == .required)
+        #expect(try SeccompTraps.mode(configured: .off, environment: [:]) == .off)
+        #expect(throws: ECIError.self) { try SeccompTraps.mode(configured: .required, environment: ["ECI_ECID": "maybe"]) }
+
+        let state = "/tmp/eci-seccomp-config-\(getpid())"
+        defer { try? FileSystem.removeTree(state) }
+        try FileSystem.makeDirectories(state, mode: 0o755)
+        let file = state + "/runtime.json"
+        try FileSystem.writeAtomically(file, Array(#"{"ecid":"required"}"#.utf8), mode: 0o644)
+        let config = try RuntimeConfiguration.load(path: file, environment: ["ECI_ECID": "off"])
+        #expect(config.ecidMode == .required)
+        // No socket: the create is refused whatever the environment says.
+        var spec = try OCISpec(bytes: Array(#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"linux":{"namespaces":[]}}"#.utf8))
+        #expect(throws: ECIError.self) {
+            try SeccompTraps.apply(to: &spec, stateDirectory: state, configured: config.ecidMode, environment: ["ECI_ECID": "off"])
+        }
+        // The VM image's file says so.
+        let image = try RuntimeConfiguration.load(path: TestSupport.repositoryRoot + "/image/files/runtime.json", environment: ["ECI_ECID": "off"])
+        #expect(image.ecidMode == .required)
+        try FileSystem.writeAtomically(file, Array(#"{"ecid":"always"}"#.utf8), mode: 0o644)
+        #expect(throws: ECIError.self) { try RuntimeConfiguration.load(path: file, environment: [:]) }
     }
 }

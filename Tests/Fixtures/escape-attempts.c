@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -177,15 +178,118 @@ static void remount_readonly_bind(const char *path) {
     }
 }
 
-static void unmask_kcore(void) {
-    int rc = umount2("/proc/kcore", MNT_DETACH);
-    int err = errno;
-    int fd = open("/proc/kcore", O_RDONLY | O_CLOEXEC);
+// A mask is a bind of /dev/null (files) or an empty read-only tmpfs (directories): a regular
+// file, or a directory with entries, at a masked path means the mask is gone.
+static int shows_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int kcore_reads_elf(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     char magic[4] = {0};
     ssize_t n = fd >= 0 ? read(fd, magic, 4) : -1;
     if (fd >= 0) close(fd);
-    if (n == 4 && memcmp(magic, "\177ELF", 4) == 0) report(1, "unmask-kcore", "/proc/kcore reads the VM's memory image");
-    else report(0, "unmask-kcore", "umount /proc/kcore: %s; it reads %s", rc == 0 ? "allowed" : strerror(err), n > 0 ? "no ELF image" : "nothing");
+    return n == 4 && memcmp(magic, "\177ELF", 4) == 0;
+}
+
+// Unmounting what masks a path: the unmount itself is the breach (the container's initial
+// mounts are immutable), and so is seeing what the mask hid.
+static void unmask(const char *name, const char *path, const char *revealed) {
+    int rc = umount2(path, MNT_DETACH);
+    int err = errno;
+    int shown = revealed ? access(revealed, F_OK) == 0 : shows_file(path);
+    if (rc == 0 || shown) report(1, name, "umount %s: %s; %s %s", path, rc == 0 ? "allowed" : strerror(err), revealed ? revealed : path, shown ? "is visible" : "stays masked");
+    else report(0, name, "umount %s: %s", path, strerror(err));
+}
+
+// Without ECI's syscall supervisor a privileged container can unmount the mask; the kernel
+// still refuses to read the VM's memory image (CAP_SYS_RAWIO over the VM): only that is a breach.
+static void unmask_kcore(void) {
+    int rc = umount2("/proc/kcore", MNT_DETACH);
+    int err = errno;
+    if (kcore_reads_elf("/proc/kcore")) report(1, "unmask-kcore", "/proc/kcore reads the VM's memory image");
+    else report(0, "unmask-kcore", "umount /proc/kcore: %s; it reads no ELF image", rc == 0 ? "allowed" : strerror(err));
+}
+
+// A read-only path of every container (ProcfsPolicy.readonlyPaths) remounted read-write.
+static void remount_readonly_path(const char *path) {
+    struct statvfs before, after;
+    if (statvfs(path, &before) != 0 || !(before.f_flag & ST_RDONLY)) {
+        report(1, "remount-ro-path", "%s is not read-only to begin with", path);
+        return;
+    }
+    int rc = mount(NULL, path, NULL, MS_REMOUNT | MS_BIND, NULL);
+    int err = errno;
+    if (statvfs(path, &after) == 0 && !(after.f_flag & ST_RDONLY)) report(1, "remount-ro-path", "%s became read-write", path);
+    else report(0, "remount-ro-path", "remount %s rw: %s", path, rc == 0 ? "allowed, still read-only" : strerror(err));
+}
+
+// A tmpfs over a read-only /proc/sys (an ordinary container's) would hide it behind a writable
+// tree. A privileged container's /proc/sys is writable (its own namespaces' sysctls): not an attack there.
+static void cover_proc_sys(void) {
+    struct statvfs st;
+    if (statvfs("/proc/sys", &st) != 0 || !(st.f_flag & ST_RDONLY)) {
+        report(0, "cover-proc-sys", "/proc/sys is not read-only here: nothing to cover");
+        return;
+    }
+    int rc = mount("none", "/proc/sys", "tmpfs", 0, NULL);
+    int err = errno;
+    if (rc == 0) { umount2("/proc/sys", MNT_DETACH); report(1, "cover-proc-sys", "a tmpfs covered the read-only /proc/sys"); }
+    else report(0, "cover-proc-sys", "mount tmpfs on /proc/sys: %s", strerror(err));
+}
+
+// A bind of /proc without its submounts (not MS_REC) shows the files the masks cover.
+static void bind_proc_without_masks(void) {
+    mkdir("/tmp/eci-bindproc", 0700);
+    int rc = mount("/proc", "/tmp/eci-bindproc", NULL, MS_BIND, NULL);
+    int err = errno;
+    if (rc != 0) { report(0, "bind-proc-without-masks", "bind /proc: %s", strerror(err)); return; }
+    int shown = shows_file("/tmp/eci-bindproc/kcore") || shows_file("/tmp/eci-bindproc/keys") || shows_file("/tmp/eci-bindproc/timer_list");
+    umount2("/tmp/eci-bindproc", MNT_DETACH);
+    if (shown) report(1, "bind-proc-without-masks", "a bind of /proc without its submounts shows kcore/keys/timer_list");
+    else report(0, "bind-proc-without-masks", "bound, and the masked files stay masked");
+}
+
+// A fresh procfs may be refused, or carry the same masks; never show the masked files.
+static void fresh_procfs(void) {
+    mkdir("/tmp/eci-proc", 0700);
+    if (mount("proc", "/tmp/eci-proc", "proc", 0, NULL) != 0) { report(0, "fresh-procfs", "mount proc: %s", strerror(errno)); return; }
+    char shown[256] = "";
+    const char *files[] = {"kcore", "keys", "timer_list", "sched_debug", NULL};
+    for (int i = 0; files[i]; i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "/tmp/eci-proc/%s", files[i]);
+        if (shows_file(path)) { strncat(shown, " ", sizeof(shown) - strlen(shown) - 1); strncat(shown, files[i], sizeof(shown) - strlen(shown) - 1); }
+    }
+    umount2("/tmp/eci-proc", MNT_DETACH);
+    if (shown[0]) report(1, "fresh-procfs", "a new procfs shows%s", shown);
+    else report(0, "fresh-procfs", "a new procfs, with kcore, keys, timer_list and sched_debug masked");
+}
+
+// A fresh sysfs may be refused, or carry the same masks; never show /sys/firmware's contents.
+static void fresh_sysfs(void) {
+    mkdir("/tmp/eci-sys", 0700);
+    if (mount("sysfs", "/tmp/eci-sys", "sysfs", 0, NULL) != 0) { report(0, "fresh-sysfs", "mount sysfs: %s", strerror(errno)); return; }
+    int shown = access("/tmp/eci-sys/firmware/memmap", F_OK) == 0 || access("/tmp/eci-sys/firmware/acpi", F_OK) == 0;
+    umount2("/tmp/eci-sys", MNT_DETACH);
+    if (shown) report(1, "fresh-sysfs", "a new sysfs shows /sys/firmware (memmap or acpi)");
+    else report(0, "fresh-sysfs", "a new sysfs, with /sys/firmware masked");
+}
+
+// /proc and /sys themselves: unmounted (with their masks) or moved away. Last: if one gets
+// through, the attempts after it would see no /proc.
+static void move_mount_away(const char *name, const char *path) {
+    mkdir("/tmp/eci-moved", 0700);
+    int rc = mount(path, "/tmp/eci-moved", NULL, MS_MOVE, NULL);
+    if (rc == 0) report(1, name, "moved %s away", path);
+    else report(0, name, "move %s: %s", path, strerror(errno));
+}
+
+static void unmount_whole(const char *name, const char *path) {
+    int rc = umount2(path, MNT_DETACH);
+    if (rc == 0) report(1, name, "unmounted %s", path);
+    else report(0, name, "umount %s: %s", path, strerror(errno));
 }
 
 static void leaked_fds(void) {
@@ -210,8 +314,13 @@ static void leaked_fds(void) {
     else report(0, "leaked-fds", "nothing beyond stdio is inherited");
 }
 
+// Usage: escape-attempts [--mount-attacks] [READ_ONLY_BIND]. --mount-attacks adds the attacks
+// on the container's own mounts that only ECI's syscall supervisor (ecid) blocks: unmounting or
+// moving masks, /proc and /sys, remounting read-only paths read-write, covering, fresh
+// procfs/sysfs mounts.
 int main(int argc, char **argv) {
-    const char *readonly_bind = argc > 1 ? argv[1] : NULL;
+    int mount_attacks = argc > 1 && strcmp(argv[1], "--mount-attacks") == 0;
+    const char *readonly_bind = argc > 1 + mount_attacks ? argv[1 + mount_attacks] : NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
     leaked_fds();  // first, before this program opens anything
     cgroup_release_agent();
@@ -229,7 +338,24 @@ int main(int argc, char **argv) {
     try_open_for_write("uevent-helper", "/sys/kernel/uevent_helper");
     try_open_for_write("binfmt-misc-register", "/proc/sys/fs/binfmt_misc/register");
     remount_readonly_bind(readonly_bind);
-    unmask_kcore();
+    if (!mount_attacks) {
+        unmask_kcore();
+        printf("summary: %d blocked, %d escaped\n", blocked, escaped);
+        return escaped == 0 ? 0 : 1;
+    }
+    remount_readonly_path("/proc/bus");
+    cover_proc_sys();
+    bind_proc_without_masks();
+    unmask("unmask-kcore", "/proc/kcore", NULL);
+    if (kcore_reads_elf("/proc/kcore")) report(1, "read-kcore", "/proc/kcore reads the VM's memory image");
+    unmask("unmask-keys", "/proc/keys", NULL);
+    unmask("unmask-timer-list", "/proc/timer_list", NULL);
+    unmask("unmask-sys-firmware", "/sys/firmware", "/sys/firmware/memmap");
+    fresh_procfs();
+    fresh_sysfs();
+    unmount_whole("umount-sys", "/sys");
+    unmount_whole("umount-proc", "/proc");
+    move_mount_away("move-proc", "/proc");
     printf("summary: %d blocked, %d escaped\n", blocked, escaped);
     return escaped == 0 ? 0 : 1;
 }

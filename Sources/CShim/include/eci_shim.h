@@ -6,6 +6,7 @@
 #define ECI_SHIM_H
 
 #include "eci_fds.h"
+#include "eci_holder.h"
 #include "eci_mounts.h"
 #include "eci_probes.h"
 #include "eci_spawn.h"

@@ -23,7 +23,7 @@ import Logging
 ///
 /// Blocking I/O, one thread per connection plus one for the response. `stop()` closes the
 /// listener, removes the socket and ends every connection.
-public final class APIProxy: @unchecked Sendable {
+public final class APIProxy: Sendable {
     /// Where the proxy listens, where the engine is, and the proxy's limits.
     public struct Configuration: Sendable {
         /// The socket the proxy serves.
@@ -61,22 +61,25 @@ public final class APIProxy: @unchecked Sendable {
         }
     }
 
-    private enum Phase { case idle, running, stopping, stopped }
+    private enum Phase: Sendable { case idle, running, stopping, stopped }
 
     public let configuration: Configuration
     private let vetter: any RequestVetter
     private let logger: Logger
 
-    // Guarded by `state`.
-    private let state = PthreadCondition()
-    private var phase = Phase.idle
-    private var listener: UnixSocket?
-    private var socketInode: ino_t?
-    private var wakeRead: Int32 = -1
-    private var wakeWrite: Int32 = -1
-    private var acceptLoopRunning = false
-    private var connections: [Int: ProxyConnection] = [:]
-    private var nextConnection = 0
+    /// What the accept loop, the connections' threads and `start`/`stop` share.
+    private struct Shared: Sendable {
+        var phase = Phase.idle
+        var listener: UnixSocket?
+        var socketInode: ino_t?
+        var wakeRead: Int32 = -1
+        var wakeWrite: Int32 = -1
+        var acceptLoopRunning = false
+        var connections: [Int: ProxyConnection] = [:]
+        var nextConnection = 0
+    }
+
+    private let state = WaitableState(Shared())
 
     public init(configuration: Configuration, vetter: any RequestVetter, logger: Logger = Logger(label: "eci.agent.api-proxy")) {
         self.configuration = configuration
@@ -88,17 +91,17 @@ public final class APIProxy: @unchecked Sendable {
 
     /// The number of client connections being served.
     public var activeConnections: Int {
-        state.lock()
-        defer { state.unlock() }
-        return connections.count
+        state.withLock { $0.connections.count }
     }
 
     /// Creates the socket (replacing a stale one; refusing to replace anything else) and starts
     /// accepting connections on a thread of its own.
     public func start() throws {
-        state.lock()
-        defer { state.unlock() }
-        guard phase == .idle else { throw ECIError(.invalidState, "the API proxy was already started") }
+        try state.withLock { try start(&$0) }
+    }
+
+    private func start(_ shared: inout Shared) throws {
+        guard shared.phase == .idle else { throw ECIError(.invalidState, "the API proxy was already started") }
         var fds: [Int32] = [-1, -1]
         // A socket pair (created close-on-exec, unlike pipe(2) in Glibc's module) wakes the accept loop.
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
@@ -112,75 +115,67 @@ public final class APIProxy: @unchecked Sendable {
             close(fds[1])
             throw error
         }
-        socketInode = UnixSocket.inode(at: configuration.listenPath)
-        listener = socket
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
-        acceptLoopRunning = true
+        shared.socketInode = UnixSocket.inode(at: configuration.listenPath)
+        shared.listener = socket
+        shared.wakeRead = fds[0]
+        shared.wakeWrite = fds[1]
+        shared.acceptLoopRunning = true
+        let wake = fds[0]
         do {
-            try DetachedThread.start { [self] in acceptLoop(socket) }
+            try DetachedThread.start { [self] in acceptLoop(socket, wake: wake) }
         } catch {
-            acceptLoopRunning = false
-            releaseListener()
+            shared.acceptLoopRunning = false
+            releaseListener(&shared)
             throw error
         }
-        phase = .running
+        shared.phase = .running
         logger.info("API proxy listening", metadata: ["upstream": "\(configuration.upstreamPath)"])
     }
 
     /// Stops accepting, removes the socket, ends every connection and waits (up to
     /// `timeout` seconds) for their threads to finish.
     public func stop(timeout: Double = 10) {
-        state.lock()
-        guard phase == .running else {
-            state.unlock()
-            return
+        let wake: Int32? = state.withLock { shared in
+            guard shared.phase == .running else { return nil }
+            shared.phase = .stopping
+            return shared.wakeWrite
         }
-        phase = .stopping
+        guard let wake else { return }
         var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
-        while acceptLoopRunning { state.wait() }
-        releaseListener()
-        let live = Array(connections.values)
-        state.unlock()
+        _ = write(wake, &byte, 1)
+        let live: [ProxyConnection] = state.wait { shared in
+            guard !shared.acceptLoopRunning else { return nil }
+            releaseListener(&shared)
+            return Array(shared.connections.values)
+        } ?? []
         for connection in live { connection.abort() }
-        state.lock()
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while !connections.isEmpty {
-            if !state.wait(until: deadline) { break }
+        _ = state.wait(timeout: .seconds(timeout)) { $0.connections.isEmpty ? true : nil }
+        let left = state.withLock { shared in
+            shared.phase = .stopped
+            return shared.connections.count
         }
-        let left = connections.count
-        phase = .stopped
-        state.unlock()
         if left > 0 { logger.warning("API proxy stopped with connections still closing", metadata: ["connections": "\(left)"]) }
         logger.info("API proxy stopped")
     }
 
     /// Closes the listener and the wake-up pipe and removes the socket file if it is still
     /// ours. Called with `state` locked, the accept loop finished.
-    private func releaseListener() {
-        listener?.close()
-        listener = nil
-        if wakeRead >= 0 { close(wakeRead) }
-        if wakeWrite >= 0 { close(wakeWrite) }
-        wakeRead = -1
-        wakeWrite = -1
-        if let inode = socketInode, UnixSocket.inode(at: configuration.listenPath) == inode {
+    private func releaseListener(_ shared: inout Shared) {
+        shared.listener?.close()
+        shared.listener = nil
+        if shared.wakeRead >= 0 { close(shared.wakeRead) }
+        if shared.wakeWrite >= 0 { close(shared.wakeWrite) }
+        shared.wakeRead = -1
+        shared.wakeWrite = -1
+        if let inode = shared.socketInode, UnixSocket.inode(at: configuration.listenPath) == inode {
             unlink(configuration.listenPath)
         }
-        socketInode = nil
+        shared.socketInode = nil
     }
 
-    private func acceptLoop(_ socket: UnixSocket) {
-        state.lock()
-        let wake = wakeRead
-        state.unlock()
-        defer {
-            state.lock()
-            acceptLoopRunning = false
-            state.broadcast()
-            state.unlock()
-        }
+    /// `wake` stays open until the loop has ended (`stop` waits for that before closing it).
+    private func acceptLoop(_ socket: UnixSocket, wake: Int32) {
+        defer { state.withLock { $0.acceptLoopRunning = false } }
         let listening = socket.descriptor
         while true {
             var fds = [pollfd(fd: listening, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
@@ -204,10 +199,24 @@ public final class APIProxy: @unchecked Sendable {
     }
 
     private func serve(_ client: UnixSocket) {
-        state.lock()
-        guard phase == .running || phase == .idle, connections.count < configuration.maximumConnections else {
-            let busy = phase == .running || phase == .idle
-            state.unlock()
+        let settings = ProxyConnection.Settings(
+            upstreamPath: configuration.upstreamPath, maximumVettedBodySize: configuration.maximumVettedBodySize,
+            headTimeout: configuration.headTimeout, lingerTimeout: configuration.lingerTimeout)
+        // Admitted (and numbered) under the lock, so `stop` sees every connection it must end.
+        let admitted: ProxyConnection? = state.withLock { shared in
+            guard shared.phase == .running || shared.phase == .idle, shared.connections.count < configuration.maximumConnections else { return nil }
+            let id = shared.nextConnection
+            shared.nextConnection += 1
+            var connectionLogger = logger
+            connectionLogger[metadataKey: "connection"] = "\(id)"
+            let connection = ProxyConnection(client: client, settings: settings, vetter: vetter, logger: connectionLogger, id: id) { [weak self] in
+                self?.finished(id)
+            }
+            shared.connections[id] = connection
+            return connection
+        }
+        guard let connection = admitted else {
+            let busy = state.withLock { $0.phase == .running || $0.phase == .idle }
             if busy {
                 logger.warning("too many API connections; refused", metadata: ["status": "503"])
                 client.setSendTimeout(1)
@@ -216,34 +225,16 @@ public final class APIProxy: @unchecked Sendable {
             client.close()
             return
         }
-        let id = nextConnection
-        nextConnection += 1
-        let settings = ProxyConnection.Settings(
-            upstreamPath: configuration.upstreamPath, maximumVettedBodySize: configuration.maximumVettedBodySize,
-            headTimeout: configuration.headTimeout, lingerTimeout: configuration.lingerTimeout)
-        var connectionLogger = logger
-        connectionLogger[metadataKey: "connection"] = "\(id)"
-        let connection = ProxyConnection(client: client, settings: settings, vetter: vetter, logger: connectionLogger) { [weak self] in
-            self?.finished(id)
-        }
-        connections[id] = connection
-        state.unlock()
         do {
             try DetachedThread.start { connection.run() }
         } catch {
             logger.error("cannot start a connection thread", metadata: ["error": "\(error)"])
-            state.lock()
-            connections[id] = nil
-            state.broadcast()
-            state.unlock()
+            finished(connection.id)
             client.close()
         }
     }
 
     private func finished(_ id: Int) {
-        state.lock()
-        connections[id] = nil
-        state.broadcast()
-        state.unlock()
+        state.withLock { $0.connections[id] = nil }
     }
 }

@@ -15,7 +15,7 @@ import Logging
 /// Two threads at most: the connection's own (client → engine) and the response pump
 /// (engine → client). The sockets are closed when both are done; `abort()` (from any thread)
 /// shuts both sockets down, which wakes and ends both threads.
-final class ProxyConnection: @unchecked Sendable {
+final class ProxyConnection: Sendable {
     /// The proxy's limits and the engine's socket.
     struct Settings: Sendable {
         var upstreamPath: String
@@ -33,16 +33,23 @@ final class ProxyConnection: @unchecked Sendable {
     private let vetter: any RequestVetter
     private let baseLogger: Logger
     private let onFinish: @Sendable () -> Void
+    /// The proxy's number for this connection (in its log metadata too).
+    let id: Int
 
-    // Guarded by `state`.
-    private let state = PthreadCondition()
-    private var upstream: UnixSocket?
-    private var threads = 1
-    private var aborted = false
-    /// For upgrade requests: nil until the engine's status line is seen, then whether it was 101.
-    private var upgraded: Bool?
+    /// What the connection's two threads and `abort()` share.
+    private struct Shared: Sendable {
+        var upstream: UnixSocket?
+        /// Threads still running; the last one closes the sockets.
+        var threads = 1
+        var aborted = false
+        /// For upgrade requests: nil until the engine's status line is seen, then whether it was 101.
+        var upgraded: Bool?
+    }
 
-    init(client: UnixSocket, settings: Settings, vetter: any RequestVetter, logger: Logger, onFinish: @escaping @Sendable () -> Void) {
+    private let state = WaitableState(Shared())
+
+    init(client: UnixSocket, settings: Settings, vetter: any RequestVetter, logger: Logger, id: Int, onFinish: @escaping @Sendable () -> Void) {
+        self.id = id
         self.client = client
         self.settings = settings
         self.vetter = vetter
@@ -54,23 +61,21 @@ final class ProxyConnection: @unchecked Sendable {
 
     /// Shuts both sockets down: every thread of this connection wakes up and ends.
     func abort() {
-        state.lock()
-        aborted = true
-        if upgraded == nil { upgraded = false }
-        state.broadcast()
-        let up = upstream
-        state.unlock()
+        let up = state.withLock { shared in
+            shared.aborted = true
+            if shared.upgraded == nil { shared.upgraded = false }
+            return shared.upstream
+        }
         client.shutdown(Int32(SHUT_RDWR))
         up?.shutdown(Int32(SHUT_RDWR))
     }
 
     /// Called by each thread as it ends; the last one closes the sockets.
     private func threadDone() {
-        state.lock()
-        threads -= 1
-        let last = threads == 0
-        let up = upstream
-        state.unlock()
+        let (last, up) = state.withLock { shared in
+            shared.threads -= 1
+            return (shared.threads == 0, shared.upstream)
+        }
         guard last else { return }
         client.close()
         up?.close()
@@ -78,17 +83,13 @@ final class ProxyConnection: @unchecked Sendable {
     }
 
     private func decideUpgrade(_ value: Bool) {
-        state.lock()
-        if upgraded == nil { upgraded = value }
-        state.broadcast()
-        state.unlock()
+        state.withLock { shared in
+            if shared.upgraded == nil { shared.upgraded = value }
+        }
     }
 
     private func waitForUpgradeDecision() -> Bool {
-        state.lock()
-        defer { state.unlock() }
-        while upgraded == nil { state.wait() }
-        return upgraded == true && !aborted
+        state.wait { shared in shared.upgraded.map { $0 && !shared.aborted } } ?? false
     }
 
     // MARK: The client side
@@ -214,10 +215,10 @@ final class ProxyConnection: @unchecked Sendable {
             respondAndClose(status: 502, message: "the Docker engine is not reachable through the API proxy: \((error as? ECIError)?.message ?? "\(error)")")
             return
         }
-        state.lock()
-        upstream = up
-        let wasAborted = aborted
-        state.unlock()
+        let wasAborted = state.withLock { shared in
+            shared.upstream = up
+            return shared.aborted
+        }
         if wasAborted { return }
         client.setReceiveTimeout(nil)
         do {
@@ -229,16 +230,12 @@ final class ProxyConnection: @unchecked Sendable {
         }
         // The response pump starts before the body is streamed: an engine answering early
         // (an error before reading a large body) is heard.
-        state.lock()
-        threads += 1
-        state.unlock()
+        state.withLock { $0.threads += 1 }
         do {
             let pumpLogger = logger
             try DetachedThread.start { [self] in pump(upgrade: upgrade, logger: pumpLogger) }
         } catch {
-            state.lock()
-            threads -= 1
-            state.unlock()
+            state.withLock { $0.threads -= 1 }
             logger.error("cannot start the response thread", metadata: ["error": "\(error)"])
             abort()
             return
@@ -336,10 +333,7 @@ final class ProxyConnection: @unchecked Sendable {
     /// For upgrade requests it also reads the status line and publishes whether it is 101.
     private func pump(upgrade: Bool, logger: Logger) {
         defer { threadDone() }
-        state.lock()
-        let up = upstream
-        state.unlock()
-        guard let up else { return }
+        guard let up = state.withLock({ $0.upstream }) else { return }
         var buffer = [UInt8](repeating: 0, count: Self.bufferSize)
         var statusLine: [UInt8] = []
         var decided = !upgrade

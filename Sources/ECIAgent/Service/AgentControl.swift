@@ -20,7 +20,8 @@ import Logging
 /// - `status`: `AgentStatus` (the boot step's report, the engine's state and version, and every
 ///   container with its ID range);
 /// - `settings`: `SettingsInForce`;
-/// - `shutdown`: `ShutdownAccepted`, then the VM powers off.
+/// - `shutdown`: `ShutdownAccepted`, then the VM powers off;
+/// - `kill-ecid`: `EcidKilled` (a test hook: SIGKILL to ecid, which systemd restarts).
 /// A request of another protocol version, an unknown op or malformed bytes get a
 /// `ContractFailure` (the host may send garbage); so does `settings` when none are in force.
 public struct AgentControl: Sendable {
@@ -53,6 +54,7 @@ public struct AgentControl: Sendable {
                     powerOff()
                 }
                 return try ContractReply.encode(ShutdownAccepted())
+            case .killEcid: return try ContractReply.encode(try killEcid())
             }
         } catch let error as ECIError {
             if error.code == .protocolVersion { logger.error("control request refused", metadata: ["error": "\(error.message)"]) }
@@ -66,7 +68,9 @@ public struct AgentControl: Sendable {
         let report = try? PrepareReport.read(paths.prepareReport)
         let engine = EngineClient(socketPath: paths.sockets.raw, timeout: 3)
         guard let version = try? engine.get("/version"), version.isSuccess else {
-            return AgentStatus(agent: Self.version, prepare: report, engine: EngineState(state: report?.ok == false ? .stoppedByPrepare : .notAnswering), containers: [])
+            return AgentStatus(
+                agent: Self.version, prepare: report, engine: EngineState(state: report?.ok == false ? .stoppedByPrepare : .notAnswering), containers: [],
+                ecid: EcidCheck(paths: paths).state())
         }
         var containers: [ContainerStatus] = []
         let ranges = idRanges()
@@ -80,7 +84,22 @@ public struct AgentControl: Sendable {
             }
         }
         return AgentStatus(
-            agent: Self.version, prepare: report, engine: EngineState(state: .running, version: version.json?["Version"]?.stringValue), containers: containers)
+            agent: Self.version, prepare: report, engine: EngineState(state: .running, version: version.json?["Version"]?.stringValue), containers: containers,
+            ecid: EcidCheck(paths: paths).state())
+    }
+
+    /// SIGKILL to ecid's main process only (systemd's MainPID), as a crash would: ecid's fd
+    /// holder lives on, and systemd restarts ecid (Restart=always). A test hook of restart safety.
+    func killEcid() throws -> EcidKilled {
+        var attributes = SpawnAttributes(["/usr/bin/systemctl", "show", "--property=MainPID", "--value", "ecid.service"], environment: ProcessInfo.processInfo.environment)
+        attributes.stdin = .null
+        attributes.defaultSignalActions = true
+        let shown = try ChildProcess.run(attributes, captureStderr: true)
+        let text = String(decoding: shown.stdout, as: UTF8.self).filter { !$0.isWhitespace }
+        guard let pid = Int32(text), pid > 1 else { throw ECIError(.notFound, "ecid.service has no main process (systemctl: \(text))") }
+        guard kill(pid, SIGKILL) == 0 else { throw ECIError.system("kill \(pid)", errno: errno) }
+        logger.notice("killed ecid for the host (a test hook)", metadata: ["pid": "\(pid)"])
+        return EcidKilled(pid: pid)
     }
 
     /// Container ID → "base-end" from the runtime's range table.

@@ -15,10 +15,9 @@ import Logging
 /// through the host tunnel, and one for containers admitted to mount it), the control port and
 /// the tunnel's guest end. When the boot step failed, only the control port is served, so the
 /// host can learn why the engine is stopped.
-public final class AgentService: @unchecked Sendable {
+public final class AgentService: Sendable {
     public let paths: AgentPaths
     private let logger: Logger
-    private var proxies: [APIProxy] = []
 
     public init(paths: AgentPaths, logger: Logger) {
         self.paths = paths
@@ -29,8 +28,10 @@ public final class AgentService: @unchecked Sendable {
     public func run() throws -> Never {
         signal(SIGPIPE, SIG_IGN)
         let report = try? PrepareReport.read(paths.prepareReport)
+        // Kept for the agent's life: the filters serve on their own threads.
+        var filters: [APIProxy] = []
         if report?.ok == true {
-            try startFilters()
+            filters = try startFilters()
         } else {
             logger.error("the engine stays stopped: no filtered API", metadata: ["problems": "\(report?.problems ?? ["no prepare report"])"])
         }
@@ -50,18 +51,18 @@ public final class AgentService: @unchecked Sendable {
         try DetachedThread.start { controlServer.serve { try Self.openPort(controlPort) } }
         try DetachedThread.start { tunnel.serve { try Self.openPort(tunnelPort) } }
         logger.info("agent serving", metadata: ["control": "\(controlPort)", "tunnel": "\(tunnelPort)", "filter": "\(report?.ok == true)"])
-        while true { sleep(3600) }
+        while true { withExtendedLifetime(filters) { _ = sleep(3600) } }
     }
 
     /// The two filtered sockets in front of the engine's raw one.
-    func startFilters() throws {
+    func startFilters() throws -> [APIProxy] {
         let settings = try AgentSettingsLoader.loadEffective(paths: paths)
         // The runtime's loader: the filter judges by the policy eci-runc enforces.
         let restricted = try RuntimeConfiguration.load(path: nil, environment: [:]).loadPolicy()
         // The run key prepare wrote for these settings: without it no admitted container could
         // start (eci-runc requires a stamp for the container socket), so it is required here.
         let admissionKey = try SocketAdmissionKeys.runKey(paths: paths)
-        proxies = try AgentFilters.start(
+        return try AgentFilters.start(
             sockets: paths.sockets, settings: settings, restricted: restricted, group: Self.dockerGroup, admissionKey: admissionKey, logger: logger)
     }
 

@@ -13,20 +13,20 @@ extension Integration {
             let process = Process()
             let logPath: String
 
-            init(sandbox: RuntimeSandbox) throws {
-                logPath = sandbox.directory + "/ecid.log"
+            init(sandbox: RuntimeSandbox, name: String = "ecid", holderGrace: Double = 10) throws {
+                logPath = sandbox.directory + "/\(name).log"
                 FileManager.default.createFile(atPath: logPath, contents: nil)
                 let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
                 process.executableURL = URL(fileURLWithPath: try TestSupport.binary("ecid"))
-                process.arguments = ["--state-dir", sandbox.stateDirectory, "--debug"]
+                process.arguments = ["--state-dir", sandbox.stateDirectory, "--holder-grace", "\(holderGrace)", "--debug"]
                 process.standardInput = FileHandle.nullDevice
                 process.standardOutput = log
                 process.standardError = log
                 try process.run()
                 try log.close()
-                let socket = sandbox.stateDirectory + "/ecid/ecid.sock"
-                for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(50_000) }
-                guard FileManager.default.fileExists(atPath: socket) else { throw TestFailure("ecid did not listen at \(socket): \(self.log())") }
+                // A restarted ecid listens once it has re-attached its predecessor's fds: its log says so.
+                for _ in 0..<200 where !self.log().contains("listening") { usleep(50_000) }
+                guard self.log().contains("listening") else { throw TestFailure("ecid did not listen: \(self.log())") }
             }
 
             func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -37,6 +37,40 @@ extension Integration {
                 process.waitUntilExit()
             }
         }
+
+        /// The fd holder of this sandbox (its command line names the sandbox's directory).
+        static func holderRunning(_ sandbox: RuntimeSandbox) throws -> Bool {
+            try TestSupport.sh("pgrep -f '[f]d-holder --dir \(sandbox.stateDirectory)/ecid'").status == 0
+        }
+
+        /// Waits (at most `seconds`) for the holder to be gone: no process may be left behind.
+        static func holderGone(_ sandbox: RuntimeSandbox, within seconds: Double) throws -> Bool {
+            for _ in 0..<Int(seconds * 20) where try holderRunning(sandbox) { usleep(50_000) }
+            return try !holderRunning(sandbox)
+        }
+
+        static func waitFor(_ path: String, seconds: Double = 10, _ condition: (String) -> Bool = { _ in true }) -> Bool {
+            for _ in 0..<Int(seconds * 20) {
+                if let text = try? String(contentsOfFile: path, encoding: .utf8), condition(text.trimmingCharacters(in: .whitespacesAndNewlines)) { return true }
+                usleep(50_000)
+            }
+            return false
+        }
+
+        /// A mount/umount loop until /out/stop, then attacks on the initial mounts and one own mount.
+        static let mountLoop = """
+            mkdir -p /mnt; i=0
+            while [ ! -e /out/stop ] && [ $i -lt 100000 ]; do
+                mount -t tmpfs none /mnt 2>>/out/errors || echo "mount $i" >> /out/fails
+                umount /mnt 2>>/out/errors || echo "umount $i" >> /out/fails
+                i=$((i+1)); echo $i > /out/progress
+            done
+            umount /proc 2>/dev/null; echo $? > /out/umount-proc
+            umount -l /proc/kcore 2>/dev/null; echo $? > /out/umount-kcore
+            mount -o remount,bind,rw /ro 2>/dev/null; echo $? > /out/remount-ro
+            mount -t tmpfs none /mnt && umount /mnt; echo $? > /out/own-tmpfs
+            echo done > /out/done
+            """
 
         static func privilegedWithReadOnlyBind(_ sandbox: RuntimeSandbox, _ config: inout [String: Any]) {
             RuntimeLocks.privileged(&config)
@@ -251,37 +285,153 @@ extension Integration {
             #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
         }
 
-        @Test func killedEcidFailsClosed() throws {
+        /// kill -9 of ecid in the middle of a container's mount loop, and a new ecid: the loop goes
+        /// on (at most the one call the dead ecid had received is answered EINTR, never left
+        /// waiting), the calls made while ecid was down are answered after the re-attach, and
+        /// every call after the restart is vetted: the attack on /proc is still refused.
+        @Test func restartDuringMountLoopKeepsVetting() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            var ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = Self.mountLoop
+            let bundle = try sandbox.makeBundle("loop", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
+            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-loop"]) }
+            runner.start()
+            #expect(Self.waitFor(bundle + "/out/progress", seconds: 30) { (Int($0) ?? 0) >= 3 }, "the loop did not start: \(ecid.log())")
+            #expect(try Self.holderRunning(sandbox), "no fd holder")
+            ecid.kill(SIGKILL)
+            let firstLog = ecid.log()
+            // Calls made while no ecid runs wait (the holder keeps the fd): the loop stalls.
+            usleep(500_000)
+            let stalled = Int(try sandbox.output(bundle, "progress")) ?? 0
+            usleep(300_000)
+            #expect(Int(try sandbox.output(bundle, "progress")) == stalled, "a trapped call was answered with no ecid")
+            ecid = try Daemon(sandbox: sandbox, name: "ecid-2")
+            #expect(Self.waitFor(bundle + "/out/progress", seconds: 30) { (Int($0) ?? 0) >= stalled + 5 }, "the loop did not go on after the restart: \(ecid.log())")
+            // An exec after the restart: its fd joins the restored record (its initial mounts, not
+            // the container's mounts of now).
+            let exec = try sandbox.runtime(["exec", "ecid-loop", "sh", "-c", "umount -l /proc/kcore 2>/dev/null; echo kcore=$?; mkdir -p /out/e && mount -t tmpfs none /out/e && umount /out/e; echo own=$?"])
+            #expect(exec.stdout.contains("kcore=") && !exec.stdout.contains("kcore=0"), "the exec unmasked /proc/kcore: \(exec.stdout) \(exec.stderr)")
+            #expect(exec.stdout.contains("own=0"), "exec: \(exec.stdout) \(exec.stderr)")
+            #expect(ecid.log().contains("\"status\":\"running\""), "the exec's hand-over reached the new ecid: \(ecid.log())")
+            FileManager.default.createFile(atPath: bundle + "/out/stop", contents: nil)
+            #expect(Self.waitFor(bundle + "/out/done", seconds: 30), "the container did not finish: \(ecid.log())")
+            let fails = (try? sandbox.output(bundle, "fails")) ?? ""
+            #expect(fails.split(separator: "\n").count <= 1, "more than the one interrupted call failed: \(fails) \((try? sandbox.output(bundle, "errors")) ?? "")")
+            for refused in ["umount-proc", "umount-kcore", "remount-ro"] {
+                #expect(try sandbox.output(bundle, refused) != "0", "\(refused) succeeded after the restart")
+            }
+            #expect(try sandbox.output(bundle, "own-tmpfs") == "0")
+            let log = ecid.log()
+            // Whether the kill landed while the dead ecid had a call in hand (then answered EINTR).
+            print("ecid restart: \(fails.isEmpty ? "no call interrupted" : "interrupted: \(fails)"), orphan answered: \(log.contains("left unanswered"))")
+            #expect(log.contains("re-attached"), "\(log)\nfirst ecid: \(firstLog)")
+            #expect(log.contains("/proc is one of the container's protected mounts"), "refused by the new ecid: \(log)")
+            #expect(log.contains("/ro started read-only"), "\(log)")
+            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-loop"]).status == 0 { usleep(50_000) }
+            runner.cancel()
+            ecid.kill()
+            #expect(try Self.holderGone(sandbox, within: 5), "the fd holder was left behind")
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            #expect(try TestSupport.sh("pgrep -f '[e]cid mount-helper'").status != 0, "a helper was left behind")
+            #expect(!FileSystem.exists(sandbox.stateDirectory + "/ecid/containers/ecid-loop.json"), "the record outlived its container")
+        }
+
+        /// The holder killed with -9 while a container runs: ecid starts a new one and deposits
+        /// every fd again, so a kill -9 of ecid after that still loses nothing.
+        @Test func killedHolderIsReplaced() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
             try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
-            let ecid = try Daemon(sandbox: sandbox)
+            var ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let bundle = try sandbox.makeBundle("loop", script: Self.mountLoop) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
+            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-holder"]) }
+            runner.start()
+            #expect(Self.waitFor(bundle + "/out/progress", seconds: 30) { (Int($0) ?? 0) >= 3 }, "the loop did not start: \(ecid.log())")
+            let first = try TestSupport.sh("pgrep -f '[f]d-holder --dir \(sandbox.stateDirectory)/ecid'").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(Int32(first) != nil, "one holder: \(first)")
+            if let pid = Int32(first) { kill(pid, SIGKILL) }
+            // The second "fd holder started" in ecid's log.
+            for _ in 0..<100 where ecid.log().components(separatedBy: "fd holder started").count < 3 { usleep(50_000) }
+            #expect(ecid.log().contains("fd holder gone"), "\(ecid.log())")
+            let second = try TestSupport.sh("pgrep -f '[f]d-holder --dir \(sandbox.stateDirectory)/ecid'").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(Int32(second) != nil && second != first, "a new holder: \(second)")
+            usleep(200_000)
+            ecid.kill(SIGKILL)
+            ecid = try Daemon(sandbox: sandbox, name: "ecid-2")
+            let resumed = Int(try sandbox.output(bundle, "progress")) ?? 0
+            #expect(Self.waitFor(bundle + "/out/progress", seconds: 30) { (Int($0) ?? 0) >= resumed + 5 }, "the loop did not go on: \(ecid.log())")
+            FileManager.default.createFile(atPath: bundle + "/out/stop", contents: nil)
+            #expect(Self.waitFor(bundle + "/out/done", seconds: 30), "the container did not finish: \(ecid.log())")
+            #expect(try sandbox.output(bundle, "umount-proc") != "0", "umount /proc succeeded after the restart")
+            #expect(ecid.log().contains("re-attached"), "\(ecid.log())")
+            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-holder"]).status == 0 { usleep(50_000) }
+            ecid.kill()
+            #expect(try Self.holderGone(sandbox, within: 5), "the fd holder was left behind")
+        }
+
+        /// ecid killed and not restarted: a new container is refused at once; a trapped call
+        /// waits no longer than the holder's grace period, then fails with ENOSYS (the holder
+        /// closed its fds and exited), never hangs.
+        @Test func killedEcidFailsClosedAfterGrace() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            let grace = 2.0
+            let ecid = try Daemon(sandbox: sandbox, holderGrace: grace)
             defer { ecid.kill() }
             let script = """
                 mkdir -p /mnt; mount -t tmpfs none /mnt && umount /mnt && echo ok > /out/before
                 while [ ! -e /out/go ]; do sleep 0.05; done
                 mount -t tmpfs none /mnt 2>/out/after-error; echo $? > /out/after
+                mount -t tmpfs none /mnt 2>/out/later-error; echo $? > /out/later
                 echo done > /out/done
                 """
             let bundle = try sandbox.makeBundle("killed", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
             let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-killed"]) }
             runner.start()
-            for _ in 0..<200 where !FileManager.default.fileExists(atPath: bundle + "/out/before") { usleep(50_000) }
-            #expect(try sandbox.output(bundle, "before") == "ok")
+            #expect(Self.waitFor(bundle + "/out/before", seconds: 10), "\(ecid.log())")
             ecid.kill(SIGKILL)
+            let killed = Date()
             FileManager.default.createFile(atPath: bundle + "/out/go", contents: nil)
-            for _ in 0..<200 where !FileManager.default.fileExists(atPath: bundle + "/out/done") { usleep(50_000) }
-            // Today: the notify fd's only holder is gone, so the kernel answers every trapped
-            // call with ENOSYS at once. Fail closed, never a hang; restart safety (an fd holder)
-            // is the next step.
-            #expect(try sandbox.output(bundle, "done") == "done", "the trapped call hung after ecid died")
-            #expect(try sandbox.output(bundle, "after") != "0")
-            #expect(try sandbox.output(bundle, "after-error").contains("Function not implemented"))
             // A new container is refused while ecid's socket is dead (connection refused).
             let next = try sandbox.makeBundle("next", script: "true") { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
             let refused = try sandbox.runtime(["run", "--bundle", next, "ecid-next"])
             #expect(refused.status != 0, "a container started with ecid dead")
+            #expect(Self.waitFor(bundle + "/out/done", seconds: grace + 10), "the trapped call hung after ecid died")
+            let waited = Date().timeIntervalSince(killed)
+            #expect(waited >= grace - 0.5, "answered before the grace period ended (\(waited) s)")
+            #expect(try sandbox.output(bundle, "after") != "0")
+            #expect(try sandbox.output(bundle, "after-error").contains("Function not implemented"))
+            #expect(try sandbox.output(bundle, "later-error").contains("Function not implemented"))
+            #expect(try Self.holderGone(sandbox, within: 2), "the fd holder outlived its grace period")
             for _ in 0..<100 where try sandbox.runtime(["state", "ecid-killed"]).status == 0 { usleep(50_000) }
+        }
+
+        /// A record of a container that is gone (its init dead, no fd held) and an orphaned
+        /// in-flight slot are reconciled away by the next ecid, as the range store reclaims.
+        @Test func staleRecordIsReconciledAway() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            var ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            ecid.kill(SIGKILL)
+            let directory = sandbox.stateDirectory + "/ecid"
+            try FileManager.default.createDirectory(atPath: directory + "/inflight", withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: directory + "/containers", withIntermediateDirectories: true)
+            let ghost = #"{"id":"ghost","initPID":2147483646,"initStart":1,"initial":{"protected":[],"mounts":[]}}"#
+            FileManager.default.createFile(atPath: directory + "/containers/ghost.json", contents: Data(ghost.utf8))
+            FileManager.default.createFile(atPath: directory + "/inflight/1234", contents: Data(count: 8))
+            ecid = try Daemon(sandbox: sandbox, name: "ecid-2")
+            #expect(!FileManager.default.fileExists(atPath: directory + "/containers/ghost.json"), "the stale record stayed")
+            #expect(!FileManager.default.fileExists(atPath: directory + "/inflight/1234"), "the orphaned slot stayed")
+            #expect(ecid.log().contains("reconciled away"), "\(ecid.log())")
+            ecid.kill()
+            #expect(try Self.holderGone(sandbox, within: 2), "the fd holder was left behind")
         }
     }
 }

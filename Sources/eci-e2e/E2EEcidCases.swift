@@ -1,0 +1,97 @@
+import Foundation
+
+/// ecid in the VM (issue 11): the mount calls a container makes are vetted by the syscall
+/// supervisor, through every path the engine offers (`--privileged`, Docker's default seccomp
+/// profile with CAP_SYS_ADMIN, `docker exec`), next to the Docker-in-Docker-style mounts that
+/// must keep working.
+enum E2EEcidCases {
+    static let tools = E2EFixtures.toolsImage
+
+    /// Mounts a privileged container makes for itself, each line printed only when it worked.
+    /// The tools image is busybox: `mount -o remount,ro` is busybox's, which passes the
+    /// tmpfs's `uid=`/`gid=` from /proc/mounts back (issue 11's compatibility case).
+    static let ownMounts = [
+        "mkdir -p /mnt/t /mnt/r /mnt/b /mnt/n",
+        "mount -t tmpfs none /mnt/t && echo tmpfs-ok",
+        "mkdir -p /mnt/t/l /mnt/t/u /mnt/t/w /mnt/t/m && echo lower > /mnt/t/l/f",
+        "mount -t overlay overlay -o lowerdir=/mnt/t/l,upperdir=/mnt/t/u,workdir=/mnt/t/w /mnt/t/m && cat /mnt/t/m/f && echo upper > /mnt/t/m/g && test -f /mnt/t/u/g && echo overlay-ok",
+        "mount --bind /mnt/t/l /mnt/b && cat /mnt/b/f >/dev/null && echo bind-ok",
+        "mount -o remount,bind,ro /mnt/b && ! touch /mnt/b/x 2>/dev/null && mount -o remount,bind,rw /mnt/b && touch /mnt/b/x && echo bind-remount-ok",
+        "mount -t tmpfs none /mnt/r && mount -o remount,ro /mnt/r && ! touch /mnt/r/x 2>/dev/null && mount -o remount,rw /mnt/r && touch /mnt/r/x && echo busybox-remount-ok",
+        "unshare -m sh -c 'mount -t tmpfs none /mnt/n && touch /mnt/n/x && echo nested-mntns-ok'",
+        "unshare -U -r -m sh -c 'mount -t tmpfs none /mnt/n && touch /mnt/n/x && echo nested-userns-ok'",
+        "umount /mnt/t/m && umount /mnt/b && umount /mnt/r && umount /mnt/t && echo umount-own-ok",
+    ].joined(separator: "; ")
+    static let ownMountMarks = ["tmpfs-ok", "overlay-ok", "bind-ok", "bind-remount-ok", "busybox-remount-ok", "nested-mntns-ok", "nested-userns-ok", "umount-own-ok"]
+
+    static let all: [E2ECase] = [
+        E2ECase(name: "ecid-supervises-the-vm") { c in
+            let status = try c.status()
+            c.expect(status.contains("\"ecid\":\"running\""), "the agent's status reports ecid running")
+            // A container's seccomp filter carries ecid's listener: its trapped calls are answered.
+            let run = try c.docker(["run", "--rm", "--privileged", tools, "sh", "-c", "grep Seccomp: /proc/self/status; umount /proc/kcore 2>&1; test -c /proc/kcore && echo still-masked"])
+            c.expect(run.stdout.contains("Seccomp:\t2"), "a --privileged container runs under a seccomp filter (the traps): \(run.stdout)")
+            c.expect(run.stdout.contains("still-masked"), "umount of a mask is refused: \(run.stdout) \(run.stderr)")
+        },
+        E2ECase(name: "privileged-dind-mounts-work") { c in
+            let run = try c.docker(["run", "--rm", "--privileged", tools, "sh", "-c", ownMounts])
+            for mark in ownMountMarks {
+                c.expect(run.stdout.contains(mark + "\n"), "a privileged container's own mounts: \(mark) missing:\n\(run.stdout)\(run.stderr)")
+            }
+        },
+        // Docker's default seccomp profile (sent by dockerd) allows mount and umount2 only with
+        // CAP_SYS_ADMIN; ECI traps them where the profile allows them and keeps its refusals.
+        E2ECase(name: "default-seccomp-profile-through-dockerd") { c in
+            let admin = try c.docker(["run", "--rm", "--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined", tools, "sh", "-c",
+                "grep Seccomp: /proc/self/status; mount -t tmpfs none /mnt && touch /mnt/x && umount /mnt && echo tmpfs-ok; umount /proc 2>/dev/null && echo UNMOUNTED-PROC; umount /proc/kcore 2>/dev/null && echo UNMOUNTED-KCORE; mount -t tmpfs none /proc/sys 2>/dev/null && echo COVERED-PROC-SYS; echo done"])
+            c.expect(admin.stdout.contains("Seccomp:\t2") && admin.stdout.contains("done"), "the container runs under a filter: \(admin.stdout) \(admin.stderr)")
+            c.expect(admin.stdout.contains("tmpfs-ok"), "--cap-add SYS_ADMIN mounts a tmpfs under the default profile: \(admin.stdout) \(admin.stderr)")
+            for breach in ["UNMOUNTED-PROC", "UNMOUNTED-KCORE", "COVERED-PROC-SYS"] {
+                c.expect(!admin.stdout.contains(breach), "--cap-add SYS_ADMIN: \(breach)")
+            }
+            let escape = try c.docker(["run", "--rm", "--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined", tools, "escape-attempts", "--mount-attacks"])
+            c.expect(escape.stdout.contains("summary:") && !escape.stdout.contains("ESCAPED"), "the mount attacks with CAP_SYS_ADMIN under the default profile:\n\(escape.stdout)")
+            let plain = try c.docker(["run", "--rm", tools, "sh", "-c", "mount -t tmpfs none /mnt 2>&1 && echo MOUNTED; umount /proc 2>&1 && echo UNMOUNTED; echo done"])
+            c.expect(plain.stdout.contains("done") && !plain.stdout.contains("MOUNTED"), "a default container cannot mount or unmount: \(plain.stdout)")
+            c.expect(plain.stdout.lowercased().contains("permission denied") || plain.stdout.contains("not permitted"), "refused with EPERM, as with plain Docker: \(plain.stdout)")
+        },
+        E2ECase(name: "docker-exec-calls-are-vetted") { c in
+            try c.docker(["run", "-d", "--name", "e2e-exec", "--privileged", tools, "sleep", "300"])
+            let umountProc = try c.docker(["exec", "e2e-exec", "umount", "/proc"])
+            c.expect(umountProc.status != 0, "docker exec umount /proc is refused: \(umountProc.stdout) \(umountProc.stderr)")
+            let umountKcore = try c.docker(["exec", "e2e-exec", "umount", "/proc/kcore"])
+            c.expect(umountKcore.status != 0, "docker exec umount /proc/kcore is refused: \(umountKcore.stdout) \(umountKcore.stderr)")
+            let mount = try c.docker(["exec", "e2e-exec", "sh", "-c", "mount -t tmpfs none /mnt && touch /mnt/x && umount /mnt && echo ok"])
+            c.expect(mount.stdout == "ok\n", "docker exec mount -t tmpfs works: \(mount.stdout) \(mount.stderr)")
+            let after = try c.docker(["exec", "e2e-exec", "sh", "-c", "test -c /proc/kcore && test -c /proc/keys && ls /proc/self/status >/dev/null && echo intact"])
+            c.expect(after.stdout == "intact\n", "the container's /proc and masks are intact: \(after.stdout) \(after.stderr)")
+            try c.docker(["rm", "-f", "e2e-exec"])
+        },
+        // Restart safety (issue 11 §4): ecid killed with SIGKILL (its main process only, as a
+        // crash would) and restarted by systemd while a container mounts in a loop.
+        E2ECase(name: "ecid-killed-during-a-mount-loop") { c in
+            try c.docker(["run", "-d", "--name", "e2e-loop", "--privileged", tools, "sh", "-c",
+                "i=0; while [ $i -lt 120 ]; do if mount -t tmpfs none /mnt 2>/tmp/e && umount /mnt 2>/tmp/e; then echo ok $i; else echo FAILED $i $(cat /tmp/e); umount /mnt 2>/dev/null; fi; i=$((i+1)); sleep 0.05; done; "
+                    + "umount /proc/kcore 2>/dev/null && echo kcore-unmounted; echo loop-done"])
+            // A few iterations in: the kill lands in the middle of the loop.
+            usleep(3_000_000)
+            let killed = try c.debug("kill-ecid")
+            c.expect(killed.status == 0, "ecid was killed: \(killed.stdout) \(killed.stderr)")
+            let waited = try c.docker(["wait", "e2e-loop"])
+            let logs = try c.docker(["logs", "e2e-loop"])
+            let lines = logs.stdout.split(separator: "\n")
+            let failed = lines.filter { $0.hasPrefix("FAILED") }
+            c.note("mount loop: \(lines.count - 1) iterations, \(failed.count) failed: \(failed.prefix(5))")
+            c.expect(waited.stdout.hasPrefix("0") && lines.last == "loop-done", "the loop ran to its end: \(logs.stdout.suffix(300))")
+            // The one call the killed ecid had taken (if the kill landed inside a call) gets
+            // EINTR from the next ecid: whether it was performed cannot be known. Every other
+            // call works, none hangs.
+            let interrupted = failed.filter { $0.contains("Interrupted system call") }
+            c.expect(failed.count <= 1 && interrupted.count == failed.count, "every mount of the loop worked across ecid's restart, but for at most one EINTR: \(failed)")
+            c.expect(!lines.contains("kcore-unmounted"), "the mask on /proc/kcore held after the restart")
+            let after = try c.docker(["run", "--rm", "--privileged", tools, "sh", "-c", "umount /proc/kcore 2>/dev/null; test -c /proc/kcore && echo masked; mount -t tmpfs none /mnt && echo mounted"])
+            c.expect(after.stdout == "masked\nmounted\n", "a new container after the restart is supervised: \(after.stdout) \(after.stderr)")
+            try c.docker(["rm", "-f", "e2e-loop"])
+        },
+    ]
+}
