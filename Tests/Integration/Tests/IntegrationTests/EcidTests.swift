@@ -254,6 +254,37 @@ extension Integration {
             #expect(Self.helpersGone(of: ecid))
         }
 
+        /// The project's escape program, its mount attacks included, in a privileged container
+        /// under ecid: every mount attack is blocked; the fresh procfs and sysfs it makes come
+        /// with their masks (or are refused by the kernel), never showing what they hide.
+        @Test func escapeProgramMountAttacks() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let bundle = try sandbox.makeBundle("escape", script: "/bin/escape-attempts --mount-attacks /ro > /out/report 2>&1; echo done > /out/done") {
+                Self.privilegedWithReadOnlyBind(sandbox, &$0)
+            }
+            let built = try TestSupport.run([
+                "/usr/bin/cc", "-static", "-O2", "-o", bundle + "/rootfs/bin/escape-attempts", TestSupport.repositoryRoot + "/Tests/Fixtures/escape-attempts.c",
+            ])
+            #expect(built.status == 0, "cc: \(built.stderr)")
+            let result = try sandbox.runtime(["run", "--bundle", bundle, "ecid-escape"])
+            #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
+            let report = try sandbox.output(bundle, "report")
+            let mountAttacks = [
+                "remount-ro-bind", "remount-ro-path", "cover-proc-sys", "bind-proc-without-masks", "unmask-kcore", "read-kcore", "unmask-keys", "unmask-timer-list",
+                "unmask-sys-firmware", "fresh-procfs", "fresh-sysfs", "umount-sys", "umount-proc", "move-proc",
+            ]
+            for line in report.split(separator: "\n") where line.hasPrefix("ESCAPED") {
+                let name = line.dropFirst("ESCAPED ".count).prefix { $0 != ":" }
+                #expect(!mountAttacks.contains(String(name)), "\(line)")
+            }
+            #expect(report.contains("BLOCKED fresh-procfs: a new procfs, with kcore, keys, timer_list and sched_debug masked"), "\(report)")
+            #expect(report.contains("BLOCKED fresh-sysfs"), "\(report)")
+        }
+
         /// `Tests/Fixtures/ecid-hostile.c`, no runc: its own user and mount namespaces, the
         /// traps, the fd handed over in runc's format; bad pointers, unterminated and huge
         /// strings, a thread racing the target between its own mount point and /proc, a caller
