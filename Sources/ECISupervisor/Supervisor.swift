@@ -333,8 +333,6 @@ final class OpenedCaller {
     }
 
     var complete: Bool { [mem, procDirectory, mountNamespace, userNamespace, root, cwd].allSatisfy { $0 >= 0 } }
-    /// In the order of `HelperFD`.
-    var helperFDs: [Int32] { [mountNamespace, userNamespace, root, cwd, procDirectory] }
 
     /// A NUL-terminated string from the caller's memory; nil for a NULL pointer when allowed.
     func string(at address: UInt64, optional: Bool, max: Int) throws -> String? {
