@@ -1,7 +1,11 @@
 import CShim
 import ECICore
 import ECIPolicy
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 
 /// What ecid must know of a container to vet its calls, persisted so a restarted ecid vets

@@ -1,6 +1,10 @@
 import CShim
 import ECICore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 
 /// `ecid fd-holder`: the small process that keeps a reference to every notify fd ecid

@@ -2,7 +2,11 @@ import CSeccomp
 import ECICore
 import ECIIO
 import ECIPolicy
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 import Logging
 import Synchronization

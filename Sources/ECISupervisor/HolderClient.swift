@@ -1,7 +1,11 @@
 import CShim
 import ECICore
 import ECIIO
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 import Logging
 import Synchronization

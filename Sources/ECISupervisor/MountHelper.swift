@@ -2,7 +2,11 @@ import CSeccomp
 import ECICore
 import ECIPolicy
 import ECIRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 
 /// `ecid mount-helper`: performs vetted calls as their callers would, from a long-lived,

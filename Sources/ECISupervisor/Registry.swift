@@ -2,7 +2,11 @@ import ECICore
 import ECIOCI
 import ECIPolicy
 import ECIRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 import Logging
 import Synchronization

@@ -4,7 +4,11 @@ import ECIIO
 import ECIOCI
 import ECIPolicy
 import ECIRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Glibc
 import Logging
 import Synchronization
@@ -326,7 +330,10 @@ final class OpenedCaller {
             var buffer = [UInt8](repeating: 0, count: 512)
             let n = buffer.withUnsafeMutableBytes { read(attr, $0.baseAddress, $0.count) }
             if n > 0 {
-                lsmLabel = String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: "\0")))
+                // "docker-default (enforce)\n", "unconfined\n": the label without the trailing newline or NUL.
+                var label = buffer[0..<n]
+                while let last = label.last, last == 0 || last == 0x0a || last == 0x20 { label = label.dropLast() }
+                lsmLabel = String(decoding: label, as: UTF8.self)
             }
             Glibc.close(attr)
         }
