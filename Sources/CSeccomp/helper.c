@@ -112,12 +112,16 @@ int eci_epoll_add(int epfd, int fd, uint64_t token, int input) {
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-int eci_epoll_wait(int epfd, uint64_t *tokens, int max) {
+int eci_epoll_del(int epfd, int fd) {
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+}
+
+int eci_epoll_wait(int epfd, uint64_t *tokens, int max, int timeout_ms) {
     struct epoll_event events[16];
     if (max > 16) max = 16;
     int n;
     do {
-        n = epoll_wait(epfd, events, max, -1);
+        n = epoll_wait(epfd, events, max, timeout_ms);
     } while (n < 0 && errno == EINTR);
     if (n < 0) return -errno;
     for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;

@@ -148,11 +148,12 @@ public enum FDHolder {
         }
     }
 
+    /// The project's one monotonic clock (`ContinuousClock`), in seconds since an arbitrary start.
     static func monotonicSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        (ContinuousClock.now - start).seconds
     }
+
+    private static let start = ContinuousClock.now
 
     static func say(_ text: String) {
         let line = "ecid fd-holder[\(getpid())]: \(text)\n"

@@ -25,6 +25,11 @@ import Synchronization
 /// for and on the helper's pidfd. The notify fd hangs up when every process under that filter
 /// has exited: the helper is dropped, its socket closed when the last call using it returns,
 /// and the helper exits at EOF; its pidfd then reports the exit and the watcher reaps it.
+/// A helper idle for `idleLifetime` is retired the same way (the watcher sweeps while it
+/// waits), so a container that mounted once and then only runs costs no helper: memory is
+/// spent on containers that are mounting, and the next call starts a helper again (~ms).
+/// Retiring only drops the table's reference: a call that already holds the helper finishes
+/// on it, and the socket closes after it, so no call ever meets a helper that left.
 /// A helper that dies, answers garbage or does not answer within `timeout` is killed and
 /// replaced; that call is refused (EPERM), never left hanging.
 ///
@@ -34,8 +39,15 @@ import Synchronization
 /// `kill` of a helper's pid happens inside the lock while its exit watch is registered, i.e.
 /// before the watcher reaped it (the pid is still the helper's, never a recycled one).
 final class HelperPool: Sendable {
-    static let shared = HelperPool()
+    static let shared = HelperPool(idleLifetime: .seconds(
+        getenv("ECI_ECID_HELPER_IDLE").flatMap { Double(String(cString: $0)) }.map { max(0.1, $0) } ?? 30))
     static let perContainer = 8
+    /// How long a helper may stay unused before it is retired.
+    let idleLifetime: Duration
+
+    init(idleLifetime: Duration) {
+        self.idleLifetime = idleLifetime
+    }
     /// Seconds a helper may take to start or to answer one call.
     static let timeout: Int32 = 10
 
@@ -69,11 +81,29 @@ final class HelperPool: Sendable {
     }
 
     struct State {
-        var helpers: [Key: (helper: Helper, lastUsed: UInt64)] = [:]
+        var helpers: [Key: (helper: Helper, lastUsed: UInt64, usedAt: ContinuousClock.Instant)] = [:]
         var watches: [UInt64: Watch] = [:]
         var clock: UInt64 = 0
         var nextToken: UInt64 = 1
         var epoll: Int32 = -1
+
+        /// Drops every helper unused since `cutoff`, with the watch on its notify fd (the exit
+        /// watch stays: it reaps the helper once it has read EOF and left).
+        mutating func retireIdle(olderThan cutoff: ContinuousClock.Instant) -> [Helper] {
+            let idle = helpers.values.filter { $0.usedAt < cutoff }.map(\.helper)
+            for helper in idle {
+                helpers[helper.key] = nil
+                for (token, watch) in watches {
+                    guard case let .hangUp(notify, pid, _) = watch, pid == helper.pid else { continue }
+                    // The container's own notify fd shares this dup's file: closing the dup
+                    // alone would leave it in the set (and its number taken for a later dup).
+                    _ = eci_epoll_del(epoll, notify)
+                    close(notify)
+                    watches[token] = nil
+                }
+            }
+            return idle
+        }
 
         /// Drops `helper` from the table; with `kill`, SIGKILL while its pid is surely unreaped.
         mutating func retire(_ helper: Helper, kill: Bool) {
@@ -155,7 +185,7 @@ final class HelperPool: Sendable {
         let existing: Helper? = state.withLock { state in
             guard let helper = state.helpers[key]?.helper else { return nil }
             state.clock += 1
-            state.helpers[key] = (helper, state.clock)
+            state.helpers[key] = (helper, state.clock, .now)
             return helper
         }
         // A helper already gone shows at the send (EPIPE), which retries with a new one.
@@ -163,7 +193,7 @@ final class HelperPool: Sendable {
         let helper = try spawn(key: key, initial: container.initial, opened: opened, helperPath: helperPath)
         let evicted: [Helper] = state.withLock { state in
             state.clock += 1
-            state.helpers[key] = (helper, state.clock)
+            state.helpers[key] = (helper, state.clock, .now)
             let mine = state.helpers.values.filter { $0.helper.key.container == key.container }.sorted { $0.lastUsed < $1.lastUsed }
             let excess = mine.prefix(max(0, mine.count - Self.perContainer)).map(\.helper)
             for old in excess { state.helpers[old.key] = nil }
@@ -291,7 +321,9 @@ final class HelperPool: Sendable {
     func watcher(_ epfd: Int32) {
         var tokens = [UInt64](repeating: 0, count: 16)
         while true {
-            let n = tokens.withUnsafeMutableBufferPointer { eci_epoll_wait(epfd, $0.baseAddress, 16) }
+            // Woken at least every third of the idle lifetime to retire idle helpers.
+            let sweepEvery = Int32(clamping: max(100, Int((idleLifetime / 3).seconds * 1000)))
+            let n = tokens.withUnsafeMutableBufferPointer { eci_epoll_wait(epfd, $0.baseAddress, 16, sweepEvery) }
             guard n >= 0 else { return }
             // Helpers dropped here are released after the lock (their deinit closes a socket).
             let batch = Array(tokens.prefix(Int(n)))
@@ -310,13 +342,18 @@ final class HelperPool: Sendable {
                         }
                     case let .hangUp(notify, pid, key):
                         state.watches[token] = nil
-                        close(notify)  // also leaves the epoll set
+                        // Out of the set first: the holder's and the supervising thread's fds
+                        // share this file, so closing the dup alone would keep it (hung up,
+                        // level-triggered) waking this thread.
+                        _ = eci_epoll_del(epfd, notify)
+                        close(notify)
                         if let helper = state.helpers[key]?.helper, helper.pid == pid {
                             dropped.append(helper)
                             state.helpers[key] = nil
                         }
                     }
                 }
+                dropped += state.retireIdle(olderThan: .now - idleLifetime)
                 return dropped
             }
             _ = dropped  // released here, outside the lock (their deinit closes a socket)

@@ -13,12 +13,13 @@ extension Integration {
             let process = Process()
             let logPath: String
 
-            init(sandbox: RuntimeSandbox, name: String = "ecid", holderGrace: Double = 10) throws {
+            init(sandbox: RuntimeSandbox, name: String = "ecid", holderGrace: Double = 10, environment: [String: String] = [:]) throws {
                 logPath = sandbox.directory + "/\(name).log"
                 FileManager.default.createFile(atPath: logPath, contents: nil)
                 let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
                 process.executableURL = URL(fileURLWithPath: try TestSupport.binary("ecid"))
                 process.arguments = ["--state-dir", sandbox.stateDirectory, "--holder-grace", "\(holderGrace)", "--debug"]
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
                 process.standardInput = FileHandle.nullDevice
                 process.standardOutput = log
                 process.standardError = log
@@ -219,6 +220,41 @@ extension Integration {
             for _ in 0..<100 where try sandbox.runtime(["state", "ecid-dead-helper"]).status == 0 { usleep(50_000) }
             #expect(Self.helpersGone(of: ecid))
             #expect(ecid.process.isRunning)
+        }
+
+        /// A helper unused for ECI_ECID_HELPER_IDLE seconds is retired while its container runs
+        /// (memory goes to containers that mount), and the container's next call starts one again.
+        @Test func idleHelpersAreRetired() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            let ecid = try Daemon(sandbox: sandbox, environment: ["ECI_ECID_HELPER_IDLE": "0.5"])
+            defer { ecid.kill() }
+            let script = """
+                mkdir -p /mnt; mount -t tmpfs none /mnt && umount /mnt && echo ok > /out/before
+                while [ ! -e /out/go ]; do sleep 0.05; done
+                mount -t tmpfs none /mnt; echo $? > /out/after
+                umount /proc/kcore 2>/dev/null; echo $? > /out/after-attack
+                umount /mnt; echo $? > /out/after-umount
+                """
+            let bundle = try sandbox.makeBundle("idle-helper", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
+            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-idle-helper"]) }
+            runner.start()
+            for _ in 0..<200 where !FileManager.default.fileExists(atPath: bundle + "/out/before") { usleep(50_000) }
+            #expect(try sandbox.output(bundle, "before") == "ok")
+            func live() throws -> Int {
+                try TestSupport.sh("pgrep -P \(ecid.process.processIdentifier) -f '[e]cid mount-helper'").stdout.split(separator: "\n").count
+            }
+            for _ in 0..<100 where try live() > 0 { usleep(50_000) }
+            #expect(try live() == 0, "the idle helper was retired while its container runs")
+            FileManager.default.createFile(atPath: bundle + "/out/go", contents: nil)
+            for _ in 0..<200 where !FileManager.default.fileExists(atPath: bundle + "/out/after-umount") { usleep(50_000) }
+            #expect(try sandbox.output(bundle, "after") == "0", "\(ecid.log())")
+            #expect(try sandbox.output(bundle, "after-attack") != "0", "a new helper vets as the first did")
+            #expect(try sandbox.output(bundle, "after-umount") == "0")
+            #expect(ecid.log().components(separatedBy: "mount helper started").count - 1 == 2)
+            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-idle-helper"]).status == 0 { usleep(50_000) }
+            #expect(Self.helpersGone(of: ecid))
         }
 
         /// Each new mount namespace gets a helper of its own, in its own view (its tmpfs lands
