@@ -163,6 +163,11 @@ public final class Supervisor: Sendable {
             // message ends where its JSON does, not at EOF.
             if (try? JSONValue.parse(bytes)) != nil { break }
         }
+        // `eci-agent check-ecid` connects and closes: a liveness probe, not a failed hand-over.
+        guard !bytes.isEmpty || !fds.isEmpty else {
+            log.debug("a connection closed without a hand-over (a liveness probe)")
+            return
+        }
         let message: HandOver
         do {
             message = try HandOver(json: bytes)
