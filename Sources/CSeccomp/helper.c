@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -110,6 +111,20 @@ int eci_epoll_add(int epfd, int fd, uint64_t token, int input) {
     ev.events = input ? EPOLLIN : 0;
     ev.data.u64 = token;
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int eci_wake_create(void) {
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
+}
+
+void eci_wake_signal(int fd) {
+    eventfd_write(fd, 1);
+}
+
+void eci_wake_drain(int fd) {
+    eventfd_t count;
+    eventfd_read(fd, &count);
 }
 
 int eci_epoll_del(int epfd, int fd) {

@@ -86,6 +86,9 @@ final class HelperPool: Sendable {
         var clock: UInt64 = 0
         var nextToken: UInt64 = 1
         var epoll: Int32 = -1
+        /// In the epoll set as token 0: written when a helper is added, so a watcher asleep
+        /// without a timeout (no helper to retire) starts counting its idle time.
+        var wake: Int32 = -1
 
         /// Drops every helper unused since `cutoff`, with the watch on its notify fd (the exit
         /// watch stays: it reaps the helper once it has read EOF and left).
@@ -281,12 +284,22 @@ final class HelperPool: Sendable {
             if state.epoll < 0 {
                 let fd = eci_epoll_create()
                 guard fd >= 0 else { return -fd }
+                let wake = eci_wake_create()
+                let added = wake >= 0 ? eci_epoll_add(fd, wake, 0, 1) : wake
+                guard added == 0 else {
+                    if wake >= 0 { close(wake) }
+                    close(fd)
+                    return -added
+                }
                 state.epoll = fd
+                state.wake = wake
                 do {
                     try DetachedThread.start("ecid-helpers", stackSize: 128 * 1024) { [self] in watcher(fd) }
                 } catch {
                     close(fd)
+                    close(wake)
                     state.epoll = -1
+                    state.wake = -1
                     return EAGAIN
                 }
             }
@@ -299,6 +312,7 @@ final class HelperPool: Sendable {
             state.watches[hangUpToken] = .hangUp(notify: notify, pid: helper.pid, key: helper.key)
             let a = eci_epoll_add(state.epoll, pidfd, exitToken, 1)
             let b = eci_epoll_add(state.epoll, notify, hangUpToken, 0)
+            eci_wake_signal(state.wake)
             return a < 0 ? -a : (b < 0 ? -b : nil)
         }
         guard let failure else { return }
@@ -321,10 +335,15 @@ final class HelperPool: Sendable {
     func watcher(_ epfd: Int32) {
         var tokens = [UInt64](repeating: 0, count: 16)
         while true {
-            // Woken at least every third of the idle lifetime to retire idle helpers.
+            // With helpers: woken at least every third of the idle lifetime to retire idle ones.
+            // Without: asleep until one is added (no CPU while no container is mounting).
             let sweepEvery = Int32(clamping: max(100, Int((idleLifetime / 3).seconds * 1000)))
-            let n = tokens.withUnsafeMutableBufferPointer { eci_epoll_wait(epfd, $0.baseAddress, 16, sweepEvery) }
+            let (timeout, wake) = state.withLock { ($0.helpers.isEmpty ? -1 : sweepEvery, $0.wake) }
+            let n = tokens.withUnsafeMutableBufferPointer { eci_epoll_wait(epfd, $0.baseAddress, 16, timeout) }
             guard n >= 0 else { return }
+            if tokens.prefix(Int(n)).contains(0) {
+                eci_wake_drain(wake)
+            }
             // Helpers dropped here are released after the lock (their deinit closes a socket).
             let batch = Array(tokens.prefix(Int(n)))
             let dropped: [Helper] = state.withLock { state in

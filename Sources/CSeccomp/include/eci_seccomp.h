@@ -103,6 +103,10 @@ int eci_epoll_create(void);
 /// EPOLLERR are always reported). 0 or -errno.
 int eci_epoll_add(int epfd, int fd, uint64_t token, int input);
 /// Waits (forever) for up to `max` events; their tokens in `tokens`. The count or -errno.
+/// An eventfd that wakes an epoll wait: created (fd or -errno), signalled, drained.
+int eci_wake_create(void);
+void eci_wake_signal(int fd);
+void eci_wake_drain(int fd);
 /// Removes fd from the set (closing it is not enough while another fd shares its file).
 int eci_epoll_del(int epfd, int fd);
 int eci_epoll_wait(int epfd, uint64_t *tokens, int max, int timeout_ms);
