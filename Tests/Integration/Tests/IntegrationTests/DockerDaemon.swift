@@ -4,18 +4,21 @@ import Foundation
 
 /// A real dockerd started by the test with private roots, ECI as its default runtime, no
 /// iptables and no bridge (as on the development machine), and a busybox image imported from
-/// a local tarball (no registry). Always stopped and removed by `stop()`.
+/// a local tarball (no registry). Always stopped and removed by `stop()`. With `ecid`, ecid
+/// runs on the sandbox's state directory first and eci-runc requires it (ECI_ECID=required in
+/// dockerd's environment, which reaches eci-runc through containerd and the shim).
 final class DockerDaemon {
     let sandbox: RuntimeSandbox
     let root: String
     let socket: String
     let image = "eci-busybox:latest"
     private let process: Process
+    private var ecid: Integration.Ecid.Daemon?
 
     /// The engine's data root (dockerd's --data-root).
     var dataRoot: String { root + "/data" }
 
-    init() throws {
+    init(ecid withEcid: Bool = false) throws {
         sandbox = try RuntimeSandbox()
         root = sandbox.directory + "/docker"
         // The API socket in a directory of its own that no policy path names: eci-runc refuses
@@ -36,13 +39,23 @@ final class DockerDaemon {
             "--add-runtime", "eci=" + sandbox.eciRunc, "--default-runtime", "eci",
         ]
         // dockerd passes its environment down to containerd, the shim and so to eci-runc.
-        process.environment = ProcessInfo.processInfo.environment.merging(sandbox.environment) { $1 }
+        var environment = ProcessInfo.processInfo.environment.merging(sandbox.environment) { $1 }
+        if withEcid {
+            ecid = try Integration.Ecid.Daemon(sandbox: sandbox)
+            environment["ECI_ECID"] = "required"
+        }
+        process.environment = environment
         FileManager.default.createFile(atPath: root + "/dockerd.log", contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: root + "/dockerd.log"))
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        do {
+            try process.run()
+        } catch {
+            ecid?.kill()
+            throw error
+        }
         try log.close()
         do {
             try waitUntilReady()
@@ -110,6 +123,9 @@ final class DockerDaemon {
         }
         // containerd and shims started by this dockerd, if any outlived it.
         _ = try? TestSupport.sh("pkill -9 -f '\(root)/exec' || true")
+        // ecid last: its holder exits once ecid is gone and the containers' fds with them.
+        ecid?.kill()
+        ecid = nil
         sandbox.cleanup()
     }
 }
