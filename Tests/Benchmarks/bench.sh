@@ -129,8 +129,7 @@ fi
 
 # ecid, the syscall supervisor. ecid runs in the background on the bench's state directory; the
 # same busybox image gets two static programs: the trapped-mount loop (Tests/Fixtures/
-# mount-latency.c when present: `mount-latency DIR N` prints name=value lines; else the minimal
-# copy below, same interface) and an untrapped-syscall loop. Set ECI_BENCH_ECID=0 to skip.
+# mount-latency.c: `mount-latency DIR N` prints name=value lines) and an untrapped-syscall loop. Set ECI_BENCH_ECID=0 to skip.
 #   1. a trapped mount/umount under ECI (eci-runc + ecid, --privileged: CAP_SYS_ADMIN in the
 #      container's user namespace) against plain runc --privileged (the kernel alone);
 #   2. an untrapped system call (getppid, and a 1-byte read of /dev/zero) under both: the cost of
@@ -145,28 +144,6 @@ if [ "${ECI_BENCH_ECID:-1}" = 1 ]; then
   tools=$work/tools
   mkdir -p "$tools/rootfs"
   latency_src=$repo/Tests/Fixtures/mount-latency.c
-  if [ ! -f "$latency_src" ]; then
-    latency_src=$tools/mount-latency.c
-    cat > "$latency_src" <<'EOF'
-/* Minimal stand-in for Tests/Fixtures/mount-latency.c: mount-latency DIR [N]. */
-#define _GNU_SOURCE
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/mount.h>
-#include <time.h>
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e9 + t.tv_nsec; }
-int main(int argc, char **argv) {
-    long n = argc > 2 ? atol(argv[2]) : 2000;
-    for (long i = 0; i < n / 10 + n; i++) {
-        static double t0;
-        if (i == n / 10) t0 = now();
-        if (mount("none", argv[1], "tmpfs", 0, "size=64k") < 0 || umount2(argv[1], 0) < 0) { perror("mount"); return 1; }
-        if (i == n / 10 + n - 1) printf("mount_umount_us=%.2f\n", (now() - t0) / 1e3 / (2.0 * n));
-    }
-    return 0;
-}
-EOF
-  fi
   cat > "$tools/syscall-loop.c" <<'EOF'
 /* syscall-loop N: ns per untrapped call (getppid; a 1-byte read of /dev/zero). */
 #define _GNU_SOURCE
@@ -278,6 +255,11 @@ EOF
   printf '%-44s %10s %10s\n' "  per extra container" \
     "$(awk -v a="$rssn" -v b="$rss1" -v n="$many" 'BEGIN {printf "%.0f KiB", (a-b)/(n-1)}')" \
     "$(awk -v a="$pssn" -v b="$pss1" -v n="$many" 'BEGIN {printf "%.0f KiB", (a-b)/(n-1)}')"
+  # One of them mounting in a loop: its helper is live (idle helpers are retired after 30 s).
+  docker run -d --privileged --network none --runtime eci-ecid --name eci-bench-mounting eci-bench-tools /mount-latency /mnt 100000000 >/dev/null
+  sleep 2
+  read -r rssm pssm procsm <<< "$(ecid_memory)"
+  printf '%-44s %10s %10s %8s\n' "$many containers, one mounting (a helper live)" "$(kib "$rssm")" "$(kib "$pssm")" "$procsm"
   docker rm -f $(docker ps -aq) >/dev/null 2>&1 || true
 fi
 
