@@ -203,8 +203,10 @@ public enum MountCallPolicy {
     public static func decide(_ call: Call, initial: InitialMounts, facts: Facts) -> Decision {
         switch call {
         case .umount:
-            // Not a mount root, or no mount: the kernel's own EINVAL, from the call performed.
-            guard facts.targetIsMountRoot, let mount = facts.targetMount else { return .perform }
+            // Not a mount root: the kernel's own EINVAL, from the call performed.
+            guard facts.targetIsMountRoot else { return .perform }
+            // A mount root the caller's table does not hold cannot be placed: refused, never assumed unprotected.
+            guard let mount = facts.targetMount else { return unknownMount(facts.targetPath) }
             if initial.protected.contains(mount.key) {
                 return .deny(errno: eperm, reason: "\(facts.targetPath) is one of the container's protected mounts")
             }
@@ -216,11 +218,13 @@ public enum MountCallPolicy {
             let flags = effectiveFlags(rawFlags)
             switch kind(ofMountFlags: rawFlags) {
             case .remount:
-                guard facts.targetIsMountRoot, let mount = facts.targetMount else { return .perform }
+                guard facts.targetIsMountRoot else { return .perform }
+                guard let mount = facts.targetMount else { return unknownMount(facts.targetPath) }
                 return keepsLockedFlags(mount, flags: flags, initial: initial, path: facts.targetPath)
             case .propagation:
                 return .perform
             case .move:
+                if facts.sourceIsMountRoot, facts.sourceMount == nil { return unknownMount(facts.sourcePath ?? "?") }
                 if let source = facts.sourceMount, facts.sourceIsMountRoot,
                     initial.protected.contains(source.key) || isMask(source, visible: facts.visible, initial: initial)
                 {
@@ -239,6 +243,10 @@ public enum MountCallPolicy {
                 return coverCheck(facts, initial: initial)
             }
         }
+    }
+
+    static func unknownMount(_ path: String) -> Decision {
+        .deny(errno: eperm, reason: "\(path) is a mount the caller's mount table does not show")
     }
 
     /// A remount must keep every flag the mount's initial ancestor had.

@@ -269,6 +269,18 @@ public enum MountHelper {
         guard resolved.hasPrefix("/"), !resolved.hasSuffix(" (deleted)") else {
             throw Failure(errno: EPERM, reason: "\(path) resolves outside the caller's root (\(resolved))")
         }
+        // That name, looked up again from the caller's root without following any link, must
+        // reach the same object. d_path names an object the root cannot reach (through a cwd left
+        // outside a chroot, a /proc/PID/root or /proc/PID/cwd magic link) from its mount
+        // namespace's root, and the caller's mountinfo lists no mount outside its root: such a
+        // name would be judged against a table that does not hold it.
+        let again = eci_open_no_symlinks(resolved, Int32(ECI_O_PATH) | O_NOFOLLOW)
+        guard again >= 0 else { throw Failure(errno: EPERM, reason: "\(path) is not reachable from the caller's root as \(resolved)") }
+        defer { close(again) }
+        var same = eci_file_id()
+        guard eci_statx_id(again, "", 1, &same) == 0, same.mount_id == id.mount_id, same.ino == id.ino, same.dev_major == id.dev_major,
+            same.dev_minor == id.dev_minor
+        else { throw Failure(errno: EPERM, reason: "\(path) is not reachable from the caller's root as \(resolved)") }
         handedOut = true
         return (fd, resolved, id)
     }
@@ -280,8 +292,9 @@ public enum MountHelper {
         // following a symlink, and must still be what was checked.
         let parentPath = path == "/" ? "/" : String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         let name = path == "/" ? "/" : String(path[path.index(after: path.lastIndex(of: "/") ?? path.startIndex)...])
-        let parent = open(parentPath.isEmpty ? "/" : parentPath, Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
-        guard parent >= 0 else { throw Failure(errno: errno, reason: "open \(parentPath): \(errnoDescription(errno))") }
+        // No link followed: the checked name reaches the target without one.
+        let parent = eci_open_no_symlinks(parentPath.isEmpty ? "/" : parentPath, Int32(ECI_O_PATH) | O_DIRECTORY)
+        guard parent >= 0 else { throw Failure(errno: -parent, reason: "open \(parentPath): \(errnoDescription(-parent))") }
         defer { close(parent) }
         var again = eci_file_id()
         try check(eci_statx_id(parent, name, 0, &again), "statx \(path)")

@@ -186,6 +186,24 @@ import Testing
         #expect(Self.denied(bind("/etc/passwd", "/proc/kcore", rec: false)), "covering a mask")
     }
 
+    /// A mount root the caller's mountinfo does not list (a chrooted caller naming a mount
+    /// outside its root, which the helper now refuses before the policy, or a table the kernel
+    /// changed meanwhile) is refused for unmount, remount and move: never taken as unprotected.
+    @Test func mountRootsMissingFromTheTableAreRefused() {
+        let unlisted = P.Facts(targetPath: "/proc/keys", targetMount: nil, targetIsMountRoot: true, visible: [])
+        #expect(Self.denied(P.decide(.umount(target: "/proc/keys", flags: 2), initial: Self.initial, facts: unlisted)))
+        let remount = P.decide(.mount(source: nil, target: "/proc/sys", fsType: nil, flags: P.msRemount | P.msBind, data: nil), initial: Self.initial,
+                               facts: P.Facts(targetPath: "/proc/sys", targetMount: nil, targetIsMountRoot: true, visible: []))
+        #expect(Self.denied(remount))
+        let move = P.decide(.mount(source: "/proc", target: "/mnt", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
+                            facts: P.Facts(targetPath: "/mnt", targetMount: nil, targetIsMountRoot: false, sourcePath: "/proc", sourceMount: nil,
+                                           sourceIsMountRoot: true, visible: []))
+        #expect(Self.denied(move))
+        // Not a mount root and no mount: the kernel's EINVAL, from the call performed.
+        let plain = P.Facts(targetPath: "/etc", targetMount: nil, targetIsMountRoot: false, visible: [])
+        #expect(P.decide(.umount(target: "/etc", flags: 0), initial: Self.initial, facts: plain) == .perform)
+    }
+
     @Test func movesAndPropagation() {
         let moveProc = P.decide(.mount(source: "/proc", target: "/mnt", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
                                 facts: Self.facts("/mnt", root: false, mount: Self.initialList[0], source: "/proc"))

@@ -285,6 +285,39 @@ extension Integration {
             #expect(report.contains("BLOCKED fresh-sysfs"), "\(report)")
         }
 
+        /// `Tests/Fixtures/ecid-jail.c`: container root chrooted below its root names the
+        /// container's /proc and read-only bind through a cwd left outside the jail or a
+        /// /proc/PID/root magic link, where the jail's mountinfo does not list them. Nothing is
+        /// unmasked, made writable or covered; mounts inside the jail keep working.
+        @Test func chrootedCallerCannotReachUnlistedMounts() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let bundle = try sandbox.makeBundle("jail", script: "/bin/ecid-jail /ro > /out/report 2>&1; echo done > /out/done") {
+                Self.privilegedWithReadOnlyBind(sandbox, &$0)
+                // Docker's default set has CAP_SYS_CHROOT; --privileged has every capability.
+                guard var process = $0["process"] as? [String: Any], var caps = process["capabilities"] as? [String: [String]] else { return }
+                for set in ["bounding", "effective", "permitted"] { caps[set, default: []] += ["CAP_SYS_CHROOT", "CAP_SYS_PTRACE"] }
+                process["capabilities"] = caps
+                $0["process"] = process
+            }
+            let built = try TestSupport.run([
+                "/usr/bin/cc", "-static", "-O2", "-o", bundle + "/rootfs/bin/ecid-jail", TestSupport.repositoryRoot + "/Tests/Fixtures/ecid-jail.c",
+            ])
+            #expect(built.status == 0, "cc: \(built.stderr)")
+            let result = try sandbox.runtime(["run", "--bundle", bundle, "ecid-jail"])
+            #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
+            let report = try sandbox.output(bundle, "report")
+            for name in ["jail-cwd-bind-proc", "jail-link-umount-timer-list", "jail-link-umount-keys", "jail-link-remount-ro-rw", "jail-link-cover-proc"] {
+                #expect(report.contains("BLOCKED \(name):"), "\(name) in \(report)\n\(ecid.log().suffix(3000))")
+            }
+            #expect(report.contains("escaped 0"), "\(report)")
+            #expect(report.contains("jail-own-tmpfs ok"), "\(report)")
+            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
+        }
+
         /// `Tests/Fixtures/ecid-hostile.c`, no runc: its own user and mount namespaces, the
         /// traps, the fd handed over in runc's format; bad pointers, unterminated and huge
         /// strings, a thread racing the target between its own mount point and /proc, a caller

@@ -1,0 +1,129 @@
+// Attacks on ecid's helper through a chroot, run as container root with CAP_SYS_ADMIN (and
+// CAP_SYS_CHROOT) under ecid. A caller chrooted below its container's root sees only the mounts
+// under its new root in /proc/self/mountinfo, yet can still name the container's /proc through a
+// cwd left outside the root or through a /proc/PID/root magic link. ecid must judge what the
+// names reach, not what the mount table of the jail shows. Each line: "BLOCKED|ESCAPED name: why".
+//   usage: ecid-jail RO_BIND_PATH
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int escaped = 0;
+
+static void report(int got_through, const char *name, const char *why, int err) {
+    printf("%s %s: %s (%s)\n", got_through ? "ESCAPED" : "BLOCKED", name, why, err ? strerror(err) : "ok");
+    if (got_through) escaped++;
+}
+
+// Bytes a masked file shows: none (a /dev/null bind), or its real content once unmasked.
+static ssize_t content(const char *path) {
+    char buf[256];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    return n;
+}
+
+// Runs `body` in a child chrooted to `jail` with its cwd at `cwd` (looked up before the chroot);
+// returns the child's errno of the attempted call (0: it was performed).
+static int in_jail(const char *jail, const char *cwd, int (*body)(void)) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (chdir(cwd) < 0 || chroot(jail) < 0) _exit(200);
+        if (strcmp(cwd, jail) == 0 && chdir("/") < 0) _exit(201);
+        _exit(body() == 0 ? 0 : (errno & 0xff));
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 255;
+}
+
+// cwd "/" of the container, root /tmp/j: "proc" names the container's /proc, which the jail's
+// mountinfo does not list; a bind of it without submounts shows what the masks hide.
+static int bind_proc_from_cwd(void) { return mount("proc", "/x", NULL, MS_BIND, NULL); }
+
+static int umount_timer_list(void) { return umount2("/proc/timer_list", MNT_DETACH); }
+static int umount_keys_nofollow(void) { return umount2("/proc/keys", MNT_DETACH | UMOUNT_NOFOLLOW); }
+static int remount_ro_rw(void) { return mount(NULL, "/ro", NULL, MS_REMOUNT | MS_BIND, NULL); }
+static int cover_proc(void) { return mount("none", "/proc", "tmpfs", 0, NULL); }
+
+int main(int argc, char **argv) {
+    const char *ro = argc > 1 ? argv[1] : "/ro";
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int err;
+
+    // 1. A non-recursive bind of the container's /proc, named through a cwd outside the root.
+    mkdir("/tmp", 0755);
+    mkdir("/tmp/j", 0755);
+    mkdir("/tmp/j/x", 0755);
+    err = in_jail("/tmp/j", "/", bind_proc_from_cwd);
+    ssize_t shown = content("/tmp/j/x/timer_list");
+    // Performed at all is the escape: a bind of /proc without its submounts has no masks.
+    report(err == 0 || shown > 0, "jail-cwd-bind-proc", err == 0 ? "/proc bound without its masks" : "refused", err);
+    if (err == 0) umount2("/tmp/j/x", MNT_DETACH);
+
+    // 2. Through a magic link: /tmp/k/proc -> /p/PID/root/proc, /p an rbind of /proc in the
+    //    jail; the jail's mountinfo lists /p's copies, not the container's /proc.
+    char link[64];
+    mkdir("/tmp/k", 0755);
+    mkdir("/tmp/k/p", 0755);
+    if (mount("/proc", "/tmp/k/p", NULL, MS_BIND | MS_REC, NULL) < 0) printf("note: rbind /proc: %s\n", strerror(errno));
+    snprintf(link, sizeof link, "/p/%d/root/proc", getpid());
+    unlink("/tmp/k/proc");
+    symlink(link, "/tmp/k/proc");
+    snprintf(link, sizeof link, "/p/%d/root%s", getpid(), ro);
+    unlink("/tmp/k/ro");
+    symlink(link, "/tmp/k/ro");
+
+    ssize_t before = content("/proc/timer_list");
+    err = in_jail("/tmp/k", "/tmp/k", umount_timer_list);
+    shown = content("/proc/timer_list");
+    report(err == 0 || shown > before, "jail-link-umount-timer-list", shown > before ? "/proc/timer_list shows its content" : "still masked", err);
+
+    before = content("/proc/keys");
+    err = in_jail("/tmp/k", "/tmp/k", umount_keys_nofollow);
+    shown = content("/proc/keys");
+    report(err == 0 || shown > before, "jail-link-umount-keys", shown > before ? "/proc/keys shows its content" : "still masked", err);
+
+    err = in_jail("/tmp/k", "/tmp/k", remount_ro_rw);
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/.ecid-jail-probe", ro);
+    int fd = open(probe, O_WRONLY | O_CREAT, 0644);
+    int writable = fd >= 0;
+    if (fd >= 0) { close(fd); unlink(probe); }
+    report(err == 0 || writable, "jail-link-remount-ro-rw", writable ? "the read-only bind is writable" : "stays read-only", err);
+
+    err = in_jail("/tmp/k", "/tmp/k", cover_proc);
+    struct statfs sf;
+    int covered = statfs("/proc", &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+    report(err == 0 || covered, "jail-link-cover-proc", covered ? "/proc is covered by a tmpfs" : "/proc stays", err);
+    if (covered) umount2("/proc", MNT_DETACH);
+
+    // The neighbour that must keep working: mounts inside the jail, from the jail.
+    mkdir("/tmp/k/own", 0755);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (chroot("/tmp/k") < 0 || chdir("/") < 0) _exit(200);
+        if (mount("none", "/own", "tmpfs", 0, "size=1m") < 0) _exit(errno & 0xff);
+        if (mount(NULL, "/own", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) _exit(errno & 0xff);
+        if (umount2("/own", 0) < 0) _exit(errno & 0xff);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    printf("jail-own-tmpfs %s\n", WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ok" : strerror(WEXITSTATUS(status)));
+    umount2("/tmp/k/p", MNT_DETACH);
+    printf("escaped %d\n", escaped);
+    return 0;
+}
