@@ -250,11 +250,21 @@ public enum MountCallPolicy {
     }
 
     /// A remount must keep every flag the mount's initial ancestor had.
+    /// A procfs or sysfs mount whose root lies at or below one of the spec's read-only paths
+    /// (counted from that file system's usual place) is read-only by name, whichever superblock:
+    /// the helper's ro binds on a fresh procfs, and every bind made of them, stay read-only as
+    /// /proc/sys does (`constraint` knows only the initial superblocks).
+    static func readOnlyByName(_ mount: Mount, initial: InitialMounts) -> Bool {
+        guard let base = maskedFileSystems[mount.fsType] else { return false }
+        let named = normalize(base + "/" + mount.root)
+        return initial.readonlyPaths.contains { isAtOrBelow(named, $0) }
+    }
+
     static func keepsLockedFlags(_ mount: Mount, flags: UInt64, initial: InitialMounts, path: String) -> Decision {
-        guard let locked = initial.constraint(for: mount) else { return .perform }
+        let locked = initial.constraint(for: mount)
         let lost = [
-            (locked.readOnly, msRdonly, "read-only"), (locked.noSuid, msNosuid, "nosuid"),
-            (locked.noDev, msNodev, "nodev"), (locked.noExec, msNoexec, "noexec"),
+            ((locked?.readOnly ?? false) || readOnlyByName(mount, initial: initial), msRdonly, "read-only"), (locked?.noSuid ?? false, msNosuid, "nosuid"),
+            (locked?.noDev ?? false, msNodev, "nodev"), (locked?.noExec ?? false, msNoexec, "noexec"),
         ].filter { $0.0 && flags & $0.1 == 0 }.map(\.2)
         guard lost.isEmpty else {
             return .deny(errno: eperm, reason: "\(path) started \(lost.joined(separator: ", ")) and stays so")

@@ -204,6 +204,24 @@ import Testing
         #expect(P.decide(.umount(target: "/etc", flags: 0), initial: Self.initial, facts: plain) == .perform)
     }
 
+    /// A fresh procfs's ro bind of `sys` (its own superblock, so no initial constraint), and any
+    /// bind of it or below it, cannot be remounted writable; the fresh procfs's root can.
+    @Test func freshProcReadOnlyPathsStayReadOnly() {
+        func remount(_ mount: P.Mount, _ flags: UInt64) -> P.Decision {
+            P.decide(.mount(source: nil, target: mount.mountPoint, fsType: nil, flags: P.msRemount | flags, data: nil), initial: Self.initial,
+                     facts: P.Facts(targetPath: mount.mountPoint, targetMount: mount, targetIsMountRoot: true, visible: Self.initialList + [mount]))
+        }
+        let freshSys = Self.m("/fp/sys", "proc", "0:99", "/sys", "ro,nosuid,nodev,noexec")
+        let boundKernel = Self.m("/y", "proc", "0:99", "/sys/kernel", "ro")
+        for mount in [freshSys, boundKernel] {
+            #expect(Self.denied(remount(mount, P.msBind)), "remount,bind,rw \(mount.mountPoint)")
+            #expect(Self.denied(remount(mount, 0)), "remount,rw \(mount.mountPoint)")
+            #expect(remount(mount, P.msBind | P.msRdonly | P.msNosuid) == .perform, "remount keeping ro \(mount.mountPoint)")
+        }
+        #expect(remount(Self.m("/fp", "proc", "0:99"), P.msBind) == .perform)
+        #expect(remount(Self.m("/fp/net", "proc", "0:99", "/net"), P.msBind) == .perform, "/proc/sysfoo-like names are not below /proc/sys")
+    }
+
     @Test func movesAndPropagation() {
         let moveProc = P.decide(.mount(source: "/proc", target: "/mnt", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
                                 facts: Self.facts("/mnt", root: false, mount: Self.initialList[0], source: "/proc"))
