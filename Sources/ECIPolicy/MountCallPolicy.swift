@@ -183,6 +183,7 @@ public enum MountCallPolicy {
     static let mgcValue: UInt64 = 0xC0ED_0000
 
     static let eperm: Int32 = 1
+    static let einval: Int32 = 22
 
     /// The flags as the kernel uses them: the historical magic in the upper half dropped.
     public static func effectiveFlags(_ flags: UInt64) -> UInt64 {
@@ -218,10 +219,13 @@ public enum MountCallPolicy {
             let flags = effectiveFlags(rawFlags)
             switch kind(ofMountFlags: rawFlags) {
             case .remount:
-                guard facts.targetIsMountRoot else { return .perform }
+                // Not a mount root: the kernel's own EINVAL, answered here (performed by name, a
+                // symlink swapped in for the checked directory would lead the remount elsewhere).
+                guard facts.targetIsMountRoot else { return .deny(errno: einval, reason: "\(facts.targetPath) is not a mount point") }
                 guard let mount = facts.targetMount else { return unknownMount(facts.targetPath) }
                 return keepsLockedFlags(mount, flags: flags, initial: initial, path: facts.targetPath)
             case .propagation:
+                guard facts.targetIsMountRoot else { return .deny(errno: einval, reason: "\(facts.targetPath) is not a mount point") }
                 return .perform
             case .move:
                 if facts.sourceIsMountRoot, facts.sourceMount == nil { return unknownMount(facts.sourcePath ?? "?") }
@@ -322,6 +326,22 @@ public enum MountCallPolicy {
         let below = holder.mountPoint == "/" ? point : String(point.dropFirst(holder.mountPoint.count))
         let named = normalize(base + "/" + holder.root + "/" + below)
         return initial.maskedPaths.contains(named) || initial.readonlyPaths.contains(named)
+    }
+
+    /// Whether a new mount's source or overlay directories are relative paths, which the kernel
+    /// resolves from the mounter's working directory (containerd shortens long overlay options
+    /// so): such a mount is made by name from the caller's working directory; any other is made
+    /// on the checked directory itself (`.` from there), so no name is looked up again.
+    public static func namesRelativePaths(source: String?, data: String?) -> Bool {
+        if let source, source.contains("/"), !source.hasPrefix("/") { return true }
+        guard let data else { return false }
+        let keys: Set<Substring> = ["lowerdir", "upperdir", "workdir", "lowerdir+", "datadir+"]
+        for option in data.split(separator: ",") {
+            guard let eq = option.firstIndex(of: "="), keys.contains(option[..<eq]) else { continue }
+            let value = option[option.index(after: eq)...]
+            if value.split(separator: ":", omittingEmptySubsequences: false).contains(where: { !$0.hasPrefix("/") }) { return true }
+        }
+        return false
     }
 
     // MARK: Remount compatibility

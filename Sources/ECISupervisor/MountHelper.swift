@@ -301,6 +301,15 @@ public enum MountHelper {
         guard again.mount_id == gathered.targetID.mount_id, again.ino == gathered.targetID.ino,
             again.dev_major == gathered.targetID.dev_major, again.dev_minor == gathered.targetID.dev_minor
         else { throw Failure(errno: EAGAIN, reason: "\(path) changed while it was checked") }
+        // A directory target of mount(2) is named "." from itself (below): mount(2) follows a
+        // final symlink, and the caller's threads can swap one in for the checked name between
+        // the statx above and the call.
+        var st = stat()
+        var isUmount = false
+        if case .umount = call { isUmount = true }
+        let targetIsDirectory = !isUmount && fstat(gathered.targetFD, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+        let hereFD = targetIsDirectory ? dup(gathered.targetFD) : -1
+        defer { if hereFD >= 0 { close(hereFD) } }
         // The checked fd pins the target mount: an unmount would find it busy.
         gathered.closeTarget()
         guard fchdir(parent) == 0 else { throw Failure(errno: EINVAL, reason: "chdir \(parentPath): \(errnoDescription(errno))") }
@@ -322,12 +331,25 @@ public enum MountHelper {
                 if case .remount(bind: false) = MountCallPolicy.kind(ofMountFlags: flags), let given = data {
                     data = MountCallPolicy.translatingIDOptions(given, uids: uidMap, gids: gidMap)
                 }
+                // On the checked directory itself, unless relative paths need the caller's cwd
+                // (then by name from the parent, as before: a race left to a rare case).
+                var on = name
+                if hereFD >= 0, !(MountCallPolicy.kind(ofMountFlags: flags) == .new && MountCallPolicy.namesRelativePaths(source: source, data: data)) {
+                    guard fchdir(hereFD) == 0 else { throw Failure(errno: EINVAL, reason: "chdir \(path): \(errnoDescription(errno))") }
+                    on = "."
+                } else if MountCallPolicy.kind(ofMountFlags: flags) == .new {
+                    guard fchdir(context.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
+                    on = path
+                }
                 let rc: Int32 = withOptionalCString(source) { s in
                     withOptionalCString(fsType) { t in
-                        withOptionalCString(data) { d in Glibc.mount(s, name, t, UInt(truncatingIfNeeded: flags), d) }
+                        withOptionalCString(data) { d in Glibc.mount(s, on, t, UInt(truncatingIfNeeded: flags), d) }
                     }
                 }
-                guard rc == 0 else { throw Failure(errno: errno, reason: "mount: \(errnoDescription(errno))") }
+                let saved = errno
+                // The helper's cwd must not pin what it just mounted on (an unmount would be EBUSY).
+                _ = fchdir(parent)
+                guard rc == 0 else { throw Failure(errno: saved, reason: "mount: \(errnoDescription(saved))") }
             }
         }
     }

@@ -222,6 +222,26 @@ import Testing
         #expect(remount(Self.m("/fp/net", "proc", "0:99", "/net"), P.msBind) == .perform, "/proc/sysfoo-like names are not below /proc/sys")
     }
 
+    /// Remounts and propagation changes of a directory that is no mount point get the kernel's
+    /// EINVAL from the policy: performed by name, a symlink swapped in for the directory would
+    /// lead them onto a protected mount.
+    @Test func remountsAndPropagationOfNonMountPointsAreEINVAL() {
+        let dir = P.Facts(targetPath: "/tmp/t", targetMount: Self.initialList[0], targetIsMountRoot: false, visible: Self.initialList)
+        for flags in [P.msRemount | P.msBind, P.msRemount, P.msRec | (1 << 20)] {
+            let d = P.decide(.mount(source: nil, target: "/tmp/t", fsType: nil, flags: flags, data: nil), initial: Self.initial, facts: dir)
+            if case .deny(22, _) = d {} else { Issue.record("flags \(flags): \(d)") }
+        }
+    }
+
+    @Test func relativePathsInNewMountsAreRecognized() {
+        #expect(!P.namesRelativePaths(source: "none", data: "size=1m,mode=755"))
+        #expect(!P.namesRelativePaths(source: "overlay", data: "lowerdir=/a:/b,upperdir=/u,workdir=/w"))
+        #expect(P.namesRelativePaths(source: "overlay", data: "lowerdir=l/1:l/2,upperdir=/u,workdir=/w"))
+        #expect(P.namesRelativePaths(source: "overlay", data: "lowerdir=/a,upperdir=diff,workdir=/w"))
+        #expect(P.namesRelativePaths(source: "./disk.img", data: nil))
+        #expect(!P.namesRelativePaths(source: nil, data: nil))
+    }
+
     @Test func movesAndPropagation() {
         let moveProc = P.decide(.mount(source: "/proc", target: "/mnt", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
                                 facts: Self.facts("/mnt", root: false, mount: Self.initialList[0], source: "/proc"))

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +59,102 @@ static int umount_timer_list(void) { return umount2("/proc/timer_list", MNT_DETA
 static int umount_keys_nofollow(void) { return umount2("/proc/keys", MNT_DETACH | UMOUNT_NOFOLLOW); }
 static int remount_ro_rw(void) { return mount(NULL, "/ro", NULL, MS_REMOUNT | MS_BIND, NULL); }
 static int cover_proc(void) { return mount("none", "/proc", "tmpfs", 0, NULL); }
+
+// 3. The last component swapped for a symlink to /proc between the helper's check and its
+//    mount(2), which follows a final symlink: a racing thread exchanges /tmp/r/t (a directory)
+//    with /tmp/r/l (a symlink to /proc) as fast as it can.
+static volatile int swapping = 1;
+static const char *volatile swap_dir = "/tmp/r";
+static void *swapper(void *arg) {
+    (void)arg;
+    char t[64], l[64];
+    snprintf(t, sizeof t, "%s/t", swap_dir);
+    snprintf(l, sizeof l, "%s/l", swap_dir);
+    while (swapping) syscall(SYS_renameat2, AT_FDCWD, t, AT_FDCWD, l, 2 /* RENAME_EXCHANGE */);
+    return NULL;
+}
+
+// Starts the swapper on DIR/t (a directory) and DIR/l (a symlink to `to`).
+static pthread_t start_swapper(const char *dir, const char *to) {
+    char t[64], l[64];
+    snprintf(t, sizeof t, "%s/t", dir);
+    snprintf(l, sizeof l, "%s/l", dir);
+    mkdir(dir, 0755);
+    mkdir(t, 0755);
+    unlink(l);
+    symlink(to, l);
+    swap_dir = dir;
+    swapping = 1;
+    pthread_t th;
+    pthread_create(&th, NULL, swapper, NULL);
+    return th;
+}
+
+// 4. The same swap against a remount of a plain directory (not a mount root: the kernel's
+//    EINVAL, were it not for the symlink) towards the read-only bind.
+static void swap_race_remount(const char *ro) {
+    pthread_t th = start_swapper("/tmp/r2", ro);
+    int writable = 0, performed = 0, i;
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/.ecid-race-probe", ro);
+    for (i = 0; i < 3000 && !writable; i++) {
+        if (mount(NULL, "/tmp/r2/t", NULL, MS_REMOUNT | MS_BIND, NULL) == 0) performed++;
+        int fd = open(probe, O_WRONLY | O_CREAT, 0644);
+        if (fd >= 0) { writable = 1; close(fd); unlink(probe); }
+    }
+    swapping = 0;
+    pthread_join(th, NULL);
+    if (writable) mount(NULL, ro, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+    char why[128];
+    snprintf(why, sizeof why, "%d of %d remounts performed; %s %s", performed, i, ro, writable ? "became writable" : "stayed read-only");
+    report(writable, "swap-race-remount-ro", why, 0);
+}
+
+// 5. The same swap against a fresh procfs: the helper mounts it by name in a private copy, puts
+//    the masks on by name and clones it by name; a swap between those steps must not leave an
+//    unmasked procfs attached anywhere.
+static int unmasked_proc_at(const char *dir) {
+    struct statfs sf;
+    char path[128];
+    if (statfs(dir, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) return 0;
+    snprintf(path, sizeof path, "%s/keys", dir);
+    if (content(path) > 0) return 1;
+    snprintf(path, sizeof path, "%s/timer_list", dir);
+    return content(path) > 0;
+}
+
+static void swap_race_fresh_proc(void) {
+    ssize_t before = content("/proc/timer_list") + content("/proc/keys");
+    pthread_t th = start_swapper("/tmp/r3", "/proc");
+    int performed = 0, shown = 0, i;
+    for (i = 0; i < 1500 && !shown; i++) {
+        if (mount("proc", "/tmp/r3/t", "proc", 0, NULL) == 0) performed++;
+        shown = unmasked_proc_at("/tmp/r3/t") || unmasked_proc_at("/tmp/r3/l") || content("/proc/timer_list") + content("/proc/keys") > before;
+        while (umount2("/tmp/r3/t", MNT_DETACH | UMOUNT_NOFOLLOW) == 0 || umount2("/tmp/r3/l", MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {}
+    }
+    swapping = 0;
+    pthread_join(th, NULL);
+    char why[128];
+    snprintf(why, sizeof why, "%d of %d fresh procfs mounts performed; %s", performed, i, shown ? "one showed what the masks hide" : "all masked");
+    report(shown, "swap-race-fresh-proc", why, 0);
+}
+
+static void swap_race(void) {
+    pthread_t t = start_swapper("/tmp/r", "/proc");
+    int mounted = 0, covered = 0, i;
+    struct statfs sf;
+    for (i = 0; i < 3000 && !covered; i++) {
+        if (mount("none", "/tmp/r/t", "tmpfs", 0, "size=4k") == 0) mounted++;
+        covered = statfs("/proc", &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+        while (umount2("/tmp/r/t", MNT_DETACH | UMOUNT_NOFOLLOW) == 0 || umount2("/tmp/r/l", MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {}
+    }
+    swapping = 0;
+    pthread_join(t, NULL);
+    if (covered) umount2("/proc", MNT_DETACH);
+    char why[128];
+    snprintf(why, sizeof why, "%d of %d tmpfs mounts performed; /proc %s", mounted, i, covered ? "covered" : "never covered");
+    report(covered, "swap-race-cover-proc", why, 0);
+}
 
 int main(int argc, char **argv) {
     const char *ro = argc > 1 ? argv[1] : "/ro";
@@ -124,6 +222,9 @@ int main(int argc, char **argv) {
     waitpid(pid, &status, 0);
     printf("jail-own-tmpfs %s\n", WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ok" : strerror(WEXITSTATUS(status)));
     umount2("/tmp/k/p", MNT_DETACH);
+    swap_race();
+    swap_race_remount(ro);
+    swap_race_fresh_proc();
     printf("escaped %d\n", escaped);
     return 0;
 }

@@ -341,13 +341,13 @@ extension Integration {
                 $0["process"] = process
             }
             let built = try TestSupport.run([
-                "/usr/bin/cc", "-static", "-O2", "-o", bundle + "/rootfs/bin/ecid-jail", TestSupport.repositoryRoot + "/Tests/Fixtures/ecid-jail.c",
+                "/usr/bin/cc", "-static", "-O2", "-pthread", "-o", bundle + "/rootfs/bin/ecid-jail", TestSupport.repositoryRoot + "/Tests/Fixtures/ecid-jail.c",
             ])
             #expect(built.status == 0, "cc: \(built.stderr)")
             let result = try sandbox.runtime(["run", "--bundle", bundle, "ecid-jail"])
             #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
             let report = try sandbox.output(bundle, "report")
-            for name in ["jail-cwd-bind-proc", "jail-link-umount-timer-list", "jail-link-umount-keys", "jail-link-remount-ro-rw", "jail-link-cover-proc"] {
+            for name in ["jail-cwd-bind-proc", "jail-link-umount-timer-list", "jail-link-umount-keys", "jail-link-remount-ro-rw", "jail-link-cover-proc", "swap-race-cover-proc", "swap-race-remount-ro", "swap-race-fresh-proc"] {
                 #expect(report.contains("BLOCKED \(name):"), "\(name) in \(report)\n\(ecid.log().suffix(3000))")
             }
             #expect(report.contains("escaped 0"), "\(report)")
