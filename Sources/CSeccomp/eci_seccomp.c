@@ -197,6 +197,10 @@ int eci_open_no_symlinks(const char *path, int flags) {
     return fd < 0 ? -errno : (int)fd;
 }
 
+int eci_pivot_root(const char *new_root, const char *put_old) {
+    return syscall(SYS_pivot_root, new_root, put_old) < 0 ? -errno : 0;
+}
+
 int eci_bind_fd_at(int source_fd, int recursive, int dirfd, const char *name) {
     unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
     int tree = (int)syscall(SYS_open_tree, source_fd, "", flags);

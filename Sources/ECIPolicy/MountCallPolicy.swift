@@ -123,6 +123,8 @@ public enum MountCallPolicy {
     public enum Call: Sendable, Equatable, Codable {
         case mount(source: String?, target: String, fsType: String?, flags: UInt64, data: String?)
         case umount(target: String, flags: UInt64)
+        /// pivot_root(2): `target` of the facts is new_root, `source` is put_old.
+        case pivotRoot(newRoot: String, putOld: String)
     }
 
     /// Facts the helper gathered in the caller's context, about the objects the call names.
@@ -203,6 +205,18 @@ public enum MountCallPolicy {
     /// The decision for `call`, given the container's initial mounts and the helper's facts.
     public static func decide(_ call: Call, initial: InitialMounts, facts: Facts) -> Decision {
         switch call {
+        case .pivotRoot:
+            // new_root's mount leaves its place (as a move would) and becomes the root; the old
+            // root is stacked at put_old. Runc in a container pivots into a bind of its own.
+            guard facts.targetIsMountRoot else { return .deny(errno: einval, reason: "\(facts.targetPath) is not a mount point") }
+            guard let mount = facts.targetMount else { return unknownMount(facts.targetPath) }
+            if initial.protected.contains(mount.key) || isMask(mount, visible: facts.visible, initial: initial) {
+                return .deny(errno: eperm, reason: "pivot_root into \(facts.targetPath) would lift one of the container's protected mounts")
+            }
+            if let putOld = facts.sourcePath, let covered = protectedPoints(facts, initial: initial).first(where: { isAtOrBelow($0, putOld) }) {
+                return .deny(errno: eperm, reason: "the old root at \(putOld) would cover \(covered)")
+            }
+            return .perform
         case .umount:
             // Not a mount root: the kernel's own EINVAL, from the call performed.
             guard facts.targetIsMountRoot else { return .perform }

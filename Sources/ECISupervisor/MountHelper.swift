@@ -209,6 +209,9 @@ public enum MountHelper {
             target = path
             let kind = MountCallPolicy.kind(ofMountFlags: flags)
             if kind == .move || kind == .bind(recursive: true) || kind == .bind(recursive: false) { sourcePath = source }
+        case let .pivotRoot(newRoot, putOld):
+            target = newRoot
+            sourcePath = putOld
         }
         let (targetFD, targetPath, targetID) = try resolve(target, follow: followTarget)
         var sourceResolved: (Int32, String, eci_file_id)?
@@ -314,6 +317,14 @@ public enum MountHelper {
         gathered.closeTarget()
         guard fchdir(parent) == 0 else { throw Failure(errno: EINVAL, reason: "chdir \(parentPath): \(errnoDescription(errno))") }
         switch call {
+        case .pivotRoot:
+            // From new_root itself ("."); put_old by its checked name (where the old root is
+            // stacked: at worst elsewhere below new_root, which the kernel requires).
+            guard hereFD >= 0, fchdir(hereFD) == 0 else { throw Failure(errno: ENOTDIR, reason: "pivot_root: \(path) is not a directory") }
+            let putOld = gathered.policyFacts.sourcePath ?? path
+            let rc = eci_pivot_root(".", putOld == path ? "." : putOld)
+            _ = fchdir(parent)
+            try check(rc, "pivot_root")
         case let .umount(_, flags):
             guard umount2(name, Int32(truncatingIfNeeded: flags) | 8) == 0 else { throw Failure(errno: errno, reason: "umount2: \(errnoDescription(errno))") }
         case let .mount(source, _, fsType, flags, data):

@@ -242,6 +242,20 @@ import Testing
         #expect(!P.namesRelativePaths(source: nil, data: nil))
     }
 
+    /// pivot_root lifts new_root's mount from its place: into a mask or a read-only path it
+    /// would undo it; into a mount of the container's own (runc in Docker-in-Docker) it works.
+    @Test func pivotRootIntoProtectedMountsIsRefused() {
+        for point in ["/sys/firmware", "/proc/sys", "/proc", "/secret"] {
+            let d = P.decide(.pivotRoot(newRoot: point, putOld: point), initial: Self.initial, facts: Self.facts(point, source: point))
+            #expect(Self.denied(d), "pivot_root into \(point): \(d)")
+        }
+        let own = P.decide(.pivotRoot(newRoot: "/mnt", putOld: "/mnt/old"), initial: Self.initial,
+                           facts: Self.facts("/mnt", source: "/mnt/old", sourceMount: Self.tmpfsAtMnt, extra: [Self.tmpfsAtMnt]))
+        #expect(own == .perform)
+        let dir = P.Facts(targetPath: "/tmp/x", targetMount: Self.initialList[0], targetIsMountRoot: false, sourcePath: "/tmp/x", visible: Self.initialList)
+        if case .deny(22, _) = P.decide(.pivotRoot(newRoot: "/tmp/x", putOld: "/tmp/x"), initial: Self.initial, facts: dir) {} else { Issue.record("not EINVAL") }
+    }
+
     @Test func movesAndPropagation() {
         let moveProc = P.decide(.mount(source: "/proc", target: "/mnt", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
                                 facts: Self.facts("/mnt", root: false, mount: Self.initialList[0], source: "/proc"))

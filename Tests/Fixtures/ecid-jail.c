@@ -16,6 +16,8 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <dirent.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -156,6 +158,64 @@ static void swap_race(void) {
     report(covered, "swap-race-cover-proc", why, 0);
 }
 
+// 6. pivot_root(".", ".") from inside a directory mask (or a read-only path): the mask's mount
+//    becomes the root, detached from where it masked, and the old root stacks on top of it, so
+//    the masked directory shows what it hid. Done in a private copy of the mount namespace
+//    (protected there as in the container's own).
+static int entries_at(int at, const char *dir) {
+    int fd = openat(at, dir, O_RDONLY | O_DIRECTORY);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+static void pivot_into(const char *name, const char *dir, int readonly_path) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) _exit(200);
+        // The old root, as the stacked tree shows it after the pivot.
+        int old = open("/", O_PATH | O_DIRECTORY);
+        int before = entries_at(AT_FDCWD, dir);
+        struct statvfs sv;
+        if (old < 0 || chdir(dir) < 0) _exit(201);
+        if (syscall(SYS_pivot_root, ".", ".") < 0) _exit(errno & 0x7f);
+        if (readonly_path) {
+            int fd = openat(old, dir + 1, O_RDONLY | O_DIRECTORY);
+            _exit(fd >= 0 && fstatvfs(fd, &sv) == 0 && !(sv.f_flag & ST_RDONLY) ? 255 : 254);
+        }
+        _exit(entries_at(old, dir + 1) > before ? 255 : 254);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 253;
+    char why[128];
+    snprintf(why, sizeof why, "pivot_root into %s: %s", dir,
+             code == 255 ? (readonly_path ? "it became writable" : "it shows what it masked") : code == 254 ? "performed, nothing shown" : code < 128 ? strerror(code) : "setup failed");
+    report(code == 255, name, why, 0);
+}
+
+// The neighbour: runc inside the container pivots into a mount of its own, in a new mount
+// namespace, with put_old below new_root or as new_root itself.
+static void pivot_own(const char *put_old) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) _exit(200);
+        mkdir("/tmp/nr", 0755);
+        if (mount("none", "/tmp/nr", "tmpfs", 0, "size=1m") < 0) _exit(errno & 0x7f);
+        mkdir("/tmp/nr/old", 0755);
+        if (chdir("/tmp/nr") < 0) _exit(201);
+        if (syscall(SYS_pivot_root, ".", put_old) < 0) _exit(errno & 0x7f);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    printf("pivot-own-%s %s\n", strcmp(put_old, ".") == 0 ? "dot" : "old", WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ok" : strerror(WEXITSTATUS(status)));
+}
+
 int main(int argc, char **argv) {
     const char *ro = argc > 1 ? argv[1] : "/ro";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -225,6 +285,10 @@ int main(int argc, char **argv) {
     swap_race();
     swap_race_remount(ro);
     swap_race_fresh_proc();
+    pivot_into("pivot-root-unmask-firmware", "/sys/firmware", 0);
+    pivot_into("pivot-root-proc-sys-rw", "/proc/sys", 1);
+    pivot_own(".");
+    pivot_own("old");
     printf("escaped %d\n", escaped);
     return 0;
 }

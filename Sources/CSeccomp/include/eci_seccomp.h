@@ -65,6 +65,9 @@ int eci_statx_id(int dirfd, const char *path, int follow, struct eci_file_id *ou
 /// Returns the fd or -errno.
 int eci_open_no_symlinks(const char *path, int flags);
 
+/// pivot_root(2) (glibc has no wrapper). Returns 0 or -errno.
+int eci_pivot_root(const char *new_root, const char *put_old);
+
 /// open_tree(fd, "", OPEN_TREE_CLONE|AT_EMPTY_PATH[|AT_RECURSIVE]) then move_mount onto
 /// `name` under `dirfd`: a bind from exactly the checked source to exactly the checked place.
 int eci_bind_fd_at(int source_fd, int recursive, int dirfd, const char *name);
