@@ -82,6 +82,10 @@ public enum MountHelper {
     nonisolated(unsafe) static var vmProc: Int32 = -1
     /// The caller's mount namespace, kept for returning to it after a fresh mount's masks.
     nonisolated(unsafe) static var mountNamespace: Int32 = -1
+    /// The root of the caller's mount namespace, where the helper's root and cwd return after
+    /// every call: left in the caller's chroot or at a target's parent, they would keep the
+    /// caller's own mounts busy (a later umount of its chroot's mount: EBUSY).
+    nonisolated(unsafe) static var namespaceRoot: Int32 = -1
     nonisolated(unsafe) static var uidMap: [MountCallPolicy.IDMapping] = []
     nonisolated(unsafe) static var gidMap: [MountCallPolicy.IDMapping] = []
     /// Every capability the helper holds in the caller's user namespace: what it returns to.
@@ -108,6 +112,10 @@ public enum MountHelper {
         uidMap = MountCallPolicy.IDMapping.parse(try readText(at: procDirectory, "uid_map"))
         gidMap = MountCallPolicy.IDMapping.parse(try readText(at: procDirectory, "gid_map"))
         try check(eci_setns(mnt, Int32(ECI_CLONE_NEWNS)), "setns mnt")
+        namespaceRoot = open("/", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        guard namespaceRoot >= 0 else { throw Failure(errno: EINVAL, reason: "open the namespace's root: \(errnoDescription(errno))") }
+        var rootID = eci_file_id()
+        if eci_statx_id(namespaceRoot, "", 1, &rootID) == 0 { mountTables.keptRoot = rootID }
         try check(eci_drop_groups(), "drop supplementary groups")
         try check(eci_setns(user, Int32(ECI_CLONE_NEWUSER)), "setns user")
         close(user)
@@ -126,6 +134,10 @@ public enum MountHelper {
         }
         let context = CallContext(root: fds[0], cwd: fds[1], procDirectory: fds[2], pidNamespace: fds.count == 5 ? fds[3] : -1, netNamespace: fds.count == 5 ? fds[4] : -1)
         var assumed = false
+        // Runs after the credentials are back (defers run last-declared first).
+        defer {
+            if fchdir(namespaceRoot) != 0 || chroot(".") != 0 { exit(3) }
+        }
         defer {
             // A helper that cannot become itself again must not serve another call.
             if assumed, eci_helper_restore(permitted) != 0 { exit(3) }

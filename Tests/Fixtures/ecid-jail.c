@@ -216,6 +216,27 @@ static void pivot_own(const char *put_old) {
     printf("pivot-own-%s %s\n", strcmp(put_old, ".") == 0 ? "dot" : "old", WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "ok" : strerror(WEXITSTATUS(status)));
 }
 
+// The neighbour: a chroot on a mount of the container's own, mounts made from inside it, then
+// the chroot's mount unmounted (not lazily) once its processes are gone: nothing of ecid's may
+// keep it busy.
+static void jail_mount_released(void) {
+    mkdir("/tmp/k2", 0755);
+    if (mount("none", "/tmp/k2", "tmpfs", 0, "size=1m") < 0) { printf("jail-released %s\n", strerror(errno)); return; }
+    mkdir("/tmp/k2/x", 0755);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (chroot("/tmp/k2") < 0 || chdir("/x") < 0) _exit(200);
+        if (mount("none", "/x", "tmpfs", 0, "size=1m") < 0) _exit(errno & 0xff);
+        if (umount2("/x", 0) < 0) _exit(errno & 0xff);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int rc = umount2("/tmp/k2", 0);
+    printf("jail-released %s\n", WIFEXITED(status) && WEXITSTATUS(status) == 0 && rc == 0 ? "ok" : rc < 0 ? strerror(errno) : "child failed");
+    if (rc < 0) umount2("/tmp/k2", MNT_DETACH);
+}
+
 int main(int argc, char **argv) {
     const char *ro = argc > 1 ? argv[1] : "/ro";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -287,6 +308,7 @@ int main(int argc, char **argv) {
     swap_race_fresh_proc();
     pivot_into("pivot-root-unmask-firmware", "/sys/firmware", 0);
     pivot_into("pivot-root-proc-sys-rw", "/proc/sys", 1);
+    jail_mount_released();
     pivot_own(".");
     pivot_own("old");
     printf("escaped %d\n", escaped);

@@ -353,6 +353,7 @@ extension Integration {
             #expect(report.contains("escaped 0"), "\(report)")
             #expect(report.contains("jail-own-tmpfs ok"), "\(report)")
             #expect(report.contains("pivot-own-dot ok") && report.contains("pivot-own-old ok"), "\(report)")
+            #expect(report.contains("jail-released ok"), "\(report)")
             #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
         }
 
