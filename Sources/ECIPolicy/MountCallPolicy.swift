@@ -140,6 +140,9 @@ public enum MountCallPolicy {
         public var sourceIsMountRoot: Bool
         /// Every mount the caller sees.
         public var visible: [Mount]
+        /// For an overlay: each layer directory (lower, upper, work, data) resolved as the
+        /// caller would, with the mount it lies in.
+        public var layers: [Layer] = []
 
         public init(
             targetPath: String, targetMount: Mount?, targetIsMountRoot: Bool, sourcePath: String? = nil, sourceMount: Mount? = nil,
@@ -153,6 +156,33 @@ public enum MountCallPolicy {
             self.sourceIsMountRoot = sourceIsMountRoot
             self.visible = visible
         }
+    }
+
+    /// An overlay layer: its resolved path and the mount it lies in (nil: not in the table).
+    public struct Layer: Sendable, Equatable, Codable {
+        public var path: String
+        public var mount: Mount?
+        public init(path: String, mount: Mount?) {
+            self.path = path
+            self.mount = mount
+        }
+    }
+
+    /// The layer directories named in an overlay's options, in the order given (`\\:` and
+    /// `\\,` escapes are not unescaped: such a name fails to resolve and the mount is refused).
+    public static func overlayLayers(_ data: String?) -> [String] {
+        guard let data else { return [] }
+        var out: [String] = []
+        for option in data.split(separator: ",") {
+            guard let eq = option.firstIndex(of: "=") else { continue }
+            let key = option[..<eq], value = option[option.index(after: eq)...]
+            switch key {
+            case "lowerdir": out += value.split(separator: ":").map { String($0.hasPrefix(":") ? $0.dropFirst() : $0) }
+            case "upperdir", "workdir", "lowerdir+", "datadir+": out.append(String(value))
+            default: continue
+            }
+        }
+        return out.filter { !$0.isEmpty }
     }
 
     public enum Decision: Sendable, Equatable, Codable {
@@ -257,6 +287,17 @@ public enum MountCallPolicy {
                 }
                 return coverCheck(facts, initial: initial)
             case .new:
+                // overlayfs reads its layers' file systems below whatever is mounted on them:
+                // a layer on a procfs or sysfs, or above a protected mount or mask, would show
+                // what the masks hide (lowerdir=/sys showed /sys/firmware).
+                for layer in facts.layers {
+                    if let fs = layer.mount?.fsType, maskedFileSystems[fs] != nil {
+                        return .deny(errno: eperm, reason: "an overlay layer on \(fs) (\(layer.path)) would bypass its masks")
+                    }
+                    if let hidden = hiddenFromLayer(layer, facts: facts, initial: initial) {
+                        return .deny(errno: eperm, reason: "an overlay layer at \(layer.path) would show what \(hidden) hides")
+                    }
+                }
                 // A fresh procfs or sysfs is performed with its masks (`freshMasks`).
                 return coverCheck(facts, initial: initial)
             }
@@ -296,6 +337,23 @@ public enum MountCallPolicy {
             return .deny(errno: eperm, reason: "a mount on \(facts.targetPath) would cover \(covered)")
         }
         return .perform
+    }
+
+    /// A protected mount at or below an overlay layer's path that hides part of the layer's
+    /// own file system (the mount it sits on is the layer's): the overlay would show it. A whole
+    /// procfs or sysfs (/proc, /sys) hides only the empty directory it is mounted on.
+    static func hiddenFromLayer(_ layer: Layer, facts: Facts, initial: InitialMounts) -> String? {
+        guard let layerMount = layer.mount else {
+            // Not in the table: judged by path alone.
+            return protectedPoints(facts, initial: initial).first { isAtOrBelow($0, layer.path) }
+        }
+        for mount in facts.visible where isAtOrBelow(mount.mountPoint, layer.path) {
+            guard initial.protected.contains(mount.key) || isMask(mount, visible: facts.visible, initial: initial) else { continue }
+            if maskedFileSystems[mount.fsType] != nil && mount.root == "/" { continue }
+            let parent = facts.visible.filter { isStrictlyBelow(mount.mountPoint, $0.mountPoint) }.max { $0.mountPoint.count < $1.mountPoint.count }
+            if parent?.device == layerMount.device { return mount.mountPoint }
+        }
+        return nil
     }
 
     static func protectedPoints(_ facts: Facts, initial: InitialMounts) -> [String] {

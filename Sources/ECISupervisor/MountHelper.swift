@@ -235,7 +235,23 @@ public enum MountHelper {
                 throw error
             }
         }
-        let needed = [targetID.mount_id] + (sourceResolved.map { [$0.2.mount_id] } ?? [])
+        // An overlay's layers, resolved as the caller would (from its cwd and root) and checked
+        // like a bind's source; a layer that does not resolve is the kernel's error.
+        var layers: [(String, eci_file_id)] = []
+        if case let .mount(_, _, fsType, flags, data) = call, fsType == "overlay", MountCallPolicy.kind(ofMountFlags: flags) == .new {
+            for layer in MountCallPolicy.overlayLayers(data) {
+                do {
+                    let (fd, path, id) = try resolve(layer, follow: true)
+                    close(fd)
+                    layers.append((path, id))
+                } catch {
+                    close(targetFD)
+                    if let sourceResolved { close(sourceResolved.0) }
+                    throw error
+                }
+            }
+        }
+        let needed = [targetID.mount_id] + (sourceResolved.map { [$0.2.mount_id] } ?? []) + layers.map(\.1.mount_id)
         if !needed.allSatisfy({ id in rows.contains { $0.mountID == Int(id) } }) {
             do {
                 rows = try table(true)
@@ -250,6 +266,7 @@ public enum MountHelper {
         var facts = MountCallPolicy.Facts(
             targetPath: targetPath, targetMount: byID(Int(targetID.mount_id)), targetIsMountRoot: targetID.mount_root != 0,
             visible: visible)
+        facts.layers = layers.map { MountCallPolicy.Layer(path: $0.0, mount: byID(Int($0.1.mount_id))) }
         var sourceFD: Int32?
         if let (fd, path, id) = sourceResolved {
             sourceFD = fd

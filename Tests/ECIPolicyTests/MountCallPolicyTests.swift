@@ -256,6 +256,27 @@ import Testing
         if case .deny(22, _) = P.decide(.pivotRoot(newRoot: "/tmp/x", putOld: "/tmp/x"), initial: Self.initial, facts: dir) {} else { Issue.record("not EINVAL") }
     }
 
+    /// overlayfs reads below its layers' mounts: a layer on sysfs/procfs or above a mask is
+    /// refused; Docker-in-Docker's layers on the container's own file systems are not.
+    @Test func overlayLayersCannotBypassMasks() {
+        #expect(P.overlayLayers("lowerdir=/a:/b,upperdir=/u,workdir=/w,index=off") == ["/a", "/b", "/u", "/w"])
+        func overlay(_ layers: [P.Layer]) -> P.Decision {
+            var f = Self.facts("/mnt", root: false, mount: Self.initialList[0])
+            f.layers = layers
+            return P.decide(.mount(source: "overlay", target: "/mnt", fsType: "overlay", flags: 0, data: nil), initial: Self.initial, facts: f)
+        }
+        #expect(Self.denied(overlay([P.Layer(path: "/sys", mount: Self.initialList[3]), P.Layer(path: "/l", mount: Self.initialList[0])])))
+        #expect(Self.denied(overlay([P.Layer(path: "/sys/devices", mount: Self.initialList[3])])))
+        #expect(Self.denied(overlay([P.Layer(path: "/", mount: Self.initialList[0])])), "/secret masks a directory of /'s file system")
+        #expect(Self.denied(overlay([P.Layer(path: "/proc", mount: Self.initialList[1])])))
+        let noSecret = P.InitialMounts(mounts: Self.initialList, maskedPaths: ["/proc/kcore"], readonlyPaths: ["/proc/sys"])
+        var f = Self.facts("/mnt", root: false, mount: Self.initialList[0])
+        f.layers = [P.Layer(path: "/", mount: Self.initialList[0]), P.Layer(path: "/l", mount: Self.initialList[0])]
+        let rootLayer = P.decide(.mount(source: "overlay", target: "/mnt", fsType: "overlay", flags: 0, data: nil), initial: noSecret, facts: f)
+        #expect(rootLayer == .perform, "lowerdir=/ shows only the empty /proc and /sys: \(rootLayer)")
+        #expect(overlay([P.Layer(path: "/var/lib/docker/overlay2/a/diff", mount: Self.initialList[0]), P.Layer(path: "/var/lib/docker/overlay2/b/diff", mount: Self.initialList[0])]) == .perform)
+    }
+
     @Test func movesAndPropagation() {
         let moveProc = P.decide(.mount(source: "/proc", target: "/mnt", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
                                 facts: Self.facts("/mnt", root: false, mount: Self.initialList[0], source: "/proc"))

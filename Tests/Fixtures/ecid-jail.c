@@ -237,6 +237,47 @@ static void jail_mount_released(void) {
     if (rc < 0) umount2("/tmp/k2", MNT_DETACH);
 }
 
+// 7. An overlay whose lower layer is /proc or /sys: overlayfs looks below the lower layer's
+//    mount, not at what is mounted on it, so the masks would not apply in the overlay.
+static void overlay_of(const char *name, const char *lower, const char *entry) {
+    char opts[256], dir[64], path[128];
+    snprintf(dir, sizeof dir, "/tmp/ov-%s", name);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/l", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/m", dir);
+    mkdir(path, 0755);
+    snprintf(opts, sizeof opts, "lowerdir=%s:%s/l", lower, dir);
+    int rc = mount("overlay", path, "overlay", 0, opts);
+    int err = rc < 0 ? errno : 0;
+    char shown[160];
+    snprintf(shown, sizeof shown, "%s/%s", path, entry);
+    int revealed = 0;
+    if (rc == 0) {
+        revealed = content(shown) > 0 || entries_at(AT_FDCWD, shown) > 0;
+        umount2(path, MNT_DETACH);
+    }
+    char why[200];
+    snprintf(why, sizeof why, "overlay lowerdir=%s: %s", lower, rc < 0 ? "refused" : revealed ? "shows what the mask hides" : "mounted, masked entry empty");
+    report(revealed, name, why, err);
+}
+
+// The neighbour: Docker-in-Docker's overlays, layers on the container's own file systems, with
+// absolute paths and (as containerd shortens long options) relative to the working directory.
+static void overlay_own(void) {
+    mkdir("/tmp/dind", 0755);
+    if (mount("none", "/tmp/dind", "tmpfs", 0, "size=4m") < 0) { printf("overlay-own %s\n", strerror(errno)); return; }
+    const char *dirs[] = { "/tmp/dind/l1", "/tmp/dind/l2", "/tmp/dind/u", "/tmp/dind/w", "/tmp/dind/m", "/tmp/dind/m2", "/tmp/dind/u2", "/tmp/dind/w2" };
+    for (unsigned i = 0; i < sizeof dirs / sizeof dirs[0]; i++) mkdir(dirs[i], 0755);
+    int a = mount("overlay", "/tmp/dind/m", "overlay", 0, "lowerdir=/tmp/dind/l1:/tmp/dind/l2,upperdir=/tmp/dind/u,workdir=/tmp/dind/w");
+    int ea = errno;
+    int b = chdir("/tmp/dind") == 0 ? mount("overlay", "/tmp/dind/m2", "overlay", 0, "lowerdir=l1:l2,upperdir=u2,workdir=w2") : -1;
+    int eb = errno;
+    chdir("/");
+    printf("overlay-own %s %s\n", a == 0 ? "ok" : strerror(ea), b == 0 ? "ok" : strerror(eb));
+    umount2("/tmp/dind", MNT_DETACH);
+}
+
 int main(int argc, char **argv) {
     const char *ro = argc > 1 ? argv[1] : "/ro";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -308,6 +349,9 @@ int main(int argc, char **argv) {
     swap_race_fresh_proc();
     pivot_into("pivot-root-unmask-firmware", "/sys/firmware", 0);
     pivot_into("pivot-root-proc-sys-rw", "/proc/sys", 1);
+    overlay_of("overlay-lower-proc", "/proc", "timer_list");
+    overlay_of("overlay-lower-sys", "/sys", "firmware");
+    overlay_own();
     jail_mount_released();
     pivot_own(".");
     pivot_own("old");
