@@ -2,6 +2,7 @@
 #include "eci_seccomp.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
@@ -177,6 +178,27 @@ int eci_statx_id(int dirfd, const char *path, int follow, struct eci_file_id *ou
     out->dev_minor = st.stx_dev_minor;
     out->mount_root = (st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (st.stx_attributes & STATX_ATTR_MOUNT_ROOT);
     return 0;
+}
+
+#ifndef __NR_openat2
+#define __NR_openat2 437
+#endif
+struct eci_open_how_v0 {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+
+int eci_open_no_symlinks(const char *path, int flags) {
+    struct eci_open_how_v0 how = {0};
+    how.flags = (uint64_t)(unsigned)(flags | O_CLOEXEC);
+    how.resolve = 0x04; /* RESOLVE_NO_SYMLINKS (implies RESOLVE_NO_MAGICLINKS) */
+    long fd = syscall(__NR_openat2, AT_FDCWD, path, &how, sizeof how);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+int eci_pivot_root(const char *new_root, const char *put_old) {
+    return syscall(SYS_pivot_root, new_root, put_old) < 0 ? -errno : 0;
 }
 
 int eci_bind_fd_at(int source_fd, int recursive, int dirfd, const char *name) {

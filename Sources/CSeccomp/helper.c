@@ -304,24 +304,37 @@ static int fresh_child(int parent_fd, const char *name, const char *source, cons
     int devnull = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (nmasked > 0 && (devnull < 0 || fstat(devnull, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))) return EPERM;
+    // Built on a staging tmpfs of its own (attached over the checked parent in this copy, named
+    // only through its fd), never by the checked name: the parent is the container's directory,
+    // whose entries a racing thread can swap for a symlink to /proc between any two steps (the
+    // mount, each mask, the clone), leaving masks on the old /proc and an unmasked tree attached.
+    int fsfd = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
+    if (fsfd < 0) return errno;
+    if (syscall(SYS_fsconfig, fsfd, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) return errno;
+    int stage = (int)syscall(SYS_fsmount, fsfd, 1 /* FSMOUNT_CLOEXEC */, 0);
+    if (stage < 0) return errno;
+    if (syscall(SYS_move_mount, stage, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
+    if (fchdir(stage) < 0 || mkdir("x", 0700) < 0) return errno;
+    const char *built = "x";
     if (caps_set_effective(caller_effective) < 0) return EPERM;
-    if (mount(source, name, fstype, flags, data) < 0) return errno;
+    if (mount(source, built, fstype, flags, data) < 0) return errno;
     if (caps_set_effective(permitted) < 0) return EPERM;
     // runc's order: read-only paths, then masks.
     for (int i = 0; i < nreadonly; i++) {
-        if (snprintf(path, sizeof path, "%s/%s", name, readonly[i]) >= (int)sizeof path) return ENAMETOOLONG;
+        if (snprintf(path, sizeof path, "%s/%s", built, readonly[i]) >= (int)sizeof path) return ENAMETOOLONG;
         int rc = readonly_one(path);
         if (rc < 0) return -rc;
     }
     for (int i = 0; i < nmasked; i++) {
-        if (snprintf(path, sizeof path, "%s/%s", name, masked[i]) >= (int)sizeof path) return ENAMETOOLONG;
+        if (snprintf(path, sizeof path, "%s/%s", built, masked[i]) >= (int)sizeof path) return ENAMETOOLONG;
         int rc = mask_one(path, devnull);
         if (rc < 0) return -rc;
     }
-    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, name, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, built, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
     if (tree < 0) return errno;
     // Back in the caller's namespace (root and cwd become its root mount; the parent fd was
-    // opened there), the masked tree lands on the checked place in one step.
+    // opened there), the masked tree lands on the checked place in one step (move_mount follows
+    // no symlink in `name`).
     if (setns(mntns_fd, CLONE_NEWNS) < 0) return errno;
     if (syscall(SYS_move_mount, tree, "", parent_fd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
     return 0;

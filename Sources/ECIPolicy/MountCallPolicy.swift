@@ -123,6 +123,8 @@ public enum MountCallPolicy {
     public enum Call: Sendable, Equatable, Codable {
         case mount(source: String?, target: String, fsType: String?, flags: UInt64, data: String?)
         case umount(target: String, flags: UInt64)
+        /// pivot_root(2): `target` of the facts is new_root, `source` is put_old.
+        case pivotRoot(newRoot: String, putOld: String)
     }
 
     /// Facts the helper gathered in the caller's context, about the objects the call names.
@@ -138,6 +140,9 @@ public enum MountCallPolicy {
         public var sourceIsMountRoot: Bool
         /// Every mount the caller sees.
         public var visible: [Mount]
+        /// For an overlay: each layer directory (lower, upper, work, data) resolved as the
+        /// caller would, with the mount it lies in.
+        public var layers: [Layer] = []
 
         public init(
             targetPath: String, targetMount: Mount?, targetIsMountRoot: Bool, sourcePath: String? = nil, sourceMount: Mount? = nil,
@@ -151,6 +156,33 @@ public enum MountCallPolicy {
             self.sourceIsMountRoot = sourceIsMountRoot
             self.visible = visible
         }
+    }
+
+    /// An overlay layer: its resolved path and the mount it lies in (nil: not in the table).
+    public struct Layer: Sendable, Equatable, Codable {
+        public var path: String
+        public var mount: Mount?
+        public init(path: String, mount: Mount?) {
+            self.path = path
+            self.mount = mount
+        }
+    }
+
+    /// The layer directories named in an overlay's options, in the order given (`\\:` and
+    /// `\\,` escapes are not unescaped: such a name fails to resolve and the mount is refused).
+    public static func overlayLayers(_ data: String?) -> [String] {
+        guard let data else { return [] }
+        var out: [String] = []
+        for option in data.split(separator: ",") {
+            guard let eq = option.firstIndex(of: "=") else { continue }
+            let key = option[..<eq], value = option[option.index(after: eq)...]
+            switch key {
+            case "lowerdir": out += value.split(separator: ":").map { String($0.hasPrefix(":") ? $0.dropFirst() : $0) }
+            case "upperdir", "workdir", "lowerdir+", "datadir+": out.append(String(value))
+            default: continue
+            }
+        }
+        return out.filter { !$0.isEmpty }
     }
 
     public enum Decision: Sendable, Equatable, Codable {
@@ -183,6 +215,7 @@ public enum MountCallPolicy {
     static let mgcValue: UInt64 = 0xC0ED_0000
 
     static let eperm: Int32 = 1
+    static let einval: Int32 = 22
 
     /// The flags as the kernel uses them: the historical magic in the upper half dropped.
     public static func effectiveFlags(_ flags: UInt64) -> UInt64 {
@@ -202,9 +235,23 @@ public enum MountCallPolicy {
     /// The decision for `call`, given the container's initial mounts and the helper's facts.
     public static func decide(_ call: Call, initial: InitialMounts, facts: Facts) -> Decision {
         switch call {
+        case .pivotRoot:
+            // new_root's mount leaves its place (as a move would) and becomes the root; the old
+            // root is stacked at put_old. Runc in a container pivots into a bind of its own.
+            guard facts.targetIsMountRoot else { return .deny(errno: einval, reason: "\(facts.targetPath) is not a mount point") }
+            guard let mount = facts.targetMount else { return unknownMount(facts.targetPath) }
+            if initial.protected.contains(mount.key) || isMask(mount, visible: facts.visible, initial: initial) {
+                return .deny(errno: eperm, reason: "pivot_root into \(facts.targetPath) would lift one of the container's protected mounts")
+            }
+            if let putOld = facts.sourcePath, let covered = protectedPoints(facts, initial: initial).first(where: { isAtOrBelow($0, putOld) }) {
+                return .deny(errno: eperm, reason: "the old root at \(putOld) would cover \(covered)")
+            }
+            return .perform
         case .umount:
-            // Not a mount root, or no mount: the kernel's own EINVAL, from the call performed.
-            guard facts.targetIsMountRoot, let mount = facts.targetMount else { return .perform }
+            // Not a mount root: the kernel's own EINVAL, from the call performed.
+            guard facts.targetIsMountRoot else { return .perform }
+            // A mount root the caller's table does not hold cannot be placed: refused, never assumed unprotected.
+            guard let mount = facts.targetMount else { return unknownMount(facts.targetPath) }
             if initial.protected.contains(mount.key) {
                 return .deny(errno: eperm, reason: "\(facts.targetPath) is one of the container's protected mounts")
             }
@@ -216,11 +263,16 @@ public enum MountCallPolicy {
             let flags = effectiveFlags(rawFlags)
             switch kind(ofMountFlags: rawFlags) {
             case .remount:
-                guard facts.targetIsMountRoot, let mount = facts.targetMount else { return .perform }
+                // Not a mount root: the kernel's own EINVAL, answered here (performed by name, a
+                // symlink swapped in for the checked directory would lead the remount elsewhere).
+                guard facts.targetIsMountRoot else { return .deny(errno: einval, reason: "\(facts.targetPath) is not a mount point") }
+                guard let mount = facts.targetMount else { return unknownMount(facts.targetPath) }
                 return keepsLockedFlags(mount, flags: flags, initial: initial, path: facts.targetPath)
             case .propagation:
+                guard facts.targetIsMountRoot else { return .deny(errno: einval, reason: "\(facts.targetPath) is not a mount point") }
                 return .perform
             case .move:
+                if facts.sourceIsMountRoot, facts.sourceMount == nil { return unknownMount(facts.sourcePath ?? "?") }
                 if let source = facts.sourceMount, facts.sourceIsMountRoot,
                     initial.protected.contains(source.key) || isMask(source, visible: facts.visible, initial: initial)
                 {
@@ -235,18 +287,43 @@ public enum MountCallPolicy {
                 }
                 return coverCheck(facts, initial: initial)
             case .new:
+                // overlayfs reads its layers' file systems below whatever is mounted on them:
+                // a layer on a procfs or sysfs, or above a protected mount or mask, would show
+                // what the masks hide (lowerdir=/sys showed /sys/firmware).
+                for layer in facts.layers {
+                    if let fs = layer.mount?.fsType, maskedFileSystems[fs] != nil {
+                        return .deny(errno: eperm, reason: "an overlay layer on \(fs) (\(layer.path)) would bypass its masks")
+                    }
+                    if let hidden = hiddenFromLayer(layer, facts: facts, initial: initial) {
+                        return .deny(errno: eperm, reason: "an overlay layer at \(layer.path) would show what \(hidden) hides")
+                    }
+                }
                 // A fresh procfs or sysfs is performed with its masks (`freshMasks`).
                 return coverCheck(facts, initial: initial)
             }
         }
     }
 
+    static func unknownMount(_ path: String) -> Decision {
+        .deny(errno: eperm, reason: "\(path) is a mount the caller's mount table does not show")
+    }
+
     /// A remount must keep every flag the mount's initial ancestor had.
+    /// A procfs or sysfs mount whose root lies at or below one of the spec's read-only paths
+    /// (counted from that file system's usual place) is read-only by name, whichever superblock:
+    /// the helper's ro binds on a fresh procfs, and every bind made of them, stay read-only as
+    /// /proc/sys does (`constraint` knows only the initial superblocks).
+    static func readOnlyByName(_ mount: Mount, initial: InitialMounts) -> Bool {
+        guard let base = maskedFileSystems[mount.fsType] else { return false }
+        let named = normalize(base + "/" + mount.root)
+        return initial.readonlyPaths.contains { isAtOrBelow(named, $0) }
+    }
+
     static func keepsLockedFlags(_ mount: Mount, flags: UInt64, initial: InitialMounts, path: String) -> Decision {
-        guard let locked = initial.constraint(for: mount) else { return .perform }
+        let locked = initial.constraint(for: mount)
         let lost = [
-            (locked.readOnly, msRdonly, "read-only"), (locked.noSuid, msNosuid, "nosuid"),
-            (locked.noDev, msNodev, "nodev"), (locked.noExec, msNoexec, "noexec"),
+            ((locked?.readOnly ?? false) || readOnlyByName(mount, initial: initial), msRdonly, "read-only"), (locked?.noSuid ?? false, msNosuid, "nosuid"),
+            (locked?.noDev ?? false, msNodev, "nodev"), (locked?.noExec ?? false, msNoexec, "noexec"),
         ].filter { $0.0 && flags & $0.1 == 0 }.map(\.2)
         guard lost.isEmpty else {
             return .deny(errno: eperm, reason: "\(path) started \(lost.joined(separator: ", ")) and stays so")
@@ -260,6 +337,23 @@ public enum MountCallPolicy {
             return .deny(errno: eperm, reason: "a mount on \(facts.targetPath) would cover \(covered)")
         }
         return .perform
+    }
+
+    /// A protected mount at or below an overlay layer's path that hides part of the layer's
+    /// own file system (the mount it sits on is the layer's): the overlay would show it. A whole
+    /// procfs or sysfs (/proc, /sys) hides only the empty directory it is mounted on.
+    static func hiddenFromLayer(_ layer: Layer, facts: Facts, initial: InitialMounts) -> String? {
+        guard let layerMount = layer.mount else {
+            // Not in the table: judged by path alone.
+            return protectedPoints(facts, initial: initial).first { isAtOrBelow($0, layer.path) }
+        }
+        for mount in facts.visible where isAtOrBelow(mount.mountPoint, layer.path) {
+            guard initial.protected.contains(mount.key) || isMask(mount, visible: facts.visible, initial: initial) else { continue }
+            if maskedFileSystems[mount.fsType] != nil && mount.root == "/" { continue }
+            let parent = facts.visible.filter { isStrictlyBelow(mount.mountPoint, $0.mountPoint) }.max { $0.mountPoint.count < $1.mountPoint.count }
+            if parent?.device == layerMount.device { return mount.mountPoint }
+        }
+        return nil
     }
 
     static func protectedPoints(_ facts: Facts, initial: InitialMounts) -> [String] {
@@ -304,6 +398,22 @@ public enum MountCallPolicy {
         let below = holder.mountPoint == "/" ? point : String(point.dropFirst(holder.mountPoint.count))
         let named = normalize(base + "/" + holder.root + "/" + below)
         return initial.maskedPaths.contains(named) || initial.readonlyPaths.contains(named)
+    }
+
+    /// Whether a new mount's source or overlay directories are relative paths, which the kernel
+    /// resolves from the mounter's working directory (containerd shortens long overlay options
+    /// so): such a mount is made by name from the caller's working directory; any other is made
+    /// on the checked directory itself (`.` from there), so no name is looked up again.
+    public static func namesRelativePaths(source: String?, data: String?) -> Bool {
+        if let source, source.contains("/"), !source.hasPrefix("/") { return true }
+        guard let data else { return false }
+        let keys: Set<Substring> = ["lowerdir", "upperdir", "workdir", "lowerdir+", "datadir+"]
+        for option in data.split(separator: ",") {
+            guard let eq = option.firstIndex(of: "="), keys.contains(option[..<eq]) else { continue }
+            let value = option[option.index(after: eq)...]
+            if value.split(separator: ":", omittingEmptySubsequences: false).contains(where: { !$0.hasPrefix("/") }) { return true }
+        }
+        return false
     }
 
     // MARK: Remount compatibility

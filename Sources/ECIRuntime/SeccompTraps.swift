@@ -19,7 +19,7 @@ import Glibc
 /// a profile with no rules gets default ALLOW plus these rules.
 public enum SeccompTraps {
     /// Calls ecid receives and answers.
-    public static let notifiedSyscalls = ["mount", "umount", "umount2"]
+    public static let notifiedSyscalls = ["mount", "umount", "umount2", "pivot_root"]
     /// The new mount API, answered with ENOSYS so callers fall back to mount(2).
     public static let newMountAPI = ["open_tree", "move_mount", "mount_setattr", "fsopen", "fsconfig", "fsmount", "fspick"]
     /// ENOSYS.

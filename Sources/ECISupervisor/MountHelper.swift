@@ -82,6 +82,10 @@ public enum MountHelper {
     nonisolated(unsafe) static var vmProc: Int32 = -1
     /// The caller's mount namespace, kept for returning to it after a fresh mount's masks.
     nonisolated(unsafe) static var mountNamespace: Int32 = -1
+    /// The root of the caller's mount namespace, where the helper's root and cwd return after
+    /// every call: left in the caller's chroot or at a target's parent, they would keep the
+    /// caller's own mounts busy (a later umount of its chroot's mount: EBUSY).
+    nonisolated(unsafe) static var namespaceRoot: Int32 = -1
     nonisolated(unsafe) static var uidMap: [MountCallPolicy.IDMapping] = []
     nonisolated(unsafe) static var gidMap: [MountCallPolicy.IDMapping] = []
     /// Every capability the helper holds in the caller's user namespace: what it returns to.
@@ -108,6 +112,10 @@ public enum MountHelper {
         uidMap = MountCallPolicy.IDMapping.parse(try readText(at: procDirectory, "uid_map"))
         gidMap = MountCallPolicy.IDMapping.parse(try readText(at: procDirectory, "gid_map"))
         try check(eci_setns(mnt, Int32(ECI_CLONE_NEWNS)), "setns mnt")
+        namespaceRoot = open("/", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        guard namespaceRoot >= 0 else { throw Failure(errno: EINVAL, reason: "open the namespace's root: \(errnoDescription(errno))") }
+        var rootID = eci_file_id()
+        if eci_statx_id(namespaceRoot, "", 1, &rootID) == 0 { mountTables.keptRoot = rootID }
         try check(eci_drop_groups(), "drop supplementary groups")
         try check(eci_setns(user, Int32(ECI_CLONE_NEWUSER)), "setns user")
         close(user)
@@ -126,6 +134,10 @@ public enum MountHelper {
         }
         let context = CallContext(root: fds[0], cwd: fds[1], procDirectory: fds[2], pidNamespace: fds.count == 5 ? fds[3] : -1, netNamespace: fds.count == 5 ? fds[4] : -1)
         var assumed = false
+        // Runs after the credentials are back (defers run last-declared first).
+        defer {
+            if fchdir(namespaceRoot) != 0 || chroot(".") != 0 { exit(3) }
+        }
         defer {
             // A helper that cannot become itself again must not serve another call.
             if assumed, eci_helper_restore(permitted) != 0 { exit(3) }
@@ -209,6 +221,9 @@ public enum MountHelper {
             target = path
             let kind = MountCallPolicy.kind(ofMountFlags: flags)
             if kind == .move || kind == .bind(recursive: true) || kind == .bind(recursive: false) { sourcePath = source }
+        case let .pivotRoot(newRoot, putOld):
+            target = newRoot
+            sourcePath = putOld
         }
         let (targetFD, targetPath, targetID) = try resolve(target, follow: followTarget)
         var sourceResolved: (Int32, String, eci_file_id)?
@@ -220,7 +235,23 @@ public enum MountHelper {
                 throw error
             }
         }
-        let needed = [targetID.mount_id] + (sourceResolved.map { [$0.2.mount_id] } ?? [])
+        // An overlay's layers, resolved as the caller would (from its cwd and root) and checked
+        // like a bind's source; a layer that does not resolve is the kernel's error.
+        var layers: [(String, eci_file_id)] = []
+        if case let .mount(_, _, fsType, flags, data) = call, fsType == "overlay", MountCallPolicy.kind(ofMountFlags: flags) == .new {
+            for layer in MountCallPolicy.overlayLayers(data) {
+                do {
+                    let (fd, path, id) = try resolve(layer, follow: true)
+                    close(fd)
+                    layers.append((path, id))
+                } catch {
+                    close(targetFD)
+                    if let sourceResolved { close(sourceResolved.0) }
+                    throw error
+                }
+            }
+        }
+        let needed = [targetID.mount_id] + (sourceResolved.map { [$0.2.mount_id] } ?? []) + layers.map(\.1.mount_id)
         if !needed.allSatisfy({ id in rows.contains { $0.mountID == Int(id) } }) {
             do {
                 rows = try table(true)
@@ -235,6 +266,7 @@ public enum MountHelper {
         var facts = MountCallPolicy.Facts(
             targetPath: targetPath, targetMount: byID(Int(targetID.mount_id)), targetIsMountRoot: targetID.mount_root != 0,
             visible: visible)
+        facts.layers = layers.map { MountCallPolicy.Layer(path: $0.0, mount: byID(Int($0.1.mount_id))) }
         var sourceFD: Int32?
         if let (fd, path, id) = sourceResolved {
             sourceFD = fd
@@ -269,6 +301,18 @@ public enum MountHelper {
         guard resolved.hasPrefix("/"), !resolved.hasSuffix(" (deleted)") else {
             throw Failure(errno: EPERM, reason: "\(path) resolves outside the caller's root (\(resolved))")
         }
+        // That name, looked up again from the caller's root without following any link, must
+        // reach the same object. d_path names an object the root cannot reach (through a cwd left
+        // outside a chroot, a /proc/PID/root or /proc/PID/cwd magic link) from its mount
+        // namespace's root, and the caller's mountinfo lists no mount outside its root: such a
+        // name would be judged against a table that does not hold it.
+        let again = eci_open_no_symlinks(resolved, Int32(ECI_O_PATH) | O_NOFOLLOW)
+        guard again >= 0 else { throw Failure(errno: EPERM, reason: "\(path) is not reachable from the caller's root as \(resolved)") }
+        defer { close(again) }
+        var same = eci_file_id()
+        guard eci_statx_id(again, "", 1, &same) == 0, same.mount_id == id.mount_id, same.ino == id.ino, same.dev_major == id.dev_major,
+            same.dev_minor == id.dev_minor
+        else { throw Failure(errno: EPERM, reason: "\(path) is not reachable from the caller's root as \(resolved)") }
         handedOut = true
         return (fd, resolved, id)
     }
@@ -280,18 +324,36 @@ public enum MountHelper {
         // following a symlink, and must still be what was checked.
         let parentPath = path == "/" ? "/" : String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         let name = path == "/" ? "/" : String(path[path.index(after: path.lastIndex(of: "/") ?? path.startIndex)...])
-        let parent = open(parentPath.isEmpty ? "/" : parentPath, Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
-        guard parent >= 0 else { throw Failure(errno: errno, reason: "open \(parentPath): \(errnoDescription(errno))") }
+        // No link followed: the checked name reaches the target without one.
+        let parent = eci_open_no_symlinks(parentPath.isEmpty ? "/" : parentPath, Int32(ECI_O_PATH) | O_DIRECTORY)
+        guard parent >= 0 else { throw Failure(errno: -parent, reason: "open \(parentPath): \(errnoDescription(-parent))") }
         defer { close(parent) }
         var again = eci_file_id()
         try check(eci_statx_id(parent, name, 0, &again), "statx \(path)")
         guard again.mount_id == gathered.targetID.mount_id, again.ino == gathered.targetID.ino,
             again.dev_major == gathered.targetID.dev_major, again.dev_minor == gathered.targetID.dev_minor
         else { throw Failure(errno: EAGAIN, reason: "\(path) changed while it was checked") }
+        // A directory target of mount(2) is named "." from itself (below): mount(2) follows a
+        // final symlink, and the caller's threads can swap one in for the checked name between
+        // the statx above and the call.
+        var st = stat()
+        var isUmount = false
+        if case .umount = call { isUmount = true }
+        let targetIsDirectory = !isUmount && fstat(gathered.targetFD, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+        let hereFD = targetIsDirectory ? dup(gathered.targetFD) : -1
+        defer { if hereFD >= 0 { close(hereFD) } }
         // The checked fd pins the target mount: an unmount would find it busy.
         gathered.closeTarget()
         guard fchdir(parent) == 0 else { throw Failure(errno: EINVAL, reason: "chdir \(parentPath): \(errnoDescription(errno))") }
         switch call {
+        case .pivotRoot:
+            // From new_root itself ("."); put_old by its checked name (where the old root is
+            // stacked: at worst elsewhere below new_root, which the kernel requires).
+            guard hereFD >= 0, fchdir(hereFD) == 0 else { throw Failure(errno: ENOTDIR, reason: "pivot_root: \(path) is not a directory") }
+            let putOld = gathered.policyFacts.sourcePath ?? path
+            let rc = eci_pivot_root(".", putOld == path ? "." : putOld)
+            _ = fchdir(parent)
+            try check(rc, "pivot_root")
         case let .umount(_, flags):
             guard umount2(name, Int32(truncatingIfNeeded: flags) | 8) == 0 else { throw Failure(errno: errno, reason: "umount2: \(errnoDescription(errno))") }
         case let .mount(source, _, fsType, flags, data):
@@ -309,12 +371,25 @@ public enum MountHelper {
                 if case .remount(bind: false) = MountCallPolicy.kind(ofMountFlags: flags), let given = data {
                     data = MountCallPolicy.translatingIDOptions(given, uids: uidMap, gids: gidMap)
                 }
+                // On the checked directory itself, unless relative paths need the caller's cwd
+                // (then by name from the parent, as before: a race left to a rare case).
+                var on = name
+                if hereFD >= 0, !(MountCallPolicy.kind(ofMountFlags: flags) == .new && MountCallPolicy.namesRelativePaths(source: source, data: data)) {
+                    guard fchdir(hereFD) == 0 else { throw Failure(errno: EINVAL, reason: "chdir \(path): \(errnoDescription(errno))") }
+                    on = "."
+                } else if MountCallPolicy.kind(ofMountFlags: flags) == .new {
+                    guard fchdir(context.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
+                    on = path
+                }
                 let rc: Int32 = withOptionalCString(source) { s in
                     withOptionalCString(fsType) { t in
-                        withOptionalCString(data) { d in Glibc.mount(s, name, t, UInt(truncatingIfNeeded: flags), d) }
+                        withOptionalCString(data) { d in Glibc.mount(s, on, t, UInt(truncatingIfNeeded: flags), d) }
                     }
                 }
-                guard rc == 0 else { throw Failure(errno: errno, reason: "mount: \(errnoDescription(errno))") }
+                let saved = errno
+                // The helper's cwd must not pin what it just mounted on (an unmount would be EBUSY).
+                _ = fchdir(parent)
+                guard rc == 0 else { throw Failure(errno: saved, reason: "mount: \(errnoDescription(saved))") }
             }
         }
     }

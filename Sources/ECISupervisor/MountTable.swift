@@ -116,10 +116,20 @@ final class MountTableCache {
 
     /// The rows for the caller whose root is `root`, opening its mountinfo through
     /// `procDirectory` the first time.
+    /// The root whose table is kept open between calls (the mount namespace's): an open
+    /// mountinfo holds its reader's root, and a chroot's mount held so could not be unmounted.
+    var keptRoot: eci_file_id?
+
     func rows(root: Int32, procDirectory: Int32, refresh: Bool = false) throws -> [MountTable.Row] {
         var id = eci_file_id()
         let rc = eci_statx_id(root, "", 1, &id)
         guard rc == 0 else { throw MountHelper.Failure(errno: -rc, reason: "statx of the caller's root: \(errnoDescription(-rc))") }
+        guard let keptRoot, Self.same(keptRoot, id) else {
+            let fd = openat(procDirectory, "mountinfo", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw MountHelper.Failure(errno: ESRCH, reason: "the caller went away (mountinfo: \(errnoDescription(errno)))") }
+            defer { close(fd) }
+            return MountTable.parse(try MountHelper.readAll(fd))
+        }
         if let index = entries.firstIndex(where: { Self.same($0.root, id) }) {
             var entry = entries.remove(at: index)
             let changed = eci_mounts_changed(entry.fd)

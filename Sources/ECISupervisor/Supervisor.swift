@@ -287,6 +287,10 @@ public final class Supervisor: Sendable {
                 call = .umount(target: try opened.string(at: arg(0), optional: false, max: Int(PATH_MAX)) ?? "", flags: arg(1))
             case .umount:
                 call = .umount(target: try opened.string(at: arg(0), optional: false, max: Int(PATH_MAX)) ?? "", flags: 0)
+            case .pivotRoot:
+                let newRoot = try opened.string(at: arg(0), optional: false, max: Int(PATH_MAX)) ?? ""
+                let putOld = try opened.string(at: arg(1), optional: false, max: Int(PATH_MAX)) ?? ""
+                call = .pivotRoot(newRoot: newRoot, putOld: putOld)
             }
         } catch let error as ReadFailure {
             return (0, -error.errno)

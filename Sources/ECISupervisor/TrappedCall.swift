@@ -7,6 +7,9 @@ public enum TrappedCall: Sendable, Equatable {
     case umount2
     /// i386/arm's oldumount: umount2 with no flags.
     case umount
+    /// pivot_root(new_root, put_old): it detaches new_root's mount from where it was, so a
+    /// pivot into a mask or read-only path would undo it (untrapped, it did).
+    case pivotRoot
 
     static let x86_64: UInt32 = 0xC000_003E
     static let i386: UInt32 = 0x4000_0003
@@ -24,6 +27,8 @@ public enum TrappedCall: Sendable, Equatable {
         case (Self.i386, 22): self = .umount
         case (Self.aarch64, 40): self = .mount
         case (Self.aarch64, 39): self = .umount2
+        case (Self.x86_64, 155), (Self.x86_64, 155 | Self.x32Bit): self = .pivotRoot
+        case (Self.i386, 217), (Self.arm, 218), (Self.aarch64, 41): self = .pivotRoot
         default: return nil
         }
     }
@@ -72,6 +77,10 @@ public enum HelperWire {
             kind = 2
             flags = f
             strings = [target, nil, nil, nil]
+        case let .pivotRoot(newRoot, putOld):
+            kind = 3
+            flags = 0
+            strings = [newRoot, putOld, nil, nil]
         }
         let presence: UInt8 = (strings[1] != nil ? 1 : 0) | (strings[2] != nil ? 2 : 0) | (strings[3] != nil ? 4 : 0)
         out += [kind, presence, 0, 0]
@@ -106,6 +115,7 @@ public enum HelperWire {
         switch kind {
         case 1: return .mount(source: strings[1], target: strings[0] ?? "", fsType: strings[2], flags: flags, data: strings[3])
         case 2 where presence == 0: return .umount(target: strings[0] ?? "", flags: flags)
+        case 3 where presence == 1 && flags == 0: return .pivotRoot(newRoot: strings[0] ?? "", putOld: strings[1] ?? "")
         default: return nil
         }
     }

@@ -33,6 +33,16 @@ enum E2EEcidCases {
             c.expect(run.stdout.contains("Seccomp:\t2"), "a --privileged container runs under a seccomp filter (the traps): \(run.stdout)")
             c.expect(run.stdout.contains("still-masked"), "umount of a mask is refused: \(run.stdout) \(run.stderr)")
         },
+        // Tests/Fixtures/ecid-jail.c through the docker CLI: a chrooted caller naming unlisted
+        // mounts, symlink-swap races against the helper, pivot_root into masks, overlays over
+        // /sys, i386/x32 calls; all refused, next to the jail's, runc's and DinD's own mounts.
+        E2ECase(name: "privileged-helper-path-attacks") { c in
+            let run = try c.docker(["run", "--rm", "--privileged", "-v", "/srv/e2e-ro:/mnt/ro:ro", tools, "ecid-jail", "/mnt/ro"])
+            c.expect(run.stdout.contains("escaped 0") && !run.stdout.contains("ESCAPED"), "helper path attacks under --privileged:\n\(run.stdout)\(run.stderr)")
+            for mark in ["jail-own-tmpfs ok", "overlay-own ok ok", "jail-released ok", "pivot-own-dot ok", "pivot-own-old ok"] {
+                c.expect(run.stdout.contains(mark), "neighbour \(mark) missing:\n\(run.stdout)")
+            }
+        },
         E2ECase(name: "privileged-dind-mounts-work") { c in
             let run = try c.docker(["run", "--rm", "--privileged", tools, "sh", "-c", ownMounts])
             for mark in ownMountMarks {

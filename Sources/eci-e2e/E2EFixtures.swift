@@ -20,8 +20,8 @@ struct E2EFixtures: Sendable {
         let rootfs = work + "/rootfs"
         try TestSupport.makeBusyboxRootfs(at: rootfs)
         for dir in ["mnt", "var/run", "srv"] { try FileManager.default.createDirectory(atPath: rootfs + "/" + dir, withIntermediateDirectories: true) }
-        for program in ["escape-attempts", "unix-http", "flip-names"] {
-            let built = try TestSupport.run(["/usr/bin/cc", "-static", "-O2", "-o", rootfs + "/bin/" + program, TestSupport.repositoryRoot + "/Tests/Fixtures/\(program).c"])
+        for program in ["escape-attempts", "unix-http", "flip-names", "ecid-jail"] {
+            let built = try TestSupport.run(["/usr/bin/cc", "-static", "-O2", "-pthread", "-o", rootfs + "/bin/" + program, TestSupport.repositoryRoot + "/Tests/Fixtures/\(program).c"])
             guard built.status == 0 else { throw TestFailure("building \(program): \(built.stderr)") }
         }
         let layer = work + "/layer.tar"

@@ -186,6 +186,97 @@ import Testing
         #expect(Self.denied(bind("/etc/passwd", "/proc/kcore", rec: false)), "covering a mask")
     }
 
+    /// A mount root the caller's mountinfo does not list (a chrooted caller naming a mount
+    /// outside its root, which the helper now refuses before the policy, or a table the kernel
+    /// changed meanwhile) is refused for unmount, remount and move: never taken as unprotected.
+    @Test func mountRootsMissingFromTheTableAreRefused() {
+        let unlisted = P.Facts(targetPath: "/proc/keys", targetMount: nil, targetIsMountRoot: true, visible: [])
+        #expect(Self.denied(P.decide(.umount(target: "/proc/keys", flags: 2), initial: Self.initial, facts: unlisted)))
+        let remount = P.decide(.mount(source: nil, target: "/proc/sys", fsType: nil, flags: P.msRemount | P.msBind, data: nil), initial: Self.initial,
+                               facts: P.Facts(targetPath: "/proc/sys", targetMount: nil, targetIsMountRoot: true, visible: []))
+        #expect(Self.denied(remount))
+        let move = P.decide(.mount(source: "/proc", target: "/mnt", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
+                            facts: P.Facts(targetPath: "/mnt", targetMount: nil, targetIsMountRoot: false, sourcePath: "/proc", sourceMount: nil,
+                                           sourceIsMountRoot: true, visible: []))
+        #expect(Self.denied(move))
+        // Not a mount root and no mount: the kernel's EINVAL, from the call performed.
+        let plain = P.Facts(targetPath: "/etc", targetMount: nil, targetIsMountRoot: false, visible: [])
+        #expect(P.decide(.umount(target: "/etc", flags: 0), initial: Self.initial, facts: plain) == .perform)
+    }
+
+    /// A fresh procfs's ro bind of `sys` (its own superblock, so no initial constraint), and any
+    /// bind of it or below it, cannot be remounted writable; the fresh procfs's root can.
+    @Test func freshProcReadOnlyPathsStayReadOnly() {
+        func remount(_ mount: P.Mount, _ flags: UInt64) -> P.Decision {
+            P.decide(.mount(source: nil, target: mount.mountPoint, fsType: nil, flags: P.msRemount | flags, data: nil), initial: Self.initial,
+                     facts: P.Facts(targetPath: mount.mountPoint, targetMount: mount, targetIsMountRoot: true, visible: Self.initialList + [mount]))
+        }
+        let freshSys = Self.m("/fp/sys", "proc", "0:99", "/sys", "ro,nosuid,nodev,noexec")
+        let boundKernel = Self.m("/y", "proc", "0:99", "/sys/kernel", "ro")
+        for mount in [freshSys, boundKernel] {
+            #expect(Self.denied(remount(mount, P.msBind)), "remount,bind,rw \(mount.mountPoint)")
+            #expect(Self.denied(remount(mount, 0)), "remount,rw \(mount.mountPoint)")
+            #expect(remount(mount, P.msBind | P.msRdonly | P.msNosuid) == .perform, "remount keeping ro \(mount.mountPoint)")
+        }
+        #expect(remount(Self.m("/fp", "proc", "0:99"), P.msBind) == .perform)
+        #expect(remount(Self.m("/fp/net", "proc", "0:99", "/net"), P.msBind) == .perform, "/proc/sysfoo-like names are not below /proc/sys")
+    }
+
+    /// Remounts and propagation changes of a directory that is no mount point get the kernel's
+    /// EINVAL from the policy: performed by name, a symlink swapped in for the directory would
+    /// lead them onto a protected mount.
+    @Test func remountsAndPropagationOfNonMountPointsAreEINVAL() {
+        let dir = P.Facts(targetPath: "/tmp/t", targetMount: Self.initialList[0], targetIsMountRoot: false, visible: Self.initialList)
+        for flags in [P.msRemount | P.msBind, P.msRemount, P.msRec | (1 << 20)] {
+            let d = P.decide(.mount(source: nil, target: "/tmp/t", fsType: nil, flags: flags, data: nil), initial: Self.initial, facts: dir)
+            if case .deny(22, _) = d {} else { Issue.record("flags \(flags): \(d)") }
+        }
+    }
+
+    @Test func relativePathsInNewMountsAreRecognized() {
+        #expect(!P.namesRelativePaths(source: "none", data: "size=1m,mode=755"))
+        #expect(!P.namesRelativePaths(source: "overlay", data: "lowerdir=/a:/b,upperdir=/u,workdir=/w"))
+        #expect(P.namesRelativePaths(source: "overlay", data: "lowerdir=l/1:l/2,upperdir=/u,workdir=/w"))
+        #expect(P.namesRelativePaths(source: "overlay", data: "lowerdir=/a,upperdir=diff,workdir=/w"))
+        #expect(P.namesRelativePaths(source: "./disk.img", data: nil))
+        #expect(!P.namesRelativePaths(source: nil, data: nil))
+    }
+
+    /// pivot_root lifts new_root's mount from its place: into a mask or a read-only path it
+    /// would undo it; into a mount of the container's own (runc in Docker-in-Docker) it works.
+    @Test func pivotRootIntoProtectedMountsIsRefused() {
+        for point in ["/sys/firmware", "/proc/sys", "/proc", "/secret"] {
+            let d = P.decide(.pivotRoot(newRoot: point, putOld: point), initial: Self.initial, facts: Self.facts(point, source: point))
+            #expect(Self.denied(d), "pivot_root into \(point): \(d)")
+        }
+        let own = P.decide(.pivotRoot(newRoot: "/mnt", putOld: "/mnt/old"), initial: Self.initial,
+                           facts: Self.facts("/mnt", source: "/mnt/old", sourceMount: Self.tmpfsAtMnt, extra: [Self.tmpfsAtMnt]))
+        #expect(own == .perform)
+        let dir = P.Facts(targetPath: "/tmp/x", targetMount: Self.initialList[0], targetIsMountRoot: false, sourcePath: "/tmp/x", visible: Self.initialList)
+        if case .deny(22, _) = P.decide(.pivotRoot(newRoot: "/tmp/x", putOld: "/tmp/x"), initial: Self.initial, facts: dir) {} else { Issue.record("not EINVAL") }
+    }
+
+    /// overlayfs reads below its layers' mounts: a layer on sysfs/procfs or above a mask is
+    /// refused; Docker-in-Docker's layers on the container's own file systems are not.
+    @Test func overlayLayersCannotBypassMasks() {
+        #expect(P.overlayLayers("lowerdir=/a:/b,upperdir=/u,workdir=/w,index=off") == ["/a", "/b", "/u", "/w"])
+        func overlay(_ layers: [P.Layer]) -> P.Decision {
+            var f = Self.facts("/mnt", root: false, mount: Self.initialList[0])
+            f.layers = layers
+            return P.decide(.mount(source: "overlay", target: "/mnt", fsType: "overlay", flags: 0, data: nil), initial: Self.initial, facts: f)
+        }
+        #expect(Self.denied(overlay([P.Layer(path: "/sys", mount: Self.initialList[3]), P.Layer(path: "/l", mount: Self.initialList[0])])))
+        #expect(Self.denied(overlay([P.Layer(path: "/sys/devices", mount: Self.initialList[3])])))
+        #expect(Self.denied(overlay([P.Layer(path: "/", mount: Self.initialList[0])])), "/secret masks a directory of /'s file system")
+        #expect(Self.denied(overlay([P.Layer(path: "/proc", mount: Self.initialList[1])])))
+        let noSecret = P.InitialMounts(mounts: Self.initialList, maskedPaths: ["/proc/kcore"], readonlyPaths: ["/proc/sys"])
+        var f = Self.facts("/mnt", root: false, mount: Self.initialList[0])
+        f.layers = [P.Layer(path: "/", mount: Self.initialList[0]), P.Layer(path: "/l", mount: Self.initialList[0])]
+        let rootLayer = P.decide(.mount(source: "overlay", target: "/mnt", fsType: "overlay", flags: 0, data: nil), initial: noSecret, facts: f)
+        #expect(rootLayer == .perform, "lowerdir=/ shows only the empty /proc and /sys: \(rootLayer)")
+        #expect(overlay([P.Layer(path: "/var/lib/docker/overlay2/a/diff", mount: Self.initialList[0]), P.Layer(path: "/var/lib/docker/overlay2/b/diff", mount: Self.initialList[0])]) == .perform)
+    }
+
     @Test func movesAndPropagation() {
         let moveProc = P.decide(.mount(source: "/proc", target: "/mnt", fsType: nil, flags: P.msMove, data: nil), initial: Self.initial,
                                 facts: Self.facts("/mnt", root: false, mount: Self.initialList[0], source: "/proc"))

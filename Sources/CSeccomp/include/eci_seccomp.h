@@ -59,6 +59,15 @@ struct eci_file_id {
 };
 int eci_statx_id(int dirfd, const char *path, int follow, struct eci_file_id *out);
 
+/// openat2(AT_FDCWD, path, flags | O_CLOEXEC, RESOLVE_NO_SYMLINKS): `path` looked up from the
+/// process's root and cwd without following any symlink or /proc magic link, so a name that
+/// reaches something only through a link (or through a cwd outside the root) does not reach it.
+/// Returns the fd or -errno.
+int eci_open_no_symlinks(const char *path, int flags);
+
+/// pivot_root(2) (glibc has no wrapper). Returns 0 or -errno.
+int eci_pivot_root(const char *new_root, const char *put_old);
+
 /// open_tree(fd, "", OPEN_TREE_CLONE|AT_EMPTY_PATH[|AT_RECURSIVE]) then move_mount onto
 /// `name` under `dirfd`: a bind from exactly the checked source to exactly the checked place.
 int eci_bind_fd_at(int source_fd, int recursive, int dirfd, const char *name);

@@ -321,6 +321,79 @@ extension Integration {
             #expect(report.contains("BLOCKED fresh-sysfs"), "\(report)")
         }
 
+        /// The read-only paths of a fresh procfs (ro binds the helper puts on) stay read-only,
+        /// remounted in place or bound elsewhere first, as /proc/sys does; the fresh procfs's own
+        /// root and own binds stay the caller's to remount and unmount.
+        @Test func freshProcReadOnlyPathsStayReadOnly() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                mkdir -p /fp /x /y
+                mount -t proc proc /fp; echo $? > /out/fresh
+                grep ' /fp/sys ' /proc/self/mountinfo | grep -c ' ro,' > /out/fresh-sys-ro
+                mount -o remount,bind,rw /fp/sys 2>/dev/null; echo $? > /out/remount-fresh-sys
+                mount -o remount,rw /fp/sys 2>/dev/null; echo $? > /out/sb-remount-fresh-sys
+                mount --bind /fp/sys /x; echo $? > /out/bind-fresh-sys
+                mount -o remount,bind,rw /x 2>/dev/null; echo $? > /out/remount-bind-fresh-sys
+                mount --bind /fp/sys/kernel /y; mount -o remount,bind,rw /y 2>/dev/null; echo $? > /out/remount-bind-fresh-sys-kernel
+                grep -E ' /(fp/sys|x|y) ' /proc/self/mountinfo | grep -c ' rw,' > /out/rw-count
+                mount -o remount,bind,nosuid,ro /x; echo $? > /out/remount-keeping-ro
+                umount /x; umount /y; echo $? > /out/umount-own-binds
+                mount -o remount,bind,ro /fp && mount -o remount,bind,rw /fp; echo $? > /out/remount-fresh-root
+                umount -l /fp; echo $? > /out/umount-fresh
+                """
+            let bundle = try sandbox.makeBundle("freshro", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
+            let result = try sandbox.runtime(["run", "--bundle", bundle, "ecid-freshro"])
+            #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
+            let expected = [
+                "fresh": "0", "fresh-sys-ro": "1", "remount-fresh-sys": "1", "sb-remount-fresh-sys": "1", "bind-fresh-sys": "0",
+                "remount-bind-fresh-sys": "1", "remount-bind-fresh-sys-kernel": "1", "rw-count": "0", "remount-keeping-ro": "0",
+                "umount-own-binds": "0", "remount-fresh-root": "0", "umount-fresh": "0",
+            ]
+            for (name, value) in expected {
+                #expect(try sandbox.output(bundle, name) == value, "\(name): \((try? sandbox.output(bundle, name)) ?? "missing")\n\(ecid.log().suffix(2000))")
+            }
+        }
+
+        /// `Tests/Fixtures/ecid-jail.c`: container root chrooted below its root names the
+        /// container's /proc and read-only bind through a cwd left outside the jail or a
+        /// /proc/PID/root magic link, where the jail's mountinfo does not list them. Nothing is
+        /// unmasked, made writable or covered; mounts inside the jail keep working.
+        @Test func chrootedCallerCannotReachUnlistedMounts() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let bundle = try sandbox.makeBundle("jail", script: "/bin/ecid-jail /ro > /out/report 2>&1; echo done > /out/done") {
+                Self.privilegedWithReadOnlyBind(sandbox, &$0)
+                // Docker's default set has CAP_SYS_CHROOT; --privileged has every capability.
+                guard var process = $0["process"] as? [String: Any], var caps = process["capabilities"] as? [String: [String]] else { return }
+                for set in ["bounding", "effective", "permitted"] { caps[set, default: []] += ["CAP_SYS_CHROOT", "CAP_SYS_PTRACE"] }
+                process["capabilities"] = caps
+                $0["process"] = process
+            }
+            let built = try TestSupport.run([
+                "/usr/bin/cc", "-static", "-O2", "-pthread", "-o", bundle + "/rootfs/bin/ecid-jail", TestSupport.repositoryRoot + "/Tests/Fixtures/ecid-jail.c",
+            ])
+            #expect(built.status == 0, "cc: \(built.stderr)")
+            let result = try sandbox.runtime(["run", "--bundle", bundle, "ecid-jail"])
+            #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
+            let report = try sandbox.output(bundle, "report")
+            for name in ["jail-cwd-bind-proc", "jail-link-umount-timer-list", "jail-link-umount-keys", "jail-link-remount-ro-rw", "jail-link-cover-proc", "swap-race-cover-proc", "swap-race-remount-ro", "swap-race-fresh-proc", "pivot-root-unmask-firmware", "pivot-root-proc-sys-rw", "overlay-lower-proc", "overlay-lower-sys", "i386-mount-calls"] {
+                #expect(report.contains("BLOCKED \(name):"), "\(name) in \(report)\n\(ecid.log().suffix(3000))")
+            }
+            #expect(report.contains("escaped 0"), "\(report)")
+            #expect(report.contains("jail-own-tmpfs ok"), "\(report)")
+            #expect(report.contains("pivot-own-dot ok") && report.contains("pivot-own-old ok"), "\(report)")
+            #expect(report.contains("jail-released ok"), "\(report)")
+            #expect(report.contains("overlay-own ok ok"), "\(report)")
+            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
+        }
+
         /// `Tests/Fixtures/ecid-hostile.c`, no runc: its own user and mount namespaces, the
         /// traps, the fd handed over in runc's format; bad pointers, unterminated and huge
         /// strings, a thread racing the target between its own mount point and /proc, a caller
