@@ -185,6 +185,42 @@ public enum MountCallPolicy {
         return out.filter { !$0.isEmpty }
     }
 
+    /// `data` with its layer paths (in `overlayLayers`' order) replaced by `layers`, every other
+    /// option kept; nil when the data has backslash escapes (the kernel's parser undoes them and
+    /// this one does not, so the two could see different layers) or the counts differ.
+    public static func overlayOptions(_ data: String?, layers: [String]) -> String? {
+        guard let data else { return layers.isEmpty ? "" : nil }
+        guard !data.contains("\\"), overlayLayers(data).count == layers.count else { return nil }
+        var next = layers.makeIterator()
+        var out: [String] = []
+        for option in data.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let eq = option.firstIndex(of: "=") else {
+                out.append(String(option))
+                continue
+            }
+            let key = option[..<eq], value = option[option.index(after: eq)...]
+            switch key {
+            case "lowerdir":
+                let parts = value.split(separator: ":").map { $0.hasPrefix(":") ? $0.dropFirst() : $0 }.filter { !$0.isEmpty }
+                var replaced: [String] = []
+                for _ in parts {
+                    guard let layer = next.next() else { return nil }
+                    replaced.append(layer)
+                }
+                // An empty lowerdir or one with empty elements is the kernel's error to give.
+                guard !replaced.isEmpty else { return nil }
+                out.append("lowerdir=" + replaced.joined(separator: ":"))
+            case "upperdir", "workdir", "lowerdir+", "datadir+":
+                guard !value.isEmpty, let layer = next.next() else { return nil }
+                out.append(String(key) + "=" + layer)
+            default:
+                out.append(String(option))
+            }
+        }
+        guard next.next() == nil else { return nil }
+        return out.joined(separator: ",")
+    }
+
     public enum Decision: Sendable, Equatable, Codable {
         /// ecid's helper performs the call as asked and returns the kernel's answer.
         case perform

@@ -186,12 +186,16 @@ public enum MountHelper {
         private(set) var targetFD: Int32
         let targetID: eci_file_id
         private(set) var sourceFD: Int32?
+        /// An overlay's checked layer directories, in the order `MountCallPolicy.overlayLayers`
+        /// lists them: the kernel is given these, never the caller's strings again.
+        private(set) var layerFDs: [Int32]
 
-        init(policyFacts: MountCallPolicy.Facts, targetFD: Int32, targetID: eci_file_id, sourceFD: Int32?) {
+        init(policyFacts: MountCallPolicy.Facts, targetFD: Int32, targetID: eci_file_id, sourceFD: Int32?, layerFDs: [Int32] = []) {
             self.policyFacts = policyFacts
             self.targetFD = targetFD
             self.targetID = targetID
             self.sourceFD = sourceFD
+            self.layerFDs = layerFDs
         }
 
         func closeTarget() {
@@ -203,6 +207,8 @@ public enum MountHelper {
             closeTarget()
             if let sourceFD { Glibc.close(sourceFD) }
             sourceFD = nil
+            layerFDs.forEach { Glibc.close($0) }
+            layerFDs = []
         }
     }
 
@@ -238,15 +244,17 @@ public enum MountHelper {
         // An overlay's layers, resolved as the caller would (from its cwd and root) and checked
         // like a bind's source; a layer that does not resolve is the kernel's error.
         var layers: [(String, eci_file_id)] = []
+        var layerFDs: [Int32] = []
         if case let .mount(_, _, fsType, flags, data) = call, fsType == "overlay", MountCallPolicy.kind(ofMountFlags: flags) == .new {
             for layer in MountCallPolicy.overlayLayers(data) {
                 do {
                     let (fd, path, id) = try resolve(layer, follow: true)
-                    close(fd)
+                    layerFDs.append(fd)
                     layers.append((path, id))
                 } catch {
                     close(targetFD)
                     if let sourceResolved { close(sourceResolved.0) }
+                    layerFDs.forEach { close($0) }
                     throw error
                 }
             }
@@ -258,6 +266,7 @@ public enum MountHelper {
             } catch {
                 close(targetFD)
                 if let sourceResolved { close(sourceResolved.0) }
+                layerFDs.forEach { close($0) }
                 throw error
             }
         }
@@ -274,7 +283,7 @@ public enum MountHelper {
             facts.sourceMount = byID(Int(id.mount_id))
             facts.sourceIsMountRoot = id.mount_root != 0
         }
-        return Gathered(policyFacts: facts, targetFD: targetFD, targetID: targetID, sourceFD: sourceFD)
+        return Gathered(policyFacts: facts, targetFD: targetFD, targetID: targetID, sourceFD: sourceFD, layerFDs: layerFDs)
     }
 
     static func policyMount(_ entry: MountInfoEntry) -> MountCallPolicy.Mount {
@@ -364,6 +373,24 @@ public enum MountHelper {
             case .move:
                 guard let fd = gathered.sourceFD else { throw Failure(errno: EINVAL, reason: "move without a source") }
                 try check(eci_move_fd_at(fd, parent, name), "move")
+            case .new where fsType == "overlay":
+                // The kernel resolves an overlay's layer strings again at mount time: a thread
+                // swapping a checked layer for a symlink to /sys would win. So the kernel gets
+                // the checked fds instead, as magic links of this process relative to the VM's
+                // /proc (its cwd for the call): `self/fd/N` resolves to exactly the checked
+                // directory, whatever the caller's threads rename. The target likewise.
+                guard hereFD >= 0 else { throw Failure(errno: ENOTDIR, reason: "overlay: \(path) is not a directory") }
+                let layerPaths = gathered.layerFDs.map { "self/fd/\($0)" }
+                guard let options = MountCallPolicy.overlayOptions(data, layers: layerPaths) else {
+                    throw Failure(errno: EINVAL, reason: "overlay options with escapes or layers the helper cannot pin")
+                }
+                guard fchdir(vmProc) == 0 else { throw Failure(errno: EINVAL, reason: "chdir /proc: \(errnoDescription(errno))") }
+                let rc: Int32 = withOptionalCString(source) { s in
+                    options.withCString { d in Glibc.mount(s, "self/fd/\(hereFD)", "overlay", UInt(truncatingIfNeeded: flags), d) }
+                }
+                let saved = errno
+                _ = fchdir(parent)
+                guard rc == 0 else { throw Failure(errno: saved, reason: "mount overlay: \(errnoDescription(saved))") }
             case .new where MountCallPolicy.needsMasks(fsType: fsType):
                 try freshMasked(source: source, name: name, parent: parent, fsType: fsType ?? "", flags: flags, data: data, context: context, creds: creds, initial: initial)
             case .remount, .propagation, .new:

@@ -258,6 +258,19 @@ import Testing
 
     /// overlayfs reads below its layers' mounts: a layer on sysfs/procfs or above a mask is
     /// refused; Docker-in-Docker's layers on the container's own file systems are not.
+    /// The helper gives the kernel its checked layer fds in place of the caller's strings.
+    @Test func overlayOptionsCarryThePinnedLayers() {
+        #expect(P.overlayOptions("lowerdir=/a:/b,upperdir=/u,workdir=/w,index=off", layers: ["self/fd/5", "self/fd/6", "self/fd/7", "self/fd/8"])
+            == "lowerdir=self/fd/5:self/fd/6,upperdir=self/fd/7,workdir=self/fd/8,index=off")
+        #expect(P.overlayOptions("lowerdir=rel/l,userxattr", layers: ["self/fd/9"]) == "lowerdir=self/fd/9,userxattr")
+        // Escapes are refused: the kernel would undo them and could see other layers.
+        #expect(P.overlayOptions("lowerdir=/a\\:/sys,upperdir=/u", layers: ["x", "y", "z"]) == nil)
+        // Counts must match exactly.
+        #expect(P.overlayOptions("lowerdir=/a:/b", layers: ["x"]) == nil)
+        #expect(P.overlayOptions("lowerdir=/a", layers: ["x", "y"]) == nil)
+        #expect(P.overlayOptions("upperdir=,lowerdir=/a", layers: ["x"]) == nil)
+    }
+
     @Test func overlayLayersCannotBypassMasks() {
         #expect(P.overlayLayers("lowerdir=/a:/b,upperdir=/u,workdir=/w,index=off") == ["/a", "/b", "/u", "/w"])
         func overlay(_ layers: [P.Layer]) -> P.Decision {

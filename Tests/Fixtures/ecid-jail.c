@@ -311,6 +311,25 @@ static void i386_calls(void) {
 static void i386_calls(void) { printf("i386 unavailable\n"); }
 #endif
 
+static void swap_race_overlay(void) {
+    pthread_t th = start_swapper("/tmp/r4", "/sys");
+    mkdir("/tmp/r4-x", 0755);
+    mkdir("/tmp/r4-m", 0755);
+    int performed = 0, shown = 0, i;
+    for (i = 0; i < 2000 && !shown; i++) {
+        if (mount("overlay", "/tmp/r4-m", "overlay", 0, "lowerdir=/tmp/r4/t:/tmp/r4-x") == 0) {
+            performed++;
+            shown = entries_at(AT_FDCWD, "/tmp/r4-m/firmware") > 0;
+            umount2("/tmp/r4-m", MNT_DETACH);
+        }
+    }
+    swapping = 0;
+    pthread_join(th, NULL);
+    char why[128];
+    snprintf(why, sizeof why, "%d of %d overlays performed; %s", performed, i, shown ? "one showed /sys/firmware" : "none showed /sys/firmware");
+    report(shown, "swap-race-overlay-layer", why, 0);
+}
+
 int main(int argc, char **argv) {
     const char *ro = argc > 1 ? argv[1] : "/ro";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -384,6 +403,7 @@ int main(int argc, char **argv) {
     pivot_into("pivot-root-proc-sys-rw", "/proc/sys", 1);
     overlay_of("overlay-lower-proc", "/proc", "timer_list");
     overlay_of("overlay-lower-sys", "/sys", "firmware");
+    swap_race_overlay();
     i386_calls();
     overlay_own();
     jail_mount_released();
