@@ -351,6 +351,10 @@ public enum MountHelper {
         let targetIsDirectory = !isUmount && fstat(gathered.targetFD, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
         let hereFD = targetIsDirectory ? dup(gathered.targetFD) : -1
         defer { if hereFD >= 0 { close(hereFD) } }
+        // Any other target (a file's mount root, for a remount) is named through this process's
+        // fd of it, `self/fd/N` from the VM's /proc, for the same reason.
+        let pinnedFD = !isUmount ? dup(gathered.targetFD) : -1
+        defer { if pinnedFD >= 0 { close(pinnedFD) } }
         // The checked fd pins the target mount: an unmount would find it busy.
         gathered.closeTarget()
         guard fchdir(parent) == 0 else { throw Failure(errno: EINVAL, reason: "chdir \(parentPath): \(errnoDescription(errno))") }
@@ -358,9 +362,12 @@ public enum MountHelper {
         case .pivotRoot:
             // From new_root itself ("."); put_old by its checked name (where the old root is
             // stacked: at worst elsewhere below new_root, which the kernel requires).
-            guard hereFD >= 0, fchdir(hereFD) == 0 else { throw Failure(errno: ENOTDIR, reason: "pivot_root: \(path) is not a directory") }
-            let putOld = gathered.policyFacts.sourcePath ?? path
-            let rc = eci_pivot_root(".", putOld == path ? "." : putOld)
+            // Both from their checked fds, as this process's magic links relative to the VM's
+            // /proc: no name the caller's threads can swap is looked up again.
+            guard hereFD >= 0 else { throw Failure(errno: ENOTDIR, reason: "pivot_root: \(path) is not a directory") }
+            let putOldFD = gathered.sourceFD ?? hereFD
+            guard fchdir(vmProc) == 0 else { throw Failure(errno: EINVAL, reason: "chdir /proc: \(errnoDescription(errno))") }
+            let rc = eci_pivot_root("self/fd/\(hereFD)", "self/fd/\(putOldFD)")
             _ = fchdir(parent)
             try check(rc, "pivot_root")
         case let .umount(_, flags):
@@ -401,9 +408,9 @@ public enum MountHelper {
                 // On the checked directory itself, unless relative paths need the caller's cwd
                 // (then by name from the parent, as before: a race left to a rare case).
                 var on = name
-                if hereFD >= 0, !(MountCallPolicy.kind(ofMountFlags: flags) == .new && MountCallPolicy.namesRelativePaths(source: source, data: data)) {
-                    guard fchdir(hereFD) == 0 else { throw Failure(errno: EINVAL, reason: "chdir \(path): \(errnoDescription(errno))") }
-                    on = "."
+                if pinnedFD >= 0, !(MountCallPolicy.kind(ofMountFlags: flags) == .new && MountCallPolicy.namesRelativePaths(source: source, data: data)) {
+                    guard fchdir(vmProc) == 0 else { throw Failure(errno: EINVAL, reason: "chdir /proc: \(errnoDescription(errno))") }
+                    on = "self/fd/\(pinnedFD)"
                 } else if MountCallPolicy.kind(ofMountFlags: flags) == .new {
                     guard fchdir(context.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
                     on = path
