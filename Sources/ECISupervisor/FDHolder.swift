@@ -1,3 +1,4 @@
+import CSeccomp
 import CShim
 import ECICore
 #if canImport(FoundationEssentials)
@@ -93,7 +94,7 @@ public enum FDHolder {
                 var fds = [Int32](repeating: -1, count: 8)
                 var count: Int32 = 0
                 let n = buffer.withUnsafeMutableBytes { raw in
-                    fds.withUnsafeMutableBufferPointer { eci_receive_message(ecid, raw.baseAddress, raw.count, $0.baseAddress, 8, &count) }
+                    fds.withUnsafeMutableBufferPointer { eci_recv_with_fds(ecid, raw.baseAddress, raw.count, $0.baseAddress, 8, &count) }
                 }
                 let received = Array(fds.prefix(Int(count)))
                 if n <= 0 {
@@ -133,10 +134,10 @@ public enum FDHolder {
             for (key, fd) in held {
                 var one = [fd]
                 let message = Array("held \(key)".utf8)
-                _ = message.withUnsafeBytes { eci_send_message(ecid, $0.baseAddress, $0.count, &one, 1) }
+                _ = message.withUnsafeBytes { eci_send_with_fds(ecid, $0.baseAddress, $0.count, &one, 1) }
             }
             let end = Array("end".utf8)
-            _ = end.withUnsafeBytes { eci_send_message(ecid, $0.baseAddress, $0.count, nil, 0) }
+            _ = end.withUnsafeBytes { eci_send_with_fds(ecid, $0.baseAddress, $0.count, nil, 0) }
         case ("put", 2) where fds.count == 1:
             if let old = held.updateValue(fds[0], forKey: parts[1]) { close(old) }
         case ("drop", 2):

@@ -1,3 +1,4 @@
+import CSeccomp
 import CShim
 import ECICore
 import ECIIO
@@ -93,7 +94,7 @@ final class HolderClient: Sendable {
             var fds = [Int32](repeating: -1, count: 8)
             var count: Int32 = 0
             let n = buffer.withUnsafeMutableBytes { raw in
-                fds.withUnsafeMutableBufferPointer { eci_receive_message(connection, raw.baseAddress, raw.count, $0.baseAddress, 8, &count) }
+                fds.withUnsafeMutableBufferPointer { eci_recv_with_fds(connection, raw.baseAddress, raw.count, $0.baseAddress, 8, &count) }
             }
             let received = Array(fds.prefix(Int(count)))
             guard n > 0 else {
@@ -169,7 +170,7 @@ final class HolderClient: Sendable {
         let bytes = Array(text.utf8)
         var fds = fd.map { [$0] } ?? []
         let n = bytes.withUnsafeBytes { raw in
-            fds.withUnsafeMutableBufferPointer { eci_send_message(connection, raw.baseAddress, raw.count, $0.baseAddress, Int32($0.count)) }
+            fds.withUnsafeMutableBufferPointer { eci_send_with_fds(connection, raw.baseAddress, raw.count, $0.baseAddress, Int32($0.count)) }
         }
         return n < 0 ? Int32(-n) : nil
     }

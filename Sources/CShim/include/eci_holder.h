@@ -14,13 +14,8 @@ int eci_seqpacket_listen(const char *path, unsigned mode);
 /// A close-on-exec SOCK_SEQPACKET connection to `path`. Returns the descriptor or -errno.
 int eci_seqpacket_connect(const char *path);
 
-/// One message of `len` bytes with `nfds` descriptors (SCM_RIGHTS), MSG_NOSIGNAL.
-/// Returns the bytes sent or -errno.
-ssize_t eci_send_message(int sock, const void *buf, size_t len, const int *fds, int nfds);
-
-/// One message; its descriptors (close-on-exec) into `fds`, at most `max_fds` (the rest are
-/// closed). Returns the bytes received (0: the peer hung up) or -errno; EINTR is retried.
-ssize_t eci_receive_message(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds);
+/// Messages with descriptors go through CSeccomp's `eci_send_with_fds`/`eci_recv_with_fds`
+/// (one implementation of SCM_RIGHTS passing for ecid, its helpers and the holder).
 
 /// An 8-byte store no compiler may split or drop: what a process killed right after it still
 /// left in a shared file mapping.
