@@ -134,37 +134,8 @@ int eci_setns(int fd, int nstype) {
     return 0;
 }
 
-int eci_keep_capabilities(int on) {
-    if (prctl(PR_SET_KEEPCAPS, on, 0, 0, 0) < 0) return -errno;
-    return 0;
-}
 
-int eci_set_capabilities(uint64_t effective, uint64_t permitted, uint64_t inheritable) {
-    struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-    struct __user_cap_data_struct data[2];
-    memset(data, 0, sizeof data);
-    data[0].effective = (uint32_t)effective;
-    data[1].effective = (uint32_t)(effective >> 32);
-    data[0].permitted = (uint32_t)permitted;
-    data[1].permitted = (uint32_t)(permitted >> 32);
-    data[0].inheritable = (uint32_t)inheritable;
-    data[1].inheritable = (uint32_t)(inheritable >> 32);
-    if (syscall(SYS_capset, &header, data) < 0) return -errno;
-    return 0;
-}
 
-int eci_set_ids(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups) {
-    gid_t list[256];
-    if (ngroups > 256) return -E2BIG;
-    for (size_t i = 0; i < ngroups; i++) list[i] = groups[i];
-    // Raw system calls: glibc's wrappers would broadcast to other threads (there are none).
-    // A user namespace whose setgroups is "deny" (made unprivileged) keeps the list the helper
-    // had when it joined: empty (eci_drop_groups), so fewer groups, never more.
-    if (syscall(SYS_setgroups, ngroups, list) < 0 && errno != EPERM) return -errno;
-    if (syscall(SYS_setresgid, gid, gid, gid) < 0) return -errno;
-    if (syscall(SYS_setresuid, uid, uid, uid) < 0) return -errno;
-    return 0;
-}
 
 int eci_statx_id(int dirfd, const char *path, int follow, struct eci_file_id *out) {
     struct statx st;
@@ -245,10 +216,6 @@ pid_t eci_spawn_helper(const char *path, char *const argv[], int in_fd, int out_
     return rc == 0 ? pid : -rc;
 }
 
-int eci_pipe_cloexec(int fds[2]) {
-    if (pipe2(fds, O_CLOEXEC) < 0) return -errno;
-    return 0;
-}
 
 _Static_assert(ECI_O_PATH == O_PATH, "O_PATH");
 _Static_assert(ECI_CLONE_NEWNS == CLONE_NEWNS, "CLONE_NEWNS");

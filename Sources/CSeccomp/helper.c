@@ -86,12 +86,6 @@ int eci_socket_timeouts(int sock, int seconds, int sndbuf) {
     return 0;
 }
 
-int eci_peer_gone(int sock) {
-    struct pollfd p = { .fd = sock, .events = POLLIN };
-    if (poll(&p, 1, 0) <= 0) return 0;
-    // Readable with nothing pending is EOF; an idle helper never writes unasked.
-    return (p.revents & (POLLHUP | POLLERR | POLLNVAL | POLLIN)) ? 1 : 0;
-}
 
 int eci_pidfd_open(pid_t pid) {
     long fd = syscall(SYS_pidfd_open, pid, 0);

@@ -41,14 +41,8 @@ ssize_t eci_read_string(int memfd, uint64_t addr, char *buf, size_t max);
 
 /// setns(2).
 int eci_setns(int fd, int nstype);
-/// Takes the caller's capability sets (after its uids, with keep-caps so they survive).
-int eci_set_capabilities(uint64_t effective, uint64_t permitted, uint64_t inheritable);
-/// prctl(PR_SET_KEEPCAPS).
-int eci_keep_capabilities(int on);
 /// setgroups(0, NULL): no supplementary groups (before joining the caller's user namespace).
 int eci_drop_groups(void);
-/// setgroups + setresgid + setresuid, in that order. 0 or -errno.
-int eci_set_ids(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups);
 
 /// statx of path relative to dirfd: the mount ID, whether it is a mount root, dev and inode.
 struct eci_file_id {
@@ -85,8 +79,6 @@ enum {
     ECI_CLONE_NEWUSER = 0x10000000,
 };
 
-/// pipe2(fds, O_CLOEXEC).
-int eci_pipe_cloexec(int fds[2]);
 
 #endif
 
@@ -101,8 +93,6 @@ int eci_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int
 /// SO_RCVTIMEO and SO_SNDTIMEO of `seconds` on `sock` (and SO_SNDBUFFORCE of `sndbuf` bytes
 /// when non-zero, so one message can carry a large table). 0 or -errno.
 int eci_socket_timeouts(int sock, int seconds, int sndbuf);
-/// Whether the peer of `sock` has hung up (poll without waiting): 1 yes, 0 no.
-int eci_peer_gone(int sock);
 
 /// pidfd_open(pid, 0) with O_CLOEXEC semantics. The fd or -errno.
 int eci_pidfd_open(pid_t pid);
