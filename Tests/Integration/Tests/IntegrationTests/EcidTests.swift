@@ -39,6 +39,34 @@ extension Integration {
             }
         }
 
+        /// A container run by eci-runc on a thread of its own, with the file handshakes these
+        /// tests use: wait for one of its output files, tell it to go on, wait until it is gone.
+        struct BackgroundContainer {
+            let sandbox: RuntimeSandbox
+            let bundle: String
+            let id: String
+
+            init(_ sandbox: RuntimeSandbox, bundle: String, id: String) {
+                self.sandbox = sandbox
+                self.bundle = bundle
+                self.id = id
+                Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, id]) }.start()
+            }
+
+            /// Waits (50 ms steps) until `out/NAME` exists.
+            func waitFor(_ name: String, tries: Int = 200) {
+                for _ in 0..<tries where !FileManager.default.fileExists(atPath: bundle + "/out/" + name) { usleep(50_000) }
+            }
+
+            /// Creates `out/go`, which the container's script waits for.
+            func go() { _ = FileManager.default.createFile(atPath: bundle + "/out/go", contents: nil) }
+
+            /// Waits until runc no longer knows the container.
+            func waitUntilGone() throws {
+                for _ in 0..<100 where try sandbox.runtime(["state", id]).status == 0 { usleep(50_000) }
+            }
+        }
+
         /// The fd holder of this sandbox (its command line names the sandbox's directory).
         static func holderRunning(_ sandbox: RuntimeSandbox) throws -> Bool {
             try TestSupport.sh("pgrep -f '[f]d-holder --dir \(sandbox.stateDirectory)/ecid'").status == 0
@@ -206,18 +234,17 @@ extension Integration {
                 umount /mnt; echo $? > /out/after-umount
                 """
             let bundle = try sandbox.makeBundle("dead-helper", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
-            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-dead-helper"]) }
-            runner.start()
-            for _ in 0..<200 where !FileManager.default.fileExists(atPath: bundle + "/out/before") { usleep(50_000) }
+            let container = BackgroundContainer(sandbox, bundle: bundle, id: "ecid-dead-helper")
+            container.waitFor("before")
             #expect(try sandbox.output(bundle, "before") == "ok")
             let helpers = try TestSupport.sh("pgrep -P \(ecid.process.processIdentifier) -f '[e]cid mount-helper'").stdout.split(separator: "\n").compactMap { Int32($0) }
             #expect(helpers.count == 1, "one helper for the container: \(helpers)")
             for pid in helpers { Glibc.kill(pid, SIGKILL) }
-            FileManager.default.createFile(atPath: bundle + "/out/go", contents: nil)
-            for _ in 0..<200 where !FileManager.default.fileExists(atPath: bundle + "/out/after-umount") { usleep(50_000) }
+            container.go()
+            container.waitFor("after-umount")
             #expect(try sandbox.output(bundle, "after") == "0", "\(ecid.log())")
             #expect(try sandbox.output(bundle, "after-umount") == "0")
-            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-dead-helper"]).status == 0 { usleep(50_000) }
+            try container.waitUntilGone()
             #expect(Self.helpersGone(of: ecid))
             #expect(ecid.process.isRunning)
         }
@@ -238,22 +265,21 @@ extension Integration {
                 umount /mnt; echo $? > /out/after-umount
                 """
             let bundle = try sandbox.makeBundle("idle-helper", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
-            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-idle-helper"]) }
-            runner.start()
-            for _ in 0..<200 where !FileManager.default.fileExists(atPath: bundle + "/out/before") { usleep(50_000) }
+            let container = BackgroundContainer(sandbox, bundle: bundle, id: "ecid-idle-helper")
+            container.waitFor("before")
             #expect(try sandbox.output(bundle, "before") == "ok")
             func live() throws -> Int {
                 try TestSupport.sh("pgrep -P \(ecid.process.processIdentifier) -f '[e]cid mount-helper'").stdout.split(separator: "\n").count
             }
             for _ in 0..<100 where try live() > 0 { usleep(50_000) }
             #expect(try live() == 0, "the idle helper was retired while its container runs")
-            FileManager.default.createFile(atPath: bundle + "/out/go", contents: nil)
-            for _ in 0..<200 where !FileManager.default.fileExists(atPath: bundle + "/out/after-umount") { usleep(50_000) }
+            container.go()
+            container.waitFor("after-umount")
             #expect(try sandbox.output(bundle, "after") == "0", "\(ecid.log())")
             #expect(try sandbox.output(bundle, "after-attack") != "0", "a new helper vets as the first did")
             #expect(try sandbox.output(bundle, "after-umount") == "0")
             #expect(ecid.log().components(separatedBy: "mount helper started").count - 1 == 2)
-            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-idle-helper"]).status == 0 { usleep(50_000) }
+            try container.waitUntilGone()
             #expect(Self.helpersGone(of: ecid))
         }
 
@@ -276,17 +302,16 @@ extension Integration {
                 while [ ! -e /out/go ]; do sleep 0.05; done
                 """
             let bundle = try sandbox.makeBundle("bounded", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
-            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-bounded"]) }
-            runner.start()
-            for _ in 0..<300 where !FileManager.default.fileExists(atPath: bundle + "/out/looped") { usleep(50_000) }
+            let container = BackgroundContainer(sandbox, bundle: bundle, id: "ecid-bounded")
+            container.waitFor("looped", tries: 300)
             #expect(try sandbox.output(bundle, "namespaces").split(separator: "\n").count == 12, "\(ecid.log())")
             #expect(try sandbox.output(bundle, "leaked") == "0")
             #expect(try sandbox.output(bundle, "own") == "0")
             let live = try TestSupport.sh("pgrep -c -P \(ecid.process.processIdentifier) -f '[e]cid mount-helper'").stdout
             #expect((Int(live.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 99) <= 8, "\(live) helpers")
             #expect(ecid.log().components(separatedBy: "mount helper started").count - 1 == 13)
-            FileManager.default.createFile(atPath: bundle + "/out/go", contents: nil)
-            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-bounded"]).status == 0 { usleep(50_000) }
+            container.go()
+            try container.waitUntilGone()
             #expect(Self.helpersGone(of: ecid))
         }
 
@@ -438,8 +463,7 @@ extension Integration {
             defer { ecid.kill() }
             let script = Self.mountLoop
             let bundle = try sandbox.makeBundle("loop", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
-            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-loop"]) }
-            runner.start()
+            let container = BackgroundContainer(sandbox, bundle: bundle, id: "ecid-loop")
             #expect(Self.waitFor(bundle + "/out/progress", seconds: 30) { (Int($0) ?? 0) >= 3 }, "the loop did not start: \(ecid.log())")
             #expect(try Self.holderRunning(sandbox), "no fd holder")
             ecid.kill(SIGKILL)
@@ -471,8 +495,7 @@ extension Integration {
             #expect(log.contains("re-attached"), "\(log)\nfirst ecid: \(firstLog)")
             #expect(log.contains("/proc is one of the container's protected mounts"), "refused by the new ecid: \(log)")
             #expect(log.contains("/ro started read-only"), "\(log)")
-            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-loop"]).status == 0 { usleep(50_000) }
-            runner.cancel()
+            try container.waitUntilGone()
             ecid.kill()
             #expect(try Self.holderGone(sandbox, within: 5), "the fd holder was left behind")
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
@@ -489,8 +512,7 @@ extension Integration {
             var ecid = try Daemon(sandbox: sandbox)
             defer { ecid.kill() }
             let bundle = try sandbox.makeBundle("loop", script: Self.mountLoop) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
-            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-holder"]) }
-            runner.start()
+            let container = BackgroundContainer(sandbox, bundle: bundle, id: "ecid-holder")
             #expect(Self.waitFor(bundle + "/out/progress", seconds: 30) { (Int($0) ?? 0) >= 3 }, "the loop did not start: \(ecid.log())")
             let first = try TestSupport.sh("pgrep -f '[f]d-holder --dir \(sandbox.stateDirectory)/ecid'").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(Int32(first) != nil, "one holder: \(first)")
@@ -509,7 +531,7 @@ extension Integration {
             #expect(Self.waitFor(bundle + "/out/done", seconds: 30), "the container did not finish: \(ecid.log())")
             #expect(try sandbox.output(bundle, "umount-proc") != "0", "umount /proc succeeded after the restart")
             #expect(ecid.log().contains("re-attached"), "\(ecid.log())")
-            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-holder"]).status == 0 { usleep(50_000) }
+            try container.waitUntilGone()
             ecid.kill()
             #expect(try Self.holderGone(sandbox, within: 5), "the fd holder was left behind")
         }
@@ -532,12 +554,11 @@ extension Integration {
                 echo done > /out/done
                 """
             let bundle = try sandbox.makeBundle("killed", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
-            let runner = Thread { _ = try? sandbox.runtime(["run", "--bundle", bundle, "ecid-killed"]) }
-            runner.start()
+            let container = BackgroundContainer(sandbox, bundle: bundle, id: "ecid-killed")
             #expect(Self.waitFor(bundle + "/out/before", seconds: 10), "\(ecid.log())")
             ecid.kill(SIGKILL)
             let killed = Date()
-            FileManager.default.createFile(atPath: bundle + "/out/go", contents: nil)
+            container.go()
             // A new container is refused while ecid's socket is dead (connection refused).
             let next = try sandbox.makeBundle("next", script: "true") { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
             let refused = try sandbox.runtime(["run", "--bundle", next, "ecid-next"])
@@ -549,7 +570,7 @@ extension Integration {
             #expect(try sandbox.output(bundle, "after-error").contains("Function not implemented"))
             #expect(try sandbox.output(bundle, "later-error").contains("Function not implemented"))
             #expect(try Self.holderGone(sandbox, within: 2), "the fd holder outlived its grace period")
-            for _ in 0..<100 where try sandbox.runtime(["state", "ecid-killed"]).status == 0 { usleep(50_000) }
+            try container.waitUntilGone()
         }
 
         /// A record of a container that is gone (its init dead, no fd held) and an orphaned
