@@ -1,4 +1,5 @@
 import CSeccomp
+import CShim
 import ECICore
 import ECIIO
 import ECIOCI
@@ -70,6 +71,10 @@ public final class Supervisor: Sendable {
         // would wait for nothing, but one refused (no socket yet) is retried by its engine.
         let socket = try UnixSocket.listen(at: options.socketPath, mode: 0o600, group: nil)
         log.info("listening", metadata: ["socket": "\(options.socketPath)"])
+        // Under systemd (Type=notify) the engine's units start only now: ecid listens, and its
+        // predecessor's containers are re-attached.
+        let notified = eci_sd_notify("READY=1")
+        if notified < 0 { log.warning("cannot tell systemd ecid is ready", metadata: ["error": "\(errnoDescription(-notified))"]) }
         while true {
             guard let connection = try socket.accept() else { continue }
             // The hand-over is one short message; a thread keeps a stuck peer from blocking accept.
@@ -327,13 +332,13 @@ final class OpenedCaller {
     var lsmLabel: String?
 
     init(tid: UInt32) {
-        procDirectory = open("/proc/\(tid)", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        procDirectory = open("/proc/\(tid)", Int32(CSeccomp.ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         guard procDirectory >= 0 else { return }
         mem = openat(procDirectory, "mem", O_RDONLY | O_CLOEXEC)
         mountNamespace = openat(procDirectory, "ns/mnt", O_RDONLY | O_CLOEXEC)
         userNamespace = openat(procDirectory, "ns/user", O_RDONLY | O_CLOEXEC)
-        root = openat(procDirectory, "root", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
-        cwd = openat(procDirectory, "cwd", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        root = openat(procDirectory, "root", Int32(CSeccomp.ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
+        cwd = openat(procDirectory, "cwd", Int32(CSeccomp.ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         let attr = openat(procDirectory, "attr/current", O_RDONLY | O_CLOEXEC)
         if attr >= 0 {
             var buffer = [UInt8](repeating: 0, count: 512)

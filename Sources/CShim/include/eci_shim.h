@@ -8,6 +8,7 @@
 #include "eci_fds.h"
 #include "eci_holder.h"
 #include "eci_mounts.h"
+#include "eci_notify.h"
 #include "eci_probes.h"
 #include "eci_spawn.h"
 #include "eci_userns.h"

@@ -6,8 +6,9 @@ import Glibc
 /// Whether ECI's syscall supervisor (ecid) answers: the engine's units run `eci-agent
 /// check-ecid` before they start (no ecid, no engine), and the agent's status reports it.
 ///
-/// ecid is a `Type=simple` unit: systemd starts the engine's units as soon as ecid's process
-/// exists, possibly before its socket does, so the boot-time check waits a little.
+/// ecid is a `Type=notify` unit that reports ready once it listens, and the engine's units are
+/// ordered after it, so the socket normally answers at once; the boot-time check still waits a
+/// little (an ecid restarted by hand, or started outside systemd).
 public struct EcidCheck: Sendable {
     public var paths: AgentPaths
 
