@@ -200,13 +200,13 @@ extension Integration {
             // Many connections at once.
             let parallel = try (0..<16).map { i in
                 try TestSupport.run(["/bin/true"])  // keeps the dispatch pool warm
-                return try d.dockerProcessVia(p.socket, ["ps", "-a", "--format", "{{.Names}}"], output: "\(work)/ps\(i)")
+                return try d.dockerProcess(["ps", "-a", "--format", "{{.Names}}"], output: "\(work)/ps\(i)", via: p.socket)
             }
             parallel.forEach { $0.waitUntilExit() }
             #expect(parallel.allSatisfy { $0.terminationStatus == 0 })
 
             // A client that goes away during a streaming response ends its connection.
-            let follower = try d.dockerProcessVia(p.socket, ["events"], output: work + "/events-follow")
+            let follower = try d.dockerProcess(["events"], output: work + "/events-follow", via: p.socket)
             usleep(1_000_000)
             #expect(p.proxy.activeConnections >= 1)
             follower.terminate()
@@ -349,23 +349,5 @@ extension Integration {
             #expect(throws: ECIError.self) { try refused.start() }
             #expect(try String(contentsOfFile: regular, encoding: .utf8) == "x")
         }
-    }
-}
-
-extension DockerDaemon {
-    /// The docker CLI against another socket (the proxy), without waiting.
-    func dockerProcessVia(_ socket: String, _ args: [String], output: String) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/docker")
-        p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(["DOCKER_HOST": "unix://" + socket]) { $1 }
-        _ = FileManager.default.createFile(atPath: output, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        p.standardOutput = handle
-        p.standardError = handle
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        try handle.close()
-        return p
     }
 }

@@ -97,12 +97,13 @@ final class DockerDaemon {
     }
 
     /// Starts the docker CLI without waiting (for parallel runs).
-    func dockerProcess(_ args: [String], output: String) throws -> Process {
+    /// `via` names another socket to talk to (a proxy in front of this daemon).
+    func dockerProcess(_ args: [String], output: String, via other: String? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/docker")
         p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(["DOCKER_HOST": "unix://" + socket]) { $1 }
-        FileManager.default.createFile(atPath: output, contents: nil)
+        p.environment = ProcessInfo.processInfo.environment.merging(["DOCKER_HOST": "unix://" + (other ?? socket)]) { $1 }
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         p.standardOutput = handle
         p.standardError = handle
