@@ -91,12 +91,7 @@ public enum FDHolder {
                 if let fd = held.removeValue(forKey: key) { close(fd) }
             }
             if polled[1].revents != 0 {
-                var fds = [Int32](repeating: -1, count: 8)
-                var count: Int32 = 0
-                let n = buffer.withUnsafeMutableBytes { raw in
-                    fds.withUnsafeMutableBufferPointer { eci_recv_with_fds(ecid, raw.baseAddress, raw.count, $0.baseAddress, 8, &count) }
-                }
-                let received = Array(fds.prefix(Int(count)))
+                let (n, received) = FDMessage.receive(ecid, into: &buffer)
                 if n <= 0 {
                     received.forEach { close($0) }
                     close(ecid)

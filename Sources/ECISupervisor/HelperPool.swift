@@ -161,9 +161,7 @@ final class HelperPool: Sendable {
                 return HelperResponse(errno: EPERM, reason: "helper: send: \(errnoDescription(-sent))")
             }
             var buffer = [UInt8](repeating: 0, count: 4096)
-            var none: Int32 = 0
-            var noFD: Int32 = -1
-            let n = buffer.withUnsafeMutableBytes { eci_recv_with_fds(helper.socket, $0.baseAddress, $0.count, &noFD, 0, &none) }
+            let (n, _) = FDMessage.receive(helper.socket, into: &buffer, maxFDs: 0)
             guard n > 0, let response = HelperWire.decodeResponse(Array(buffer[0..<n])) else {
                 retire(helper, kill: true)
                 let why = n < 0 ? errnoDescription(Int32(-n)) : (n == 0 ? "it exited" : "a malformed answer")
@@ -265,9 +263,7 @@ final class HelperPool: Sendable {
         let sent = payload.withUnsafeBytes { eci_send_with_fds(mine, $0.baseAddress, $0.count, &nsFDs, 3) }
         guard sent == 0 else { throw fail("send the start message: \(errnoDescription(-sent))") }
         var buffer = [UInt8](repeating: 0, count: 4096)
-        var none: Int32 = 0
-        var noFD: Int32 = -1
-        let n = buffer.withUnsafeMutableBytes { eci_recv_with_fds(mine, $0.baseAddress, $0.count, &noFD, 0, &none) }
+        let (n, _) = FDMessage.receive(mine, into: &buffer, maxFDs: 0)
         guard n > 0, let ready = HelperWire.decodeResponse(Array(buffer[0..<n])) else {
             throw fail("no start answer (\(n < 0 ? errnoDescription(Int32(-n)) : "EOF"))")
         }

@@ -91,12 +91,7 @@ final class HolderClient: Sendable {
         var held: [(key: String, fd: Int32)] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
-            var fds = [Int32](repeating: -1, count: 8)
-            var count: Int32 = 0
-            let n = buffer.withUnsafeMutableBytes { raw in
-                fds.withUnsafeMutableBufferPointer { eci_recv_with_fds(connection, raw.baseAddress, raw.count, $0.baseAddress, 8, &count) }
-            }
-            let received = Array(fds.prefix(Int(count)))
+            let (n, received) = FDMessage.receive(connection, into: &buffer)
             guard n > 0 else {
                 received.forEach { close($0) }
                 held.forEach { close($0.fd) }

@@ -50,12 +50,7 @@ public enum MountHelper {
         }
         var buffer = [UInt8](repeating: 0, count: HelperWire.maximumCall + 1)
         while true {
-            var fds = [Int32](repeating: -1, count: 8)
-            var count: Int32 = 0
-            let n = buffer.withUnsafeMutableBytes { raw in
-                fds.withUnsafeMutableBufferPointer { eci_recv_with_fds(socket, raw.baseAddress, raw.count, $0.baseAddress, 8, &count) }
-            }
-            let received = Array(fds.prefix(Int(count)))
+            let (n, received) = FDMessage.receive(socket, into: &buffer)
             if n == 0 { return 0 }
             if n < 0 {
                 received.forEach { close($0) }
@@ -97,12 +92,11 @@ public enum MountHelper {
     /// /proc/TID directory of the caller the helper was started for. Enters the namespaces.
     static func start() throws -> MountCallPolicy.InitialMounts {
         var buffer = [UInt8](repeating: 0, count: maximumInitialMessage)
-        var fds = [Int32](repeating: -1, count: 4)
-        var count: Int32 = 0
-        let n = buffer.withUnsafeMutableBytes { raw in
-            fds.withUnsafeMutableBufferPointer { eci_recv_with_fds(socket, raw.baseAddress, raw.count, $0.baseAddress, 4, &count) }
+        let (n, fds) = FDMessage.receive(socket, into: &buffer, maxFDs: 4)
+        guard n > 0, fds.count == 3 else {
+            fds.forEach { close($0) }
+            throw Failure(errno: EINVAL, reason: "no start message (\(n) bytes, \(fds.count) fds)")
         }
-        guard n > 0, count == 3 else { throw Failure(errno: EINVAL, reason: "no start message (\(n) bytes, \(count) fds)") }
         let initial = try JSONDecoder().decode(MountCallPolicy.InitialMounts.self, from: Data(buffer[0..<n]))
         let (mnt, user, procDirectory) = (fds[0], fds[1], fds[2])
         vmProc = open("/proc", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)

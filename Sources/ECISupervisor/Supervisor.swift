@@ -153,12 +153,8 @@ public final class Supervisor: Sendable {
         var fds: [Int32] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
         while bytes.count < 1 << 20 {
-            var received = [Int32](repeating: -1, count: 4)
-            var count: Int32 = 0
-            let n = buffer.withUnsafeMutableBytes { raw in
-                received.withUnsafeMutableBufferPointer { eci_recv_with_fds(connection.descriptor, raw.baseAddress, raw.count, $0.baseAddress, 4, &count) }
-            }
-            fds += received.prefix(Int(count))
+            let (n, received) = FDMessage.receive(connection.descriptor, into: &buffer, maxFDs: 4)
+            fds += received
             guard n > 0 else {
                 if n < 0 { fds.forEach { close($0) }; throw ECIError.system("recvmsg", errno: Int32(-n)) }
                 break
