@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
@@ -110,7 +111,7 @@ ssize_t eci_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max_fds
     return n;
 }
 
-ssize_t eci_read_string(int memfd, uint64_t addr, char *buf, size_t max) {
+ssize_t eci_read_string(pid_t tid, uint64_t addr, char *buf, size_t max) {
     if (addr == 0) return -EFAULT;
     size_t got = 0;
     const uint64_t page = 4096;
@@ -119,8 +120,11 @@ ssize_t eci_read_string(int memfd, uint64_t addr, char *buf, size_t max) {
         if (at < addr) return -EFAULT;  // wrapped around the address space
         size_t chunk = (size_t)(page - (at % page));
         if (chunk > max - got) chunk = max - got;
-        ssize_t n = pread(memfd, buf + got, chunk, (off_t)at);
+        struct iovec local = { .iov_base = buf + got, .iov_len = chunk };
+        struct iovec remote = { .iov_base = (void *)(uintptr_t)at, .iov_len = chunk };
+        ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == ESRCH) return -ESRCH;
         if (n <= 0) return -EFAULT;
         void *nul = memchr(buf + got, 0, (size_t)n);
         if (nul) return (ssize_t)((char *)nul - buf);

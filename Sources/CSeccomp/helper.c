@@ -375,3 +375,65 @@ int eci_mounts_changed(int fd) {
     if (p.revents & POLLNVAL) return -EBADF;
     return (p.revents & (POLLERR | POLLPRI)) ? 1 : 0;
 }
+
+
+// listmount(2) and statmount(2): Linux 6.8, numbered alike on every architecture; declared
+// here because the distribution's headers may predate them (the ABI is fixed).
+#define ECI_NR_STATMOUNT 457
+#define ECI_NR_LISTMOUNT 458
+#define ECI_LSMT_ROOT 0xffffffffffffffffULL
+struct eci_mnt_id_req_v0 {
+    uint32_t size;
+    uint32_t spare;
+    uint64_t mnt_id;
+    uint64_t param;
+};
+struct eci_statmount_v0 {
+    uint32_t size;
+    uint32_t spare1;
+    uint64_t mask;
+    uint32_t sb_dev_major, sb_dev_minor;
+    uint64_t sb_magic;
+    uint32_t sb_flags;
+    uint32_t fs_type;
+    uint64_t mnt_id, mnt_parent_id;
+    uint32_t mnt_id_old, mnt_parent_id_old;
+    uint64_t mnt_attr, mnt_propagation, mnt_peer_group, mnt_master, propagate_from;
+    uint32_t mnt_root, mnt_point;
+    uint64_t spare2[50];
+    char str[];
+};
+#define ECI_STATMOUNT_SB_BASIC 0x1
+#define ECI_STATMOUNT_MNT_BASIC 0x2
+#define ECI_STATMOUNT_MNT_ROOT 0x8
+#define ECI_STATMOUNT_MNT_POINT 0x10
+#define ECI_STATMOUNT_FS_TYPE 0x20
+
+int eci_listmount(uint64_t *ids, size_t max, uint64_t after) {
+    struct eci_mnt_id_req_v0 req = { .size = sizeof req, .mnt_id = ECI_LSMT_ROOT, .param = after };
+    long n = syscall(ECI_NR_LISTMOUNT, &req, ids, max, 0);
+    return n < 0 ? -errno : (int)n;
+}
+
+int eci_statmount(uint64_t id, struct eci_mount_row *row, char *buffer, size_t size) {
+    if ((uintptr_t)buffer & 7) return -EINVAL;
+    if (size < sizeof(struct eci_statmount_v0)) return -EOVERFLOW;
+    uint64_t want = ECI_STATMOUNT_SB_BASIC | ECI_STATMOUNT_MNT_BASIC | ECI_STATMOUNT_MNT_ROOT | ECI_STATMOUNT_MNT_POINT | ECI_STATMOUNT_FS_TYPE;
+    struct eci_mnt_id_req_v0 req = { .size = sizeof req, .mnt_id = id, .param = want };
+    struct eci_statmount_v0 *sm = (struct eci_statmount_v0 *)buffer;
+    if (syscall(ECI_NR_STATMOUNT, &req, sm, size, 0) < 0) return -errno;
+    // A kernel that leaves a part out (or a malformed answer) is not half-trusted.
+    if ((sm->mask & want) != want || sm->size > size) return -EPROTO;
+    size_t strings = (size_t)(sm->str - buffer);
+    size_t room = sm->size - strings;
+    if (sm->fs_type >= room || sm->mnt_root >= room || sm->mnt_point >= room || buffer[sm->size - 1] != 0) return -EPROTO;
+    row->unique_id = sm->mnt_id;
+    row->old_id = sm->mnt_id_old;
+    row->dev_major = sm->sb_dev_major;
+    row->dev_minor = sm->sb_dev_minor;
+    row->attributes = sm->mnt_attr;
+    row->fs_type = (uint32_t)(strings + sm->fs_type);
+    row->root = (uint32_t)(strings + sm->mnt_root);
+    row->point = (uint32_t)(strings + sm->mnt_point);
+    return 0;
+}

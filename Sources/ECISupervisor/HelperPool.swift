@@ -173,12 +173,10 @@ final class HelperPool: Sendable {
     }
 
     static func key(_ container: String, _ opened: OpenedCaller) -> Key? {
-        var mnt = stat()
-        var user = stat()
-        guard fstat(opened.mountNamespace, &mnt) == 0, fstat(opened.userNamespace, &user) == 0 else { return nil }
+        guard let mnt = opened.mountNamespace, let user = opened.userNamespace, mnt.device == user.device else { return nil }
         // Both live on nsfs: one device. A helper keeps its namespaces alive, so no other
         // namespace can take their inode numbers while it is in the table.
-        return Key(container: container, mountNamespace: UInt64(mnt.st_ino), userNamespace: UInt64(user.st_ino), device: UInt64(mnt.st_dev))
+        return Key(container: container, mountNamespace: mnt.inode, userNamespace: user.inode, device: mnt.device)
     }
 
     /// The live helper for `key`, or a new one.
@@ -259,7 +257,12 @@ final class HelperPool: Sendable {
             throw fail("encode the initial mounts: \(error)")
         }
         guard payload.count < MountHelper.maximumInitialMessage else { throw fail("the mount table is too large (\(payload.count) bytes)") }
-        var nsFDs = [opened.mountNamespace, opened.userNamespace, opened.procDirectory]
+        guard let namespaces = opened.openNamespaces() else { throw fail("the caller's namespaces changed or are gone") }
+        defer {
+            close(namespaces.mount)
+            close(namespaces.user)
+        }
+        var nsFDs = [namespaces.mount, namespaces.user, opened.procDirectory]
         let sent = payload.withUnsafeBytes { eci_send_with_fds(mine, $0.baseAddress, $0.count, &nsFDs, 3) }
         guard sent == 0 else { throw fail("send the start message: \(errnoDescription(-sent))") }
         var buffer = [UInt8](repeating: 0, count: 4096)

@@ -21,7 +21,7 @@ import Glibc
 /// Per call: it chroots to the caller's root and changes to its cwd (both fds from ecid),
 /// takes the caller's IDs, groups and effective capabilities (read from /proc/TID/status, in
 /// its namespace) undoably, resolves the call's paths once to file descriptors, gathers the
-/// facts the policy needs (which mount each path is in, from the caller's mountinfo), asks
+/// facts the policy needs (which mount each path is in, from the mounts its root reaches), asks
 /// `MountCallPolicy`, and performs an approved call on exactly what it checked: the target's
 /// parent stays open and only its last component is named (no symlink followed), binds and
 /// moves go from the checked source fd (`open_tree`, `move_mount`), a fresh procfs or sysfs
@@ -85,7 +85,7 @@ public enum MountHelper {
     nonisolated(unsafe) static var gidMap: [MountCallPolicy.IDMapping] = []
     /// Every capability the helper holds in the caller's user namespace: what it returns to.
     nonisolated(unsafe) static var permitted: UInt64 = 0
-    /// Parsed mount tables, re-read when the kernel reports a change.
+    /// The mount tables of the callers' roots (listmount and statmount, see `MountTableCache`).
     nonisolated(unsafe) static var mountTables = MountTableCache()
 
     /// The first message: the initial mounts, with the mount namespace, user namespace and
@@ -108,8 +108,6 @@ public enum MountHelper {
         try check(eci_setns(mnt, Int32(ECI_CLONE_NEWNS)), "setns mnt")
         namespaceRoot = open("/", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         guard namespaceRoot >= 0 else { throw Failure(errno: EINVAL, reason: "open the namespace's root: \(errnoDescription(errno))") }
-        var rootID = eci_file_id()
-        if eci_statx_id(namespaceRoot, "", 1, &rootID) == 0 { mountTables.keptRoot = rootID }
         try check(eci_drop_groups(), "drop supplementary groups")
         try check(eci_setns(user, Int32(ECI_CLONE_NEWUSER)), "setns user")
         close(user)
@@ -140,20 +138,19 @@ public enum MountHelper {
             // Read as the namespace's root: /proc renders IDs in the reader's user namespace,
             // which is the caller's.
             let creds = try Credentials(status: try readBytes(at: context.procDirectory, "status"))
-            _ = try mountTables.rows(root: context.root, procDirectory: context.procDirectory)
             guard fchdir(context.root) == 0, chroot(".") == 0 else { throw Failure(errno: EINVAL, reason: "chroot to the caller's root: \(errnoDescription(errno))") }
             guard fchdir(context.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
             assumed = true
             let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, $0.baseAddress, $0.count, creds.effective, permitted) }
             try check(rc, "take the caller's credentials")
-            // The caller's mount table, read through its /proc/TID as the namespace's root
-            // (before taking the caller's credentials), re-read only when it changed.
-            let table = { (refresh: Bool) in try mountTables.rows(root: context.root, procDirectory: context.procDirectory, refresh: refresh) }
-            let gathered = try gather(call, table: table)
+            // The mounts the caller sees, from its root (this process's now): listed afresh on
+            // every call, each one statmount'ed once (`MountTableCache`).
+            let gathered = try gather(call, table: { try mountTables.rows(root: context.root) })
             defer { gathered.close() }
             switch MountCallPolicy.decide(call, initial: initial, facts: gathered.policyFacts) {
             case let .deny(errno, reason): return HelperResponse(errno: errno, reason: reason)
             case .perform:
+                defer { mountTables.forget(after: call, targetMountID: gathered.targetID.mount_id) }
                 try act(call, gathered, context: context, creds: creds, initial: initial)
                 return HelperResponse(errno: 0, reason: nil)
             }
@@ -206,10 +203,10 @@ public enum MountHelper {
         }
     }
 
-    /// `table(refresh)`: the caller's mount table; one the target's or source's mount is not
-    /// in (a change the cache missed) is read again, once.
-    static func gather(_ call: MountCallPolicy.Call, table: (Bool) throws -> [MountTable.Row]) throws -> Gathered {
-        var rows = try table(false)
+    /// `table()`: the caller's mount table; one the target's, source's or a layer's mount is not
+    /// in (mounted between the listing and the lookup, by propagation) is read again, once.
+    static func gather(_ call: MountCallPolicy.Call, table: () throws -> [MountTable.Row]) throws -> Gathered {
+        var rows = try table()
         let target: String
         var followTarget = true
         var sourcePath: String?
@@ -256,7 +253,7 @@ public enum MountHelper {
         let needed = [targetID.mount_id] + (sourceResolved.map { [$0.2.mount_id] } ?? []) + layers.map(\.1.mount_id)
         if !needed.allSatisfy({ id in rows.contains { $0.mountID == Int(id) } }) {
             do {
-                rows = try table(true)
+                rows = try table()
             } catch {
                 close(targetFD)
                 if let sourceResolved { close(sourceResolved.0) }

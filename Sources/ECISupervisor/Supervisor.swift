@@ -318,21 +318,26 @@ struct ReadFailure: Error {
 }
 
 /// The calling thread's /proc entries, opened before NOTIF_ID_VALID confirms they are its own.
+/// Only what travels to the helper on every call is opened (its /proc directory, root, cwd);
+/// its namespaces are known by identity (a helper is picked by them) and opened only to start
+/// a helper (`openNamespaces`); its memory is read by thread ID (`eci_read_string`). Each open
+/// of a /proc entry costs a few microseconds of a trapped call.
 final class OpenedCaller {
-    var mem: Int32 = -1
+    let tid: pid_t
     var procDirectory: Int32 = -1
-    var mountNamespace: Int32 = -1
-    var userNamespace: Int32 = -1
     var root: Int32 = -1
     var cwd: Int32 = -1
+    /// The identities (nsfs device, inode) of the thread's mount and user namespaces.
+    var mountNamespace: (device: UInt64, inode: UInt64)?
+    var userNamespace: (device: UInt64, inode: UInt64)?
     var lsmLabel: String?
 
     init(tid: UInt32) {
+        self.tid = pid_t(bitPattern: tid)
         procDirectory = open("/proc/\(tid)", Int32(CSeccomp.ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         guard procDirectory >= 0 else { return }
-        mem = openat(procDirectory, "mem", O_RDONLY | O_CLOEXEC)
-        mountNamespace = openat(procDirectory, "ns/mnt", O_RDONLY | O_CLOEXEC)
-        userNamespace = openat(procDirectory, "ns/user", O_RDONLY | O_CLOEXEC)
+        mountNamespace = Self.identity(procDirectory, "ns/mnt")
+        userNamespace = Self.identity(procDirectory, "ns/user")
         root = openat(procDirectory, "root", Int32(CSeccomp.ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         cwd = openat(procDirectory, "cwd", Int32(CSeccomp.ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         let attr = openat(procDirectory, "attr/current", O_RDONLY | O_CLOEXEC)
@@ -349,7 +354,31 @@ final class OpenedCaller {
         }
     }
 
-    var complete: Bool { [mem, procDirectory, mountNamespace, userNamespace, root, cwd].allSatisfy { $0 >= 0 } }
+    var complete: Bool { [procDirectory, root, cwd].allSatisfy { $0 >= 0 } && mountNamespace != nil && userNamespace != nil }
+
+    static func identity(_ directory: Int32, _ name: String) -> (device: UInt64, inode: UInt64)? {
+        var st = stat()
+        guard fstatat(directory, name, &st, 0) == 0 else { return nil }
+        return (UInt64(st.st_dev), UInt64(st.st_ino))
+    }
+
+    /// The thread's mount and user namespaces, for starting a helper in them: nil unless they
+    /// are still the ones its identity was taken from.
+    func openNamespaces() -> (mount: Int32, user: Int32)? {
+        let mount = openat(procDirectory, "ns/mnt", O_RDONLY | O_CLOEXEC)
+        let user = openat(procDirectory, "ns/user", O_RDONLY | O_CLOEXEC)
+        var m = stat()
+        var u = stat()
+        guard mount >= 0, user >= 0, fstat(mount, &m) == 0, fstat(user, &u) == 0,
+            mountNamespace.map({ $0 == (UInt64(m.st_dev), UInt64(m.st_ino)) }) == true,
+            userNamespace.map({ $0 == (UInt64(u.st_dev), UInt64(u.st_ino)) }) == true
+        else {
+            if mount >= 0 { Glibc.close(mount) }
+            if user >= 0 { Glibc.close(user) }
+            return nil
+        }
+        return (mount, user)
+    }
 
     /// A NUL-terminated string from the caller's memory; nil for a NULL pointer when allowed.
     func string(at address: UInt64, optional: Bool, max: Int) throws -> String? {
@@ -358,8 +387,8 @@ final class OpenedCaller {
             throw ReadFailure(errno: EFAULT)
         }
         var buffer = [CChar](repeating: 0, count: max + 1)
-        let n = eci_read_string(mem, address, &buffer, max + 1)
-        guard n >= 0 else { throw ReadFailure(errno: n == -Int(ENAMETOOLONG) ? ENAMETOOLONG : EFAULT) }
+        let n = eci_read_string(tid, address, &buffer, max + 1)
+        guard n >= 0 else { throw ReadFailure(errno: n == -Int(ENAMETOOLONG) ? ENAMETOOLONG : (n == -Int(ESRCH) ? ESRCH : EFAULT)) }
         let bytes = buffer[0..<n].map { UInt8(bitPattern: $0) }
         let text = String(decoding: bytes, as: UTF8.self)
         // A path that is not UTF-8 would change on the way to the helper: refused, not altered.
@@ -368,6 +397,6 @@ final class OpenedCaller {
     }
 
     func close() {
-        for fd in [mem, procDirectory, mountNamespace, userNamespace, root, cwd] where fd >= 0 { Glibc.close(fd) }
+        for fd in [procDirectory, root, cwd] where fd >= 0 { Glibc.close(fd) }
     }
 }

@@ -34,10 +34,12 @@ int eci_wait_readable(int fd);
 /// count (0 at EOF) or -errno; *nfds is set to how many fds arrived (extra ones are closed).
 ssize_t eci_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds);
 
-/// Reads a NUL-terminated string at `addr` from the target's memory (an fd on /proc/TID/mem),
-/// at most `max` bytes including the NUL, page by page so a string ending before an unmapped
-/// page reads fine. Returns its length, -EFAULT (unreadable), -ENAMETOOLONG (no NUL in `max`).
-ssize_t eci_read_string(int memfd, uint64_t addr, char *buf, size_t max);
+/// Reads a NUL-terminated string at `addr` from the memory of thread `tid` (process_vm_readv:
+/// no /proc/TID/mem to open per call; the caller checks NOTIF_ID_VALID afterwards, which proves
+/// the thread, so its number, stayed the caller's throughout), at most `max` bytes including
+/// the NUL, page by page so a string ending before an unmapped page reads fine. Returns its
+/// length, -EFAULT (unreadable), -ENAMETOOLONG (no NUL in `max`), -ESRCH (no such thread).
+ssize_t eci_read_string(pid_t tid, uint64_t addr, char *buf, size_t max);
 
 /// setns(2).
 int eci_setns(int fd, int nstype);
@@ -151,3 +153,23 @@ int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, 
 /// said so (or since the open): poll(2) without waiting for POLLPRI, which the kernel raises on
 /// every change of the mount namespace's tree. 1 changed, 0 unchanged, -errno.
 int eci_mounts_changed(int fd);
+
+/// One mount as statmount(2) (Linux 6.8) reports it. The strings are NUL-terminated in the
+/// buffer given to `eci_statmount`, at these offsets from its start.
+struct eci_mount_row {
+    uint64_t unique_id;
+    /// The ID mountinfo and statx(STATX_MNT_ID) show.
+    uint32_t old_id;
+    uint32_t dev_major, dev_minor;
+    /// MOUNT_ATTR_RDONLY 0x1, _NOSUID 0x2, _NODEV 0x4, _NOEXEC 0x8, ...
+    uint64_t attributes;
+    uint32_t fs_type, root, point;
+};
+/// listmount(2) of the mounts reachable from the calling process's root, in its mount
+/// namespace, with unique IDs above `after` (0: from the first), in ID order, at most `max`.
+/// The count, or -errno (-ENOSYS before Linux 6.8).
+int eci_listmount(uint64_t *ids, size_t max, uint64_t after);
+/// statmount(2) of one mount: device, attributes, file system type, root within its file
+/// system, and mount point relative to the calling process's root. 0 or -errno (-EOVERFLOW:
+/// `size` was too small; -ENOENT: the mount is gone).
+int eci_statmount(uint64_t id, struct eci_mount_row *row, char *buffer, size_t size);
