@@ -81,6 +81,8 @@ public enum MountHelper {
     /// every call: left in the caller's chroot or at a target's parent, they would keep the
     /// caller's own mounts busy (a later umount of its chroot's mount: EBUSY).
     nonisolated(unsafe) static var namespaceRoot: Int32 = -1
+    /// Its identity: a caller whose root it is needs no chroot.
+    nonisolated(unsafe) static var namespaceRootID = eci_file_id()
     nonisolated(unsafe) static var uidMap: [MountCallPolicy.IDMapping] = []
     nonisolated(unsafe) static var gidMap: [MountCallPolicy.IDMapping] = []
     /// Every capability the helper holds in the caller's user namespace: what it returns to.
@@ -108,6 +110,8 @@ public enum MountHelper {
         try check(eci_setns(mnt, Int32(ECI_CLONE_NEWNS)), "setns mnt")
         namespaceRoot = open("/", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         guard namespaceRoot >= 0 else { throw Failure(errno: EINVAL, reason: "open the namespace's root: \(errnoDescription(errno))") }
+        let statted = eci_statx_id(namespaceRoot, "", 1, &namespaceRootID)
+        guard statted == 0 else { throw Failure(errno: -statted, reason: "statx of the namespace's root: \(errnoDescription(-statted))") }
         try check(eci_drop_groups(), "drop supplementary groups")
         try check(eci_setns(user, Int32(ECI_CLONE_NEWUSER)), "setns user")
         close(user)
@@ -125,10 +129,16 @@ public enum MountHelper {
             return HelperResponse(errno: EINVAL, reason: "malformed request (\(message.count) bytes, \(fds.count) fds)")
         }
         let context = CallContext(root: fds[0], cwd: fds[1], procDirectory: fds[2], pidNamespace: fds.count == 5 ? fds[3] : -1, netNamespace: fds.count == 5 ? fds[4] : -1)
+        var rootID = eci_file_id()
+        let statted = eci_statx_id(context.root, "", 1, &rootID)
+        guard statted == 0 else { return HelperResponse(errno: -statted, reason: "statx of the caller's root: \(errnoDescription(-statted))") }
+        // Most callers' root is their mount namespace's, which is this process's between calls:
+        // only a chrooted caller costs a chroot there and back.
+        let chrooted = !MountTableCache.same(rootID, namespaceRootID)
         var assumed = false
         // Runs after the credentials are back (defers run last-declared first).
         defer {
-            if fchdir(namespaceRoot) != 0 || chroot(".") != 0 { exit(3) }
+            if fchdir(namespaceRoot) != 0 || (chrooted && chroot(".") != 0) { exit(3) }
         }
         defer {
             // A helper that cannot become itself again must not serve another call.
@@ -138,14 +148,16 @@ public enum MountHelper {
             // Read as the namespace's root: /proc renders IDs in the reader's user namespace,
             // which is the caller's.
             let creds = try Credentials(status: try readBytes(at: context.procDirectory, "status"))
-            guard fchdir(context.root) == 0, chroot(".") == 0 else { throw Failure(errno: EINVAL, reason: "chroot to the caller's root: \(errnoDescription(errno))") }
+            if chrooted {
+                guard fchdir(context.root) == 0, chroot(".") == 0 else { throw Failure(errno: EINVAL, reason: "chroot to the caller's root: \(errnoDescription(errno))") }
+            }
             guard fchdir(context.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
             assumed = true
             let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, $0.baseAddress, $0.count, creds.effective, permitted) }
             try check(rc, "take the caller's credentials")
             // The mounts the caller sees, from its root (this process's now): listed afresh on
             // every call, each one statmount'ed once (`MountTableCache`).
-            let gathered = try gather(call, table: { try mountTables.rows(root: context.root) })
+            let gathered = try gather(call, table: { try mountTables.rows(root: rootID) })
             defer { gathered.close() }
             switch MountCallPolicy.decide(call, initial: initial, facts: gathered.policyFacts) {
             case let .deny(errno, reason): return HelperResponse(errno: errno, reason: reason)
@@ -494,8 +506,25 @@ struct Credentials: Equatable {
         try self.init(status: Array(status.utf8))
     }
 
-    /// From the bytes of /proc/TID/status: only the six lines used, found by their key, read
-    /// without making strings (the helper parses this on every call).
+    /// The lines used, by their key.
+    private enum Line: CaseIterable {
+        case uid, gid, groups, effective, permitted, inheritable
+        var key: [UInt8] {
+            switch self {
+            case .uid: Array("Uid".utf8)
+            case .gid: Array("Gid".utf8)
+            case .groups: Array("Groups".utf8)
+            case .effective: Array("CapEff".utf8)
+            case .permitted: Array("CapPrm".utf8)
+            case .inheritable: Array("CapInh".utf8)
+            }
+        }
+        static let keys = allCases.map { ($0, $0.key) }
+    }
+
+    /// From the bytes of /proc/TID/status: only the six lines used, found by their key; the
+    /// other fifty are skipped without making anything of them (the helper parses this on
+    /// every call: splitting every line cost more than the kernel's rendering of the file).
     init(status bytes: [UInt8]) throws {
         var uid: UInt32?, gid: UInt32?, groups: [UInt32] = [], effective: UInt64?, permitted: UInt64?, inheritable: UInt64?
         var start = 0
@@ -504,18 +533,18 @@ struct Credentials: Equatable {
             while end < bytes.count && bytes[end] != 0x0A { end += 1 }
             let line = bytes[start..<end]
             start = end + 1
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
-            let key = line[line.startIndex..<colon]
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")),
+                let kind = Line.keys.first(where: { $0.1.elementsEqual(line[line.startIndex..<colon]) })?.0
+            else { continue }
             let values = line[(colon + 1)...].split(whereSeparator: { $0 == 0x20 || $0 == 0x09 })
             func decimal(_ i: Int) -> UInt32? { i < values.count ? Self.number(values[i], radix: 10).flatMap { UInt32(exactly: $0) } : nil }
-            switch Array(key) {
-            case Array("Uid".utf8): uid = decimal(1)  // the effective ID (second column) is what permission checks use
-            case Array("Gid".utf8): gid = decimal(1)
-            case Array("Groups".utf8): groups = values.compactMap { Self.number($0, radix: 10).flatMap { UInt32(exactly: $0) } }
-            case Array("CapEff".utf8): effective = values.first.flatMap { Self.number($0, radix: 16) }
-            case Array("CapPrm".utf8): permitted = values.first.flatMap { Self.number($0, radix: 16) }
-            case Array("CapInh".utf8): inheritable = values.first.flatMap { Self.number($0, radix: 16) }
-            default: continue
+            switch kind {
+            case .uid: uid = decimal(1)  // the effective ID (second column) is what permission checks use
+            case .gid: gid = decimal(1)
+            case .groups: groups = values.compactMap { Self.number($0, radix: 10).flatMap { UInt32(exactly: $0) } }
+            case .effective: effective = values.first.flatMap { Self.number($0, radix: 16) }
+            case .permitted: permitted = values.first.flatMap { Self.number($0, radix: 16) }
+            case .inheritable: inheritable = values.first.flatMap { Self.number($0, radix: 16) }
             }
         }
         guard let uid else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no Uid") }

@@ -82,11 +82,8 @@ final class MountTableCache {
     /// statmount's answer: 8-byte aligned, grown for long paths.
     private var buffer = [UInt64](repeating: 0, count: 1024)
 
-    /// The rows for the caller whose root is `root`; this process must be chrooted to it.
-    func rows(root: Int32) throws -> [MountTable.Row] {
-        var id = eci_file_id()
-        let rc = eci_statx_id(root, "", 1, &id)
-        guard rc == 0 else { throw MountHelper.Failure(errno: -rc, reason: "statx of the caller's root: \(errnoDescription(-rc))") }
+    /// The rows for the caller whose root is `id`; this process's root must be that root.
+    func rows(root id: eci_file_id) throws -> [MountTable.Row] {
         var entry = entries.firstIndex { Self.same($0.root, id) }.map { entries.remove(at: $0) } ?? Entry(root: id, rows: [:])
         let listed = try MountTable.ids()
         var rows: [MountTable.Row] = []

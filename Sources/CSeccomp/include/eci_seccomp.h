@@ -129,7 +129,8 @@ int eci_helper_base(uint64_t *permitted);
 int eci_helper_assume(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, uint64_t effective, uint64_t permitted);
 /// Undoes what eci_helper_assume changed and verifies the result: uids, gids and fsuid/fsgid
 /// all 0, no groups, effective == permitted == `permitted`, inheritable empty. 0, or -errno
-/// when anything differs (the helper must then exit).
+/// when anything differs (the helper must then exit). When eci_helper_assume changed nothing,
+/// there is nothing to undo or verify.
 int eci_helper_restore(uint64_t permitted);
 
 /// Makes a fresh procfs or sysfs for a caller, with its masks, and attaches it atomically at
