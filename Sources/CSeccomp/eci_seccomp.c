@@ -229,3 +229,37 @@ int eci_drop_groups(void) {
     if (syscall(SYS_setgroups, 0, NULL) < 0) return -errno;
     return 0;
 }
+
+// MARK: What survives a kill -9 of ecid
+
+void eci_inflight_record(struct eci_inflight_slot *slot, const struct eci_notif *notif) {
+    memcpy(&slot->notif, notif, sizeof *notif);
+    __atomic_store_n(&slot->id, notif->id, __ATOMIC_RELEASE);
+}
+
+uint64_t eci_inflight_read(const struct eci_inflight_slot *slot, struct eci_notif *out, int *whole) {
+    uint64_t id = __atomic_load_n(&slot->id, __ATOMIC_ACQUIRE);
+    memcpy(out, &slot->notif, sizeof *out);
+    *whole = id != 0 && out->id == id;
+    return id;
+}
+
+void eci_answer_begin(struct eci_answer_record *record, uint64_t slot, uint64_t id) {
+    __atomic_store_n(&record->state, 0, __ATOMIC_RELEASE);
+    record->slot = slot;
+    record->id = id;
+    record->error = 0;
+    __atomic_store_n(&record->state, 1, __ATOMIC_RELEASE);
+}
+
+void eci_answer_end(struct eci_answer_record *record, int32_t error) {
+    record->error = error;
+    __atomic_store_n(&record->state, 2, __ATOMIC_RELEASE);
+}
+
+void eci_answer_read(const struct eci_answer_record *record, struct eci_answer_record *out) {
+    out->state = __atomic_load_n(&record->state, __ATOMIC_ACQUIRE);
+    out->slot = record->slot;
+    out->id = record->id;
+    out->error = record->error;
+}

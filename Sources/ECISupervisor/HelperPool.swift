@@ -39,6 +39,13 @@ import Synchronization
 /// `kill` of a helper's pid happens inside the lock while its exit watch is registered, i.e.
 /// before the watcher reaped it (the pid is still the helper's, never a recycled one).
 final class HelperPool: Sendable {
+    /// How helpers are started: `<executable> mount-helper`, each with an answer record in
+    /// `answerDirectory` (`AnswerFiles`).
+    struct Launch: Sendable {
+        var executable: String
+        var answerDirectory: String
+    }
+
     static let shared = HelperPool(idleLifetime: .seconds(
         getenv("ECI_ECID_HELPER_IDLE").flatMap { Double(String(cString: $0)) }.map { max(0.1, $0) } ?? 30))
     static let perContainer = 8
@@ -63,19 +70,22 @@ final class HelperPool: Sendable {
         let pid: pid_t
         let socket: Int32
         let key: Key
+        /// Its answer record, removed once the helper has exited and been reaped.
+        let answers: String
 
-        init(pid: pid_t, socket: Int32, key: Key) {
+        init(pid: pid_t, socket: Int32, key: Key, answers: String) {
             self.pid = pid
             self.socket = socket
             self.key = key
+            self.answers = answers
         }
 
         deinit { close(socket) }
     }
 
     enum Watch {
-        /// The helper's pidfd: readable once it exited.
-        case exit(pid: pid_t, pidfd: Int32, key: Key)
+        /// The helper's pidfd: readable once it exited (then its answer record goes).
+        case exit(pid: pid_t, pidfd: Int32, key: Key, answers: String)
         /// A dup of the notify fd the helper was started for: hangs up with its last process.
         case hangUp(notify: Int32, pid: pid_t, key: Key)
     }
@@ -111,7 +121,7 @@ final class HelperPool: Sendable {
         /// Drops `helper` from the table; with `kill`, SIGKILL while its pid is surely unreaped.
         mutating func retire(_ helper: Helper, kill: Bool) {
             if helpers[helper.key]?.helper === helper { helpers[helper.key] = nil }
-            let exitWatched = watches.values.contains { if case let .exit(pid, _, _) = $0 { return pid == helper.pid } else { return false } }
+            let exitWatched = watches.values.contains { if case let .exit(pid, _, _, _) = $0 { return pid == helper.pid } else { return false } }
             if kill, exitWatched { Glibc.kill(helper.pid, SIGKILL) }
         }
     }
@@ -125,8 +135,9 @@ final class HelperPool: Sendable {
     /// its namespaces (started if needed). The caller of this method holds the container's
     /// call lock.
     func perform(
-        _ call: MountCallPolicy.Call, container: Registry.Container, opened: OpenedCaller, notifyFD: Int32, helperPath: String, log: Logger
+        _ request: HelperRequest, container: Registry.Container, opened: OpenedCaller, notifyFD: Int32, launch: Launch, log: Logger
     ) -> HelperResponse {
+        let call = request.call
         guard let key = Self.key(container.id, opened) else { return HelperResponse(errno: ESRCH, reason: "the caller's namespaces are gone") }
         var fds = [opened.root, opened.cwd, opened.procDirectory]
         var extra: [Int32] = []
@@ -142,15 +153,15 @@ final class HelperPool: Sendable {
             }
             fds += extra
         }
-        let request = HelperWire.encode(call)
+        let message = HelperWire.encode(request)
         for attempt in 0..<2 {
             let helper: Helper
             do {
-                helper = try self.helper(for: key, container: container, opened: opened, notifyFD: notifyFD, helperPath: helperPath, log: log)
+                helper = try self.helper(for: key, container: container, opened: opened, notifyFD: notifyFD, launch: launch, log: log)
             } catch {
                 return HelperResponse(errno: EPERM, reason: "helper: \(error)")
             }
-            let sent = request.withUnsafeBytes { raw in fds.withUnsafeBufferPointer { eci_send_with_fds(helper.socket, raw.baseAddress, raw.count, $0.baseAddress, Int32($0.count)) } }
+            let sent = message.withUnsafeBytes { raw in fds.withUnsafeBufferPointer { eci_send_with_fds(helper.socket, raw.baseAddress, raw.count, $0.baseAddress, Int32($0.count)) } }
             if sent == -EPIPE || sent == -ECONNRESET, attempt == 0 {
                 // Never delivered (the helper was already gone): a new one gets the call.
                 retire(helper, kill: true)
@@ -180,7 +191,7 @@ final class HelperPool: Sendable {
     }
 
     /// The live helper for `key`, or a new one.
-    func helper(for key: Key, container: Registry.Container, opened: OpenedCaller, notifyFD: Int32, helperPath: String, log: Logger) throws -> Helper {
+    func helper(for key: Key, container: Registry.Container, opened: OpenedCaller, notifyFD: Int32, launch: Launch, log: Logger) throws -> Helper {
         let existing: Helper? = state.withLock { state in
             guard let helper = state.helpers[key]?.helper else { return nil }
             state.clock += 1
@@ -189,7 +200,7 @@ final class HelperPool: Sendable {
         }
         // A helper already gone shows at the send (EPIPE), which retries with a new one.
         if let existing { return existing }
-        let helper = try spawn(key: key, initial: container.initial, opened: opened, helperPath: helperPath)
+        let helper = try spawn(key: key, initial: container.initial, opened: opened, launch: launch)
         let evicted: [Helper] = state.withLock { state in
             state.clock += 1
             state.helpers[key] = (helper, state.clock, .now)
@@ -210,9 +221,18 @@ final class HelperPool: Sendable {
         state.withLock { $0.retire(helper, kill: kill) }
     }
 
-    /// Starts a helper and hands it the container's initial mounts and the caller's mount
-    /// namespace, user namespace and /proc/TID directory; waits for it to report ready.
-    func spawn(key: Key, initial: MountCallPolicy.InitialMounts, opened: OpenedCaller, helperPath: String) throws -> Helper {
+    /// Starts a helper and hands it the container's initial mounts, the caller's mount
+    /// namespace, user namespace and /proc/TID directory, and its answer record; waits for it
+    /// to report ready.
+    func spawn(key: Key, initial: MountCallPolicy.InitialMounts, opened: OpenedCaller, launch: Launch) throws -> Helper {
+        let helperPath = launch.executable
+        let answers = try AnswerFiles.create(directory: launch.answerDirectory, container: key.container)
+        // Only the helper keeps it open (and locked); a helper that never starts leaves no record.
+        var started = false
+        defer {
+            close(answers.fd)
+            if !started { unlink(answers.path) }
+        }
         var pair: [Int32] = [-1, -1]
         try check(eci_seqpacket_pair(&pair), "socketpair")
         let mine = pair[0]
@@ -241,7 +261,7 @@ final class HelperPool: Sendable {
             close(mine)
             throw ECIError.system("spawn \(helperPath)", errno: -pid)
         }
-        let helper = Helper(pid: pid, socket: mine, key: key)
+        let helper = Helper(pid: pid, socket: mine, key: key, answers: answers.path)
         // From here the helper is only ever closed by releasing `helper`; a failure kills it
         // and reaps it at once (it was never watched).
         func fail(_ why: String) -> ECIError {
@@ -262,8 +282,8 @@ final class HelperPool: Sendable {
             close(namespaces.mount)
             close(namespaces.user)
         }
-        var nsFDs = [namespaces.mount, namespaces.user, opened.procDirectory]
-        let sent = payload.withUnsafeBytes { eci_send_with_fds(mine, $0.baseAddress, $0.count, &nsFDs, 3) }
+        var nsFDs = [namespaces.mount, namespaces.user, opened.procDirectory, answers.fd]
+        let sent = payload.withUnsafeBytes { eci_send_with_fds(mine, $0.baseAddress, $0.count, &nsFDs, 4) }
         guard sent == 0 else { throw fail("send the start message: \(errnoDescription(-sent))") }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let (n, _) = FDMessage.receive(mine, into: &buffer, maxFDs: 0)
@@ -271,6 +291,7 @@ final class HelperPool: Sendable {
             throw fail("no start answer (\(n < 0 ? errnoDescription(Int32(-n)) : "EOF"))")
         }
         guard ready.errno == 0 else { throw fail(ready.reason ?? errnoDescription(ready.errno)) }
+        started = true
         return helper
     }
 
@@ -307,7 +328,7 @@ final class HelperPool: Sendable {
             let hangUpToken = state.nextToken + 1
             state.nextToken += 2
             tokens = [exitToken, hangUpToken]
-            state.watches[exitToken] = .exit(pid: helper.pid, pidfd: pidfd, key: helper.key)
+            state.watches[exitToken] = .exit(pid: helper.pid, pidfd: pidfd, key: helper.key, answers: helper.answers)
             state.watches[hangUpToken] = .hangUp(notify: notify, pid: helper.pid, key: helper.key)
             let a = eci_epoll_add(state.epoll, pidfd, exitToken, 1)
             let b = eci_epoll_add(state.epoll, notify, hangUpToken, 0)
@@ -327,6 +348,7 @@ final class HelperPool: Sendable {
         Glibc.kill(helper.pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(helper.pid, &status, 0) < 0 && errno == EINTR {}
+        unlink(helper.answers)
         throw ECIError.system("watch the mount helper", errno: failure)
     }
 
@@ -350,10 +372,11 @@ final class HelperPool: Sendable {
                 for token in batch {
                     guard let watch = state.watches[token] else { continue }
                     switch watch {
-                    case let .exit(pid, pidfd, key):
+                    case let .exit(pid, pidfd, key, answers):
                         guard eci_reap(pid) != 0 else { continue }
                         state.watches[token] = nil
                         close(pidfd)
+                        unlink(answers)
                         if let helper = state.helpers[key]?.helper, helper.pid == pid {
                             dropped.append(helper)
                             state.helpers[key] = nil

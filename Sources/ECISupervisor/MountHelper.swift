@@ -48,6 +48,7 @@ public enum MountHelper {
             _ = send(HelperResponse(errno: EINVAL, reason: "helper: \(error)"))
             return 1
         }
+        guard let answerRecord else { return 1 }
         var buffer = [UInt8](repeating: 0, count: HelperWire.maximumCall + 1)
         while true {
             let (n, received) = FDMessage.receive(socket, into: &buffer)
@@ -57,7 +58,17 @@ public enum MountHelper {
                 if n == -Int(EINTR) { continue }
                 return 1
             }
-            let response = serve(Array(buffer[0..<n]), fds: received, initial: initial)
+            let message = Array(buffer[0..<n])
+            guard let request = HelperWire.decodeRequest(message) else {
+                received.forEach { close($0) }
+                guard send(HelperResponse(errno: EINVAL, reason: "malformed request (\(message.count) bytes)")) else { return 1 }
+                continue
+            }
+            // Recorded before anything is done and after everything is, so that an ecid that
+            // was killed meanwhile is succeeded by one that knows what became of the call.
+            eci_answer_begin(answerRecord, request.slot, request.id)
+            let response = serve(request.call, fds: received, initial: initial)
+            eci_answer_end(answerRecord, response.errno)
             guard send(response) else { return 1 }
         }
     }
@@ -72,6 +83,9 @@ public enum MountHelper {
         let reason: String
     }
 
+    /// This helper's answer record (`AnswerFiles`), mapped from the file ecid handed over; the
+    /// file stays open and locked for the helper's life.
+    nonisolated(unsafe) static var answerRecord: UnsafeMutablePointer<eci_answer_record>?
     /// The VM's /proc, opened before leaving the VM's mount namespace: `self/fd/N` names what
     /// an fd resolved to, relative to the root this process then has (the caller's).
     nonisolated(unsafe) static var vmProc: Int32 = -1
@@ -94,13 +108,21 @@ public enum MountHelper {
     /// /proc/TID directory of the caller the helper was started for. Enters the namespaces.
     static func start() throws -> MountCallPolicy.InitialMounts {
         var buffer = [UInt8](repeating: 0, count: maximumInitialMessage)
-        let (n, fds) = FDMessage.receive(socket, into: &buffer, maxFDs: 4)
-        guard n > 0, fds.count == 3 else {
+        let (n, fds) = FDMessage.receive(socket, into: &buffer, maxFDs: 5)
+        guard n > 0, fds.count == 4 else {
             fds.forEach { close($0) }
             throw Failure(errno: EINVAL, reason: "no start message (\(n) bytes, \(fds.count) fds)")
         }
         let initial = try JSONDecoder().decode(MountCallPolicy.InitialMounts.self, from: Data(buffer[0..<n]))
-        let (mnt, user, procDirectory) = (fds[0], fds[1], fds[2])
+        let (mnt, user, procDirectory, answers) = (fds[0], fds[1], fds[2], fds[3])
+        // Locked for this process's life: the next ecid takes the lock only once it is gone.
+        // A lock already taken means that ecid has given up on this helper: it must not serve.
+        guard flock(answers, LOCK_EX | LOCK_NB) == 0 else { throw Failure(errno: EBUSY, reason: "the answer record is locked") }
+        do {
+            answerRecord = try SharedMapping(fd: answers, size: MemoryLayout<eci_answer_record>.size).address.assumingMemoryBound(to: eci_answer_record.self)
+        } catch {
+            throw Failure(errno: EINVAL, reason: "map the answer record: \(error)")
+        }
         vmProc = open("/proc", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         guard vmProc >= 0 else { throw Failure(errno: EINVAL, reason: "open /proc: \(errnoDescription(errno))") }
         // The caller's ID maps as the VM sees them (read from the VM's user namespace, so the
@@ -123,10 +145,10 @@ public enum MountHelper {
 
     /// One call: the fds are the caller's root, cwd, /proc/TID (and its pid and net
     /// namespaces for a fresh procfs or sysfs); all are closed before returning.
-    static func serve(_ message: [UInt8], fds: [Int32], initial: MountCallPolicy.InitialMounts) -> HelperResponse {
+    static func serve(_ call: MountCallPolicy.Call, fds: [Int32], initial: MountCallPolicy.InitialMounts) -> HelperResponse {
         defer { fds.forEach { close($0) } }
-        guard fds.count == 3 || fds.count == 5, let call = HelperWire.decodeCall(message) else {
-            return HelperResponse(errno: EINVAL, reason: "malformed request (\(message.count) bytes, \(fds.count) fds)")
+        guard fds.count == 3 || fds.count == 5 else {
+            return HelperResponse(errno: EINVAL, reason: "malformed request (\(fds.count) fds)")
         }
         let context = CallContext(root: fds[0], cwd: fds[1], procDirectory: fds[2], pidNamespace: fds.count == 5 ? fds[3] : -1, netNamespace: fds.count == 5 ? fds[4] : -1)
         var rootID = eci_file_id()

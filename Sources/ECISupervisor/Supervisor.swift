@@ -24,7 +24,8 @@ import Synchronization
 ///
 /// Restart-safe: every notify fd is also held by `FDHolder`, and every container's record is
 /// on disk (`ContainerRecords`); a new ecid takes both back, answers what the old one left
-/// received but unanswered (`InFlightSlot`), and goes on where it stopped.
+/// received but unanswered, exactly where it can (`InFlightCalls.swift`), and goes on where it
+/// stopped.
 public final class Supervisor: Sendable {
     public struct Options: Sendable {
         /// ecid's directory (0700): the sockets, the records, the in-flight slots live in it.
@@ -45,6 +46,16 @@ public final class Supervisor: Sendable {
 
     let options: Options
     let log: Logger
+    /// A test hook (`ECI_ECID_CRASH_FOR_TEST`): ecid exits as a kill -9 would at this point of
+    /// the first trapped call that reaches it, so the restart tests can hit it every time.
+    let crashPoint: CrashPoint?
+    enum CrashPoint: String {
+        /// After the notification is received and recorded, before any helper sees it.
+        case afterReceive = "after-receive"
+        /// After the helper performed the call and answered, before the caller is answered.
+        case afterHelper = "after-helper"
+    }
+    var launch: HelperPool.Launch { HelperPool.Launch(executable: options.helperPath, answerDirectory: options.inFlightDirectory) }
     let registry: Registry
     let holder: HolderClient
     /// Whether SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP took on the last fd (nil: none seen yet).
@@ -55,6 +66,7 @@ public final class Supervisor: Sendable {
         self.options = options
         self.log = log
         registry = Registry(ecidDirectory: options.directory)
+        crashPoint = getenv("ECI_ECID_CRASH_FOR_TEST").flatMap { CrashPoint(rawValue: String(cString: $0)) }
         holder = HolderClient(directory: options.directory, executable: options.helperPath, grace: options.holderGrace, log: log)
     }
 
@@ -102,6 +114,9 @@ public final class Supervisor: Sendable {
     func restore() throws {
         for record in registry.records.loadAll() { registry.restore(record) }
         let held = try holder.start()
+        // The previous ecid's helpers: gone once their answer records can be locked (they
+        // exit when they find ecid's end of their socket closed, after the call in hand).
+        let previous = AnswerFiles.collect(directory: options.inFlightDirectory, within: Double(HelperPool.timeout))
         var slots: Set<String> = []
         for (key, fd) in held {
             guard let slash = key.lastIndex(of: "/") else {
@@ -118,7 +133,7 @@ public final class Supervisor: Sendable {
             }
             do {
                 let slot = try InFlightSlot(directory: options.inFlightDirectory, slot: slotName)
-                answerOrphans(fd, slot: slot, container: container)
+                answerOrphans(fd, slot: slot, container: container, previous: previous)
                 slots.insert(slotName)
                 try startSupervising(fd, key: key, slot: slot, container: container)
                 log.info("re-attached", metadata: ["container": "\(id)", "key": "\(key)"])
@@ -130,22 +145,55 @@ public final class Supervisor: Sendable {
             }
         }
         for id in registry.reconcile() { log.info("reconciled away: no notify fd, container gone", metadata: ["container": "\(id)"]) }
-        for name in (try? FileSystem.listDirectory(options.inFlightDirectory)) ?? [] where !slots.contains(name) {
+        // Slots of fds that are gone (answer records are the live helpers' now).
+        for name in (try? FileSystem.listDirectory(options.inFlightDirectory)) ?? [] where !slots.contains(name) && !name.hasPrefix(AnswerFiles.prefix) {
             unlink(join(options.inFlightDirectory, name))
         }
     }
 
     /// Notifications the previous ecid received and never answered: still "sent" in the
     /// kernel, given to no one else, so their callers would wait forever. This ecid has
-    /// received nothing yet on `fd`, so every valid ID is such an orphan; they follow the last
-    /// one recorded (IDs grow by one per notification, gaps only where a caller gave up).
-    func answerOrphans(_ fd: Int32, slot: InFlightSlot, container: Registry.Container) {
-        var id = slot.last
-        guard id != 0 else { return }
+    /// received nothing yet on `fd`; the previous one handled one notification at a time, so
+    /// the one left is the last it recorded, and it gets its exact answer:
+    /// - its helper finished it: the result the helper recorded;
+    /// - no helper started it (and none of the container's is still alive): performed now;
+    /// - a helper started it and died in it: EINTR, since whether it took effect is unknown.
+    /// IDs after the recorded one that are still valid were received but never recorded (a
+    /// kill in between): EINTR too, their arguments being lost.
+    func answerOrphans(_ fd: Int32, slot: InFlightSlot, container: Registry.Container, previous: AnswerFiles.Previous) {
+        let (last, notification) = slot.lastNotification
+        guard last != 0 else { return }
+        if eci_notif_id_valid(fd, last) == 0 {
+            let call = AnswerFiles.Previous.Call(slot: slot.token, id: last)
+            let (val, error): (Int64, Int32)
+            let how: String
+            if let recorded = previous.finished[call] {
+                (val, error) = (0, recorded == 0 ? 0 : -recorded)
+                how = "the result its helper recorded"
+            } else if previous.unfinished.contains(call) {
+                (val, error) = (0, -EINTR)
+                how = "EINTR: its helper did not finish it"
+            } else if previous.unsettled.contains(container.id) {
+                (val, error) = (0, -EINTR)
+                how = "EINTR: a helper of the previous ecid did not exit in time"
+            } else if let notification {
+                (val, error) = answer(notification, fd: fd, container: container, slot: slot)
+                how = "performed now: no helper had started it"
+            } else {
+                (val, error) = (0, -EINTR)
+                how = "EINTR: its arguments were not recorded"
+            }
+            let sent = eci_notif_send(fd, last, val, error)
+            log.notice("answered a call left unanswered by the previous ecid", metadata: [
+                "container": "\(container.id)", "id": "\(last)", "answer": "\(error == 0 ? "0" : errnoDescription(-error))", "how": "\(how)",
+                "sent": "\(sent == 0 ? "ok" : errnoDescription(-sent))",
+            ])
+        }
+        var id = last &+ 1
         for _ in 0..<256 {
             if eci_notif_id_valid(fd, id) == 0 {
                 let sent = eci_notif_send(fd, id, 0, -EINTR)
-                log.notice("answered a call left unanswered by the previous ecid with EINTR", metadata: [
+                log.notice("answered a call left unanswered and unrecorded by the previous ecid with EINTR", metadata: [
                     "container": "\(container.id)", "id": "\(id)", "sent": "\(sent == 0 ? "ok" : errnoDescription(-sent))",
                 ])
             }
@@ -245,8 +293,9 @@ public final class Supervisor: Sendable {
                 log.error("NOTIF_RECV failed", metadata: ["error": "\(errnoDescription(-rc))"])
                 return
             }
-            slot.record(notif.id)
-            let (val, error) = answer(notif, fd: fd, container: container)
+            slot.record(notif)
+            if crashPoint == .afterReceive { _exit(99) }
+            let (val, error) = answer(notif, fd: fd, container: container, slot: slot)
             let sent = eci_notif_send(fd, notif.id, val, error)
             if sent != 0 && sent != -ENOENT {
                 log.error("NOTIF_SEND failed", metadata: ["error": "\(errnoDescription(-sent))"])
@@ -256,7 +305,7 @@ public final class Supervisor: Sendable {
 
     /// (return value, -errno) for one notification. Every read of the caller's memory or /proc
     /// is followed by NOTIF_ID_VALID before its result is used: only then is it the caller's.
-    func answer(_ notif: eci_notif, fd: Int32, container: Registry.Container) -> (Int64, Int32) {
+    func answer(_ notif: eci_notif, fd: Int32, container: Registry.Container, slot: InFlightSlot) -> (Int64, Int32) {
         let args = [notif.args.0, notif.args.1, notif.args.2, notif.args.3, notif.args.4, notif.args.5]
         guard let kind = TrappedCall(arch: notif.arch, nr: notif.nr) else {
             log.info("unexpected call", metadata: ["container": "\(container.id)", "arch": "\(String(notif.arch, radix: 16))", "nr": "\(notif.nr)"])
@@ -308,9 +357,11 @@ public final class Supervisor: Sendable {
         guard eci_notif_id_valid(fd, notif.id) == 0 else { return (0, -ESRCH) }
 
         // One call at a time per container: what the helper checked stays true until it acts.
+        let request = HelperRequest(call: call, slot: slot.token, id: notif.id)
         let response = container.serialized {
-            HelperPool.shared.perform(call, container: container, opened: opened, notifyFD: fd, helperPath: options.helperPath, log: log)
+            HelperPool.shared.perform(request, container: container, opened: opened, notifyFD: fd, launch: launch, log: log)
         }
+        if crashPoint == .afterHelper { _exit(99) }
         if response.errno != 0 {
             log.info("refused", metadata: ["container": "\(container.id)", "call": "\(call)", "errno": "\(response.errno)", "reason": "\(response.reason ?? "")"])
         } else {

@@ -39,6 +39,20 @@ public enum TrappedCall: Sendable, Equatable {
     }
 }
 
+/// A call for a helper, with the notification it answers (see `AnswerFiles`).
+public struct HelperRequest: Sendable, Equatable {
+    public var call: MountCallPolicy.Call
+    /// The token of the notify fd's `InFlightSlot`.
+    public var slot: UInt64
+    /// The notification's ID.
+    public var id: UInt64
+    public init(call: MountCallPolicy.Call, slot: UInt64, id: UInt64) {
+        self.call = call
+        self.slot = slot
+        self.id = id
+    }
+}
+
 public struct HelperResponse: Sendable, Equatable {
     /// 0 for success, else the errno the caller gets.
     public var errno: Int32
@@ -55,16 +69,19 @@ public struct HelperResponse: Sendable, Equatable {
 /// cwd and /proc/TID directory (and for a fresh procfs or sysfs its pid and net namespaces) in
 /// SCM_RIGHTS; the container's initial mounts went once, when the helper started.
 ///
-/// Call: kind (1 mount, 2 umount), presence bits (1 source, 2 fsType, 4 data), 2 zero bytes,
-/// flags (u64), the lengths of target, source, fsType, data (u32 each), then their bytes.
-/// All integers little-endian. Response: errno (i32), then the reason's bytes.
+/// Call: kind (1 mount, 2 umount, 3 pivot_root), presence bits (1 source, 2 fsType, 4 data),
+/// 2 zero bytes, flags (u64), the slot token and notification ID it came with (u64 each, for the
+/// helper's answer record), the lengths of target, source, fsType, data (u32 each), then their
+/// bytes. All integers little-endian. Response: errno (i32), then the reason's bytes.
 public enum HelperWire {
     /// The largest call: three paths of PATH_MAX, a file system type, a page of options.
-    public static let maximumCall = 32 + 3 * 4096 + 256
+    public static let maximumCall = headerSize + 3 * 4096 + 256
+    static let headerSize = 44
 
-    public static func encode(_ call: MountCallPolicy.Call) -> [UInt8] {
+    public static func encode(_ request: HelperRequest) -> [UInt8] {
+        let call = request.call
         var out: [UInt8] = []
-        out.reserveCapacity(64)
+        out.reserveCapacity(96)
         let kind: UInt8
         let flags: UInt64
         let strings: [String?]
@@ -85,22 +102,26 @@ public enum HelperWire {
         let presence: UInt8 = (strings[1] != nil ? 1 : 0) | (strings[2] != nil ? 2 : 0) | (strings[3] != nil ? 4 : 0)
         out += [kind, presence, 0, 0]
         append(&out, flags)
+        append(&out, request.slot)
+        append(&out, request.id)
         for s in strings { append(&out, UInt32(s?.utf8.count ?? 0)) }
         for s in strings { if let s { out += s.utf8 } }
         return out
     }
 
     /// nil for a malformed message.
-    public static func decodeCall(_ bytes: [UInt8]) -> MountCallPolicy.Call? {
-        guard bytes.count >= 28, bytes[2] == 0, bytes[3] == 0 else { return nil }
+    public static func decodeRequest(_ bytes: [UInt8]) -> HelperRequest? {
+        guard bytes.count >= headerSize, bytes[2] == 0, bytes[3] == 0 else { return nil }
         let kind = bytes[0]
         let presence = bytes[1]
         guard presence & ~7 == 0 else { return nil }
         let flags = read64(bytes, 4)
+        let slot = read64(bytes, 12)
+        let id = read64(bytes, 20)
         var lengths: [Int] = []
-        for i in 0..<4 { lengths.append(Int(read32(bytes, 12 + 4 * i))) }
-        guard lengths.reduce(0, +) == bytes.count - 28 else { return nil }
-        var offset = 28
+        for i in 0..<4 { lengths.append(Int(read32(bytes, 28 + 4 * i))) }
+        guard lengths.reduce(0, +) == bytes.count - headerSize else { return nil }
+        var offset = headerSize
         var strings: [String?] = []
         for (i, length) in lengths.enumerated() {
             let slice = Array(bytes[offset..<offset + length])
@@ -112,12 +133,14 @@ public enum HelperWire {
             guard Array(text.utf8) == slice, !slice.contains(0) else { return nil }
             strings.append(present ? text : nil)
         }
+        let call: MountCallPolicy.Call
         switch kind {
-        case 1: return .mount(source: strings[1], target: strings[0] ?? "", fsType: strings[2], flags: flags, data: strings[3])
-        case 2 where presence == 0: return .umount(target: strings[0] ?? "", flags: flags)
-        case 3 where presence == 1 && flags == 0: return .pivotRoot(newRoot: strings[0] ?? "", putOld: strings[1] ?? "")
+        case 1: call = .mount(source: strings[1], target: strings[0] ?? "", fsType: strings[2], flags: flags, data: strings[3])
+        case 2 where presence == 0: call = .umount(target: strings[0] ?? "", flags: flags)
+        case 3 where presence == 1 && flags == 0: call = .pivotRoot(newRoot: strings[0] ?? "", putOld: strings[1] ?? "")
         default: return nil
         }
+        return HelperRequest(call: call, slot: slot, id: id)
     }
 
     public static func encode(_ response: HelperResponse) -> [UInt8] {

@@ -93,9 +93,9 @@ enum E2EEcidCases {
             let failed = lines.filter { $0.hasPrefix("FAILED") }
             c.note("mount loop: \(lines.count - 1) iterations, \(failed.count) failed: \(failed.prefix(5))")
             c.expect(waited.stdout.hasPrefix("0") && lines.last == "loop-done", "the loop ran to its end: \(logs.stdout.suffix(300))")
-            // The one call the killed ecid had taken (if the kill landed inside a call) gets
-            // EINTR from the next ecid: whether it was performed cannot be known. Every other
-            // call works, none hangs.
+            // The call the killed ecid had taken (if the kill landed inside a call) gets its exact
+            // answer from the next ecid; only one received and not yet recorded (a kill within
+            // those few instructions) gets EINTR. Every other call works, none hangs.
             let interrupted = failed.filter { $0.contains("Interrupted system call") }
             c.expect(failed.count <= 1 && interrupted.count == failed.count, "every mount of the loop worked across ecid's restart, but for at most one EINTR: \(failed)")
             c.expect(!lines.contains("kcore-unmounted"), "the mask on /proc/kcore held after the restart")

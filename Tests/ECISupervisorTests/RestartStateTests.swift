@@ -1,3 +1,5 @@
+import CSeccomp
+import ECICore
 import ECIPolicy
 import Foundation
 import Glibc
@@ -74,12 +76,50 @@ import Testing
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let slot = try InFlightSlot(directory: directory, slot: "ab")
-        #expect(slot.last == 0)
-        slot.record(0x1234_5678_9abc)
+        #expect(slot.last == 0 && slot.token == 0xab)
+        var notif = eci_notif()
+        notif.id = 0x1234_5678_9abc
+        notif.pid = 42
+        notif.nr = 165
+        notif.args.1 = 0xdead_beef
+        slot.record(notif)
         // What a new ecid maps after the old one died.
         let again = try InFlightSlot(directory: directory, slot: "ab")
-        #expect(again.last == 0x1234_5678_9abc)
+        let (last, whole) = again.lastNotification
+        #expect(last == 0x1234_5678_9abc)
+        #expect(whole?.pid == 42 && whole?.nr == 165 && whole?.args.1 == 0xdead_beef, "the whole notification")
         again.remove()
         #expect(!FileManager.default.fileExists(atPath: directory + "/ab"))
+        // A slot an older ecid wrote holds only the ID: known, but no arguments to act on.
+        try FileSystem.write(directory + "/cd", withUnsafeBytes(of: UInt64(77).littleEndian) { Array($0) }, mode: 0o600)
+        let old = try InFlightSlot(directory: directory, slot: "cd")
+        #expect(old.lastNotification.id == 77 && old.lastNotification.notification == nil)
+    }
+
+    /// A helper's answer record: final once its lock can be taken (the helper gone); while a
+    /// helper holds it past the deadline, its container's unrecorded calls are not performed.
+    @Test func answerRecordsAreReadOnceTheirHelperIsGone() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // Two helpers of container "c1": one finished a call, one died in one; "c2" still runs.
+        func helper(_ container: String, slot: UInt64, id: UInt64, error: Int32?) throws -> Int32 {
+            let (_, fd) = try AnswerFiles.create(directory: directory, container: container)
+            #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
+            let mapping = try SharedMapping(fd: fd, size: MemoryLayout<eci_answer_record>.size)
+            let record = mapping.address.assumingMemoryBound(to: eci_answer_record.self)
+            eci_answer_begin(record, slot, id)
+            if let error { eci_answer_end(record, error) }
+            mapping.unmap()
+            return fd
+        }
+        close(try helper("c1", slot: 1, id: 10, error: 16))
+        close(try helper("c1", slot: 2, id: 20, error: nil))
+        let running = try helper("c2-with-dashes", slot: 3, id: 30, error: 0)
+        let previous = AnswerFiles.collect(directory: directory, within: 0.2)
+        #expect(previous.finished == [AnswerFiles.Previous.Call(slot: 1, id: 10): 16])
+        #expect(previous.unfinished == [AnswerFiles.Previous.Call(slot: 2, id: 20), AnswerFiles.Previous.Call(slot: 3, id: 30)])
+        #expect(previous.unsettled == ["c2-with-dashes"], "a record still locked is not final")
+        #expect(try FileSystem.listDirectory(directory).isEmpty, "the records are consumed")
+        close(running)
     }
 }

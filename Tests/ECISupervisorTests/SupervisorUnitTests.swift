@@ -92,16 +92,18 @@ import Testing
             .mount(source: "", target: "/é/ü", fsType: "proc", flags: 0, data: nil),
             .umount(target: "/mnt/x", flags: 2),
         ]
-        for call in calls {
-            let bytes = HelperWire.encode(call)
-            #expect(HelperWire.decodeCall(bytes) == call, "\(call)")
-            #expect(HelperWire.decodeCall(Array(bytes.dropLast())) == nil, "truncated \(call)")
-            #expect(HelperWire.decodeCall(bytes + [0]) == nil, "trailing byte \(call)")
+        for (i, call) in calls.enumerated() {
+            let request = HelperRequest(call: call, slot: 0xfeed_f00d_0000_0000 | UInt64(i), id: UInt64.max - UInt64(i))
+            let bytes = HelperWire.encode(request)
+            #expect(HelperWire.decodeRequest(bytes) == request, "\(call)")
+            #expect(HelperWire.decodeRequest(Array(bytes.dropLast())) == nil, "truncated \(call)")
+            #expect(HelperWire.decodeRequest(bytes + [0]) == nil, "trailing byte \(call)")
         }
-        var bad = HelperWire.encode(.umount(target: "/x", flags: 0))
+        var bad = HelperWire.encode(HelperRequest(call: .umount(target: "/x", flags: 0), slot: 1, id: 2))
         bad[0] = 9
-        #expect(HelperWire.decodeCall(bad) == nil, "unknown kind")
-        #expect(HelperWire.decodeCall(HelperWire.encode(.mount(source: nil, target: "/a\u{0}b", fsType: nil, flags: 0, data: nil))) == nil, "NUL")
+        #expect(HelperWire.decodeRequest(bad) == nil, "unknown kind")
+        let nul = HelperRequest(call: .mount(source: nil, target: "/a\u{0}b", fsType: nil, flags: 0, data: nil), slot: 1, id: 2)
+        #expect(HelperWire.decodeRequest(HelperWire.encode(nul)) == nil, "NUL")
         let response = HelperResponse(errno: 16, reason: "/proc is one of the container's protected mounts")
         #expect(HelperWire.decodeResponse(HelperWire.encode(response)) == response)
         #expect(HelperWire.decodeResponse(HelperWire.encode(HelperResponse(errno: 0, reason: nil)))?.errno == 0)

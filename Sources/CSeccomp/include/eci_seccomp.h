@@ -18,6 +18,34 @@ struct eci_notif {
     uint64_t args[6];
 };
 
+// MARK: What survives a kill -9 of ecid (see InFlightSlot and AnswerRecord in ECISupervisor).
+
+/// The in-flight slot of one notify fd, in a shared file mapping: the last notification ecid
+/// received on it, whole. `id` is stored last (release) and read first (acquire), so a copy
+/// whose own id differs from it is a half-written one and is not used.
+struct eci_inflight_slot {
+    uint64_t id;
+    struct eci_notif notif;
+};
+void eci_inflight_record(struct eci_inflight_slot *slot, const struct eci_notif *notif);
+/// The last ID recorded (0: none); *out gets the notification and *whole is 1 when the copy is
+/// that notification's.
+uint64_t eci_inflight_read(const struct eci_inflight_slot *slot, struct eci_notif *out, int *whole);
+
+/// What a mount helper is doing or last did, in a shared file mapping ecid hands it: the call
+/// (its fd's slot token and notification ID), `state` 1 while it performs it, 2 once `error`
+/// (0 or an errno) is its answer. Written only by the helper; read by the next ecid after the
+/// helper is gone.
+struct eci_answer_record {
+    uint64_t slot;
+    uint64_t id;
+    int32_t state;
+    int32_t error;
+};
+void eci_answer_begin(struct eci_answer_record *record, uint64_t slot, uint64_t id);
+void eci_answer_end(struct eci_answer_record *record, int32_t error);
+void eci_answer_read(const struct eci_answer_record *record, struct eci_answer_record *out);
+
 /// Blocks until a notification arrives. 0, or -errno (ENOENT: the caller went away).
 int eci_notif_recv(int fd, struct eci_notif *out);
 /// Answers `id`: `error` (a negative errno, or 0 with `val` as the return value).
