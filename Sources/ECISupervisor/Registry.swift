@@ -28,6 +28,11 @@ public struct HandOver: Sendable, Equatable {
         guard let state = doc["state"], let id = state["id"]?.stringValue, !id.isEmpty,
             let pid = doc["pid"]?.int64Value, let pid32 = Int32(exactly: pid), pid32 > 0
         else { throw ECIError(.invalidArgument, "runc's message lacks pid or state.id") }
+        // runc's own rule for IDs: the ID names files in ecid's directory (its record, its
+        // helpers' answer records), so nothing else gets that far.
+        guard id.utf8.allSatisfy({ $0 < 0x80 && (isalnum(Int32($0)) != 0 || "_+.-".utf8.contains($0)) }), id != ".", id != ".." else {
+            throw ECIError(.invalidArgument, "runc's message names an invalid container ID")
+        }
         fds = (doc["fds"]?.arrayValue ?? []).compactMap(\.stringValue)
         self.pid = pid32
         metadata = doc["metadata"]?.stringValue

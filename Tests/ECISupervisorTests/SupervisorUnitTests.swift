@@ -21,7 +21,8 @@ import Testing
         // An exec: the new process's pid, the container's init in state.pid.
         let exec = try HandOver(json: Array(#"{"ociVersion":"1.0.2","fds":["seccompFd"],"pid":7,"state":{"id":"t1","status":"running","pid":3}}"#.utf8))
         #expect(exec.pid == 7 && exec.initPID == 3 && exec.status == "running")
-        for bad in [#"{"fds":[],"pid":0,"state":{"id":"x"}}"#, #"{"pid":5,"state":{}}"#, #"{"pid":5}"#, "[]", "{"] {
+        let badIDs = ["../x", "a/b", "..", ".", "a b", "é"].map { #"{"pid":5,"state":{"id":"\#($0)"}}"# }
+        for bad in [#"{"fds":[],"pid":0,"state":{"id":"x"}}"#, #"{"pid":5,"state":{}}"#, #"{"pid":5}"#, "[]", "{"] + badIDs {
             #expect(throws: (any Error).self) { try HandOver(json: Array(bad.utf8)) }
         }
     }
