@@ -433,6 +433,7 @@ int eci_statmount(uint64_t id, struct eci_mount_row *row, char *buffer, size_t s
     if (sm->fs_type >= room || sm->mnt_root >= room || sm->mnt_point >= room || buffer[sm->size - 1] != 0) return -EPROTO;
     row->unique_id = sm->mnt_id;
     row->old_id = sm->mnt_id_old;
+    row->parent_old_id = sm->mnt_parent_id_old;
     row->dev_major = sm->sb_dev_major;
     row->dev_minor = sm->sb_dev_minor;
     row->attributes = sm->mnt_attr;

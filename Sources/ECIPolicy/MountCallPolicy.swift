@@ -504,7 +504,7 @@ public enum MountCallPolicy {
         return "/" + parts.joined(separator: "/")
     }
 
-    static func isAtOrBelow(_ path: String, _ ancestor: String) -> Bool {
+    public static func isAtOrBelow(_ path: String, _ ancestor: String) -> Bool {
         path == ancestor || isStrictlyBelow(path, ancestor)
     }
 

@@ -101,7 +101,7 @@ public enum MountHelper {
     nonisolated(unsafe) static var gidMap: [MountCallPolicy.IDMapping] = []
     /// Every capability the helper holds in the caller's user namespace: what it returns to.
     nonisolated(unsafe) static var permitted: UInt64 = 0
-    /// The mount tables of the callers' roots (listmount and statmount, see `MountTableCache`).
+    /// The caller's mounts, read afresh per call (listmount and statmount, see `MountTableCache`).
     nonisolated(unsafe) static var mountTables = MountTableCache()
 
     /// The first message: the initial mounts, with the mount namespace, user namespace and
@@ -156,7 +156,7 @@ public enum MountHelper {
         guard statted == 0 else { return HelperResponse(errno: -statted, reason: "statx of the caller's root: \(errnoDescription(-statted))") }
         // Most callers' root is their mount namespace's, which is this process's between calls:
         // only a chrooted caller costs a chroot there and back.
-        let chrooted = !MountTableCache.same(rootID, namespaceRootID)
+        let chrooted = !rootID.isSameObject(as: namespaceRootID)
         var assumed = false
         // Runs after the credentials are back (defers run last-declared first).
         defer {
@@ -177,14 +177,13 @@ public enum MountHelper {
             assumed = true
             let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, $0.baseAddress, $0.count, creds.effective, permitted) }
             try check(rc, "take the caller's credentials")
-            // The mounts the caller sees, from its root (this process's now): listed afresh on
-            // every call, each one statmount'ed once (`MountTableCache`).
-            let gathered = try gather(call, table: { try mountTables.rows(root: rootID) })
+            // The mounts the caller sees, from its root (this process's now), read afresh
+            // (`MountTableCache`).
+            let gathered = try gather(call, table: { try mountTables.rows() })
             defer { gathered.close() }
             switch MountCallPolicy.decide(call, initial: initial, facts: gathered.policyFacts) {
             case let .deny(errno, reason): return HelperResponse(errno: errno, reason: reason)
             case .perform:
-                defer { mountTables.forget(after: call, targetMountID: gathered.targetID.mount_id) }
                 try act(call, gathered, context: context, creds: creds, initial: initial)
                 return HelperResponse(errno: 0, reason: nil)
             }
@@ -237,10 +236,12 @@ public enum MountHelper {
         }
     }
 
-    /// `table()`: the caller's mount table; one the target's, source's or a layer's mount is not
-    /// in (mounted between the listing and the lookup, by propagation) is read again, once.
+    /// `table()`: the caller's mount table. It is read after the paths are resolved, and read
+    /// again, with the paths' names, until both describe one layout (`MountTable.consistent`:
+    /// a directory renamed meanwhile moves mounts and names) and every mount the call names is
+    /// in it (one mounted between, by propagation); a caller whose directories keep moving gets
+    /// EAGAIN.
     static func gather(_ call: MountCallPolicy.Call, table: () throws -> [MountTable.Row]) throws -> Gathered {
-        var rows = try table()
         let target: String
         var followTarget = true
         var sourcePath: String?
@@ -256,7 +257,7 @@ public enum MountHelper {
             target = newRoot
             sourcePath = putOld
         }
-        let (targetFD, targetPath, targetID) = try resolve(target, follow: followTarget)
+        let (targetFD, resolvedTarget, targetID) = try resolve(target, follow: followTarget)
         var sourceResolved: (Int32, String, eci_file_id)?
         if let sourcePath {
             do {
@@ -284,16 +285,36 @@ public enum MountHelper {
                 }
             }
         }
-        let needed = [targetID.mount_id] + (sourceResolved.map { [$0.2.mount_id] } ?? []) + layers.map(\.1.mount_id)
-        if !needed.allSatisfy({ id in rows.contains { $0.mountID == Int(id) } }) {
-            do {
+        var rows: [MountTable.Row] = []
+        var targetPath = resolvedTarget
+        do {
+            var objects: [(fd: Int32, id: eci_file_id, name: String, given: String)] = [(targetFD, targetID, resolvedTarget, target)]
+            if let (fd, name, id) = sourceResolved { objects.append((fd, id, name, sourcePath ?? "")) }
+            for (fd, (name, id)) in zip(layerFDs, layers) { objects.append((fd, id, name, name)) }
+            for attempt in 1...8 {
+                if attempt > 1 {
+                    for i in objects.indices { objects[i].name = try currentName(objects[i].fd, objects[i].id, for: objects[i].given) }
+                }
                 rows = try table()
-            } catch {
-                close(targetFD)
-                if let sourceResolved { close(sourceResolved.0) }
-                layerFDs.forEach { close($0) }
-                throw error
+                let named = objects.map { (path: $0.name, mountID: Int($0.id.mount_id)) }
+                let listed = Set(rows.map(\.mountID))
+                if MountTable.consistent(rows, objects: named), named.allSatisfy({ listed.contains($0.mountID) }) { break }
+                if attempt == 8 {
+                    // Still missing after all: the policy refuses a mount it cannot place.
+                    guard MountTable.consistent(rows, objects: named) else {
+                        throw Failure(errno: EAGAIN, reason: "the caller's directories kept moving while the call was checked")
+                    }
+                }
             }
+            targetPath = objects[0].name
+            if sourceResolved != nil { sourceResolved?.1 = objects[1].name }
+            let layerStart = sourceResolved == nil ? 1 : 2
+            for i in layers.indices { layers[i].0 = objects[layerStart + i].name }
+        } catch {
+            close(targetFD)
+            if let sourceResolved { close(sourceResolved.0) }
+            layerFDs.forEach { close($0) }
+            throw error
         }
         let visible = rows.map(\.mount)
         func byID(_ id: Int) -> MountCallPolicy.Mount? { rows.last { $0.mountID == id }?.mount }
@@ -326,6 +347,13 @@ public enum MountHelper {
         var id = eci_file_id()
         let rc = eci_statx_id(fd, "", 1, &id)
         guard rc == 0 else { throw Failure(errno: -rc, reason: "statx \(path): \(errnoDescription(-rc))") }
+        let resolved = try currentName(fd, id, for: path)
+        handedOut = true
+        return (fd, resolved, id)
+    }
+
+    /// The name the object behind `fd` (identity `id`) has now, from the caller's root.
+    static func currentName(_ fd: Int32, _ id: eci_file_id, for path: String) throws -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlinkat(vmProc, "self/fd/\(fd)", &buffer, Int(PATH_MAX))
         guard n > 0 else { throw Failure(errno: EINVAL, reason: "cannot name \(path): \(errnoDescription(errno))") }
@@ -344,11 +372,8 @@ public enum MountHelper {
         guard again >= 0 else { throw Failure(errno: EPERM, reason: "\(path) is not reachable from the caller's root as \(resolved)") }
         defer { close(again) }
         var same = eci_file_id()
-        guard eci_statx_id(again, "", 1, &same) == 0, same.mount_id == id.mount_id, same.ino == id.ino, same.dev_major == id.dev_major,
-            same.dev_minor == id.dev_minor
-        else { throw Failure(errno: EPERM, reason: "\(path) is not reachable from the caller's root as \(resolved)") }
-        handedOut = true
-        return (fd, resolved, id)
+        guard eci_statx_id(again, "", 1, &same) == 0, same.isSameObject(as: id) else { throw Failure(errno: EPERM, reason: "\(path) is not reachable from the caller's root as \(resolved)") }
+        return resolved
     }
 
     /// Performs the approved call on the checked objects.
@@ -364,9 +389,7 @@ public enum MountHelper {
         defer { close(parent) }
         var again = eci_file_id()
         try check(eci_statx_id(parent, name, 0, &again), "statx \(path)")
-        guard again.mount_id == gathered.targetID.mount_id, again.ino == gathered.targetID.ino,
-            again.dev_major == gathered.targetID.dev_major, again.dev_minor == gathered.targetID.dev_minor
-        else { throw Failure(errno: EAGAIN, reason: "\(path) changed while it was checked") }
+        guard again.isSameObject(as: gathered.targetID) else { throw Failure(errno: EAGAIN, reason: "\(path) changed while it was checked") }
         // A directory target of mount(2) is named "." from itself (below): mount(2) follows a
         // final symlink, and the caller's threads can swap one in for the checked name between
         // the statx above and the call.
@@ -596,5 +619,12 @@ struct Credentials: Equatable {
             value = value * radix + v
         }
         return value
+    }
+}
+
+extension eci_file_id {
+    /// The same file in the same mount (statx's mount ID, device and inode).
+    func isSameObject(as other: eci_file_id) -> Bool {
+        mount_id == other.mount_id && ino == other.ino && dev_major == other.dev_major && dev_minor == other.dev_minor
     }
 }

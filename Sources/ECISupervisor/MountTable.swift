@@ -7,10 +7,9 @@ import Glibc
 /// mounts reachable from this process's root, statmount(2) for one mount's device, attributes,
 /// file system type, root and mount point (relative to this process's root). Both Linux 6.8.
 ///
-/// Why not mountinfo: the kernel renders the whole table as text on every read (a container's
-/// overlay line alone is kilobytes of layer options), and a mount call changes the table, so
-/// every trapped call paid for a fresh rendering and its parsing (measured: 30-45 µs of the
-/// call's CPU). statmount answers for one mount, so only mounts not seen before are asked.
+/// Why not mountinfo: it is text the kernel renders whole (a container's overlay line alone is
+/// kilobytes of layer options the policy never reads), with escapes to undo; statmount answers
+/// with the fields, one mount at a time.
 ///
 /// The helper calls these chrooted to its caller's root: the list and the mount points are
 /// what the caller's /proc/TID/mountinfo would show.
@@ -18,6 +17,8 @@ enum MountTable {
     struct Row: Equatable {
         /// The ID statx(STATX_MNT_ID) and mountinfo show.
         var mountID: Int
+        /// The mount it is mounted on (itself for a namespace's first mount).
+        var parentID: Int
         var mount: MountCallPolicy.Mount
     }
 
@@ -32,6 +33,26 @@ enum MountTable {
             all += chunk.prefix(Int(n))
             if Int(n) < chunk.count { return all }
         }
+    }
+
+    /// Whether `rows` and the names of `objects` (a path and the ID of the mount it is in)
+    /// describe one layout of the tree: every mount's point lies at or below its parent mount's,
+    /// and every name at or below its mount's point. A directory renamed while they were read
+    /// breaks that (a procfs read at /a/p, its masks at /b/p/...), and a policy judging a mix of
+    /// before and after would misplace the masks. Within a procfs or sysfs nothing can be
+    /// renamed, so once this holds, every path's position relative to its mount is the true one.
+    static func consistent(_ rows: [Row], objects: [(path: String, mountID: Int)]) -> Bool {
+        var points: [Int: String] = [:]
+        for row in rows { points[row.mountID] = row.mount.mountPoint }
+        for row in rows where row.parentID != row.mountID {
+            guard let parent = points[row.parentID] else { continue }  // outside the caller's root
+            guard MountCallPolicy.isAtOrBelow(row.mount.mountPoint, parent) else { return false }
+        }
+        for object in objects {
+            guard let point = points[object.mountID] else { continue }  // refused by the policy
+            guard MountCallPolicy.isAtOrBelow(object.path, point) else { return false }
+        }
+        return true
     }
 
     /// One mount by its unique ID; nil when it is gone (unmounted since it was listed).
@@ -58,71 +79,24 @@ enum MountTable {
                 let mount = MountCallPolicy.Mount(
                     device: "\(row.dev_major):\(row.dev_minor)", root: text(row.root), mountPoint: text(row.point), fsType: text(row.fs_type),
                     readOnly: attributes & 0x1 != 0, noSuid: attributes & 0x2 != 0, noDev: attributes & 0x4 != 0, noExec: attributes & 0x8 != 0)
-                return Row(mountID: Int(row.old_id), mount: mount)
+                return Row(mountID: Int(row.old_id), parentID: Int(row.parent_old_id), mount: mount)
             }
         }
     }
 }
 
-/// The helper's tables, one per caller root (mount points are relative to it), kept between
-/// calls: each call lists the IDs again (cheap) and asks statmount only for mounts it has not
-/// seen. Unique mount IDs are never reused, and a mount's row changes only when it is remounted
-/// or moved; in the namespaces a helper serves, those are trapped calls this helper performs
-/// itself (ecid serializes a container's calls), and it forgets what they touched
-/// (`forget(after:)`). Mounts that propagate in from elsewhere arrive with new IDs.
-/// Used only by the single-threaded helper.
+/// The helper's view of the caller's mounts: read afresh on every call, never a table kept from
+/// an earlier one. A kept table goes stale without any mount event: renaming a directory moves
+/// every mount below it (a fresh procfs at /a/p is at /b/p after `mv /a /b`), and a policy that
+/// compared the caller's paths with old mount points missed the masks below /b/p (a bind of it
+/// without submounts showed them). Renames during the reading are caught by
+/// `MountTable.consistent`. Used only by the single-threaded helper.
 final class MountTableCache {
-    struct Entry {
-        var root: eci_file_id
-        var rows: [UInt64: MountTable.Row]
-    }
-
-    static let capacity = 4
-    private var entries: [Entry] = []
     /// statmount's answer: 8-byte aligned, grown for long paths.
     private var buffer = [UInt64](repeating: 0, count: 1024)
 
-    /// The rows for the caller whose root is `id`; this process's root must be that root.
-    func rows(root id: eci_file_id) throws -> [MountTable.Row] {
-        var entry = entries.firstIndex { Self.same($0.root, id) }.map { entries.remove(at: $0) } ?? Entry(root: id, rows: [:])
-        let listed = try MountTable.ids()
-        var rows: [MountTable.Row] = []
-        rows.reserveCapacity(listed.count)
-        var current: [UInt64: MountTable.Row] = [:]
-        for unique in listed {
-            if let known = entry.rows[unique] {
-                current[unique] = known
-                rows.append(known)
-            } else if let row = try MountTable.row(unique, buffer: &buffer) {
-                current[unique] = row
-                rows.append(row)
-            }
-        }
-        entry.rows = current
-        entries.append(entry)
-        if entries.count > Self.capacity { entries.removeFirst() }
-        return rows
-    }
-
-    /// Drops what `call`, performed (or attempted) by this helper, may have changed: a remount
-    /// or propagation change the target mount's row, a move or pivot_root every mount point.
-    /// New mounts and unmounts change only the list, which is read on every call.
-    func forget(after call: MountCallPolicy.Call, targetMountID: UInt64) {
-        switch call {
-        case .umount: return
-        case .pivotRoot:
-            entries = []
-        case let .mount(_, _, _, flags, _):
-            switch MountCallPolicy.kind(ofMountFlags: flags) {
-            case .new, .bind: return
-            case .move: entries = []
-            case .remount, .propagation:
-                for i in entries.indices { entries[i].rows = entries[i].rows.filter { $0.value.mountID != Int(targetMountID) } }
-            }
-        }
-    }
-
-    static func same(_ a: eci_file_id, _ b: eci_file_id) -> Bool {
-        a.mount_id == b.mount_id && a.ino == b.ino && a.dev_major == b.dev_major && a.dev_minor == b.dev_minor
+    /// The mounts reachable from this process's root (the caller's, for the call).
+    func rows() throws -> [MountTable.Row] {
+        try MountTable.ids().compactMap { try MountTable.row($0, buffer: &buffer) }
     }
 }

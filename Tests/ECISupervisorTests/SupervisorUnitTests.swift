@@ -122,6 +122,8 @@ import Testing
         var buffer = [UInt64](repeating: 0, count: 16)  // too small: grown on EOVERFLOW
         let rows = try ids.compactMap { try MountTable.row($0, buffer: &buffer) }
         #expect(rows.map(\.mountID) == reference.map(\.mountID))
+        #expect(rows.map(\.parentID) == reference.map(\.parentID))
+        #expect(MountTable.consistent(rows, objects: [("/proc/self", rows.first { $0.mount.mountPoint == "/proc" }?.mountID ?? -1)]))
         // mountinfo writes a FUSE file system's subtype after a dot; statmount gives the type.
         #expect(rows.map(\.mount) == reference.map { entry in
             var mount = MountHelper.policyMount(entry)
@@ -129,5 +131,26 @@ import Testing
             return mount
         })
         #expect(try MountTable.row(UInt64.max - 1, buffer: &buffer) == nil, "no such mount")
+    }
+
+    /// A rename while the table and the names were read shows as a mount outside its parent's
+    /// point, or a name outside its mount's: the helper reads both again.
+    @Test func renamesWhileReadingShowAsInconsistency() {
+        func row(_ id: Int, _ parent: Int, _ point: String, _ type: String = "tmpfs") -> MountTable.Row {
+            MountTable.Row(mountID: id, parentID: parent, mount: MountCallPolicy.Mount(device: "0:\(id)", root: "/", mountPoint: point, fsType: type, options: []))
+        }
+        let before = [row(1, 0, "/"), row(2, 1, "/proc", "proc"), row(3, 1, "/a/p", "proc"), row(4, 3, "/a/p/keys"), row(5, 3, "/a/p/timer_list")]
+        #expect(MountTable.consistent(before, objects: [("/a/p", 3), ("/a/p/sys/kernel", 3)]))
+        // The procfs read before `mv /a /b`, one of its masks after.
+        var mixed = before
+        mixed[4] = row(5, 3, "/b/p/timer_list")
+        #expect(!MountTable.consistent(mixed, objects: [("/a/p", 3)]))
+        // The table before, the bind's source named after.
+        #expect(!MountTable.consistent(before, objects: [("/b/p", 3)]))
+        // All after: one layout again.
+        let after = [row(1, 0, "/"), row(2, 1, "/proc", "proc"), row(3, 1, "/b/p", "proc"), row(4, 3, "/b/p/keys"), row(5, 3, "/b/p/timer_list")]
+        #expect(MountTable.consistent(after, objects: [("/b/p", 3)]))
+        // A parent outside the caller's root, a mount the names do not know: nothing to compare.
+        #expect(MountTable.consistent([row(7, 99, "/x")], objects: [("/y", 42)]))
     }
 }

@@ -330,6 +330,58 @@ static void swap_race_overlay(void) {
     report(shown, "swap-race-overlay-layer", why, 0);
 }
 
+// 9. Renames while the helper reads its table: a fresh procfs at /tmp/n/a/p and a thread
+//    renaming /tmp/n/a <-> /tmp/n/b every 20-220 µs, against binds of the procfs without its
+//    submounts and unmounts of its masks, by either name. A table read before a rename (or half
+//    before, half after) placed the masks at the old name: none of these may get through.
+static volatile int renaming = 1;
+static void *renamer(void *arg) {
+    (void)arg;
+    // Paced: a name must stay put long enough to be resolved, yet move within a call.
+    for (unsigned n = 0; renaming; n++) {
+        rename("/tmp/n/a", "/tmp/n/b");
+        usleep(20 + n % 200);
+        rename("/tmp/n/b", "/tmp/n/a");
+        usleep(20 + (n * 7) % 200);
+    }
+    return NULL;
+}
+
+static void rename_race(void) {
+    mkdir("/tmp/n", 0755);
+    mkdir("/tmp/n/a", 0755);
+    mkdir("/tmp/n/a/p", 0755);
+    mkdir("/tmp/n/m", 0755);
+    if (mount("proc", "/tmp/n/a/p", "proc", 0, NULL) < 0) {
+        printf("rename-race-fresh-proc: no fresh procfs to race on (%s)\n", strerror(errno));
+        return;
+    }
+    pthread_t th;
+    renaming = 1;
+    pthread_create(&th, NULL, renamer, NULL);
+    int bound = 0, unmasked = 0, shown = 0, i;
+    for (i = 0; i < 4000 && !shown; i++) {
+        const char *p = (i & 1) ? "/tmp/n/a/p" : "/tmp/n/b/p";
+        if (mount(p, "/tmp/n/m", NULL, MS_BIND, NULL) == 0) {
+            bound++;
+            shown = unmasked_proc_at("/tmp/n/m");
+            umount2("/tmp/n/m", MNT_DETACH);
+        }
+        char mask[64];
+        snprintf(mask, sizeof mask, "%s/%s", (i & 2) ? "/tmp/n/a/p" : "/tmp/n/b/p", (i & 4) ? "keys" : "timer_list");
+        if (umount2(mask, MNT_DETACH) == 0) {
+            unmasked++;
+            shown = 1;
+        }
+    }
+    renaming = 0;
+    pthread_join(th, NULL);
+    if (umount2("/tmp/n/a/p", MNT_DETACH) < 0) umount2("/tmp/n/b/p", MNT_DETACH);
+    char why[160];
+    snprintf(why, sizeof why, "%d tries: %d binds without submounts, %d masks unmounted", i, bound, unmasked);
+    report(shown, "rename-race-fresh-proc", why, 0);
+}
+
 int main(int argc, char **argv) {
     const char *ro = argc > 1 ? argv[1] : "/ro";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -399,6 +451,7 @@ int main(int argc, char **argv) {
     swap_race();
     swap_race_remount(ro);
     swap_race_fresh_proc();
+    rename_race();
     pivot_into("pivot-root-unmask-firmware", "/sys/firmware", 0);
     pivot_into("pivot-root-proc-sys-rw", "/proc/sys", 1);
     overlay_of("overlay-lower-proc", "/proc", "timer_list");

@@ -187,8 +187,8 @@ int eci_mounts_changed(int fd);
 /// buffer given to `eci_statmount`, at these offsets from its start.
 struct eci_mount_row {
     uint64_t unique_id;
-    /// The ID mountinfo and statx(STATX_MNT_ID) show.
-    uint32_t old_id;
+    /// The IDs mountinfo and statx(STATX_MNT_ID) show: this mount's and its parent's.
+    uint32_t old_id, parent_old_id;
     uint32_t dev_major, dev_minor;
     /// MOUNT_ATTR_RDONLY 0x1, _NOSUID 0x2, _NODEV 0x4, _NOEXEC 0x8, ...
     uint64_t attributes;

@@ -408,10 +408,11 @@ extension Integration {
             let result = try sandbox.runtime(["run", "--bundle", bundle, "ecid-jail"])
             #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
             let report = try sandbox.output(bundle, "report")
-            for name in ["jail-cwd-bind-proc", "jail-link-umount-timer-list", "jail-link-umount-keys", "jail-link-remount-ro-rw", "jail-link-cover-proc", "swap-race-cover-proc", "swap-race-remount-ro", "swap-race-fresh-proc", "swap-race-overlay-layer", "pivot-root-unmask-firmware", "pivot-root-proc-sys-rw", "overlay-lower-proc", "overlay-lower-sys", "i386-mount-calls"] {
+            for name in ["jail-cwd-bind-proc", "jail-link-umount-timer-list", "jail-link-umount-keys", "jail-link-remount-ro-rw", "jail-link-cover-proc", "swap-race-cover-proc", "swap-race-remount-ro", "swap-race-fresh-proc", "rename-race-fresh-proc", "swap-race-overlay-layer", "pivot-root-unmask-firmware", "pivot-root-proc-sys-rw", "overlay-lower-proc", "overlay-lower-sys", "i386-mount-calls"] {
                 #expect(report.contains("BLOCKED \(name):"), "\(name) in \(report)\n\(ecid.log().suffix(3000))")
             }
             #expect(report.contains("escaped 0"), "\(report)")
+            for line in report.split(separator: "\n") where line.contains("race") { print("ecid-jail: \(line)") }
             #expect(report.contains("jail-own-tmpfs ok"), "\(report)")
             #expect(report.contains("pivot-own-dot ok") && report.contains("pivot-own-old ok"), "\(report)")
             #expect(report.contains("jail-released ok"), "\(report)")
@@ -505,6 +506,43 @@ extension Integration {
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
             #expect(try TestSupport.sh("pgrep -f '[e]cid mount-helper'").status != 0, "a helper was left behind")
             #expect(!FileSystem.exists(sandbox.stateDirectory + "/ecid/containers/ecid-loop.json"), "the record outlived its container")
+        }
+
+        /// Renaming a directory moves the mounts below it without any mount event: a fresh
+        /// procfs at /a/p is at /b/p after `mv /a /b`. A bind of it without its submounts must
+        /// still be refused (judged against mount points read during the call, never a table
+        /// kept from an earlier one), and its rbind neighbour still works, masks and all.
+        @Test func renamedDirectoryDoesNotUnmaskAFreshProcfs() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                mkdir -p /a/p /m /m2
+                mount -t proc proc /a/p; echo $? > /out/fresh
+                umount /proc 2>/dev/null; echo $? > /out/refused
+                mv /a /b; echo $? > /out/mv
+                mount --bind /b/p /m 2>/dev/null; echo $? > /out/bind
+                if [ -f /m/keys ] || [ -f /m/timer_list ]; then echo revealed; else echo hidden; fi > /out/bind-view
+                umount /m 2>/dev/null
+                mount --rbind /b/p /m2; echo $? > /out/rbind
+                if [ -c /m2/keys ] || [ -c /m2/timer_list ]; then echo masked; else echo unmasked; fi > /out/rbind-view
+                umount -l /m2; umount -l /b/p; echo $? > /out/cleanup
+                """
+            let bundle = try sandbox.makeBundle("rename", script: script) { RuntimeLocks.privileged(&$0) }
+            let run = try sandbox.runtime(["run", "--bundle", bundle, "ecid-rename"])
+            #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
+            #expect(try sandbox.output(bundle, "fresh") == "0", "a fresh procfs: \(ecid.log())")
+            #expect(try sandbox.output(bundle, "refused") != "0")
+            #expect(try sandbox.output(bundle, "mv") == "0")
+            #expect(try sandbox.output(bundle, "bind") != "0", "a bind of the renamed procfs without its masks was allowed")
+            #expect(try sandbox.output(bundle, "bind-view") == "hidden")
+            #expect(try sandbox.output(bundle, "rbind") == "0")
+            #expect(try sandbox.output(bundle, "rbind-view") == "masked")
+            #expect(try sandbox.output(bundle, "cleanup") == "0")
+            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
         }
 
         /// ecid dies (as with kill -9, at a fixed point: `ECI_ECID_CRASH_FOR_TEST`) holding a
