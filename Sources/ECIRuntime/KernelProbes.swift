@@ -19,10 +19,9 @@ import Glibc
 /// `run` enters a private mount namespace: call it only in a fresh, single-threaded process
 /// made for it (`eci-agent probe`), never in a process that goes on serving.
 public enum KernelProbes {
-    /// ECI's minimum kernel: listmount(2) and statmount(2), which ecid's helper reads the
-    /// caller's mounts with (6.8; idmapped overlay layers need 6.3, seccomp's synchronous
-    /// wake-up 6.6); the same floor as `kernel-config/minimum-version`.
-    public static let minimumKernel = (6, 8)
+    /// ECI's minimum kernel: idmapped overlay layers (6.3's semantics); the same floor as
+    /// `kernel-config/minimum-version`.
+    public static let minimumKernel = (6, 3)
 
     public static func run(dataRoot: String, idBase: UInt32) -> [ProbeResult] {
         var results = [kernelVersion(), userNamespaces(idBase: idBase)]

@@ -101,7 +101,7 @@ public enum MountHelper {
     nonisolated(unsafe) static var gidMap: [MountCallPolicy.IDMapping] = []
     /// Every capability the helper holds in the caller's user namespace: what it returns to.
     nonisolated(unsafe) static var permitted: UInt64 = 0
-    /// The caller's mounts, read afresh per call (listmount and statmount, see `MountTableCache`).
+    /// Parsed mount tables, re-read when the kernel reports a change or a call's names disagree.
     nonisolated(unsafe) static var mountTables = MountTableCache()
 
     /// The first message: the initial mounts, with the mount namespace, user namespace and
@@ -134,6 +134,7 @@ public enum MountHelper {
         guard namespaceRoot >= 0 else { throw Failure(errno: EINVAL, reason: "open the namespace's root: \(errnoDescription(errno))") }
         let statted = eci_statx_id(namespaceRoot, "", 1, &namespaceRootID)
         guard statted == 0 else { throw Failure(errno: -statted, reason: "statx of the namespace's root: \(errnoDescription(-statted))") }
+        mountTables.keptRoot = namespaceRootID
         try check(eci_drop_groups(), "drop supplementary groups")
         try check(eci_setns(user, Int32(ECI_CLONE_NEWUSER)), "setns user")
         close(user)
@@ -177,9 +178,10 @@ public enum MountHelper {
             assumed = true
             let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, $0.baseAddress, $0.count, creds.effective, permitted) }
             try check(rc, "take the caller's credentials")
-            // The mounts the caller sees, from its root (this process's now), read afresh
-            // (`MountTableCache`).
-            let gathered = try gather(call, table: { try mountTables.rows() })
+            // The caller's mount table, read through its /proc/TID, kept between calls until the
+            // kernel reports a change, and read again when the call's names disagree with it.
+            let table = { (refresh: Bool) in try mountTables.rows(root: context.root, procDirectory: context.procDirectory, refresh: refresh) }
+            let gathered = try gather(call, table: table)
             defer { gathered.close() }
             switch MountCallPolicy.decide(call, initial: initial, facts: gathered.policyFacts) {
             case let .deny(errno, reason): return HelperResponse(errno: errno, reason: reason)
@@ -236,12 +238,12 @@ public enum MountHelper {
         }
     }
 
-    /// `table()`: the caller's mount table. It is read after the paths are resolved, and read
-    /// again, with the paths' names, until both describe one layout (`MountTable.consistent`:
-    /// a directory renamed meanwhile moves mounts and names) and every mount the call names is
-    /// in it (one mounted between, by propagation); a caller whose directories keep moving gets
-    /// EAGAIN.
-    static func gather(_ call: MountCallPolicy.Call, table: () throws -> [MountTable.Row]) throws -> Gathered {
+    /// `table(refresh)`: the caller's mount table (kept, or read again). It is taken after the
+    /// paths are resolved and read again, with the paths' names, until both describe one layout
+    /// (`MountTable.consistent`: a directory renamed, before or during the call, moves mounts and
+    /// names) and every mount the call names is in it (one mounted meanwhile, by propagation);
+    /// a caller whose directories keep moving gets EAGAIN.
+    static func gather(_ call: MountCallPolicy.Call, table: (Bool) throws -> [MountTable.Row]) throws -> Gathered {
         let target: String
         var followTarget = true
         var sourcePath: String?
@@ -295,7 +297,7 @@ public enum MountHelper {
                 if attempt > 1 {
                     for i in objects.indices { objects[i].name = try currentName(objects[i].fd, objects[i].id, for: objects[i].given) }
                 }
-                rows = try table()
+                rows = try table(attempt > 1)
                 let named = objects.map { (path: $0.name, mountID: Int($0.id.mount_id)) }
                 let listed = Set(rows.map(\.mountID))
                 if MountTable.consistent(rows, objects: named), named.allSatisfy({ listed.contains($0.mountID) }) { break }

@@ -3,36 +3,17 @@ import ECICore
 import ECIPolicy
 import Glibc
 
-/// The mounts the policy judges, as the kernel lists them: listmount(2) for the IDs of the
-/// mounts reachable from this process's root, statmount(2) for one mount's device, attributes,
-/// file system type, root and mount point (relative to this process's root). Both Linux 6.8.
-///
-/// Why not mountinfo: it is text the kernel renders whole (a container's overlay line alone is
-/// kilobytes of layer options the policy never reads), with escapes to undo; statmount answers
-/// with the fields, one mount at a time.
-///
-/// The helper calls these chrooted to its caller's root: the list and the mount points are
-/// what the caller's /proc/TID/mountinfo would show.
+/// The caller's mountinfo as the policy needs it, parsed from its bytes on every trapped call
+/// (the helper's hottest path: a container's table holds overlay lines of kilobytes of layer
+/// options, which the policy never reads). Same reading as `ECIRuntime.MountInfo.parse` for the
+/// fields it keeps (unit-tested against it): octal escapes undone in root and mount point;
+/// source and super options skipped.
 enum MountTable {
     struct Row: Equatable {
-        /// The ID statx(STATX_MNT_ID) and mountinfo show.
         var mountID: Int
-        /// The mount it is mounted on (itself for a namespace's first mount).
+        /// The mount it is mounted on.
         var parentID: Int
         var mount: MountCallPolicy.Mount
-    }
-
-    /// The unique IDs of the mounts reachable from this process's root, in ID order (the order
-    /// mountinfo lists them in since Linux 6.8).
-    static func ids() throws -> [UInt64] {
-        var all: [UInt64] = []
-        var chunk = [UInt64](repeating: 0, count: 256)
-        while true {
-            let n = chunk.withUnsafeMutableBufferPointer { eci_listmount($0.baseAddress, $0.count, all.last ?? 0) }
-            guard n >= 0 else { throw MountHelper.Failure(errno: -n, reason: "listmount: \(errnoDescription(-n))") }
-            all += chunk.prefix(Int(n))
-            if Int(n) < chunk.count { return all }
-        }
     }
 
     /// Whether `rows` and the names of `objects` (a path and the ID of the mount it is in)
@@ -55,48 +36,155 @@ enum MountTable {
         return true
     }
 
-    /// One mount by its unique ID; nil when it is gone (unmounted since it was listed).
-    /// `buffer` is grown when a mount's strings do not fit.
-    static func row(_ id: UInt64, buffer: inout [UInt64]) throws -> Row? {
-        while true {
-            var row = eci_mount_row()
-            let rc = buffer.withUnsafeMutableBytes { raw in
-                eci_statmount(id, &row, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
-            }
-            if rc == -EOVERFLOW, buffer.count < 1 << 16 {
-                buffer = [UInt64](repeating: 0, count: buffer.count * 4)
-                continue
-            }
-            if rc == -ENOENT { return nil }
-            guard rc == 0 else { throw MountHelper.Failure(errno: -rc, reason: "statmount: \(errnoDescription(-rc))") }
-            return buffer.withUnsafeBytes { raw in
-                // eci_statmount checked that each offset is inside the answer, which ends in NUL.
-                func text(_ offset: UInt32) -> String {
-                    guard let base = raw.baseAddress else { return "" }
-                    return String(cString: base.advanced(by: Int(offset)).assumingMemoryBound(to: CChar.self))
-                }
-                let attributes = row.attributes
-                let mount = MountCallPolicy.Mount(
-                    device: "\(row.dev_major):\(row.dev_minor)", root: text(row.root), mountPoint: text(row.point), fsType: text(row.fs_type),
-                    readOnly: attributes & 0x1 != 0, noSuid: attributes & 0x2 != 0, noDev: attributes & 0x4 != 0, noExec: attributes & 0x8 != 0)
-                return Row(mountID: Int(row.old_id), parentID: Int(row.parent_old_id), mount: mount)
+    static func parse(_ bytes: [UInt8]) -> [Row] {
+        var rows: [Row] = []
+        bytes.withUnsafeBufferPointer { buffer in
+            var start = 0
+            while start < buffer.count {
+                var end = start
+                while end < buffer.count && buffer[end] != 0x0A { end += 1 }
+                if let row = line(buffer, start, end) { rows.append(row) }
+                start = end + 1
             }
         }
+        return rows
+    }
+
+    /// One line: `id parent major:minor root point options [optional...] - type source super`.
+    static func line(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Row? {
+        var fields: [Range<Int>] = []
+        fields.reserveCapacity(12)
+        var i = start
+        var fieldStart = start
+        var dash = -1
+        while i <= end {
+            if i == end || b[i] == 0x20 {
+                let range = fieldStart..<i
+                if fields.count >= 6, dash < 0, range.count == 1, b[range.lowerBound] == UInt8(ascii: "-") { dash = fields.count }
+                fields.append(range)
+                // Nothing after the file system type is needed.
+                if dash >= 0 && fields.count > dash + 1 { break }
+                fieldStart = i + 1
+            }
+            i += 1
+        }
+        guard dash >= 6, fields.count >= dash + 2, let id = number(b, fields[0]), let parent = number(b, fields[1]) else { return nil }
+        var readOnly = false, noSuid = false, noDev = false, noExec = false
+        var optionStart = fields[5].lowerBound
+        for j in fields[5].lowerBound...fields[5].upperBound where j == fields[5].upperBound || b[j] == UInt8(ascii: ",") {
+            switch text(b, optionStart..<j) {
+            case "ro": readOnly = true
+            case "nosuid": noSuid = true
+            case "nodev": noDev = true
+            case "noexec": noExec = true
+            default: break
+            }
+            optionStart = j + 1
+        }
+        let mount = MountCallPolicy.Mount(
+            device: text(b, fields[2]), root: unescaped(b, fields[3]), mountPoint: unescaped(b, fields[4]), fsType: text(b, fields[dash + 1]),
+            readOnly: readOnly, noSuid: noSuid, noDev: noDev, noExec: noExec)
+        return Row(mountID: id, parentID: parent, mount: mount)
+    }
+
+    static func number(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count < 19 else { return nil }
+        var value = 0
+        for i in range {
+            guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+            value = value * 10 + Int(b[i] - 0x30)
+        }
+        return value
+    }
+
+    static func text(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: b[range]), as: UTF8.self)
+    }
+
+    /// The kernel writes space, tab, newline and backslash as `\ooo`.
+    static func unescaped(_ b: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        guard b[range].contains(UInt8(ascii: "\\")) else { return text(b, range) }
+        var out: [UInt8] = []
+        var i = range.lowerBound
+        while i < range.upperBound {
+            if b[i] == UInt8(ascii: "\\"), i + 3 < range.upperBound, b[i + 1] >= 0x30 && b[i + 1] <= 0x33,
+                (2...3).allSatisfy({ b[i + $0] >= 0x30 && b[i + $0] <= 0x37 }) {
+                out.append((b[i + 1] - 0x30) << 6 | (b[i + 2] - 0x30) << 3 | (b[i + 3] - 0x30))
+                i += 4
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
-/// The helper's view of the caller's mounts: read afresh on every call, never a table kept from
-/// an earlier one. A kept table goes stale without any mount event: renaming a directory moves
-/// every mount below it (a fresh procfs at /a/p is at /b/p after `mv /a /b`), and a policy that
-/// compared the caller's paths with old mount points missed the masks below /b/p (a bind of it
-/// without submounts showed them). Renames during the reading are caught by
-/// `MountTable.consistent`. Used only by the single-threaded helper.
+/// The helper's parsed mount tables, one per caller root (mountinfo is rendered relative to the
+/// root of the task that opened it), re-read only when the kernel says the namespace's tree
+/// changed (`eci_mounts_changed`): reading and parsing mountinfo was most of a call's cost.
+/// An open mountinfo keeps its mount namespace and root, so it stays valid after the caller
+/// that opened it exits. A mount ID the table lacks makes the caller re-read it (`refresh`).
+///
+/// A kept table can be stale without any mount event: renaming a directory moves every mount
+/// below it (a fresh procfs at /a/p is at /b/p after `mv /a /b`). It is always one whole
+/// reading, so its rows agree with each other; what the helper checks before judging is that
+/// the call's own names agree with it (`MountTable.consistent`), and it reads the table again
+/// (`refresh`) until they do. Used only by the single-threaded helper.
 final class MountTableCache {
-    /// statmount's answer: 8-byte aligned, grown for long paths.
-    private var buffer = [UInt64](repeating: 0, count: 1024)
+    struct Entry {
+        var root: eci_file_id
+        var fd: Int32
+        var rows: [MountTable.Row]
+    }
 
-    /// The mounts reachable from this process's root (the caller's, for the call).
-    func rows() throws -> [MountTable.Row] {
-        try MountTable.ids().compactMap { try MountTable.row($0, buffer: &buffer) }
+    static let capacity = 4
+    private var entries: [Entry] = []
+
+    /// The rows for the caller whose root is `root`, opening its mountinfo through
+    /// `procDirectory` the first time.
+    /// The root whose table is kept open between calls (the mount namespace's): an open
+    /// mountinfo holds its reader's root, and a chroot's mount held so could not be unmounted.
+    var keptRoot: eci_file_id?
+
+    func rows(root: Int32, procDirectory: Int32, refresh: Bool = false) throws -> [MountTable.Row] {
+        var id = eci_file_id()
+        let rc = eci_statx_id(root, "", 1, &id)
+        guard rc == 0 else { throw MountHelper.Failure(errno: -rc, reason: "statx of the caller's root: \(errnoDescription(-rc))") }
+        guard let keptRoot, Self.same(keptRoot, id) else {
+            let fd = openat(procDirectory, "mountinfo", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw MountHelper.Failure(errno: ESRCH, reason: "the caller went away (mountinfo: \(errnoDescription(errno)))") }
+            defer { close(fd) }
+            return MountTable.parse(try MountHelper.readAll(fd))
+        }
+        if let index = entries.firstIndex(where: { Self.same($0.root, id) }) {
+            var entry = entries.remove(at: index)
+            let changed = eci_mounts_changed(entry.fd)
+            if changed != 0 || refresh {
+                guard changed >= 0, lseek(entry.fd, 0, SEEK_SET) == 0 else {
+                    close(entry.fd)
+                    return try rows(root: root, procDirectory: procDirectory)
+                }
+                entry.rows = MountTable.parse(try MountHelper.readAll(entry.fd))
+            }
+            entries.append(entry)
+            return entry.rows
+        }
+        let fd = openat(procDirectory, "mountinfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MountHelper.Failure(errno: ESRCH, reason: "the caller went away (mountinfo: \(errnoDescription(errno)))") }
+        let rows: [MountTable.Row]
+        do {
+            rows = MountTable.parse(try MountHelper.readAll(fd))
+        } catch {
+            close(fd)
+            throw error
+        }
+        entries.append(Entry(root: id, fd: fd, rows: rows))
+        if entries.count > Self.capacity { close(entries.removeFirst().fd) }
+        return rows
+    }
+
+    static func same(_ a: eci_file_id, _ b: eci_file_id) -> Bool {
+        a.mount_id == b.mount_id && a.ino == b.ino && a.dev_major == b.dev_major && a.dev_minor == b.dev_minor
     }
 }

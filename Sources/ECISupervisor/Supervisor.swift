@@ -73,13 +73,6 @@ public final class Supervisor: Sendable {
     /// Takes back what a previous ecid left (records, the holder's fds), binds the socket
     /// (replacing a stale one) and serves until the process ends.
     public func serve() throws {
-        // The helpers read a caller's mounts with listmount(2) and statmount(2) (Linux 6.8):
-        // without them every trapped call would be refused, so ecid does not start at all.
-        do {
-            _ = try MountTable.ids()
-        } catch let failure as MountHelper.Failure {
-            throw ECIError(.unsupported, "this kernel cannot list mounts (listmount: \(errnoDescription(failure.errno))); ecid needs Linux 6.8 or later")
-        }
         // ECI's state directory must stay searchable by containers (eci-runc stages their
         // roots below it): made 0711 if ecid is first; ecid's own directory is 0700.
         try FileSystem.makeDirectories(parentDirectory(options.directory), mode: 0o711)

@@ -131,7 +131,7 @@ import Testing
 
     @Test func theRepositoryFragmentsLoad() throws {
         let loaded = try KernelFragments.load(directory: TestSupport.repositoryRoot + "/kernel-config")
-        #expect(loaded.minimumVersion == (try version("6.8")))
+        #expect(loaded.minimumVersion == (try version("6.3")))
         #expect(loaded.requirements.contains { $0.option == "CONFIG_USER_NS" })
         #expect(loaded.requirements.contains { $0.option == "CONFIG_SECCOMP_FILTER" })
         #expect(loaded.requirements.contains { $0.option == "CONFIG_OVERLAY_FS" && $0.module == "overlay" })

@@ -112,25 +112,29 @@ import Testing
         #expect(HelperWire.decodeResponse([0xff, 0xff, 0xff, 0xff]) == nil, "negative errno")
     }
 
-    /// The helper's table (listmount and statmount, Linux 6.8) says what this process's
-    /// mountinfo says, for what the policy uses: IDs, devices, roots, mount points, types and
-    /// the four flags, in the same order. No root needed: every mount listed is reachable.
+    /// The helper's byte parser of mountinfo reads what ECIRuntime's does, for what the policy
+    /// uses: escapes, optional fields, long overlay options, and this machine's own table.
     @Test func mountTableMatchesMountInfo() throws {
-        let text = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
-        let reference = MountInfo.parse(text)
-        let ids = try MountTable.ids()
-        var buffer = [UInt64](repeating: 0, count: 16)  // too small: grown on EOVERFLOW
-        let rows = try ids.compactMap { try MountTable.row($0, buffer: &buffer) }
-        #expect(rows.map(\.mountID) == reference.map(\.mountID))
-        #expect(rows.map(\.parentID) == reference.map(\.parentID))
-        #expect(MountTable.consistent(rows, objects: [("/proc/self", rows.first { $0.mount.mountPoint == "/proc" }?.mountID ?? -1)]))
-        // mountinfo writes a FUSE file system's subtype after a dot; statmount gives the type.
-        #expect(rows.map(\.mount) == reference.map { entry in
-            var mount = MountHelper.policyMount(entry)
-            mount.fsType = String(mount.fsType.prefix { $0 != "." })
-            return mount
-        })
-        #expect(try MountTable.row(UInt64.max - 1, buffer: &buffer) == nil, "no such mount")
+        let sample = """
+            21 1 0:50 / / rw,relatime master:1 shared:2 - overlay overlay rw,lowerdir=/a:/b\\:c,upperdir=/u,workdir=/w
+            22 21 0:60 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+            23 21 0:5 /null /proc/kcore rw,nosuid - devtmpfs udev rw,size=100k
+            24 21 8:1 /srv/a\\040b /da\\011ta\\134x ro,nodev - ext4 /dev/sda1 rw
+            25 21 0:61 / /with\\777odd ro,noexec - tmpfs none ro
+            bad line
+            """
+        var texts = [sample]
+        if let own = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) { texts.append(own) }
+        for text in texts {
+            let rows = MountTable.parse(Array(text.utf8))
+            let reference = MountInfo.parse(text)
+            #expect(rows.map(\.mountID) == reference.map(\.mountID))
+            #expect(rows.map(\.parentID) == reference.map(\.parentID))
+            #expect(rows.map(\.mount) == reference.map(MountHelper.policyMount))
+        }
+        let rows = MountTable.parse(Array(sample.utf8))
+        #expect(rows[3].mount.root == "/srv/a b" && rows[3].mount.mountPoint == "/da\tta\\x" && rows[3].mount.readOnly && rows[3].mount.noDev)
+        #expect(rows[4].mount.mountPoint == "/with\\777odd", "not an escape the kernel writes: kept")
     }
 
     /// A rename while the table and the names were read shows as a mount outside its parent's

@@ -183,22 +183,3 @@ int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, 
 /// every change of the mount namespace's tree. 1 changed, 0 unchanged, -errno.
 int eci_mounts_changed(int fd);
 
-/// One mount as statmount(2) (Linux 6.8) reports it. The strings are NUL-terminated in the
-/// buffer given to `eci_statmount`, at these offsets from its start.
-struct eci_mount_row {
-    uint64_t unique_id;
-    /// The IDs mountinfo and statx(STATX_MNT_ID) show: this mount's and its parent's.
-    uint32_t old_id, parent_old_id;
-    uint32_t dev_major, dev_minor;
-    /// MOUNT_ATTR_RDONLY 0x1, _NOSUID 0x2, _NODEV 0x4, _NOEXEC 0x8, ...
-    uint64_t attributes;
-    uint32_t fs_type, root, point;
-};
-/// listmount(2) of the mounts reachable from the calling process's root, in its mount
-/// namespace, with unique IDs above `after` (0: from the first), in ID order, at most `max`.
-/// The count, or -errno (-ENOSYS before Linux 6.8).
-int eci_listmount(uint64_t *ids, size_t max, uint64_t after);
-/// statmount(2) of one mount: device, attributes, file system type, root within its file
-/// system, and mount point relative to the calling process's root. 0 or -errno (-EOVERFLOW:
-/// `size` was too small; -ENOENT: the mount is gone).
-int eci_statmount(uint64_t id, struct eci_mount_row *row, char *buffer, size_t size);
