@@ -172,6 +172,14 @@ int eci_open_no_symlinks(const char *path, int flags) {
     return fd < 0 ? -errno : (int)fd;
 }
 
+int eci_open_beneath(int dirfd, const char *path, int flags) {
+    struct eci_open_how_v0 how = {0};
+    how.flags = (uint64_t)(unsigned)(flags | O_CLOEXEC);
+    how.resolve = 0x08 | 0x04; /* RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS */
+    long fd = syscall(__NR_openat2, dirfd, path, &how, sizeof how);
+    return fd < 0 ? -errno : (int)fd;
+}
+
 int eci_pivot_root(const char *new_root, const char *put_old) {
     return syscall(SYS_pivot_root, new_root, put_old) < 0 ? -errno : 0;
 }

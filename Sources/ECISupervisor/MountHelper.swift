@@ -289,18 +289,37 @@ public enum MountHelper {
         }
         var rows: [MountTable.Row] = []
         var targetPath = resolvedTarget
+        // What the policy's revealing checks read about each object's mount (`Anchor`).
+        var targetAnchor = Anchor.none
+        var sourceAnchor = Anchor.none
+        switch call {
+        case .umount, .pivotRoot: targetAnchor = .parent
+        case let .mount(_, _, _, flags, _):
+            switch MountCallPolicy.kind(ofMountFlags: flags) {
+            case .move: sourceAnchor = .parent
+            case .bind(recursive: false): sourceAnchor = .children
+            default: break
+            }
+        }
         do {
-            var objects: [(fd: Int32, id: eci_file_id, name: String, given: String)] = [(targetFD, targetID, resolvedTarget, target)]
-            if let (fd, name, id) = sourceResolved { objects.append((fd, id, name, sourcePath ?? "")) }
-            for (fd, (name, id)) in zip(layerFDs, layers) { objects.append((fd, id, name, name)) }
+            var objects: [(fd: Int32, id: eci_file_id, name: String, given: String, anchor: Anchor)] = [(targetFD, targetID, resolvedTarget, target, targetAnchor)]
+            if let (fd, name, id) = sourceResolved { objects.append((fd, id, name, sourcePath ?? "", sourceAnchor)) }
+            for (fd, (name, id)) in zip(layerFDs, layers) { objects.append((fd, id, name, name, .none)) }
             for attempt in 1...8 {
                 if attempt > 1 {
                     for i in objects.indices { objects[i].name = try currentName(objects[i].fd, objects[i].id, for: objects[i].given) }
                 }
                 rows = try table(attempt > 1)
-                let named = objects.map { (path: $0.name, mountID: Int($0.id.mount_id)) }
+                let named = objects.map { (path: $0.name, mountID: Int($0.id.mount_id), isMountRoot: $0.id.mount_root != 0) }
                 let listed = Set(rows.map(\.mountID))
-                if MountTable.consistent(rows, objects: named), named.allSatisfy({ listed.contains($0.mountID) }) { break }
+                if MountTable.consistent(rows, objects: named), named.allSatisfy({ listed.contains($0.mountID) }) {
+                    let byID = Dictionary(rows.map { ($0.mountID, $0) }, uniquingKeysWith: { _, last in last })
+                    if objects.allSatisfy({ anchored($0.id, name: $0.name, $0.anchor, rows: rows, byID: byID) }) { break }
+                    guard attempt < 8 else {
+                        throw Failure(errno: EAGAIN, reason: "the caller's mount table and its tree kept disagreeing while the call was checked")
+                    }
+                    continue
+                }
                 if attempt == 8 {
                     // Still missing after all: the policy refuses a mount it cannot place.
                     guard MountTable.consistent(rows, objects: named) else {
@@ -332,6 +351,127 @@ public enum MountHelper {
             facts.sourceIsMountRoot = id.mount_root != 0
         }
         return Gathered(policyFacts: facts, targetFD: targetFD, targetID: targetID, sourceFD: sourceFD, layerFDs: layerFDs)
+    }
+
+    /// Which rows besides its own mount's the policy reads about an object in a way that could
+    /// reveal something, and so must be the tree as it is (`anchored`). The rest of the table
+    /// may be stale after a rename only where the policy's answer hides (a cover check).
+    enum Anchor {
+        case none
+        /// Whether the object's mount is a mask (umount, move, pivot_root): the mount it sits
+        /// on, and that nothing else lies between the two.
+        case parent
+        /// What the object's mount hides below it (a bind without submounts): every mount on
+        /// it, when it is a procfs or sysfs.
+        case children
+    }
+
+    /// Whether the table's rows for `anchor` describe the tree now, confirmed from the mounts'
+    /// own roots, not from names: "at or below" (`MountTable.consistent`) holds for a table that
+    /// is stale or read across a rename (mountinfo comes a page per read, each at its own
+    /// moment) whenever a directory was moved below its own old name. The object's mount's
+    /// point must reach that mount's root from the caller's root; within a procfs or sysfs,
+    /// where nothing can be renamed, a position looked up from a mount's root (RESOLVE_BENEATH)
+    /// is fixed whenever it is looked up, so the object's and its masks' places relative to
+    /// their file system, as the policy compares them, are the true ones.
+    static func anchored(_ id: eci_file_id, name: String, _ anchor: Anchor, rows: [MountTable.Row], byID: [Int: MountTable.Row]) -> Bool {
+        guard anchor != .none, let row = byID[Int(id.mount_id)] else { return true }
+        let point = row.mount.mountPoint
+        switch anchor {
+        case .none:
+            return true
+        case .parent:
+            // A mount root named exactly as its point (`consistent`), and the mount its point
+            // reaches now. Below it, the stack at that point down to its bottom mount, and the
+            // mount that one sits on: from that mount's root the point is reached with no mount
+            // crossed on the way, and no procfs or sysfs row lies between the two (the policy
+            // would take it for the file system the object sits on: `MountCallPolicy.isMask`).
+            guard id.mount_root != 0 else { return true }
+            guard let top = mountRoot(row) else { return false }
+            close(top)
+            var bottom = row
+            for _ in 0..<rows.count {
+                guard let below = byID[bottom.parentID], below.mountID != bottom.mountID, below.mount.mountPoint == point else { break }
+                bottom = below
+            }
+            guard let parent = byID[bottom.parentID], parent.mountID != bottom.mountID else { return true }
+            let base = parent.mount.mountPoint
+            guard MountCallPolicy.isAtOrBelow(point, base), point != base else { return false }
+            guard let parentRoot = mountRoot(parent) else { return false }
+            defer { close(parentRoot) }
+            guard reaches(parentRoot, relative(point, to: base), mountID: bottom.mountID, rows: byID) else { return false }
+            return !rows.contains { other in
+                let at = other.mount.mountPoint
+                return MountCallPolicy.needsMasks(fsType: other.mount.fsType) && at != base && at != point
+                    && MountCallPolicy.isAtOrBelow(at, base) && MountCallPolicy.isAtOrBelow(point, at)
+            }
+        case .children:
+            guard MountCallPolicy.needsMasks(fsType: row.mount.fsType) else { return true }
+            guard let root = mountRoot(row) else { return false }
+            defer { close(root) }
+            // The object itself, from its mount's root: its name's part below the point is its
+            // place in the file system.
+            let own = relative(name, to: point)
+            if own == "." {
+                var here = eci_file_id()
+                guard eci_statx_id(root, "", 1, &here) == 0, here.isSameObject(as: id) else { return false }
+            } else {
+                let again = eci_open_beneath(root, own, Int32(ECI_O_PATH) | O_NOFOLLOW)
+                guard again >= 0 else { return false }
+                defer { close(again) }
+                var here = eci_file_id()
+                guard eci_statx_id(again, "", 1, &here) == 0, here.isSameObject(as: id) else { return false }
+            }
+            // Every mount on it, at the place its row gives, relative to the same root.
+            for child in rows where child.parentID == row.mountID && child.mountID != row.mountID {
+                guard MountCallPolicy.isAtOrBelow(child.mount.mountPoint, point), child.mount.mountPoint != point else { return false }
+                guard reaches(root, relative(child.mount.mountPoint, to: point), mountID: child.mountID, rows: byID) else { return false }
+            }
+            // Nor may a procfs or sysfs row lie between it and a mount on it: the policy would
+            // count that mount's place from the wrong file system (`MountCallPolicy.isMask`).
+            return !rows.contains { other in
+                let at = other.mount.mountPoint
+                return MountCallPolicy.needsMasks(fsType: other.mount.fsType) && at != point && MountCallPolicy.isAtOrBelow(at, point)
+                    && rows.contains { $0.parentID == row.mountID && $0.mountID != row.mountID && $0.mount.mountPoint != at && MountCallPolicy.isAtOrBelow($0.mount.mountPoint, at) }
+            }
+        }
+    }
+
+    /// `path` below `point`, relative ("." for the point itself).
+    static func relative(_ path: String, to point: String) -> String {
+        guard path != point else { return "." }
+        return String(path.dropFirst(point == "/" ? 1 : point.count + 1))
+    }
+
+    /// An fd of `row`'s mount's root, reached by its point from the caller's root without
+    /// symlinks; nil unless the point is that mount's root now. The caller's root itself may lie
+    /// inside its mount (a chroot): positions are then counted from there, as its names are.
+    static func mountRoot(_ row: MountTable.Row) -> Int32? {
+        let fd = eci_open_no_symlinks(row.mount.mountPoint, Int32(ECI_O_PATH))
+        guard fd >= 0 else { return nil }
+        var id = eci_file_id()
+        guard eci_statx_id(fd, "", 1, &id) == 0, id.mount_root != 0 || row.mount.mountPoint == "/", Int(id.mount_id) == row.mountID else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    /// Whether `path`, looked up beneath `root`, is the root of mount `mountID` or of a mount
+    /// stacked on it at the same point (what a lookup reaches there is the topmost).
+    static func reaches(_ root: Int32, _ path: String, mountID: Int, rows: [Int: MountTable.Row]) -> Bool {
+        let fd = eci_open_beneath(root, path, Int32(ECI_O_PATH) | O_NOFOLLOW)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var id = eci_file_id()
+        guard eci_statx_id(fd, "", 1, &id) == 0, id.mount_root != 0, let wanted = rows[mountID] else { return false }
+        var current = Int(id.mount_id)
+        for _ in 0...rows.count {
+            if current == mountID { return true }
+            guard let row = rows[current], row.mount.mountPoint == wanted.mount.mountPoint, row.parentID != current else { return false }
+            current = row.parentID
+        }
+        return false
     }
 
     static func policyMount(_ entry: MountInfoEntry) -> MountCallPolicy.Mount {

@@ -22,7 +22,10 @@ enum MountTable {
     /// breaks that (a procfs read at /a/p, its masks at /b/p/...), and a policy judging a mix of
     /// before and after would misplace the masks. Within a procfs or sysfs nothing can be
     /// renamed, so once this holds, every path's position relative to its mount is the true one.
-    static func consistent(_ rows: [Row], objects: [(path: String, mountID: Int)]) -> Bool {
+    /// A name that is its mount's root (`isMountRoot`) must be that mount's point exactly: "at or
+    /// below" alone let a directory moved below a new directory of its own old name pass (a
+    /// procfs at /q/p, moved to /q/p/p, still "below" its old point).
+    static func consistent(_ rows: [Row], objects: [(path: String, mountID: Int, isMountRoot: Bool)]) -> Bool {
         var points: [Int: String] = [:]
         for row in rows { points[row.mountID] = row.mount.mountPoint }
         for row in rows where row.parentID != row.mountID {
@@ -31,7 +34,7 @@ enum MountTable {
         }
         for object in objects {
             guard let point = points[object.mountID] else { continue }  // refused by the policy
-            guard MountCallPolicy.isAtOrBelow(object.path, point) else { return false }
+            guard object.isMountRoot ? object.path == point : MountCallPolicy.isAtOrBelow(object.path, point) else { return false }
         }
         return true
     }

@@ -89,6 +89,12 @@ int eci_statx_id(int dirfd, const char *path, int follow, struct eci_file_id *ou
 /// Returns the fd or -errno.
 int eci_open_no_symlinks(const char *path, int flags);
 
+/// openat2(dirfd, path, flags | O_CLOEXEC, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): `path` looked
+/// up from `dirfd` only, never above it, following no symlink or magic link. Within a procfs or
+/// sysfs, where nothing can be renamed, what this reaches from a mount's root is fixed.
+/// Returns the fd or -errno.
+int eci_open_beneath(int dirfd, const char *path, int flags);
+
 /// pivot_root(2) (glibc has no wrapper). Returns 0 or -errno.
 int eci_pivot_root(const char *new_root, const char *put_old);
 

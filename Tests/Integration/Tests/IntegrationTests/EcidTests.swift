@@ -545,6 +545,53 @@ extension Integration {
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
         }
 
+        /// A directory moved below a new directory of its own old name: the fresh procfs at /q/p
+        /// is at /q/p/p afterwards. A table kept from before (no mount event since) still has the
+        /// procfs at /q/p and its masks at /q/p/keys..., and the new name /q/p/p lies below the
+        /// old point, so "every name at or below its mount's point" held while the masks, at
+        /// their old places, were not below the bound directory: a bind without submounts
+        /// showed /proc/keys. The legitimate neighbours: the same bind with its submounts, and a
+        /// bind of a renamed plain directory, work.
+        @Test func directoryMovedBelowItsOldNameDoesNotUnmaskAFreshProcfs() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                mkdir -p /q/p /m /m2 /E /d/e /dm
+                mount -t proc proc /q/p; echo $? > /out/fresh
+                umount /proc 2>/dev/null; echo $? > /out/refused
+                mv /q /E/p && mv /E /q; echo $? > /out/mv
+                ls -d /q/p/p/self > /out/where 2>&1
+                mount --bind /q/p/p /m 2>/dev/null; echo $? > /out/bind
+                if [ -f /m/keys ] || [ -f /m/timer_list ]; then echo revealed; else echo hidden; fi > /out/bind-view
+                umount /m 2>/dev/null
+                mount --rbind /q/p/p /m2; echo $? > /out/rbind
+                if [ -c /m2/keys ] || [ -c /m2/timer_list ]; then echo masked; else echo unmasked; fi > /out/rbind-view
+                umount -l /m2
+                mkdir -p /F/e && mv /d /F/e/d && mv /F /d; ls -d /d/e/d/e > /out/plain-where 2>&1
+                mount --bind /d/e/d/e /dm; echo $? > /out/plain-bind
+                umount /dm
+                umount -l /q/p/p; echo $? > /out/cleanup
+                """
+            let bundle = try sandbox.makeBundle("rename-deeper", script: script) { RuntimeLocks.privileged(&$0) }
+            let run = try sandbox.runtime(["run", "--bundle", bundle, "ecid-rename-deeper"])
+            #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
+            #expect(try sandbox.output(bundle, "fresh") == "0", "a fresh procfs: \(ecid.log())")
+            #expect(try sandbox.output(bundle, "refused") != "0")
+            #expect(try sandbox.output(bundle, "mv") == "0")
+            #expect(try sandbox.output(bundle, "where") == "/q/p/p/self")
+            #expect(try sandbox.output(bundle, "bind") != "0", "a bind of the moved procfs without its masks was allowed")
+            #expect(try sandbox.output(bundle, "bind-view") == "hidden")
+            #expect(try sandbox.output(bundle, "rbind") == "0", "\(ecid.log())")
+            #expect(try sandbox.output(bundle, "rbind-view") == "masked")
+            #expect(try sandbox.output(bundle, "plain-bind") == "0", "\(ecid.log())")
+            #expect(try sandbox.output(bundle, "cleanup") == "0")
+            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+        }
+
         /// ecid dies (as with kill -9, at a fixed point: `ECI_ECID_CRASH_FOR_TEST`) holding a
         /// container's call; the next ecid gives that call its exact answer, not EINTR: the
         /// result the helper recorded (a mount performed, a refusal), or, when no helper had
