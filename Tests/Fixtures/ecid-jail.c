@@ -382,6 +382,71 @@ static void rename_race(void) {
     report(shown, "rename-race-fresh-proc", why, 0);
 }
 
+// 10. The procfs's directory moved below a new directory of its own old name and back: the
+//     procfs is at /tmp/w/q/p, then at /tmp/w/q/p/p (q is a new directory holding the old q as
+//     p), so its new name is still "below" its place in a table read before, or half before
+//     (mountinfo comes a page per read: padding mounts sweep the page boundary across the
+//     procfs's rows), while its masks are not below it. Binds without submounts by either name
+//     must never show what the masks hide.
+static volatile int deepening = 1;
+static void *deepener(void *arg) {
+    (void)arg;
+    for (unsigned n = 0; deepening; n++) {
+        // S0 -> S1: q becomes E/p, E becomes q.
+        if (rename("/tmp/w/q", "/tmp/w/E/p") == 0) rename("/tmp/w/E", "/tmp/w/q");
+        usleep(20 + n % 150);
+        // S1 -> S0: q (E) back to E, E/p (the old q) back to q.
+        if (rename("/tmp/w/q", "/tmp/w/E") == 0) rename("/tmp/w/E/p", "/tmp/w/q");
+        usleep(20 + (n * 7) % 150);
+    }
+    return NULL;
+}
+
+static void deeper_race(void) {
+    mkdir("/tmp/w", 0755);
+    mkdir("/tmp/w/q", 0755);
+    mkdir("/tmp/w/q/p", 0755);
+    mkdir("/tmp/w/E", 0755);
+    mkdir("/tmp/w/m", 0755);
+    mkdir("/tmp/w/pad", 0755);
+    int bound = 0, shown = 0, tries = 0, rounds = 0;
+    for (int round = 0; round < 24 && !shown; round++) {
+        // One more mount ahead of the procfs's rows each round (a long name: ~240 bytes a row).
+        char pad[256];
+        snprintf(pad, sizeof pad, "/tmp/w/pad/%02d-%0180d", round, 0);
+        mkdir(pad, 0755);
+        mount("tmpfs", pad, "tmpfs", 0, "size=4k");
+        if (mount("proc", "/tmp/w/q/p", "proc", 0, NULL) < 0) {
+            printf("deeper-race-fresh-proc: no fresh procfs to race on (%s)\n", strerror(errno));
+            return;
+        }
+        rounds++;
+        pthread_t th;
+        deepening = 1;
+        pthread_create(&th, NULL, deepener, NULL);
+        for (int i = 0; i < 150 && !shown; i++, tries++) {
+            const char *p = (i & 1) ? "/tmp/w/q/p/p" : "/tmp/w/q/p";
+            if (mount(p, "/tmp/w/m", NULL, MS_BIND, NULL) == 0) {
+                bound++;
+                shown = unmasked_proc_at("/tmp/w/m");
+                umount2("/tmp/w/m", MNT_DETACH);
+            }
+        }
+        deepening = 0;
+        pthread_join(th, NULL);
+        // Back to S0 whatever the renamer's last step, then the procfs goes.
+        if (access("/tmp/w/E/p", F_OK) == 0 && access("/tmp/w/q", F_OK) != 0) rename("/tmp/w/E", "/tmp/w/q");
+        if (access("/tmp/w/q/p/p", F_OK) == 0 && access("/tmp/w/q/p/self", F_OK) != 0) {
+            rename("/tmp/w/q", "/tmp/w/E");
+            rename("/tmp/w/E/p", "/tmp/w/q");
+        }
+        if (umount2("/tmp/w/q/p", MNT_DETACH) < 0) printf("note: deeper-race: umount procfs: %s\n", strerror(errno));
+    }
+    char why[160];
+    snprintf(why, sizeof why, "%d rounds, %d tries: %d binds without submounts", rounds, tries, bound);
+    report(shown, "deeper-race-fresh-proc", why, 0);
+}
+
 int main(int argc, char **argv) {
     const char *ro = argc > 1 ? argv[1] : "/ro";
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -452,6 +517,7 @@ int main(int argc, char **argv) {
     swap_race_remount(ro);
     swap_race_fresh_proc();
     rename_race();
+    deeper_race();
     pivot_into("pivot-root-unmask-firmware", "/sys/firmware", 0);
     pivot_into("pivot-root-proc-sys-rw", "/proc/sys", 1);
     overlay_of("overlay-lower-proc", "/proc", "timer_list");

@@ -408,7 +408,7 @@ extension Integration {
             let result = try sandbox.runtime(["run", "--bundle", bundle, "ecid-jail"])
             #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
             let report = try sandbox.output(bundle, "report")
-            for name in ["jail-cwd-bind-proc", "jail-link-umount-timer-list", "jail-link-umount-keys", "jail-link-remount-ro-rw", "jail-link-cover-proc", "swap-race-cover-proc", "swap-race-remount-ro", "swap-race-fresh-proc", "rename-race-fresh-proc", "swap-race-overlay-layer", "pivot-root-unmask-firmware", "pivot-root-proc-sys-rw", "overlay-lower-proc", "overlay-lower-sys", "i386-mount-calls"] {
+            for name in ["jail-cwd-bind-proc", "jail-link-umount-timer-list", "jail-link-umount-keys", "jail-link-remount-ro-rw", "jail-link-cover-proc", "swap-race-cover-proc", "swap-race-remount-ro", "swap-race-fresh-proc", "rename-race-fresh-proc", "deeper-race-fresh-proc", "swap-race-overlay-layer", "pivot-root-unmask-firmware", "pivot-root-proc-sys-rw", "overlay-lower-proc", "overlay-lower-sys", "i386-mount-calls"] {
                 #expect(report.contains("BLOCKED \(name):"), "\(name) in \(report)\n\(ecid.log().suffix(3000))")
             }
             #expect(report.contains("escaped 0"), "\(report)")
