@@ -31,6 +31,11 @@ public enum MountCallPolicy {
         public var noSuid: Bool
         public var noDev: Bool
         public var noExec: Bool
+        /// Its mount ID and the ID of the mount it sits on, when the caller's table gave them
+        /// (ecid's helper): `isMask` then counts a mount's place from the mount it sits on, not
+        /// from whichever procfs or sysfs is nearest by path (two can share one point).
+        public var id: Int?
+        public var parentID: Int?
 
         public init(device: String, root: String, mountPoint: String, fsType: String, options: [String]) {
             self.device = device
@@ -45,7 +50,10 @@ public enum MountCallPolicy {
 
         /// With the four flags the policy reads already known (ecid's helper parses mountinfo
         /// bytes itself, on every call, without making strings of every option).
-        public init(device: String, root: String, mountPoint: String, fsType: String, readOnly: Bool, noSuid: Bool, noDev: Bool, noExec: Bool) {
+        public init(
+            device: String, root: String, mountPoint: String, fsType: String, readOnly: Bool, noSuid: Bool, noDev: Bool, noExec: Bool, id: Int? = nil,
+            parentID: Int? = nil
+        ) {
             self.device = device
             self.root = root
             self.mountPoint = mountPoint
@@ -54,6 +62,8 @@ public enum MountCallPolicy {
             self.noSuid = noSuid
             self.noDev = noDev
             self.noExec = noExec
+            self.id = id
+            self.parentID = parentID
         }
 
         public var key: Key { Key(device: device, root: root) }
@@ -424,13 +434,25 @@ public enum MountCallPolicy {
     /// bind of proc's `/sys` at `/proc/sys` counts from `/sys`). True for the initial masks and
     /// for those ecid's helper put on fresh mounts, whatever their path in the container, with
     /// no list of fresh mounts to keep.
+    ///
+    /// The file system it is counted from is the mount it sits on when the table names it
+    /// (`Mount.parentID`): by path alone, a procfs stacked on a bind of /proc/sys/kernel had its
+    /// masks counted from the bind under it (`/proc/sys/kernel/acpi`, no spec path), and they
+    /// could be unmounted. Without IDs, the nearest procfs or sysfs above it by path.
     public static func isMask(_ mount: Mount, visible: [Mount], initial: InitialMounts) -> Bool {
         let point = mount.mountPoint
-        guard
-            let holder = visible.filter({ maskedFileSystems[$0.fsType] != nil && isStrictlyBelow(point, $0.mountPoint) })
-                .max(by: { $0.mountPoint.count < $1.mountPoint.count }),
-            let base = maskedFileSystems[holder.fsType]
-        else { return false }
+        let holder: Mount
+        if let parentID = mount.parentID, parentID != mount.id, let parent = visible.last(where: { $0.id == parentID }) {
+            guard maskedFileSystems[parent.fsType] != nil, isStrictlyBelow(point, parent.mountPoint) else { return false }
+            holder = parent
+        } else {
+            guard
+                let nearest = visible.filter({ maskedFileSystems[$0.fsType] != nil && isStrictlyBelow(point, $0.mountPoint) })
+                    .max(by: { $0.mountPoint.count < $1.mountPoint.count })
+            else { return false }
+            holder = nearest
+        }
+        guard let base = maskedFileSystems[holder.fsType] else { return false }
         let below = holder.mountPoint == "/" ? point : String(point.dropFirst(holder.mountPoint.count))
         let named = normalize(base + "/" + holder.root + "/" + below)
         return initial.maskedPaths.contains(named) || initial.readonlyPaths.contains(named)

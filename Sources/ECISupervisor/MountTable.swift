@@ -86,7 +86,7 @@ enum MountTable {
         }
         let mount = MountCallPolicy.Mount(
             device: text(b, fields[2]), root: unescaped(b, fields[3]), mountPoint: unescaped(b, fields[4]), fsType: text(b, fields[dash + 1]),
-            readOnly: readOnly, noSuid: noSuid, noDev: noDev, noExec: noExec)
+            readOnly: readOnly, noSuid: noSuid, noDev: noDev, noExec: noExec, id: id, parentID: parent)
         return Row(mountID: id, parentID: parent, mount: mount)
     }
 

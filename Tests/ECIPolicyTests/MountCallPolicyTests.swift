@@ -173,6 +173,30 @@ import Testing
         #expect(!P.isMask(underSys.last!, visible: underSys, initial: Self.spec))
     }
 
+    /// Two procfs mounts at one point: a bind of proc's /sys/kernel at /x, a fresh procfs on
+    /// it with its masks. By path alone the first of the two was taken (`/proc/sys/kernel/acpi`,
+    /// no spec path); with the table's IDs, a mask counts from the mount it sits on.
+    @Test func stackedProcfsMasksCountFromTheMountTheySitOn() {
+        func row(_ id: Int, _ parent: Int, _ point: String, _ type: String, _ device: String, _ root: String = "/") -> P.Mount {
+            P.Mount(device: device, root: root, mountPoint: point, fsType: type, readOnly: false, noSuid: false, noDev: false, noExec: false, id: id, parentID: parent)
+        }
+        let spec = P.InitialMounts(mounts: Self.initialList, maskedPaths: ["/proc/acpi"], readonlyPaths: ["/proc/sys"])
+        let visible = [
+            row(1, 0, "/", "overlay", "0:50"), row(2, 1, "/proc", "proc", "0:60"),
+            row(30, 1, "/x", "proc", "0:60", "/sys/kernel"), row(31, 30, "/x", "proc", "0:90"),
+            row(32, 31, "/x/acpi", "tmpfs", "0:91"), row(33, 31, "/x/sys", "proc", "0:90", "/sys"),
+            // The container's own tmpfs on the bind's directory: no mask.
+            row(34, 30, "/x/own", "tmpfs", "0:92"),
+        ]
+        #expect(P.isMask(visible[4], visible: visible, initial: spec))
+        #expect(P.isMask(visible[5], visible: visible, initial: spec))
+        #expect(!P.isMask(visible[6], visible: visible, initial: spec))
+        let facts = P.Facts(targetPath: "/x/acpi", targetMount: visible[4], targetIsMountRoot: true, visible: visible)
+        #expect(Self.denied(P.decide(.umount(target: "/x/acpi", flags: 2), initial: spec, facts: facts)))
+        let own = P.Facts(targetPath: "/x/own", targetMount: visible[6], targetIsMountRoot: true, visible: visible)
+        #expect(P.decide(.umount(target: "/x/own", flags: 0), initial: spec, facts: own) == .perform)
+    }
+
     @Test func bindsKeepTheMasks() {
         func bind(_ source: String, _ target: String, rec: Bool) -> P.Decision {
             P.decide(.mount(source: source, target: target, fsType: nil, flags: P.msBind | (rec ? P.msRec : 0), data: nil), initial: Self.initial,

@@ -592,6 +592,42 @@ extension Integration {
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
         }
 
+        /// A fresh procfs stacked on a bind of a procfs subdirectory (/proc/sys/kernel at /x):
+        /// two procfs mounts at one point. Its masks must be counted from the fresh procfs
+        /// they sit on, not from the bind under it (`/proc/sys/kernel/acpi` is no spec path):
+        /// its empty /x/acpi and read-only /x/sys stay. The neighbours: the stack itself, and
+        /// unmounting the fresh procfs whole, work.
+        @Test func freshProcfsStackedOnAProcBindKeepsItsMasks() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                mkdir -p /x
+                mount --bind /proc/sys/kernel /x; echo $? > /out/bind
+                mount -t proc proc /x; echo $? > /out/fresh
+                grep -c ' /x/' /proc/self/mountinfo > /out/masks
+                umount -l /x/acpi 2>/dev/null; echo $? > /out/umount-acpi
+                umount -l /x/sys 2>/dev/null; echo $? > /out/umount-sys
+                if [ -w /x/sys/kernel/hostname ] && echo probe > /x/sys/kernel/domainname 2>/dev/null; then echo rw; else echo ro; fi > /out/sys-view
+                umount -l /x; echo $? > /out/fresh-gone
+                umount /x; echo $? > /out/bind-gone
+                """
+            let bundle = try sandbox.makeBundle("stacked", script: script) { RuntimeLocks.privileged(&$0) }
+            let run = try sandbox.runtime(["run", "--bundle", bundle, "ecid-stacked"])
+            #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
+            #expect(try sandbox.output(bundle, "bind") == "0", "\(ecid.log())")
+            #expect(try sandbox.output(bundle, "fresh") == "0", "\(ecid.log())")
+            #expect(try sandbox.output(bundle, "umount-acpi") != "0", "a mask of the fresh procfs was unmounted")
+            #expect(try sandbox.output(bundle, "umount-sys") != "0", "the read-only sys of the fresh procfs was unmounted")
+            #expect(try sandbox.output(bundle, "sys-view") == "ro")
+            #expect(try sandbox.output(bundle, "fresh-gone") == "0", "\(ecid.log())")
+            #expect(try sandbox.output(bundle, "bind-gone") == "0", "\(ecid.log())")
+            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+        }
+
         /// ecid dies (as with kill -9, at a fixed point: `ECI_ECID_CRASH_FOR_TEST`) holding a
         /// container's call; the next ecid gives that call its exact answer, not EINTR: the
         /// result the helper recorded (a mount performed, a refusal), or, when no helper had
