@@ -181,7 +181,7 @@ public enum MountHelper {
             // The caller's mount table, read through its /proc/TID, kept between calls until the
             // kernel reports a change, and read again when the call's names disagree with it.
             let table = { (refresh: Bool) in try mountTables.rows(root: context.root, procDirectory: context.procDirectory, refresh: refresh) }
-            let gathered = try gather(call, table: table)
+            let gathered = try gather(call, table: table, protected: { initial.protected.contains($0.key) })
             defer { gathered.close() }
             switch MountCallPolicy.decide(call, initial: initial, facts: gathered.policyFacts) {
             case let .deny(errno, reason): return HelperResponse(errno: errno, reason: reason)
@@ -243,7 +243,8 @@ public enum MountHelper {
     /// (`MountTable.consistent`: a directory renamed, before or during the call, moves mounts and
     /// names) and every mount the call names is in it (one mounted meanwhile, by propagation);
     /// a caller whose directories keep moving gets EAGAIN.
-    static func gather(_ call: MountCallPolicy.Call, table: (Bool) throws -> [MountTable.Row]) throws -> Gathered {
+    /// `protected(mount)`: one of the container's initial protected mounts (by identity).
+    static func gather(_ call: MountCallPolicy.Call, table: (Bool) throws -> [MountTable.Row], protected: (MountCallPolicy.Mount) -> Bool = { _ in false }) throws -> Gathered {
         let target: String
         var followTarget = true
         var sourcePath: String?
@@ -304,7 +305,9 @@ public enum MountHelper {
         do {
             var objects: [(fd: Int32, id: eci_file_id, name: String, given: String, anchor: Anchor)] = [(targetFD, targetID, resolvedTarget, target, targetAnchor)]
             if let (fd, name, id) = sourceResolved { objects.append((fd, id, name, sourcePath ?? "", sourceAnchor)) }
-            for (fd, (name, id)) in zip(layerFDs, layers) { objects.append((fd, id, name, name, .none)) }
+            // A layer shows its file system below whatever is mounted on it, as a bind without
+            // submounts does.
+            for (fd, (name, id)) in zip(layerFDs, layers) { objects.append((fd, id, name, name, .children)) }
             for attempt in 1...8 {
                 if attempt > 1 {
                     for i in objects.indices { objects[i].name = try currentName(objects[i].fd, objects[i].id, for: objects[i].given) }
@@ -314,7 +317,7 @@ public enum MountHelper {
                 let listed = Set(rows.map(\.mountID))
                 if MountTable.consistent(rows, objects: named), named.allSatisfy({ listed.contains($0.mountID) }) {
                     let byID = Dictionary(rows.map { ($0.mountID, $0) }, uniquingKeysWith: { _, last in last })
-                    if objects.allSatisfy({ anchored($0.id, name: $0.name, $0.anchor, rows: rows, byID: byID) }) { break }
+                    if objects.allSatisfy({ anchored($0.id, name: $0.name, $0.anchor, rows: rows, byID: byID, protected: protected) }) { break }
                     guard attempt < 8 else {
                         throw Failure(errno: EAGAIN, reason: "the caller's mount table and its tree kept disagreeing while the call was checked")
                     }
@@ -374,7 +377,10 @@ public enum MountHelper {
     /// where nothing can be renamed, a position looked up from a mount's root (RESOLVE_BENEATH)
     /// is fixed whenever it is looked up, so the object's and its masks' places relative to
     /// their file system, as the policy compares them, are the true ones.
-    static func anchored(_ id: eci_file_id, name: String, _ anchor: Anchor, rows: [MountTable.Row], byID: [Int: MountTable.Row]) -> Bool {
+    static func anchored(
+        _ id: eci_file_id, name: String, _ anchor: Anchor, rows: [MountTable.Row], byID: [Int: MountTable.Row],
+        protected: (MountCallPolicy.Mount) -> Bool
+    ) -> Bool {
         guard anchor != .none, let row = byID[Int(id.mount_id)] else { return true }
         let point = row.mount.mountPoint
         switch anchor {
@@ -406,7 +412,14 @@ public enum MountHelper {
                     && MountCallPolicy.isAtOrBelow(at, base) && MountCallPolicy.isAtOrBelow(point, at)
             }
         case .children:
-            guard MountCallPolicy.needsMasks(fsType: row.mount.fsType) else { return true }
+            // On a procfs or sysfs every mount on it may be a mask; on any other file system
+            // only the container's protected mounts hide something (a spec-masked /srv/s/secret:
+            // its parent renamed, a kept table still had it at the old name, and an overlay or
+            // a bind without submounts of the new name showed the directory it hides). There,
+            // names can be renamed: each is confirmed as it is now.
+            let masked = MountCallPolicy.needsMasks(fsType: row.mount.fsType)
+            let watched = rows.filter { $0.parentID == row.mountID && $0.mountID != row.mountID && (masked || protected($0.mount)) }
+            guard !watched.isEmpty else { return true }
             guard let root = mountRoot(row) else { return false }
             defer { close(root) }
             // The object itself, from its mount's root: its name's part below the point is its
@@ -422,8 +435,8 @@ public enum MountHelper {
                 var here = eci_file_id()
                 guard eci_statx_id(again, "", 1, &here) == 0, here.isSameObject(as: id) else { return false }
             }
-            // Every mount on it, at the place its row gives, relative to the same root.
-            for child in rows where child.parentID == row.mountID && child.mountID != row.mountID {
+            // Every such mount on it, at the place its row gives, relative to the same root.
+            for child in watched {
                 guard MountCallPolicy.isAtOrBelow(child.mount.mountPoint, point), child.mount.mountPoint != point else { return false }
                 guard reaches(root, relative(child.mount.mountPoint, to: point), mountID: child.mountID, rows: byID) else { return false }
             }
@@ -432,7 +445,7 @@ public enum MountHelper {
             return !rows.contains { other in
                 let at = other.mount.mountPoint
                 return MountCallPolicy.needsMasks(fsType: other.mount.fsType) && at != point && MountCallPolicy.isAtOrBelow(at, point)
-                    && rows.contains { $0.parentID == row.mountID && $0.mountID != row.mountID && $0.mount.mountPoint != at && MountCallPolicy.isAtOrBelow($0.mount.mountPoint, at) }
+                    && watched.contains { $0.mount.mountPoint != at && MountCallPolicy.isAtOrBelow($0.mount.mountPoint, at) }
             }
         }
     }

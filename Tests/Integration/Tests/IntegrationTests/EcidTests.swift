@@ -628,6 +628,57 @@ extension Integration {
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
         }
 
+        /// A spec-masked directory outside /proc and /sys (/srv/s/secret), its parent renamed
+        /// after the helper kept its table: an overlay whose lower layer is the renamed parent
+        /// or a bind without submounts of it would show the directory the mask hides unless the
+        /// table's protected mounts on that file system are confirmed where they are now. The neighbours: the same
+        /// overlay of a directory that holds no mask, and reading the mask (empty), work.
+        @Test func renamedParentOfASpecMaskIsNoOverlayLayer() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                ls /srv/s/secret | wc -l > /out/masked
+                mkdir -p /o && mount -t tmpfs tmpfs /o && mkdir -p /o/u /o/w /o/m /o/u2 /o/w2 /o/m2
+                umount /proc 2>/dev/null; echo $? > /out/refused
+                mv /srv/s /srv/t; echo $? > /out/mv
+                mount -t overlay overlay -o lowerdir=/srv/t,upperdir=/o/u,workdir=/o/w /o/m 2>/dev/null; echo $? > /out/overlay
+                if [ -f /o/m/secret/file ]; then echo revealed; else echo hidden; fi > /out/overlay-view
+                umount /o/m 2>/dev/null
+                mkdir -p /o/b; umount /proc 2>/dev/null; mv /srv/t /srv/v
+                mount --bind /srv/v /o/b 2>/dev/null; echo $? > /out/bind
+                if [ -f /o/b/secret/file ]; then echo revealed; else echo hidden; fi > /out/bind-view
+                umount /o/b 2>/dev/null
+                mount -t overlay overlay -o lowerdir=/srv/plain,upperdir=/o/u2,workdir=/o/w2 /o/m2; echo $? > /out/plain
+                umount /o/m2; umount -l /o; echo $? > /out/cleanup
+                """
+            let bundle = try sandbox.makeBundle("mask-layer", script: script) { config in
+                RuntimeLocks.privileged(&config)
+                var linux = config["linux"] as? [String: Any] ?? [:]
+                linux["maskedPaths"] = (linux["maskedPaths"] as? [String] ?? []) + ["/srv/s/secret"]
+                config["linux"] = linux
+            }
+            for dir in ["/rootfs/srv/s/secret", "/rootfs/srv/plain"] {
+                try FileManager.default.createDirectory(atPath: bundle + dir, withIntermediateDirectories: true)
+            }
+            try "hidden by the spec".write(toFile: bundle + "/rootfs/srv/s/secret/file", atomically: true, encoding: .utf8)
+            let run = try sandbox.runtime(["run", "--bundle", bundle, "ecid-mask-layer"])
+            #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
+            #expect(try sandbox.output(bundle, "masked") == "0")
+            #expect(try sandbox.output(bundle, "refused") != "0")
+            #expect(try sandbox.output(bundle, "mv") == "0")
+            #expect(try sandbox.output(bundle, "overlay") != "0", "an overlay of the renamed parent of a mask was allowed")
+            #expect(try sandbox.output(bundle, "overlay-view") == "hidden")
+            #expect(try sandbox.output(bundle, "bind") != "0", "a bind without submounts of the renamed parent of a mask was allowed")
+            #expect(try sandbox.output(bundle, "bind-view") == "hidden")
+            #expect(try sandbox.output(bundle, "plain") == "0", "\(ecid.log())")
+            #expect(try sandbox.output(bundle, "cleanup") == "0")
+            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+        }
+
         /// ecid dies (as with kill -9, at a fixed point: `ECI_ECID_CRASH_FOR_TEST`) holding a
         /// container's call; the next ecid gives that call its exact answer, not EINTR: the
         /// result the helper recorded (a mount performed, a refusal), or, when no helper had
