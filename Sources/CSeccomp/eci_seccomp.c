@@ -252,6 +252,18 @@ uint64_t eci_inflight_read(const struct eci_inflight_slot *slot, struct eci_noti
     return id;
 }
 
+void eci_inflight_result(struct eci_inflight_slot *slot, uint64_t id, int32_t error) {
+    __atomic_store_n(&slot->result_id, 0, __ATOMIC_RELEASE);
+    slot->result_error = error;
+    __atomic_store_n(&slot->result_id, id, __ATOMIC_RELEASE);
+}
+
+int eci_inflight_read_result(const struct eci_inflight_slot *slot, uint64_t id, int32_t *error) {
+    if (id == 0 || __atomic_load_n(&slot->result_id, __ATOMIC_ACQUIRE) != id) return 0;
+    *error = slot->result_error;
+    return 1;
+}
+
 void eci_answer_begin(struct eci_answer_record *record, uint64_t slot, uint64_t id) {
     __atomic_store_n(&record->state, 0, __ATOMIC_RELEASE);
     record->slot = slot;

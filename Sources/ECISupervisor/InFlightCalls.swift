@@ -75,6 +75,18 @@ final class InFlightSlot: Sendable {
         return (id, whole != 0 ? notif : nil)
     }
 
+    /// The answer a helper gave for notification `id` (0 or an errno), stored before the
+    /// container's next call can reach a helper.
+    func recordResult(id: UInt64, errno: Int32) {
+        eci_inflight_result(slot, id, errno)
+    }
+
+    /// The answer stored for `id`, if any.
+    func result(for id: UInt64) -> Int32? {
+        var error: Int32 = 0
+        return eci_inflight_read_result(slot, id, &error) != 0 ? error : nil
+    }
+
     func record(_ notif: eci_notif) {
         var copy = notif
         eci_inflight_record(slot, &copy)

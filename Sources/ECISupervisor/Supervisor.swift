@@ -54,7 +54,12 @@ public final class Supervisor: Sendable {
         case afterReceive = "after-receive"
         /// After the helper performed the call and answered, before the caller is answered.
         case afterHelper = "after-helper"
+        /// As `after-helper`, 4 s later: the container's other calls (another notify fd, a
+        /// `runc exec`) go on meanwhile, on the same helper.
+        case afterHelperLate = "after-helper-late"
     }
+    /// `after-helper-late` waits in the first call only; the others are answered meanwhile.
+    let lateCrashArmed = Mutex(true)
     var launch: HelperPool.Launch { HelperPool.Launch(executable: options.helperPath, answerDirectory: options.inFlightDirectory) }
     let registry: Registry
     let holder: HolderClient
@@ -160,7 +165,10 @@ public final class Supervisor: Sendable {
             let call = AnswerFiles.Previous.Call(slot: slot.token, id: last)
             let (val, error): (Int64, Int32)
             let how: String
-            if let recorded = previous.finished[call] {
+            if let stored = slot.result(for: last) {
+                (val, error) = (0, stored == 0 ? 0 : -stored)
+                how = "the result its helper recorded"
+            } else if let recorded = previous.finished[call] {
                 (val, error) = (0, recorded == 0 ? 0 : -recorded)
                 how = "the result its helper recorded"
             } else if previous.unfinished.contains(call) {
@@ -352,9 +360,17 @@ public final class Supervisor: Sendable {
         // One call at a time per container: what the helper checked stays true until it acts.
         let request = HelperRequest(call: call, slot: slot.token, id: notif.id)
         let response = container.serialized {
-            HelperPool.shared.perform(request, container: container, opened: opened, notifyFD: fd, launch: launch, log: log)
+            let response = HelperPool.shared.perform(request, container: container, opened: opened, notifyFD: fd, launch: launch, log: log)
+            // Stored while the container's lock is held: once released, a call from another of
+            // its notify fds may go to the same helper and overwrite the helper's record.
+            slot.recordResult(id: notif.id, errno: response.errno)
+            return response
         }
         if crashPoint == .afterHelper { _exit(99) }
+        if crashPoint == .afterHelperLate, lateCrashArmed.withLock({ armed in defer { armed = false }; return armed }) {
+            sleep(4)
+            _exit(99)
+        }
         if response.errno != 0 {
             log.info("refused", metadata: ["container": "\(container.id)", "call": "\(call)", "errno": "\(response.errno)", "reason": "\(response.reason ?? "")"])
         } else {

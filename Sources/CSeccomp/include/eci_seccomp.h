@@ -23,14 +23,26 @@ struct eci_notif {
 /// The in-flight slot of one notify fd, in a shared file mapping: the last notification ecid
 /// received on it, whole. `id` is stored last (release) and read first (acquire), so a copy
 /// whose own id differs from it is a half-written one and is not used.
+///
+/// `result_id`/`result_error`: the answer ecid got for a notification (0 or an errno), stored
+/// before the container's next call can reach a helper. A helper's own record holds only its
+/// last call, and a call from another notify fd of the container can follow on the same helper
+/// before this one is answered.
 struct eci_inflight_slot {
     uint64_t id;
     struct eci_notif notif;
+    uint64_t result_id;
+    int32_t result_error;
+    int32_t reserved;
 };
 void eci_inflight_record(struct eci_inflight_slot *slot, const struct eci_notif *notif);
 /// The last ID recorded (0: none); *out gets the notification and *whole is 1 when the copy is
 /// that notification's.
 uint64_t eci_inflight_read(const struct eci_inflight_slot *slot, struct eci_notif *out, int *whole);
+/// Stores the answer for notification `id` (`error`: 0 or an errno).
+void eci_inflight_result(struct eci_inflight_slot *slot, uint64_t id, int32_t error);
+/// 1 and *error when the slot holds the answer for `id`, else 0.
+int eci_inflight_read_result(const struct eci_inflight_slot *slot, uint64_t id, int32_t *error);
 
 /// What a mount helper is doing or last did, in a shared file mapping ecid hands it: the call
 /// (its fd's slot token and notification ID), `state` 1 while it performs it, 2 once `error`

@@ -679,6 +679,42 @@ extension Integration {
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
         }
 
+        /// ecid dies holding a call its helper performed, after a call from another notify fd of
+        /// the same container (a `runc exec`) went to the same helper meanwhile: the helper's
+        /// record then names the later call, and the next ecid must still know the first one
+        /// was performed, not perform it again (a second tmpfs stacked on /x).
+        @Test func performedCallIsNotPerformedAgainAfterAnotherFdsCall() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            let first = try Daemon(sandbox: sandbox, environment: ["ECI_ECID_CRASH_FOR_TEST": "after-helper-late"])
+            defer { first.kill() }
+            let script = """
+                mkdir -p /x /y
+                mount -t tmpfs none /x; echo $? > /out/status
+                grep -c ' /x ' /proc/mounts > /out/count
+                echo done > /out/done
+                """
+            let bundle = try sandbox.makeBundle("twice", script: script) { RuntimeLocks.privileged(&$0) }
+            let container = BackgroundContainer(sandbox, bundle: bundle, id: "ecid-twice")
+            for _ in 0..<100 where !first.log().contains("mount helper started") { usleep(50_000) }
+            usleep(300_000)
+            let exec = try sandbox.runtime(["exec", "ecid-twice", "sh", "-c", "mount -t tmpfs none /y; echo y=$?"])
+            #expect(exec.stdout.contains("y=0"), "\(exec.stdout) \(exec.stderr) \(first.log())")
+            for _ in 0..<200 where first.process.isRunning { usleep(50_000) }
+            #expect(!first.process.isRunning, "ecid did not stop: \(first.log())")
+            #expect(!FileManager.default.fileExists(atPath: bundle + "/out/status"), "the call was answered without an ecid")
+            let second = try Daemon(sandbox: sandbox, name: "ecid-2")
+            defer { second.kill() }
+            #expect(Self.waitFor(bundle + "/out/done", seconds: 30), "the container did not finish: \(second.log())")
+            #expect(try sandbox.output(bundle, "status") == "0")
+            #expect(try sandbox.output(bundle, "count") == "1", "the mount was performed twice: \(second.log())")
+            try container.waitUntilGone()
+            second.kill()
+            #expect(try Self.holderGone(sandbox, within: 5), "the fd holder was left behind")
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+        }
+
         /// ecid dies (as with kill -9, at a fixed point: `ECI_ECID_CRASH_FOR_TEST`) holding a
         /// container's call; the next ecid gives that call its exact answer, not EINTR: the
         /// result the helper recorded (a mount performed, a refusal), or, when no helper had
