@@ -508,16 +508,36 @@ extension Integration {
             #expect(!FileSystem.exists(sandbox.stateDirectory + "/ecid/containers/ecid-loop.json"), "the record outlived its container")
         }
 
-        /// Renaming a directory moves the mounts below it without any mount event: a fresh
-        /// procfs at /a/p is at /b/p after `mv /a /b`. A bind of it without its submounts must
-        /// still be refused (judged against mount points read during the call, never a table
-        /// kept from an earlier one), and its rbind neighbour still works, masks and all.
-        @Test func renamedDirectoryDoesNotUnmaskAFreshProcfs() throws {
+        /// A privileged container running `script` to its end under a fresh ecid, its `out/`
+        /// files handed to `check` (`out(NAME)`); then what every such test checks: ecid still
+        /// runs and no mount is left behind. `edit` changes the spec (privileged already),
+        /// `prepare` the bundle, before the run.
+        static func runPrivileged(
+            _ name: String, script: String, edit: (inout [String: Any]) -> Void = { _ in }, prepare: (String) throws -> Void = { _ in },
+            check: (_ out: (String) throws -> String, _ ecid: Daemon) throws -> Void
+        ) throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
             let mountsBefore = try TestSupport.mountPoints()
             let ecid = try Daemon(sandbox: sandbox)
             defer { ecid.kill() }
+            let bundle = try sandbox.makeBundle(name, script: script) { config in
+                RuntimeLocks.privileged(&config)
+                edit(&config)
+            }
+            try prepare(bundle)
+            let run = try sandbox.runtime(["run", "--bundle", bundle, "ecid-" + name])
+            #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
+            try check({ try sandbox.output(bundle, $0) }, ecid)
+            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+        }
+
+        /// Renaming a directory moves the mounts below it without any mount event: a fresh
+        /// procfs at /a/p is at /b/p after `mv /a /b`. A bind of it without its submounts must
+        /// still be refused (judged against mount points read during the call, never a table
+        /// kept from an earlier one), and its rbind neighbour still works, masks and all.
+        @Test func renamedDirectoryDoesNotUnmaskAFreshProcfs() throws {
             let script = """
                 mkdir -p /a/p /m /m2
                 mount -t proc proc /a/p; echo $? > /out/fresh
@@ -530,19 +550,16 @@ extension Integration {
                 if [ -c /m2/keys ] || [ -c /m2/timer_list ]; then echo masked; else echo unmasked; fi > /out/rbind-view
                 umount -l /m2; umount -l /b/p; echo $? > /out/cleanup
                 """
-            let bundle = try sandbox.makeBundle("rename", script: script) { RuntimeLocks.privileged(&$0) }
-            let run = try sandbox.runtime(["run", "--bundle", bundle, "ecid-rename"])
-            #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
-            #expect(try sandbox.output(bundle, "fresh") == "0", "a fresh procfs: \(ecid.log())")
-            #expect(try sandbox.output(bundle, "refused") != "0")
-            #expect(try sandbox.output(bundle, "mv") == "0")
-            #expect(try sandbox.output(bundle, "bind") != "0", "a bind of the renamed procfs without its masks was allowed")
-            #expect(try sandbox.output(bundle, "bind-view") == "hidden")
-            #expect(try sandbox.output(bundle, "rbind") == "0")
-            #expect(try sandbox.output(bundle, "rbind-view") == "masked")
-            #expect(try sandbox.output(bundle, "cleanup") == "0")
-            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            try Self.runPrivileged("rename", script: script) { out, ecid throws in
+                #expect(try out("fresh") == "0", "a fresh procfs: \(ecid.log())")
+                #expect(try out("refused") != "0")
+                #expect(try out("mv") == "0")
+                #expect(try out("bind") != "0", "a bind of the renamed procfs without its masks was allowed")
+                #expect(try out("bind-view") == "hidden")
+                #expect(try out("rbind") == "0")
+                #expect(try out("rbind-view") == "masked")
+                #expect(try out("cleanup") == "0")
+            }
         }
 
         /// A directory moved below a new directory of its own old name: the fresh procfs at /q/p
@@ -553,11 +570,6 @@ extension Integration {
         /// showed /proc/keys. The legitimate neighbours: the same bind with its submounts, and a
         /// bind of a renamed plain directory, work.
         @Test func directoryMovedBelowItsOldNameDoesNotUnmaskAFreshProcfs() throws {
-            let sandbox = try RuntimeSandbox()
-            defer { sandbox.cleanup() }
-            let mountsBefore = try TestSupport.mountPoints()
-            let ecid = try Daemon(sandbox: sandbox)
-            defer { ecid.kill() }
             let script = """
                 mkdir -p /q/p /m /m2 /E /d/e /dm
                 mount -t proc proc /q/p; echo $? > /out/fresh
@@ -575,21 +587,18 @@ extension Integration {
                 umount /dm
                 umount -l /q/p/p; echo $? > /out/cleanup
                 """
-            let bundle = try sandbox.makeBundle("rename-deeper", script: script) { RuntimeLocks.privileged(&$0) }
-            let run = try sandbox.runtime(["run", "--bundle", bundle, "ecid-rename-deeper"])
-            #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
-            #expect(try sandbox.output(bundle, "fresh") == "0", "a fresh procfs: \(ecid.log())")
-            #expect(try sandbox.output(bundle, "refused") != "0")
-            #expect(try sandbox.output(bundle, "mv") == "0")
-            #expect(try sandbox.output(bundle, "where") == "/q/p/p/self")
-            #expect(try sandbox.output(bundle, "bind") != "0", "a bind of the moved procfs without its masks was allowed")
-            #expect(try sandbox.output(bundle, "bind-view") == "hidden")
-            #expect(try sandbox.output(bundle, "rbind") == "0", "\(ecid.log())")
-            #expect(try sandbox.output(bundle, "rbind-view") == "masked")
-            #expect(try sandbox.output(bundle, "plain-bind") == "0", "\(ecid.log())")
-            #expect(try sandbox.output(bundle, "cleanup") == "0")
-            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            try Self.runPrivileged("rename-deeper", script: script) { out, ecid throws in
+                #expect(try out("fresh") == "0", "a fresh procfs: \(ecid.log())")
+                #expect(try out("refused") != "0")
+                #expect(try out("mv") == "0")
+                #expect(try out("where") == "/q/p/p/self")
+                #expect(try out("bind") != "0", "a bind of the moved procfs without its masks was allowed")
+                #expect(try out("bind-view") == "hidden")
+                #expect(try out("rbind") == "0", "\(ecid.log())")
+                #expect(try out("rbind-view") == "masked")
+                #expect(try out("plain-bind") == "0", "\(ecid.log())")
+                #expect(try out("cleanup") == "0")
+            }
         }
 
         /// A fresh procfs stacked on a bind of a procfs subdirectory (/proc/sys/kernel at /x):
@@ -598,11 +607,6 @@ extension Integration {
         /// its empty /x/acpi and read-only /x/sys stay. The neighbours: the stack itself, and
         /// unmounting the fresh procfs whole, work.
         @Test func freshProcfsStackedOnAProcBindKeepsItsMasks() throws {
-            let sandbox = try RuntimeSandbox()
-            defer { sandbox.cleanup() }
-            let mountsBefore = try TestSupport.mountPoints()
-            let ecid = try Daemon(sandbox: sandbox)
-            defer { ecid.kill() }
             let script = """
                 mkdir -p /x
                 mount --bind /proc/sys/kernel /x; echo $? > /out/bind
@@ -614,18 +618,15 @@ extension Integration {
                 umount -l /x; echo $? > /out/fresh-gone
                 umount /x; echo $? > /out/bind-gone
                 """
-            let bundle = try sandbox.makeBundle("stacked", script: script) { RuntimeLocks.privileged(&$0) }
-            let run = try sandbox.runtime(["run", "--bundle", bundle, "ecid-stacked"])
-            #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
-            #expect(try sandbox.output(bundle, "bind") == "0", "\(ecid.log())")
-            #expect(try sandbox.output(bundle, "fresh") == "0", "\(ecid.log())")
-            #expect(try sandbox.output(bundle, "umount-acpi") != "0", "a mask of the fresh procfs was unmounted")
-            #expect(try sandbox.output(bundle, "umount-sys") != "0", "the read-only sys of the fresh procfs was unmounted")
-            #expect(try sandbox.output(bundle, "sys-view") == "ro")
-            #expect(try sandbox.output(bundle, "fresh-gone") == "0", "\(ecid.log())")
-            #expect(try sandbox.output(bundle, "bind-gone") == "0", "\(ecid.log())")
-            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            try Self.runPrivileged("stacked", script: script) { out, ecid throws in
+                #expect(try out("bind") == "0", "\(ecid.log())")
+                #expect(try out("fresh") == "0", "\(ecid.log())")
+                #expect(try out("umount-acpi") != "0", "a mask of the fresh procfs was unmounted")
+                #expect(try out("umount-sys") != "0", "the read-only sys of the fresh procfs was unmounted")
+                #expect(try out("sys-view") == "ro")
+                #expect(try out("fresh-gone") == "0", "\(ecid.log())")
+                #expect(try out("bind-gone") == "0", "\(ecid.log())")
+            }
         }
 
         /// A spec-masked directory outside /proc and /sys (/srv/s/secret), its parent renamed
@@ -634,11 +635,6 @@ extension Integration {
         /// table's protected mounts on that file system are confirmed where they are now. The neighbours: the same
         /// overlay of a directory that holds no mask, and reading the mask (empty), work.
         @Test func renamedParentOfASpecMaskIsNoOverlayLayer() throws {
-            let sandbox = try RuntimeSandbox()
-            defer { sandbox.cleanup() }
-            let mountsBefore = try TestSupport.mountPoints()
-            let ecid = try Daemon(sandbox: sandbox)
-            defer { ecid.kill() }
             let script = """
                 ls /srv/s/secret | wc -l > /out/masked
                 mkdir -p /o && mount -t tmpfs tmpfs /o && mkdir -p /o/u /o/w /o/m /o/u2 /o/w2 /o/m2
@@ -654,29 +650,26 @@ extension Integration {
                 mount -t overlay overlay -o lowerdir=/srv/plain,upperdir=/o/u2,workdir=/o/w2 /o/m2; echo $? > /out/plain
                 umount /o/m2; umount -l /o; echo $? > /out/cleanup
                 """
-            let bundle = try sandbox.makeBundle("mask-layer", script: script) { config in
-                RuntimeLocks.privileged(&config)
+            try Self.runPrivileged("mask-layer", script: script, edit: { config in
                 var linux = config["linux"] as? [String: Any] ?? [:]
                 linux["maskedPaths"] = (linux["maskedPaths"] as? [String] ?? []) + ["/srv/s/secret"]
                 config["linux"] = linux
+            }, prepare: { bundle in
+                for dir in ["/rootfs/srv/s/secret", "/rootfs/srv/plain"] {
+                    try FileManager.default.createDirectory(atPath: bundle + dir, withIntermediateDirectories: true)
+                }
+                try "hidden by the spec".write(toFile: bundle + "/rootfs/srv/s/secret/file", atomically: true, encoding: .utf8)
+            }) { out, ecid throws in
+                #expect(try out("masked") == "0")
+                #expect(try out("refused") != "0")
+                #expect(try out("mv") == "0")
+                #expect(try out("overlay") != "0", "an overlay of the renamed parent of a mask was allowed")
+                #expect(try out("overlay-view") == "hidden")
+                #expect(try out("bind") != "0", "a bind without submounts of the renamed parent of a mask was allowed")
+                #expect(try out("bind-view") == "hidden")
+                #expect(try out("plain") == "0", "\(ecid.log())")
+                #expect(try out("cleanup") == "0")
             }
-            for dir in ["/rootfs/srv/s/secret", "/rootfs/srv/plain"] {
-                try FileManager.default.createDirectory(atPath: bundle + dir, withIntermediateDirectories: true)
-            }
-            try "hidden by the spec".write(toFile: bundle + "/rootfs/srv/s/secret/file", atomically: true, encoding: .utf8)
-            let run = try sandbox.runtime(["run", "--bundle", bundle, "ecid-mask-layer"])
-            #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
-            #expect(try sandbox.output(bundle, "masked") == "0")
-            #expect(try sandbox.output(bundle, "refused") != "0")
-            #expect(try sandbox.output(bundle, "mv") == "0")
-            #expect(try sandbox.output(bundle, "overlay") != "0", "an overlay of the renamed parent of a mask was allowed")
-            #expect(try sandbox.output(bundle, "overlay-view") == "hidden")
-            #expect(try sandbox.output(bundle, "bind") != "0", "a bind without submounts of the renamed parent of a mask was allowed")
-            #expect(try sandbox.output(bundle, "bind-view") == "hidden")
-            #expect(try sandbox.output(bundle, "plain") == "0", "\(ecid.log())")
-            #expect(try sandbox.output(bundle, "cleanup") == "0")
-            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
         }
 
         /// ecid dies holding a call its helper performed, after a call from another notify fd of
