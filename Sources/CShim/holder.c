@@ -48,10 +48,6 @@ int eci_seqpacket_connect(const char *path) {
     return fd;
 }
 
-void eci_store_u64(uint64_t *address, uint64_t value) {
-    __atomic_store_n(address, value, __ATOMIC_RELEASE);
-}
-
 int eci_close_from(int lowest) {
     return syscall(SYS_close_range, (unsigned)lowest, ~0U, 0) < 0 ? -errno : 0;
 }

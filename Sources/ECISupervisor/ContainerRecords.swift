@@ -1,4 +1,3 @@
-import CShim
 import ECICore
 import ECIPolicy
 #if canImport(FoundationEssentials)

@@ -63,9 +63,6 @@ final class InFlightSlot: Sendable {
 
     private var slot: UnsafeMutablePointer<eci_inflight_slot> { mapping.address.assumingMemoryBound(to: eci_inflight_slot.self) }
 
-    /// The last ID recorded (0: none yet).
-    var last: UInt64 { lastNotification.id }
-
     /// The last notification, and whether the slot holds it whole (a slot written by an older
     /// ecid holds only its ID).
     var lastNotification: (id: UInt64, notification: eci_notif?) {

@@ -180,7 +180,7 @@ public enum MountHelper {
             try check(rc, "take the caller's credentials")
             // The caller's mount table, read through its /proc/TID, kept between calls until the
             // kernel reports a change, and read again when the call's names disagree with it.
-            let table = { (refresh: Bool) in try mountTables.rows(root: context.root, procDirectory: context.procDirectory, refresh: refresh) }
+            let table = { (refresh: Bool) in try mountTables.rows(root: rootID, procDirectory: context.procDirectory, refresh: refresh) }
             let gathered = try gather(call, table: table, protected: { initial.protected.contains($0.key) })
             defer { gathered.close() }
             switch MountCallPolicy.decide(call, initial: initial, facts: gathered.policyFacts) {

@@ -150,23 +150,21 @@ final class MountTableCache {
     /// mountinfo holds its reader's root, and a chroot's mount held so could not be unmounted.
     var keptRoot: eci_file_id?
 
-    func rows(root: Int32, procDirectory: Int32, refresh: Bool = false) throws -> [MountTable.Row] {
-        var id = eci_file_id()
-        let rc = eci_statx_id(root, "", 1, &id)
-        guard rc == 0 else { throw MountHelper.Failure(errno: -rc, reason: "statx of the caller's root: \(errnoDescription(-rc))") }
-        guard let keptRoot, Self.same(keptRoot, id) else {
+    /// `root`: the identity of the caller's root (statx), which the caller has at hand.
+    func rows(root id: eci_file_id, procDirectory: Int32, refresh: Bool = false) throws -> [MountTable.Row] {
+        guard let keptRoot, keptRoot.isSameObject(as: id) else {
             let fd = openat(procDirectory, "mountinfo", O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw MountHelper.Failure(errno: ESRCH, reason: "the caller went away (mountinfo: \(errnoDescription(errno)))") }
             defer { close(fd) }
             return MountTable.parse(try MountHelper.readAll(fd))
         }
-        if let index = entries.firstIndex(where: { Self.same($0.root, id) }) {
+        if let index = entries.firstIndex(where: { $0.root.isSameObject(as: id) }) {
             var entry = entries.remove(at: index)
             let changed = eci_mounts_changed(entry.fd)
             if changed != 0 || refresh {
                 guard changed >= 0, lseek(entry.fd, 0, SEEK_SET) == 0 else {
                     close(entry.fd)
-                    return try rows(root: root, procDirectory: procDirectory)
+                    return try rows(root: id, procDirectory: procDirectory)
                 }
                 entry.rows = MountTable.parse(try MountHelper.readAll(entry.fd))
             }
@@ -185,9 +183,5 @@ final class MountTableCache {
         entries.append(Entry(root: id, fd: fd, rows: rows))
         if entries.count > Self.capacity { close(entries.removeFirst().fd) }
         return rows
-    }
-
-    static func same(_ a: eci_file_id, _ b: eci_file_id) -> Bool {
-        a.mount_id == b.mount_id && a.ino == b.ino && a.dev_major == b.dev_major && a.dev_minor == b.dev_minor
     }
 }

@@ -76,7 +76,7 @@ import Testing
         let directory = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let slot = try InFlightSlot(directory: directory, slot: "ab")
-        #expect(slot.last == 0 && slot.token == 0xab)
+        #expect(slot.lastNotification.id == 0 && slot.token == 0xab)
         var notif = eci_notif()
         notif.id = 0x1234_5678_9abc
         notif.pid = 42

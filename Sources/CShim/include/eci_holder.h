@@ -17,10 +17,6 @@ int eci_seqpacket_connect(const char *path);
 /// Messages with descriptors go through CSeccomp's `eci_send_with_fds`/`eci_recv_with_fds`
 /// (one implementation of SCM_RIGHTS passing for ecid, its helpers and the holder).
 
-/// An 8-byte store no compiler may split or drop: what a process killed right after it still
-/// left in a shared file mapping.
-void eci_store_u64(uint64_t *address, uint64_t value);
-
 /// Closes every descriptor from `lowest` on (close_range(2)). Returns 0 or -errno.
 int eci_close_from(int lowest);
 
