@@ -34,7 +34,14 @@ build:
 	@dir=$$($(SWIFT) build $(SWIFT_BUILD_FLAGS) --show-bin-path); \
 	for e in $(PRODUCTS); do install -m 0755 $(STRIP_FLAG) "$$dir/$$e" bin/; done; \
 	for e in $(TEST_EXECUTABLES); do install -m 0755 "$$dir/$$e" bin/; done
-	@echo "built: $(addprefix bin/,$(EXECUTABLES))"
+	$(MAKE) bin/eci-init
+	@echo "built: $(addprefix bin/,$(EXECUTABLES) eci-init)"
+
+# eci-init runs inside containers (any image, as their first program): plain C, static, small.
+# Not a SwiftPM target: swiftc would link the Swift runtime into it (7 MB instead of 0.7).
+bin/eci-init: Sources/eci-init/main.c
+	@mkdir -p bin
+	$(CC) -static -O2 -Wall -Wextra -Werror -s -o $@ $<
 
 test: build kernel-config-verify
 	$(SWIFT) test

@@ -284,28 +284,107 @@ static int readonly_one(const char *path) {
     return err;
 }
 
+// In the staging child (see eci_staging_namespace): a mount namespace owned by the caller's user
+// namespace whose whole tree is a tmpfs holding recursive copies of the VM's /proc and /sys and
+// its /dev/null. Returns 0 after reporting on `ready`, then waits for `release`.
+static int staging_child(int userns_fd, int ready, int release) {
+    if (setns(userns_fd, CLONE_NEWUSER) < 0) return errno;
+    // Its root: a tmpfs made here is owned by the creator's fsuid, which must be mapped.
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0) return errno;
+    // A copy of ecid's mount namespace, owned by the caller's user namespace: every mount in it
+    // is locked. Nothing made here propagates back.
+    if (unshare(CLONE_NEWNS) < 0) return errno;
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) return errno;
+    int devnull = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (devnull < 0 || fstat(devnull, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) return EPERM;
+    int proc = (int)syscall(SYS_open_tree, AT_FDCWD, "/proc", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+    int sys = (int)syscall(SYS_open_tree, AT_FDCWD, "/sys", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+    int null = (int)syscall(SYS_open_tree, devnull, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (proc < 0 || sys < 0 || null < 0) return errno;
+    int fsfd = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
+    if (fsfd < 0) return errno;
+    if (syscall(SYS_fsconfig, fsfd, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) return errno;
+    int stage = (int)syscall(SYS_fsmount, fsfd, 1 /* FSMOUNT_CLOEXEC */, 0);
+    if (stage < 0) return errno;
+    if (syscall(SYS_move_mount, stage, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
+    if (fchdir(stage) < 0) return errno;
+    if (mkdir("proc", 0555) < 0 || mkdir("sys", 0555) < 0 || mkdir("dev", 0755) < 0) return errno;
+    int file = open("dev/null", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
+    if (file < 0) return errno;
+    close(file);
+    if (syscall(SYS_move_mount, proc, "", AT_FDCWD, "proc", MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
+    if (syscall(SYS_move_mount, sys, "", AT_FDCWD, "sys", MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
+    if (syscall(SYS_move_mount, null, "", AT_FDCWD, "dev/null", MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
+    // The tmpfs becomes the root and the rest of the VM's tree goes: the namespace pins no VM
+    // mount but these (a kept copy of, say, another container's overlay would keep it busy).
+    if (syscall(SYS_pivot_root, ".", ".") < 0) return errno;
+    if (umount2(".", MNT_DETACH) < 0) return errno;
+    if (chdir("/") < 0) return errno;
+    char c = 'x';
+    if (write(ready, &c, 1) != 1) return EIO;
+    while (read(release, &c, 1) < 0 && errno == EINTR) {}
+    return 0;
+}
+
+int eci_staging_namespace(int userns_fd) {
+    int ready[2], release[2];
+    if (pipe2(ready, O_CLOEXEC) < 0) return -errno;
+    if (pipe2(release, O_CLOEXEC) < 0) {
+        int err = -errno;
+        close(ready[0]);
+        close(ready[1]);
+        return err;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = -errno;
+        close(ready[0]), close(ready[1]), close(release[0]), close(release[1]);
+        return err;
+    }
+    if (pid == 0) {
+        close(ready[0]);
+        close(release[1]);
+        _exit(staging_child(userns_fd, ready[1], release[0]));
+    }
+    close(ready[1]);
+    close(release[0]);
+    char c, path[64];
+    int fd = -EIO;
+    if (read(ready[0], &c, 1) == 1) {
+        snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) fd = -errno;
+    }
+    close(release[1]);
+    close(ready[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) break;
+    }
+    if (fd < 0 && WIFEXITED(status) && WEXITSTATUS(status) != 0) return -WEXITSTATUS(status);
+    return fd;
+}
+
 static int fresh_child(int parent_fd, const char *name, const char *source, const char *fstype, unsigned long flags,
-                       const char *data, int mntns_fd, int root_fd, int netns_fd, const char *const *masked, int nmasked,
+                       const char *data, int mntns_fd, int staging_fd, int netns_fd, const char *const *masked, int nmasked,
                        const char *const *readonly, int nreadonly, uint64_t caller_effective, uint64_t permitted) {
     char path[4096];
     if (caps_set_effective(permitted) < 0) return EPERM;
     if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0) return errno;
-    // A private copy of the caller's mount namespace, rooted where the caller is: nothing
-    // mounted here propagates anywhere (every copy made private), so no one sees the fresh
-    // file system before its masks.
-    // unshare moves root and working directory to their copies: the caller's root (which
-    // must be a mount root: a chrooted caller gets EINVAL) and the checked parent.
-    if (fchdir(root_fd) < 0 || chroot(".") < 0) return errno;
-    if (fchdir(parent_fd) < 0) return errno;
+    // A private copy of the staging namespace (eci_staging_namespace): nothing mounted here
+    // propagates anywhere, so no one sees the fresh file system before its masks. Not a copy of
+    // the caller's: when its mounts are locked (eci-init), the kernel refuses a fresh procfs or
+    // sysfs there (mount_too_revealing), as it must for the caller itself.
+    if (setns(staging_fd, CLONE_NEWNS) < 0) return errno;
     if (unshare(CLONE_NEWNS) < 0) return errno;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return errno;
     int devnull = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (nmasked > 0 && (devnull < 0 || fstat(devnull, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))) return EPERM;
-    // Built on a staging tmpfs of its own (attached over the checked parent in this copy, named
-    // only through its fd), never by the checked name: the parent is the container's directory,
-    // whose entries a racing thread can swap for a symlink to /proc between any two steps (the
-    // mount, each mask, the clone), leaving masks on the old /proc and an unmasked tree attached.
+    // Built on a tmpfs of its own (attached over the staging root in this copy, named only
+    // through its fd), never in a directory of the container's, whose entries a racing thread can
+    // swap for a symlink between any two steps (the mount, each mask, the clone).
     int fsfd = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
     if (fsfd < 0) return errno;
     if (syscall(SYS_fsconfig, fsfd, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) return errno;
@@ -339,7 +418,7 @@ static int fresh_child(int parent_fd, const char *name, const char *source, cons
 }
 
 int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, const char *fstype, unsigned long flags,
-                           const char *data, int mntns_fd, int root_fd, int pidns_fd, int netns_fd,
+                           const char *data, int mntns_fd, int staging_fd, int pidns_fd, int netns_fd,
                            const char *const *masked, int nmasked, const char *const *readonly, int nreadonly,
                            uint64_t caller_effective) {
     struct __user_cap_data_struct data2[2];
@@ -357,7 +436,7 @@ int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, 
     pid_t pid = fork();
     if (pid < 0) return -errno;
     if (pid == 0) {
-        int status = fresh_child(parent_fd, name, source, fstype, flags, data, mntns_fd, root_fd, netns_fd, masked, nmasked,
+        int status = fresh_child(parent_fd, name, source, fstype, flags, data, mntns_fd, staging_fd, netns_fd, masked, nmasked,
                                  readonly, nreadonly, caller_effective, permitted);
         _exit(status > 0 && status < 256 ? status : (status == 0 ? 0 : EIO));
     }

@@ -39,6 +39,13 @@ static int child_setup(const struct eci_spawn_attr *attr, pid_t parent) {
     for (int i = 0; i < 3; i++) {
         if (copies[i] >= 0 && dup2(copies[i], i) < 0) return errno;
     }
+    if (attr->passed_fd_target >= 3) {
+        if (attr->passed_fd == attr->passed_fd_target) {
+            if (fcntl(attr->passed_fd, F_SETFD, 0) < 0) return errno;
+        } else if (dup2(attr->passed_fd, attr->passed_fd_target) < 0) {
+            return errno;
+        }
+    }
     if (attr->new_session && setsid() < 0) return errno;
     if (attr->new_process_group && !attr->new_session && setpgid(0, 0) < 0) return errno;
     if (attr->directory && chdir(attr->directory) < 0) return errno;

@@ -38,6 +38,9 @@ public struct SpawnAttributes: Sendable {
     /// Signals this process ignores go back to their default action in the child, as a shell
     /// would give its children. Off by default: eci-runc hands runc what its caller set.
     public var defaultSignalActions = false
+    /// One more descriptor of this process the child gets, at the number given (>= 3), not
+    /// close-on-exec there.
+    public var passedFD: (fd: Int32, as: Int32)?
 
     /// `arguments[0]` is the executable.
     public init(_ arguments: [String], environment: [String: String]) {
@@ -95,6 +98,10 @@ public struct ChildProcess: Sendable {
                         attr.death_signal = attributes.parentDeathSignal ?? 0
                         attr.reset_signal_mask = attributes.resetSignalMask ? 1 : 0
                         attr.default_signal_actions = attributes.defaultSignalActions ? 1 : 0
+                        if let passed = attributes.passedFD {
+                            attr.passed_fd = passed.fd
+                            attr.passed_fd_target = passed.as
+                        }
                         return eci_spawn(&attr)
                     }
                 }

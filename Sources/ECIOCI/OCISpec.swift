@@ -113,6 +113,11 @@ public struct OCISpec: Sendable, Equatable {
         }
     }
 
+    /// Replaces the whole `process` object.
+    public mutating func setProcess(_ process: JSONValue) {
+        document.set("process", process)
+    }
+
     /// Replaces the whole `linux` object (policy rewrites that touch several of its fields).
     public mutating func replaceLinux(_ linux: JSONValue) {
         document.set("linux", linux)

@@ -112,11 +112,14 @@ public struct RuncCommandLine: Sendable, Equatable {
         runcArguments(droppingCommandFlags: [])
     }
 
-    /// runc's arguments with the command's `--bundle` pointing at `bundle` instead.
-    public func replacingBundle(with bundle: String) -> [String] {
+    /// runc's arguments with the command's `--bundle` pointing at `bundle` instead, and, when
+    /// given, `--preserve-fds` set to `preserveFDs`.
+    public func replacingBundle(with bundle: String, preserveFDs: Int? = nil) -> [String] {
         guard let command else { return runcArguments }
-        let rest = runcArguments(droppingCommandFlags: ["bundle", "b"]).dropFirst(runcGlobalCount + 1)
-        return Array(runcArguments.prefix(runcGlobalCount)) + [command, "--bundle", bundle] + rest
+        let dropped: Set<String> = preserveFDs == nil ? ["bundle", "b"] : ["bundle", "b", "preserve-fds"]
+        let rest = runcArguments(droppingCommandFlags: dropped).dropFirst(runcGlobalCount + 1)
+        let preserve = preserveFDs.map { ["--preserve-fds", "\($0)"] } ?? []
+        return Array(runcArguments.prefix(runcGlobalCount)) + [command, "--bundle", bundle] + preserve + rest
     }
 
     /// How many of `runcArguments` are global flags (and their values).

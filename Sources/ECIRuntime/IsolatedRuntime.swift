@@ -39,6 +39,7 @@ public struct IsolatedRuntime: Sendable {
         case "create": return try create(command: "create")
         case "run": return try create(command: "run")
         case "delete": return try delete()
+        case "start": return try start()
         case "restore":
             throw ECIError(.refused, "restore is not supported by ECI: a restored container would bypass the isolation set up at create")
         default:
@@ -88,6 +89,12 @@ public struct IsolatedRuntime: Sendable {
         try SocketAdmissionCheck.verify(spec, policy: policy, stateDirectory: configuration.stateDirectory)
         if let parents = policy.cgroupParents { try CgroupPathPolicy.check(spec.cgroupsPath, parents: parents) }
         let readOnly = try ReadOnlyMounts.lockedIndices(in: spec, policy: policy)
+        // A container that may unmount starts under eci-init, which has the kernel lock the
+        // mounts runc makes (a second layer under ecid's traps). runc passes the open binary on
+        // as the fd after the caller's own preserved ones.
+        let initLaunch = try launchUnderInit(spec: spec, options: options)
+        defer { if let initLaunch { close(initLaunch.fd) } }
+        if let initLaunch { try MountLockPolicy.startUnderInit(&spec, initFD: initLaunch.as) }
 
         let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: mounts)
         let stageRoot = join(configuration.stateDirectory, "stage")
@@ -112,13 +119,19 @@ public struct IsolatedRuntime: Sendable {
             try FilesystemStager.enterPrivateMountNamespace(stageRoot: stageRoot)
             let staged = try stager.attach(spec: spec)
             try FileSystem.write(join(containerDirectory, "config.json"), staged.serialized())
+            if initLaunch != nil { try FileSystem.write(join(containerDirectory, LockedStart.markerName), Array("eci-init\n".utf8)) }
             log.debug("starting runc", metadata: metadata.merging(["bundle": "\(containerDirectory)"]) { $1 })
 
+            let preserved = initLaunch.map { Int($0.as) - 2 }
             let status = try RuncProcess.run(
-                configuration.runcPath, [configuration.runcPath] + commandLine.replacingBundle(with: containerDirectory), environment: environment)
+                configuration.runcPath, [configuration.runcPath] + commandLine.replacingBundle(with: containerDirectory, preserveFDs: preserved),
+                environment: environment, passing: initLaunch)
             // The range stays while runc has the container (created, or run detached or --keep).
             if status != 0 || !FileSystem.exists(key.runcStatePath) {
                 try store.release(key)
+            } else if command == "run", initLaunch != nil, options.bool("detach", "d") {
+                // `run --detach` has started it: as `start` does, return once it runs locked.
+                try waitUntilLocked(key)
             }
             return status
         } catch {
@@ -129,6 +142,28 @@ public struct IsolatedRuntime: Sendable {
             }
             throw error
         }
+    }
+
+    /// eci-init opened (close-on-exec here) and the fd number runc's process gets it at, when
+    /// `MountLockPolicy` says the container starts under it; nil otherwise.
+    func launchUnderInit(spec: OCISpec, options: RuncCommandLine.CommandOptions) throws -> (fd: Int32, as: Int32)? {
+        switch try MountLockPolicy.decide(spec) {
+        case .unlocked(let why):
+            log.debug("mounts not locked by eci-init", metadata: ["why": "\(why)"])
+            return nil
+        case .lock:
+            break
+        }
+        let callerFDs = options.value("preserve-fds") ?? "0"
+        guard let preserved = Int32(callerFDs), preserved >= 0, preserved < 1000 else {
+            throw ECIError(.invalidArgument, "--preserve-fds \(callerFDs): not a count of descriptors")
+        }
+        let path = try configuration.initPath ?? join(parentDirectory(try RuncProcess.currentExecutable()), "eci-init")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw ECIError.system("open eci-init at \(path) (it locks the mounts of containers with CAP_SYS_ADMIN; set \"init\" in \(RuntimeConfiguration.defaultPath) or ECI_INIT)", errno: errno)
+        }
+        return (fd, 3 + preserved)
     }
 
     /// ECI's state directories. The staging mount point must be traversable by container root
@@ -176,6 +211,32 @@ public struct IsolatedRuntime: Sendable {
                 throw ECIError(.invalidArgument, "config.json: bind mount at \(mount.destination) has no source")
             }
             if !source.hasPrefix("/") { spec.setMountSource(at: index, to: join(bundle, source)) }
+        }
+    }
+
+    // MARK: start
+
+    /// runc's start; for a container under eci-init, returns once its first process runs locked
+    /// (`LockedStart`), so no exec the engine sends next can join the unlocked namespace.
+    func start() throws -> Int32 {
+        let status = try RuncProcess.run(configuration.runcPath, [configuration.runcPath] + commandLine.runcArguments, environment: environment)
+        let positionals = commandLine.commandArguments.filter { !$0.hasPrefix("-") }
+        guard status == 0, positionals.count == 1, let id = positionals.first, (try? ContainerID.validate(id)) != nil else { return status }
+        let key = ContainerKey(runcRoot: runcRoot, id: id)
+        guard FileSystem.exists(join(store.containerDirectory(key), LockedStart.markerName)) else { return status }
+        try waitUntilLocked(key)
+        return status
+    }
+
+    /// `LockedStart.wait` for the container of `key`; fail closed: a container whose first
+    /// process still runs unlocked at the deadline is killed.
+    func waitUntilLocked(_ key: ContainerKey) throws {
+        let initProcess = try LockedStart.initProcess(statePath: key.runcStatePath)
+        do {
+            try LockedStart.wait(for: initProcess)
+        } catch {
+            if initProcess.isAlive { _ = Glibc.kill(initProcess.pid, SIGKILL) }
+            throw error
         }
     }
 

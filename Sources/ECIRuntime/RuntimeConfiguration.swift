@@ -13,7 +13,7 @@ import Glibc
 ///
 /// Read from a JSON file (`/etc/eci/runtime.json`, or the file named by `--eci-config` or
 /// `ECI_CONFIG`), then overridden by `ECI_RUNC`, `ECI_STATE_DIR`, `ECI_SUBUID_FILE`,
-/// `ECI_SUBGID_FILE`. The file's `ecid` (must ecid supervise every container) is not overridden
+/// `ECI_SUBGID_FILE`, `ECI_INIT`. The file's `ecid` (must ecid supervise every container) is not overridden
 /// by `ECI_ECID` (see `SeccompTraps.mode`). Unknown keys in the file are an error, so a typo never silently weakens setup.
 public struct RuntimeConfiguration: Sendable, Equatable {
     /// Absolute path of the real runc.
@@ -31,6 +31,8 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     /// Whether ecid must supervise every container (`"ecid": "off" | "auto" | "required"`);
     /// nil when the file does not say (then `ECI_ECID` decides). The VM image says `required`.
     public var ecidMode: SeccompTraps.Mode?
+    /// eci-init (`MountLockPolicy`); nil: the one next to this executable.
+    public var initPath: String?
 
     public static let defaultPolicyPath = "/etc/eci/policy.json"
 
@@ -54,6 +56,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
                 case "policyFile":
                     config.policyPath = try string(value, key, path)
                     config.policyPathIsExplicit = true
+                case "init": config.initPath = try string(value, key, path)
                 case "ecid": config.ecidMode = try SeccompTraps.Mode.parse(try string(value, key, path), "\(path): ecid")
                 case "defaultPoolContainers":
                     guard let n = value.uint64Value, let n32 = UInt32(exactly: n), n32 > 0 else {
@@ -68,6 +71,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         if let v = environment["ECI_STATE_DIR"] { config.stateDirectory = v }
         if let v = environment["ECI_SUBUID_FILE"] { config.subuidPath = v }
         if let v = environment["ECI_SUBGID_FILE"] { config.subgidPath = v }
+        if let v = environment["ECI_INIT"] { config.initPath = v }
         if let v = environment["ECI_POLICY_FILE"] {
             config.policyPath = v
             config.policyPathIsExplicit = true
@@ -78,7 +82,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
 
     /// Every path must be absolute: ECI is called from containerd with an arbitrary cwd.
     public func validate() throws {
-        for (name, value) in [("runc", runcPath), ("stateDir", stateDirectory), ("subuidFile", subuidPath), ("subgidFile", subgidPath), ("policyFile", policyPath)] {
+        for (name, value) in [("runc", runcPath), ("stateDir", stateDirectory), ("subuidFile", subuidPath), ("subgidFile", subgidPath), ("policyFile", policyPath), ("init", initPath ?? "/")] {
             guard value.hasPrefix("/") else { throw ECIError(.invalidArgument, "configuration \(name) must be an absolute path, not \"\(value)\"") }
         }
     }

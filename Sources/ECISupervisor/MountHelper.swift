@@ -91,6 +91,8 @@ public enum MountHelper {
     nonisolated(unsafe) static var vmProc: Int32 = -1
     /// The caller's mount namespace, kept for returning to it after a fresh mount's masks.
     nonisolated(unsafe) static var mountNamespace: Int32 = -1
+    /// Where fresh procfs and sysfs mounts are built (`eci_staging_namespace`).
+    nonisolated(unsafe) static var stagingNamespace: Int32 = -1
     /// The root of the caller's mount namespace, where the helper's root and cwd return after
     /// every call: left in the caller's chroot or at a target's parent, they would keep the
     /// caller's own mounts busy (a later umount of its chroot's mount: EBUSY).
@@ -129,6 +131,10 @@ public enum MountHelper {
         // outside column is in the VM's IDs even for a nested namespace).
         uidMap = MountCallPolicy.IDMapping.parse(try readText(at: procDirectory, "uid_map"))
         gidMap = MountCallPolicy.IDMapping.parse(try readText(at: procDirectory, "gid_map"))
+        // Made now, while the helper is still in ecid's mount namespace: from the caller's, whose
+        // mounts may be locked (eci-init), the kernel refuses a fresh procfs or sysfs.
+        stagingNamespace = eci_staging_namespace(user)
+        guard stagingNamespace >= 0 else { throw Failure(errno: -stagingNamespace, reason: "make the staging mount namespace: \(errnoDescription(-stagingNamespace))") }
         try check(eci_setns(mnt, Int32(ECI_CLONE_NEWNS)), "setns mnt")
         namespaceRoot = open("/", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         guard namespaceRoot >= 0 else { throw Failure(errno: EINVAL, reason: "open the namespace's root: \(errnoDescription(errno))") }
@@ -632,7 +638,7 @@ public enum MountHelper {
     }
 
     /// A fresh procfs or sysfs, made with the container's masks and read-only paths in a
-    /// private copy of the caller's mount namespace and attached here only when complete.
+    /// private copy of the staging namespace and attached here only when complete.
     static func freshMasked(
         source: String?, name: String, parent: Int32, fsType: String, flags: UInt64, data: String?, context: CallContext, creds: Credentials,
         initial: MountCallPolicy.InitialMounts
@@ -647,7 +653,7 @@ public enum MountHelper {
                 withOptionalCString(source) { s in
                     withOptionalCString(data) { d in
                         eci_fresh_masked_mount(
-                            parent, name, s, fsType, UInt(truncatingIfNeeded: flags), d, mountNamespace, context.root, context.pidNamespace,
+                            parent, name, s, fsType, UInt(truncatingIfNeeded: flags), d, mountNamespace, stagingNamespace, context.pidNamespace,
                             fsType == "sysfs" ? context.netNamespace : -1, m.baseAddress, Int32(m.count), r.baseAddress, Int32(r.count), creds.effective)
                     }
                 }

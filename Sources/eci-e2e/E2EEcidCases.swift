@@ -32,6 +32,15 @@ enum E2EEcidCases {
             let run = try c.docker(["run", "--rm", "--privileged", tools, "sh", "-c", "grep Seccomp: /proc/self/status; umount /proc/kcore 2>&1; test -c /proc/kcore && echo still-masked"])
             c.expect(run.stdout.contains("Seccomp:\t2"), "a --privileged container runs under a seccomp filter (the traps): \(run.stdout)")
             c.expect(run.stdout.contains("still-masked"), "umount of a mask is refused: \(run.stdout) \(run.stderr)")
+            // eci-init: a container that starts as root with CAP_SYS_ADMIN runs with its mounts
+            // locked by the kernel, under Docker's seccomp profile and AppArmor profile too; one
+            // without CAP_SYS_ADMIN has nothing to lock against.
+            for (what, flags, want) in [
+                ("--privileged", ["--privileged"], "yes"), ("--cap-add SYS_ADMIN", ["--cap-add", "SYS_ADMIN"], "yes"), ("default", [], "no"),
+            ] {
+                let status = try c.docker(["run", "--rm"] + flags + [tools, "escape-attempts", "--lock-status"])
+                c.expect(status.status == 0 && status.stdout.contains("mounts locked: \(want)\n"), "\(what): mounts locked \(want)? \(status.stdout) \(status.stderr)")
+            }
         },
         // Tests/Fixtures/ecid-jail.c through the docker CLI: a chrooted caller naming unlisted
         // mounts, symlink-swap races against the helper, pivot_root into masks, overlays over
@@ -75,6 +84,8 @@ enum E2EEcidCases {
             c.expect(mount.stdout == "ok\n", "docker exec mount -t tmpfs works: \(mount.stdout) \(mount.stderr)")
             let after = try c.docker(["exec", "e2e-exec", "sh", "-c", "test -c /proc/kcore && test -c /proc/keys && ls /proc/self/status >/dev/null && echo intact"])
             c.expect(after.stdout == "intact\n", "the container's /proc and masks are intact: \(after.stdout) \(after.stderr)")
+            let locked = try c.docker(["exec", "e2e-exec", "escape-attempts", "--lock-status"])
+            c.expect(locked.stdout == "mounts locked: yes\n", "docker exec joins the locked mount namespace: \(locked.stdout) \(locked.stderr)")
             try c.docker(["rm", "-f", "e2e-exec"])
         },
         // Restart safety (issue 11 §4): ecid killed with SIGKILL (its main process only, as a

@@ -26,7 +26,7 @@ import Testing
         #expect(spec.cmdline.contains("console=ttyS0"))
         #expect(spec.diskSize == 4 << 30 && spec.bootSize == 128 << 20)
         #expect(spec.outputs == [.raw, .qcow2, .kernel, .initrd, .cmdline])
-        #expect(spec.eciBinaries == ["eci-runc", "eci-agent", "ecid"])
+        #expect(spec.eciBinaries == ["eci-runc", "eci-agent", "ecid", "eci-init"])
         #expect(spec.files.allSatisfy { $0.path.hasPrefix("/") })
         // The engine is reachable only through the agent: its own socket unit never starts.
         #expect(spec.maskServices == ["docker.socket"])

@@ -80,6 +80,14 @@ import Testing
         #expect(line.replacingBundle(with: "/eci/x") == ["--root", "/r", "create", "--bundle", "/eci/x", "--pid-file", "/p", "id"])
     }
 
+    /// eci-init travels as one more preserved fd: the caller's count is replaced, once.
+    @Test func preservedFDsAreReplaced() throws {
+        let given = try RuncCommandLine(["--root", "/r", "create", "--preserve-fds", "2", "--bundle", "/b", "--preserve-fds=2", "id"])
+        #expect(given.replacingBundle(with: "/eci/x", preserveFDs: 3) == ["--root", "/r", "create", "--bundle", "/eci/x", "--preserve-fds", "3", "id"])
+        let absent = try RuncCommandLine(["run", "-d", "id"])
+        #expect(absent.replacingBundle(with: "/eci/x", preserveFDs: 1) == ["run", "--bundle", "/eci/x", "--preserve-fds", "1", "-d", "id"])
+    }
+
     @Test func bundleIsAddedWhenAbsent() throws {
         let line = try RuncCommandLine(["run", "--detach", "id"])
         #expect(line.replacingBundle(with: "/eci/x") == ["run", "--bundle", "/eci/x", "--detach", "id"])

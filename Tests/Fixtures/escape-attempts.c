@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <linux/bpf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,11 +315,31 @@ static void leaked_fds(void) {
     else report(0, "leaked-fds", "nothing beyond stdio is inherited");
 }
 
-// Usage: escape-attempts [--mount-attacks] [READ_ONLY_BIND]. --mount-attacks adds the attacks
+// `escape-attempts --lock-status`: whether this process's mount namespace is owned by a child
+// of its user namespace (eci-init's copy: every mount the runtime made is locked by the kernel).
+// Prints "mounts locked: yes" or "mounts locked: no".
+static int lock_status(void) {
+    int mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    int user = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+    if (mnt < 0 || user < 0) {
+        printf("mounts locked: unknown (open /proc/self/ns: %s)\n", strerror(errno));
+        return 2;
+    }
+    int owner = ioctl(mnt, 0xb701 /* NS_GET_USERNS */);
+    int parent = owner >= 0 ? ioctl(owner, 0xb702 /* NS_GET_PARENT */) : -1;
+    struct stat u, o, p;
+    int locked = owner >= 0 && parent >= 0 && fstat(user, &u) == 0 && fstat(owner, &o) == 0 && fstat(parent, &p) == 0 &&
+                 o.st_ino != u.st_ino && p.st_ino == u.st_ino && p.st_dev == u.st_dev;
+    printf("mounts locked: %s\n", locked ? "yes" : "no");
+    return 0;
+}
+
+// Usage: escape-attempts [--mount-attacks] [READ_ONLY_BIND] | --lock-status. --mount-attacks adds the attacks
 // on the container's own mounts that only ECI's syscall supervisor (ecid) blocks: unmounting or
 // moving masks, /proc and /sys, remounting read-only paths read-write, covering, fresh
 // procfs/sysfs mounts.
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "--lock-status") == 0) return lock_status();
     int mount_attacks = argc > 1 && strcmp(argv[1], "--mount-attacks") == 0;
     const char *readonly_bind = argc > 1 + mount_attacks ? argv[1 + mount_attacks] : NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);

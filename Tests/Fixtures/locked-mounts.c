@@ -1,7 +1,9 @@
-// The kernel facts behind the proposed next step for ecid (docs/ecid.md, "Locked initial
-// mounts"): mounts a runtime makes inside a container's user namespace are not locked (its root
-// may unmount a mask), but copied into a nested user and mount namespace they become
-// MNT_LOCKED, and the kernel itself then refuses every way of undoing them. Run as root:
+// The kernel facts behind eci-init (docs/ecid.md, "Locked initial mounts"): mounts a runtime
+// makes inside a container's user namespace are not locked (its root may unmount a mask), but a
+// process that stays in that user namespace and joins a copy of its mount namespace made into a
+// nested user namespace finds every mount MNT_LOCKED, and the kernel itself then refuses every
+// way of undoing them, while the process keeps its capabilities over the container's network
+// and UTS namespaces (owned by the container's user namespace). Run as root:
 //   cc -static -O2 -o locked-mounts Tests/Fixtures/locked-mounts.c && ./locked-mounts DIR
 // (DIR: an empty scratch directory). Everything happens in namespaces of its own; nothing is
 // left mounted on the machine. One line per check: `ok` when the kernel answered as expected,
@@ -13,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -65,6 +70,35 @@ static void expect(const char *name, long rc, int want) {
     printf("%-44s %s %s\n", name, got == want ? "ok  " : "DIFF", got ? strerror(got) : "success");
 }
 
+// A child enters a new user namespace (nothing mapped: it only owns the copy) with a copy of
+// the mount namespace; this process, still in U1, joins the copy (setns needs CAP_SYS_ADMIN
+// over the copy's owner, which U1's root has over a child namespace it created).
+static void join_locked_copy(void) {
+    int ready[2], done[2];
+    if (pipe(ready) < 0 || pipe(done) < 0) die("pipe");
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        char c;
+        close(ready[0]);
+        close(done[1]);
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) _exit(1);
+        if (write(ready[1], "x", 1) != 1) _exit(1);
+        if (read(done[0], &c, 1) < 0) _exit(1);
+        _exit(0);
+    }
+    close(ready[1]);
+    close(done[0]);
+    char c, path[64];
+    if (read(ready[0], &c, 1) != 1) die("the copying child");
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", child);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNS) < 0) die("join the copy");
+    close(fd);
+    close(done[1]);
+    waitpid(child, NULL, 0);
+}
+
 // A container as runc makes it: in user namespace U1 (mapped to the VM's 1048576..) with its own
 // mount and pid namespaces, a root file system, a procfs, masks over a procfs file and a procfs
 // directory, a read-only bind, a masked directory; pivot_root and the old root detached.
@@ -102,9 +136,21 @@ int main(int argc, char **argv) {
         expect("u1-umount-mask-allowed", umount2("/masked", 0), 0);
         if (mount("tmpfs", "/masked", "tmpfs", MS_RDONLY, NULL) < 0) die("mask again");
 
-        // The proposal: a nested user namespace (identity-mapped) and a copy of the mount
-        // namespace; every mount arrives locked.
-        enter_user_namespace("0 0 65536", CLONE_NEWNS);
+        // eci-init's way: a child enters a nested, unmapped user namespace with a copy of the
+        // mount namespace; this process joins only the copy. Every mount arrives locked.
+        if (unshare(CLONE_NEWNET | CLONE_NEWUTS) < 0) die("network and UTS namespaces of U1");
+        join_locked_copy();
+        expect("still-root-of-u1-uts", sethostname("locked", 6), 0);
+        {
+            int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+            struct ifreq r;
+            memset(&r, 0, sizeof r);
+            strcpy(r.ifr_name, "lo");
+            if (s < 0 || ioctl(s, SIOCGIFFLAGS, &r) < 0) die("SIOCGIFFLAGS");
+            r.ifr_flags |= IFF_UP;
+            expect("still-admin-of-u1-netns", ioctl(s, SIOCSIFFLAGS, &r), 0);
+            close(s);
+        }
         expect("umount-file-mask", umount2("/proc/cpuinfo", 0), EINVAL);
         expect("umount-dir-mask-detach", umount2("/masked", MNT_DETACH), EINVAL);
         expect("umount-proc", umount2("/proc", MNT_DETACH), EINVAL);

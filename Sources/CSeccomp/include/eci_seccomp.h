@@ -179,20 +179,28 @@ int eci_helper_assume(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t
 /// there is nothing to undo or verify.
 int eci_helper_restore(uint64_t permitted);
 
+/// A mount namespace owned by the user namespace `userns_fd` (the caller's), for building fresh
+/// procfs and sysfs mounts in: its whole tree is a tmpfs with recursive copies of the VM's /proc
+/// and /sys (the visible ones the kernel requires before it lets that user namespace mount a
+/// fresh one: mount_too_revealing) and its /dev/null. Made by a child (C only) forked from the
+/// single-threaded helper, before the helper enters the caller's namespaces. Pins no other VM
+/// mount. An fd for setns, or -errno.
+int eci_staging_namespace(int userns_fd);
+
 /// Makes a fresh procfs or sysfs for a caller, with its masks, and attaches it atomically at
 /// `name` in the directory `parent_fd` (in the caller's mount namespace, already checked).
 /// A child process (C only, forked from the single-threaded helper) joins the caller's pid
 /// namespace (`pidns_fd`, so procfs shows the caller's processes) and network namespace
 /// (`netns_fd`, -1 to keep; sysfs shows the caller's devices), unshares a private copy of the
-/// caller's mount namespace (entered from `mntns_fd`, then chrooted to `root_fd`), mounts the
-/// file system there with the caller's effective capabilities `caller_effective`, binds the
-/// caller's /dev/null (verified to be char 1:3) over every file in `masked`, an empty read-only
-/// tmpfs over every directory, binds every path in `readonly` read-only (all relative to the
-/// new mount; missing ones skipped), clones the whole tree, returns to the caller's namespace
-/// and moves the clone onto `name`: no moment exists where the caller sees it unmasked.
-/// 0 or -errno.
+/// staging namespace (`staging_fd`, from eci_staging_namespace: not the caller's own, whose
+/// mounts may be locked), mounts the file system there with the caller's effective
+/// capabilities `caller_effective`, binds /dev/null (verified to be char 1:3) over every file
+/// in `masked`, an empty read-only tmpfs over every directory, binds every path in `readonly`
+/// read-only (all relative to the new mount; missing ones skipped), clones the whole tree,
+/// enters the caller's mount namespace (`mntns_fd`) and moves the clone onto `name`: no moment
+/// exists where the caller sees it unmasked. 0 or -errno.
 int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, const char *fstype, unsigned long flags,
-                           const char *data, int mntns_fd, int root_fd, int pidns_fd, int netns_fd,
+                           const char *data, int mntns_fd, int staging_fd, int pidns_fd, int netns_fd,
                            const char *const *masked, int nmasked, const char *const *readonly, int nreadonly,
                            uint64_t caller_effective);
 

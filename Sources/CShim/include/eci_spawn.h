@@ -33,6 +33,10 @@ struct eci_spawn_attr {
     /// Whether ignored signals are set back to their default action (what a shell's children
     /// expect; a runtime's caller may have ignored SIGPIPE on purpose, so it is a choice).
     int default_signal_actions;
+    /// One more descriptor the child gets at a number of its choosing: `passed_fd` becomes
+    /// `passed_fd_target` (>= 3; 0 means none), without close-on-exec (runc's --preserve-fds).
+    int passed_fd;
+    int passed_fd_target;
 };
 
 /// fork + execve as `attr` says. Returns the child's PID, or -errno (also when the exec itself

@@ -106,6 +106,106 @@ extension Integration {
             RuntimeLocks.addMount(&config, ["destination": "/ro", "type": "bind", "source": sandbox.directory + "/shared", "options": ["rbind", "ro"]])
         }
 
+        /// The kernel's layer under ecid's traps (eci-init): a container that starts as root with
+        /// CAP_SYS_ADMIN runs in a mount namespace owned by a nested user namespace, so every
+        /// mount runc made is locked. Checked from the VM side with nsenter, which no seccomp
+        /// filter of the container's covers: root of the container's user namespace, in its mount
+        /// namespace, still cannot unmount a mask or /proc, or clear ro on a read-only bind
+        /// (the kernel refuses; ecid never sees these calls), while a tmpfs of its own mounts
+        /// and unmounts. Inside: the program is pid 1 (eci-init exec'd it), in the container's
+        /// own user namespace (its ID map, its hostname and network devices still its own), a
+        /// fresh procfs still gets its masks (ecid builds it outside the locked namespace), and
+        /// `runc exec` joins the locked namespace.
+        @Test func runtimeMountsAreLockedByTheKernel() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            try FileManager.default.createDirectory(atPath: sandbox.directory + "/shared", withIntermediateDirectories: true)
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                tr '\\0' ' ' < /proc/1/cmdline > /out/cmdline
+                cat /proc/self/uid_map | tr -s ' ' > /out/uid-map
+                readlink /proc/1/ns/mnt > /out/mntns
+                hostname locked-test; echo $? > /out/hostname
+                ip link set lo up; echo $? > /out/link
+                mkdir -p /fresh; mount -t proc proc /fresh; echo $? > /out/fresh
+                if [ -c /fresh/keys ]; then echo masked; else echo unmasked; fi > /out/fresh-view
+                umount -l /fresh
+                touch /out/ready
+                while [ ! -e /out/go ]; do sleep 0.05; done
+                """
+            let bundle = try sandbox.makeBundle("locked", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
+            let container = BackgroundContainer(sandbox, bundle: bundle, id: "ecid-locked")
+            // A failed expectation below must not leave it waiting for `go` forever.
+            defer { _ = try? sandbox.runtime(["kill", "ecid-locked", "KILL"]) }
+            container.waitFor("ready")
+            #expect(try sandbox.output(bundle, "cmdline").hasPrefix("/bin/sh"), "pid 1 is not the program")
+            let uidMap = try sandbox.output(bundle, "uid-map")
+            #expect(uidMap.hasPrefix("0 "), "not the container's own ID map: \(uidMap)")
+            #expect(try sandbox.output(bundle, "hostname") == "0")
+            #expect(try sandbox.output(bundle, "link") == "0", "no longer admin of its network namespace")
+            #expect(try sandbox.output(bundle, "fresh") == "0", "a fresh procfs: \(ecid.log())")
+            #expect(try sandbox.output(bundle, "fresh-view") == "masked", "\(ecid.log())")
+            let state = try sandbox.runtime(["state", "ecid-locked"])
+            let pid = try #require(
+                (try JSONSerialization.jsonObject(with: Data(state.stdout.utf8)) as? [String: Any])?["pid"] as? Int, "runc state: \(state.stdout) \(state.stderr)")
+            // nsenter -U makes it uid 0 of the container's user namespace, with every capability there
+            // (-p: in its pid namespace, so /proc/self, and with it /proc/mounts, exist).
+            func inside(_ command: String) throws -> TestSupport.Output {
+                try TestSupport.run(["/usr/bin/nsenter", "-t", "\(pid)", "-U", "-m", "-p", "--", "/bin/sh", "-c", command])
+            }
+            for attack in ["umount /proc/keys", "umount -l /proc", "mount -o remount,bind,rw /ro", "umount -l /ro"] {
+                let result = try inside(attack)
+                #expect(result.status != 0, "the kernel allowed `\(attack)`")
+                // EINVAL (locked), EPERM (a locked flag); busybox words EPERM "permission denied".
+                #expect(["Invalid argument", "Operation not permitted", "permission denied"].contains { result.stderr.contains($0) }, "\(attack): \(result.stderr)")
+            }
+            let own = try inside("mkdir -p /mnt && mount -t tmpfs none /mnt && umount /mnt && echo ok")
+            #expect(own.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok", "\(own.stderr)")
+            let exec = try sandbox.runtime(["exec", "ecid-locked", "readlink", "/proc/self/ns/mnt"])
+            #expect(exec.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == (try sandbox.output(bundle, "mntns")), "runc exec: \(exec.stderr)")
+            container.go()
+            try container.waitUntilGone()
+            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+        }
+
+        /// `runc start` (what containerd-shim runs for `docker start`) returns only once the
+        /// container's first process runs locked: an exec sent right after joins the locked
+        /// namespace, never the one eci-init is leaving.
+        @Test func execRightAfterStartJoinsTheLockedNamespace() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let bundle = try sandbox.makeBundle("locked-start", script: "sleep 30") { RuntimeLocks.privileged(&$0) }
+            #expect(try sandbox.runtimeDetached(["create", "--bundle", bundle, "ecid-locked-start"]).status == 0)
+            defer {
+                _ = try? sandbox.runtime(["kill", "ecid-locked-start", "KILL"])
+                for _ in 0..<100 where (try? sandbox.runtime(["delete", "ecid-locked-start"]))?.status != 0 { usleep(50_000) }
+            }
+            let started = try sandbox.runtime(["start", "ecid-locked-start"])
+            #expect(started.status == 0, "\(started.stderr)")
+            let exec = try sandbox.runtime(["exec", "ecid-locked-start", "sh", "-c", "readlink /proc/self/ns/mnt; readlink /proc/1/ns/mnt"])
+            let links = exec.stdout.split(separator: "\n").map(String.init)
+            #expect(links.count == 2 && links[0] == links[1], "exec: \(exec.stdout) \(exec.stderr)")
+            let state = try sandbox.runtime(["state", "ecid-locked-start"])
+            let pid = try #require((try JSONSerialization.jsonObject(with: Data(state.stdout.utf8)) as? [String: Any])?["pid"] as? Int)
+            // Pid 1's mount namespace is owned by a child of its user namespace (eci-init's copy).
+            let mnt = open("/proc/\(pid)/ns/mnt", O_RDONLY | O_CLOEXEC)
+            let user = open("/proc/\(pid)/ns/user", O_RDONLY | O_CLOEXEC)
+            defer { close(mnt); close(user) }
+            let owner = ioctl(mnt, UInt(0xb701))
+            let parent = owner >= 0 ? ioctl(owner, UInt(0xb702)) : -1
+            var o = stat(), p = stat(), u = stat()
+            #expect(owner >= 0 && parent >= 0 && fstat(owner, &o) == 0 && fstat(parent, &p) == 0 && fstat(user, &u) == 0)
+            #expect(o.st_ino != u.st_ino && p.st_ino == u.st_ino, "pid 1 does not run in eci-init's copy")
+            if owner >= 0 { close(owner) }
+            if parent >= 0 { close(parent) }
+            #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
+        }
+
         @Test func initialMountsAreImmutableAndOwnMountsWork() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }

@@ -12,7 +12,9 @@ extension Integration {
         /// Capabilities of a privileged container (namespaced), so remounts are really tried.
         static func privileged(_ config: inout [String: Any]) {
             guard var process = config["process"] as? [String: Any] else { return }
-            let caps = ["CAP_SYS_ADMIN", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID"]
+            // CAP_SYS_CHROOT with CAP_SYS_ADMIN: eci-init locks the runtime's mounts (as for
+            // Docker's --privileged, which has every capability).
+            let caps = ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID"]
             process["capabilities"] = ["bounding": caps, "effective": caps, "permitted": caps]
             config["process"] = process
         }

@@ -1,0 +1,52 @@
+import ECICore
+import ECIOCI
+
+/// Which containers start under eci-init, which has the kernel lock every mount the runtime
+/// made (docs/ecid.md, "Locked initial mounts"), and how their spec says so.
+///
+/// A container whose process starts as root with CAP_SYS_ADMIN in its bounding set holds
+/// CAP_SYS_ADMIN in its user namespace, and with it the power to unmount, move or remount the
+/// runtime's mounts: runc makes them inside that namespace, so they are not locked. ecid's traps
+/// refuse those calls; eci-init adds the kernel's refusal under them (a second layer that no race
+/// in a check can get past). Without CAP_SYS_ADMIN there is nothing to lock against: no mount
+/// call is allowed, and a nested user namespace gets locked copies from the kernel anyway.
+///
+/// Not covered (ecid's traps alone): a process that starts as another user with CAP_SYS_ADMIN in
+/// its bounding set and becomes root later (a setuid program), and a bounding set without
+/// CAP_SYS_CHROOT. eci-init would have to start as root with both and switch users and drop
+/// capabilities itself, as runc does.
+public enum MountLockPolicy {
+    public enum Decision: Sendable, Equatable {
+        /// Start the program under eci-init.
+        case lock
+        /// Nothing to lock against, or not covered; why, for the log.
+        case unlocked(String)
+    }
+
+    /// What `spec` needs. eci-init joins a mount namespace, which the kernel allows only with
+    /// CAP_SYS_CHROOT next to CAP_SYS_ADMIN: without it the mounts stay unlocked (ecid's traps,
+    /// which are the promise, still hold; the lock is the layer under them).
+    public static func decide(_ spec: OCISpec) throws -> Decision {
+        let process = spec.document["process"]
+        let uid = process?["user"]?["uid"]?.uint64Value ?? 0
+        let bounding = Set((process?["capabilities"]?["bounding"]?.arrayValue ?? []).compactMap(\.stringValue))
+        guard bounding.contains("CAP_SYS_ADMIN") else { return .unlocked("no CAP_SYS_ADMIN") }
+        guard uid == 0 else { return .unlocked("the process starts as uid \(uid), not root") }
+        guard bounding.contains("CAP_SYS_CHROOT") else { return .unlocked("no CAP_SYS_CHROOT (eci-init's setns needs it)") }
+        guard let args = process?["args"]?.arrayValue, !args.isEmpty else {
+            throw ECIError(.invalidArgument, "config.json: process.args is empty")
+        }
+        return .lock
+    }
+
+    /// The program becomes eci-init's arguments: `/proc/self/fd/FD PROGRAM ARGS...` (runc keeps
+    /// fd `initFD` open through --preserve-fds; PROGRAM is found on the container's PATH by
+    /// eci-init, as runc would).
+    public static func startUnderInit(_ spec: inout OCISpec, initFD: Int32) throws {
+        guard initFD >= 3, var process = spec.document["process"], let args = process["args"]?.arrayValue, !args.isEmpty else {
+            throw ECIError(.invalidArgument, "config.json: process.args is empty")
+        }
+        process.set("args", .array([.string("/proc/self/fd/\(initFD)")] + args))
+        spec.setProcess(process)
+    }
+}

@@ -1,0 +1,138 @@
+// eci-init: the first program of a container whose process starts as root with CAP_SYS_ADMIN.
+// It makes the kernel lock every mount the runtime made, then becomes the container's program.
+//
+// runc makes a container's mounts inside the container's user namespace, so they are not
+// locked: root there may unmount a mask, remount a read-only path read-write, move /proc away.
+// ecid's traps refuse that; this adds the kernel's own refusal under them. A mount namespace
+// copied into another user namespace has every mount locked (MNT_LOCKED and the MNT_LOCK_*
+// flags), and then no one, whatever their capabilities, may unmount or move one alone, clear
+// ro/nosuid/nodev/noexec on it, bind a tree without its submounts, or mount a fresh procfs or
+// sysfs while a mask hides part of /proc or /sys (mount_too_revealing). So: a child enters a
+// new, unmapped user namespace with a copy of the mount namespace, and this process joins only
+// that copy. It stays in the container's user namespace, keeping every capability it had over
+// the container's network, UTS and IPC namespaces; `runc exec` joins pid 1's namespaces, so
+// exec'd processes land in the copy too. Docs: docs/ecid.md, "Locked initial mounts".
+//
+// eci-runc starts it as `/proc/self/fd/N PROGRAM ARGS...` (runc's --preserve-fds keeps fd N,
+// the open eci-init binary of the VM, so nothing of ECI appears in the container's files).
+// Fail closed: when anything fails it prints why and exits 125; the program never runs with
+// its mounts unlocked. Single-threaded C, static: it runs in any image.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef NS_GET_USERNS
+#define NS_GET_USERNS 0xb701
+#endif
+#ifndef NS_GET_PARENT
+#define NS_GET_PARENT 0xb702
+#endif
+
+static void fail(const char *what, int err) {
+    fprintf(stderr, "eci-init: cannot lock the container's mounts: %s: %s\n", what, strerror(err));
+    exit(125);
+}
+
+static int same_file(int a, int b) {
+    struct stat sa, sb;
+    return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// The child: a new user namespace (no ID mapped: it owns the copy and nothing else) and a copy
+// of the mount namespace into it, every mount locked by the copy. It waits until the parent
+// has joined the copy (its exit would free nothing the parent needs: the copy keeps the user
+// namespace alive).
+static int copy_child(int ready, int done) {
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) return errno;
+    char c = 'x';
+    if (write(ready, &c, 1) != 1) return EIO;
+    while (read(done, &c, 1) < 0 && errno == EINTR) {}
+    return 0;
+}
+
+static void lock_mounts(void) {
+    // Where the program starts: setns resets root and working directory to the copy's root.
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) fail("getcwd", errno);
+    int root_before = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_before < 0) fail("open /", errno);
+
+    int ready[2], done[2];
+    if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0) fail("pipe", errno);
+    pid_t child = fork();
+    if (child < 0) fail("fork", errno);
+    if (child == 0) {
+        close(ready[0]);
+        close(done[1]);
+        _exit(copy_child(ready[1], done[0]));
+    }
+    close(ready[1]);
+    close(done[0]);
+    char c;
+    int status = 0;
+    if (read(ready[0], &c, 1) != 1) {
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        // unshare(CLONE_NEWUSER) is refused to a chrooted process (runc --no-pivot) and by
+        // seccomp profiles without it: either way the mounts cannot be locked.
+        fail("unshare(CLONE_NEWUSER|CLONE_NEWNS) in a child", WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status) : EIO);
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)child);
+    int copy = open(path, O_RDONLY | O_CLOEXEC);
+    if (copy < 0) fail(path, errno);
+    if (setns(copy, CLONE_NEWNS) < 0) fail("setns into the copy", errno);
+    close(copy);
+    close(done[1]);
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    close(ready[0]);
+
+    // Verify, not trust: this mount namespace is owned by a child of this user namespace (so
+    // it is a copy made across user namespaces, and every mount in it came locked).
+    int mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    int user = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+    if (mnt < 0 || user < 0) fail("open /proc/self/ns", errno);
+    int owner = ioctl(mnt, NS_GET_USERNS);
+    if (owner < 0) fail("NS_GET_USERNS", errno);
+    int parent = ioctl(owner, NS_GET_PARENT);
+    if (parent < 0) fail("NS_GET_PARENT", errno);
+    if (same_file(owner, user) || !same_file(parent, user)) fail("the mount namespace's owner", EPERM);
+    close(mnt), close(user), close(owner), close(parent);
+
+    // The same root as before (the copy of the mount it was on), then the same directory.
+    int root_after = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_after < 0 || !same_file(root_before, root_after)) fail("the root after setns", EXDEV);
+    close(root_before), close(root_after);
+    if (chdir(cwd) < 0) fail(cwd, errno);
+}
+
+int main(int argc, char **argv) {
+    // argv[0] is /proc/self/fd/N: the fd has done its work (this binary is mapped) and must
+    // not reach the program.
+    const char *prefix = "/proc/self/fd/";
+    if (argc < 2 || strncmp(argv[0], prefix, strlen(prefix)) != 0) {
+        fprintf(stderr, "eci-init: started by eci-runc only (as /proc/self/fd/N PROGRAM ARGS...)\n");
+        return 125;
+    }
+    char *end = NULL;
+    long self = strtol(argv[0] + strlen(prefix), &end, 10);
+    if (!end || *end != '\0' || self < 3 || self > INT_MAX) {
+        fprintf(stderr, "eci-init: bad argv[0] %s\n", argv[0]);
+        return 125;
+    }
+    close((int)self);
+    lock_mounts();
+    execvp(argv[1], argv + 1);
+    int err = errno;
+    // As runc reports a program it cannot start, with the shell's exit codes.
+    fprintf(stderr, "eci-init: exec %s: %s\n", argv[1], strerror(err));
+    return err == ENOENT ? 127 : 126;
+}

@@ -1,0 +1,59 @@
+import ECICore
+import ECIOCI
+import Testing
+
+@testable import ECIPolicy
+
+/// Which containers start under eci-init (the kernel then locks the runtime's mounts), and the
+/// spec rewrite that puts it in front of the program.
+@Suite struct MountLockPolicyTests {
+    static func spec(uid: Int? = 0, bounding: [String]?, args: [String] = ["/bin/sh", "-c", "true"]) throws -> OCISpec {
+        var process: [String] = ["\"args\": [\(args.map { "\"\($0)\"" }.joined(separator: ", "))]"]
+        if let uid { process.append("\"user\": {\"uid\": \(uid), \"gid\": 0}") }
+        if let bounding { process.append("\"capabilities\": {\"bounding\": [\(bounding.map { "\"\($0)\"" }.joined(separator: ", "))]}") }
+        let text = "{\"ociVersion\": \"1.0.2\", \"process\": {\(process.joined(separator: ", "))}, \"root\": {\"path\": \"rootfs\"}}"
+        return try OCISpec(bytes: Array(text.utf8))
+    }
+
+    @Test func rootWithSysAdminIsLocked() throws {
+        #expect(try MountLockPolicy.decide(Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"])) == .lock)
+        // No user object: runc starts the process as uid 0.
+        #expect(try MountLockPolicy.decide(Self.spec(uid: nil, bounding: ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_SYS_CHROOT"])) == .lock)
+    }
+
+    @Test func withoutSysAdminNothingToLockAgainst() throws {
+        // Docker's default capabilities: no mount call is allowed at all.
+        let docker = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_SETUID", "CAP_SETGID", "CAP_SYS_CHROOT", "CAP_NET_BIND_SERVICE"]
+        guard case .unlocked = try MountLockPolicy.decide(Self.spec(bounding: docker)) else { Issue.record("locked"); return }
+        guard case .unlocked = try MountLockPolicy.decide(Self.spec(bounding: nil)) else { Issue.record("locked"); return }
+    }
+
+    /// Not covered, and said so: eci-init cannot join a mount namespace without CAP_SYS_CHROOT,
+    /// and does not switch users itself. ecid's traps still apply.
+    @Test func nonRootOrNoChrootStaysUnlocked() throws {
+        guard case .unlocked(let why) = try MountLockPolicy.decide(Self.spec(uid: 1000, bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"])) else {
+            Issue.record("locked")
+            return
+        }
+        #expect(why.contains("uid 1000"))
+        guard case .unlocked(let chroot) = try MountLockPolicy.decide(Self.spec(bounding: ["CAP_SYS_ADMIN"])) else {
+            Issue.record("locked")
+            return
+        }
+        #expect(chroot.contains("CAP_SYS_CHROOT"))
+    }
+
+    @Test func emptyArgsAreAnError() throws {
+        #expect(throws: ECIError.self) { try MountLockPolicy.decide(Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: [])) }
+    }
+
+    @Test func programBecomesInitsArguments() throws {
+        var spec = try Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: ["nginx", "-g", "daemon off;"])
+        try MountLockPolicy.startUnderInit(&spec, initFD: 4)
+        let args = spec.document["process"]?["args"]?.arrayValue?.compactMap(\.stringValue)
+        #expect(args == ["/proc/self/fd/4", "nginx", "-g", "daemon off;"])
+        // Everything else of the process is kept.
+        #expect(spec.document["process"]?["user"]?["uid"]?.uint64Value == 0)
+        #expect(throws: ECIError.self) { try MountLockPolicy.startUnderInit(&spec, initFD: 2) }
+    }
+}
