@@ -284,6 +284,16 @@ static int readonly_one(const char *path) {
     return err;
 }
 
+// A fresh tmpfs, detached (fsopen/fsmount): attached only where its fd is moved to. In a
+// forked child (the fds are left to _exit). An fd, or -errno.
+static int detached_tmpfs(void) {
+    int fsfd = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
+    if (fsfd < 0) return -errno;
+    if (syscall(SYS_fsconfig, fsfd, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) return -errno;
+    int mount = (int)syscall(SYS_fsmount, fsfd, 1 /* FSMOUNT_CLOEXEC */, 0);
+    return mount < 0 ? -errno : mount;
+}
+
 // In the staging child (see eci_staging_namespace): a mount namespace owned by the caller's user
 // namespace whose whole tree is a tmpfs holding recursive copies of the VM's /proc and /sys and
 // its /dev/null. Returns 0 after reporting on `ready`, then waits for `release`.
@@ -302,11 +312,8 @@ static int staging_child(int userns_fd, int ready, int release) {
     int sys = (int)syscall(SYS_open_tree, AT_FDCWD, "/sys", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
     int null = (int)syscall(SYS_open_tree, devnull, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
     if (proc < 0 || sys < 0 || null < 0) return errno;
-    int fsfd = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
-    if (fsfd < 0) return errno;
-    if (syscall(SYS_fsconfig, fsfd, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) return errno;
-    int stage = (int)syscall(SYS_fsmount, fsfd, 1 /* FSMOUNT_CLOEXEC */, 0);
-    if (stage < 0) return errno;
+    int stage = detached_tmpfs();
+    if (stage < 0) return -stage;
     if (syscall(SYS_move_mount, stage, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
     if (fchdir(stage) < 0) return errno;
     if (mkdir("proc", 0555) < 0 || mkdir("sys", 0555) < 0 || mkdir("dev", 0755) < 0) return errno;
@@ -385,11 +392,8 @@ static int fresh_child(int parent_fd, const char *name, const char *source, cons
     // Built on a tmpfs of its own (attached over the staging root in this copy, named only
     // through its fd), never in a directory of the container's, whose entries a racing thread can
     // swap for a symlink between any two steps (the mount, each mask, the clone).
-    int fsfd = (int)syscall(SYS_fsopen, "tmpfs", 1 /* FSOPEN_CLOEXEC */);
-    if (fsfd < 0) return errno;
-    if (syscall(SYS_fsconfig, fsfd, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0) < 0) return errno;
-    int stage = (int)syscall(SYS_fsmount, fsfd, 1 /* FSMOUNT_CLOEXEC */, 0);
-    if (stage < 0) return errno;
+    int stage = detached_tmpfs();
+    if (stage < 0) return -stage;
     if (syscall(SYS_move_mount, stage, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
     if (fchdir(stage) < 0 || mkdir("x", 0700) < 0) return errno;
     const char *built = "x";

@@ -11,6 +11,9 @@ import ECIOCI
 /// in a check can get past). Without CAP_SYS_ADMIN there is nothing to lock against: no mount
 /// call is allowed, and a nested user namespace gets locked copies from the kernel anyway.
 ///
+/// A container confined by an AppArmor profile or an SELinux label is not locked: the LSM denies
+/// its mount calls, and ecid refuses them too.
+///
 /// Not covered (ecid's traps alone): a process that starts as another user with CAP_SYS_ADMIN in
 /// its bounding set and becomes root later (a setuid program), and a bounding set without
 /// CAP_SYS_CHROOT. eci-init would have to start as root with both and switch users and drop
@@ -32,6 +35,16 @@ public enum MountLockPolicy {
         let bounding = Set((process?["capabilities"]?["bounding"]?.arrayValue ?? []).compactMap(\.stringValue))
         guard bounding.contains("CAP_SYS_ADMIN") else { return .unlocked("no CAP_SYS_ADMIN") }
         guard uid == 0 else { return .unlocked("the process starts as uid \(uid), not root") }
+        // An AppArmor profile or SELinux label confines its mount calls already: Docker's
+        // docker-default denies mount and umount (and ecid refuses every mount call of a
+        // confined caller: it cannot reproduce the LSM's mediation), and it denies the user
+        // namespace eci-init needs (userns_create), so eci-init could not run there anyway.
+        if let profile = process?["apparmorProfile"]?.stringValue, !profile.isEmpty, profile != "unconfined" {
+            return .unlocked("AppArmor profile \(profile) confines its mount calls")
+        }
+        if let label = process?["selinuxLabel"]?.stringValue, !label.isEmpty {
+            return .unlocked("SELinux label \(label) confines its mount calls")
+        }
         guard bounding.contains("CAP_SYS_CHROOT") else { return .unlocked("no CAP_SYS_CHROOT (eci-init's setns needs it)") }
         guard let args = process?["args"]?.arrayValue, !args.isEmpty else {
             throw ECIError(.invalidArgument, "config.json: process.args is empty")

@@ -7,7 +7,8 @@
 #   VM boot to engine ready: the ECI image against the plain image, same QEMU flags; and
 #   `ecibuild run --detach` / `stop`.
 #   ecid (the syscall supervisor): a trapped mount's latency under ECI against plain runc with
-#   CAP_SYS_ADMIN, an untrapped system call under both, `docker run` with ecid against without,
+#   CAP_SYS_ADMIN, an untrapped system call under both, `docker run` with ecid against without
+#   (and, with CAP_SYS_ADMIN, under eci-init, which locks the mounts, against without it),
 #   and the memory of ecid and its processes (holder, helpers) with 1 and with 50 containers.
 # Prints medians and the ratio. Timings and sizes are reported, never asserted.
 # Environment: ECI_BENCH_RUN=0 (skip the docker run comparison), ECI_BENCH_ECID=0 (skip ecid's
@@ -228,6 +229,23 @@ EOF
   with=$(median "$work/ecid/with.ms"); without=$(median "$work/ecid/without.ms")
   printf '\n%-44s %10s %10s %8s\n' "docker run ($runs runs each, median)" "ecid" "no ecid" "ratio"
   printf '%-44s %8sms %8sms %8s\n' "docker run --rm busybox true (eci-runc)" "$with" "$without" "$(ratio "$with" "$without")"
+
+  # eci-init's cost: a container with CAP_SYS_ADMIN starts under it (its mounts locked); the same
+  # without CAP_SYS_CHROOT does not (MountLockPolicy), everything else equal.
+  locked_flags="--cap-add SYS_ADMIN --security-opt apparmor=unconfined"
+  # shellcheck disable=SC2086
+  for f in "" "--cap-drop SYS_CHROOT"; do docker run --rm --network none --runtime eci-ecid $locked_flags $f eci-bench true; done
+  : > "$work/ecid/locked.ms"; : > "$work/ecid/unlocked.ms"
+  for _ in $(seq "$runs"); do
+    for which in locked unlocked; do
+      f=""; [ "$which" = unlocked ] && f="--cap-drop SYS_CHROOT"
+      # shellcheck disable=SC2086
+      s=$(date +%s%N); docker run --rm --network none --runtime eci-ecid $locked_flags $f eci-bench true; e=$(date +%s%N)
+      echo $(( (e - s) / 1000000 )) >> "$work/ecid/$which.ms"
+    done
+  done
+  locked=$(median "$work/ecid/locked.ms"); unlocked=$(median "$work/ecid/unlocked.ms")
+  printf '%-44s %8sms %8sms %8s\n' "  --cap-add SYS_ADMIN: eci-init vs without" "$locked" "$unlocked" "$(ratio "$locked" "$unlocked")"
 
   # Memory: ecid and its children (the fd holder; helpers while they run), summed.
   ecid_memory() {

@@ -7,8 +7,9 @@ import Testing
 /// Which containers start under eci-init (the kernel then locks the runtime's mounts), and the
 /// spec rewrite that puts it in front of the program.
 @Suite struct MountLockPolicyTests {
-    static func spec(uid: Int? = 0, bounding: [String]?, args: [String] = ["/bin/sh", "-c", "true"]) throws -> OCISpec {
+    static func spec(uid: Int? = 0, bounding: [String]?, args: [String] = ["/bin/sh", "-c", "true"], extra: String? = nil) throws -> OCISpec {
         var process: [String] = ["\"args\": [\(args.map { "\"\($0)\"" }.joined(separator: ", "))]"]
+        if let extra { process.append(extra) }
         if let uid { process.append("\"user\": {\"uid\": \(uid), \"gid\": 0}") }
         if let bounding { process.append("\"capabilities\": {\"bounding\": [\(bounding.map { "\"\($0)\"" }.joined(separator: ", "))]}") }
         let text = "{\"ociVersion\": \"1.0.2\", \"process\": {\(process.joined(separator: ", "))}, \"root\": {\"path\": \"rootfs\"}}"
@@ -41,6 +42,24 @@ import Testing
             return
         }
         #expect(chroot.contains("CAP_SYS_CHROOT"))
+    }
+
+    /// Docker's docker-default AppArmor profile (`--cap-add SYS_ADMIN` without
+    /// `apparmor=unconfined`) denies mount, umount and the user namespace eci-init needs: found
+    /// in the VM, where eci-init failed with EACCES (apparmor="DENIED" operation="userns_create").
+    @Test func lsmConfinedContainersAreNotLocked() throws {
+        let admin = ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"]
+        guard case .unlocked(let why) = try MountLockPolicy.decide(Self.spec(bounding: admin, extra: "\"apparmorProfile\": \"docker-default\"")) else {
+            Issue.record("locked under docker-default")
+            return
+        }
+        #expect(why.contains("AppArmor"))
+        #expect(try MountLockPolicy.decide(Self.spec(bounding: admin, extra: "\"apparmorProfile\": \"unconfined\"")) == .lock)
+        #expect(try MountLockPolicy.decide(Self.spec(bounding: admin, extra: "\"apparmorProfile\": \"\"")) == .lock)
+        guard case .unlocked = try MountLockPolicy.decide(Self.spec(bounding: admin, extra: "\"selinuxLabel\": \"system_u:system_r:container_t:s0\"")) else {
+            Issue.record("locked under an SELinux label")
+            return
+        }
     }
 
     @Test func emptyArgsAreAnError() throws {
