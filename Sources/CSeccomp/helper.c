@@ -373,6 +373,56 @@ int eci_staging_namespace(int userns_fd) {
     return fd;
 }
 
+// In the fresh child: a recursive clone of `path` whose submounts (the masks and read-only
+// paths) are locked by the kernel, as eci-init's copy locks the runtime's: a grandchild enters a
+// user namespace of its own with a copy of this mount namespace (every mount in it locked),
+// clones the tree there and passes the clone back over a socket. The clone's root is not locked
+// (the fresh mount can be unmounted whole); its submounts cannot be unmounted, moved, made
+// writable or left behind by a bind without them, whatever ecid's traps decide. An fd, or -errno.
+static int locked_clone(const char *path) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) return -errno;
+    pid_t pid = fork();
+    if (pid < 0) return -errno;
+    if (pid == 0) {
+        close(pair[0]);
+        int err = 0;
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) err = errno;
+        int tree = err ? -1 : (int)syscall(SYS_open_tree, AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+        if (!err && tree < 0) err = errno;
+        // One message: the errno (0) and, on success, the clone.
+        _exit(eci_send_with_fds(pair[1], &err, sizeof err, err ? NULL : &tree, err ? 0 : 1) < 0 ? 1 : 0);
+    }
+    close(pair[1]);
+    int err = EIO, tree = -1;
+    union {
+        char bytes[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = &err, .iov_len = sizeof err };
+    struct msghdr msg = { 0 };
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.bytes;
+    msg.msg_controllen = sizeof control.bytes;
+    ssize_t n;
+    do {
+        n = recvmsg(pair[0], &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    struct cmsghdr *c = n == (ssize_t)sizeof err ? CMSG_FIRSTHDR(&msg) : NULL;
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int))) memcpy(&tree, CMSG_DATA(c), sizeof tree);
+    close(pair[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (n != (ssize_t)sizeof err) err = EIO;
+    if (err == 0 && tree < 0) err = EIO;
+    if (err != 0) {
+        if (tree >= 0) close(tree);
+        return -err;
+    }
+    return tree;
+}
+
 static int fresh_child(int parent_fd, const char *name, const char *source, const char *fstype, unsigned long flags,
                        const char *data, int mntns_fd, int staging_fd, int netns_fd, const char *const *masked, int nmasked,
                        const char *const *readonly, int nreadonly, uint64_t caller_effective, uint64_t permitted) {
@@ -395,7 +445,9 @@ static int fresh_child(int parent_fd, const char *name, const char *source, cons
     int stage = detached_tmpfs();
     if (stage < 0) return -stage;
     if (syscall(SYS_move_mount, stage, "", AT_FDCWD, ".", MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
-    if (fchdir(stage) < 0 || mkdir("x", 0700) < 0) return errno;
+    // Rooted there too: the kernel refuses a new user namespace (the lock pass, locked_clone)
+    // to a process whose root is not its namespace's topmost root mount.
+    if (fchdir(stage) < 0 || chroot(".") < 0 || mkdir("x", 0700) < 0) return errno;
     const char *built = "x";
     if (caps_set_effective(caller_effective) < 0) return EPERM;
     if (mount(source, built, fstype, flags, data) < 0) return errno;
@@ -411,8 +463,8 @@ static int fresh_child(int parent_fd, const char *name, const char *source, cons
         int rc = mask_one(path, devnull);
         if (rc < 0) return -rc;
     }
-    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, built, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
-    if (tree < 0) return errno;
+    int tree = locked_clone(built);
+    if (tree < 0) return -tree;
     // Back in the caller's namespace (root and cwd become its root mount; the parent fd was
     // opened there), the masked tree lands on the checked place in one step (move_mount follows
     // no symlink in `name`).

@@ -40,6 +40,13 @@ public struct RuncCommandLine: Sendable, Equatable {
             "help": false, "h": false,
         ],
         "delete": ["force": false, "f": false, "help": false, "h": false],
+        // runc 1.1 and 1.2's exec flags (eci-runc needs the container ID: `LockedStart`).
+        "exec": [
+            "console-socket": true, "pidfd-socket": true, "cwd": true, "env": true, "e": true, "tty": false, "t": false, "user": true,
+            "u": true, "additional-gids": true, "g": true, "process": true, "p": true, "detach": false, "d": false, "pid-file": true,
+            "process-label": true, "apparmor": true, "no-new-privs": false, "cap": true, "c": true, "preserve-fds": true, "cgroup": true,
+            "ignore-paused": false, "help": false, "h": false,
+        ],
     ]
 
     public static func == (lhs: RuncCommandLine, rhs: RuncCommandLine) -> Bool {

@@ -305,7 +305,7 @@ public enum MountCallPolicy {
                 return .deny(errno: eperm, reason: "\(facts.targetPath) masks part of a procfs or sysfs")
             }
             return .perform
-        case let .mount(_, _, _, rawFlags, _):
+        case let .mount(_, _, fsType, rawFlags, _):
             let flags = effectiveFlags(rawFlags)
             switch kind(ofMountFlags: rawFlags) {
             case .remount:
@@ -344,7 +344,15 @@ public enum MountCallPolicy {
                         return .deny(errno: eperm, reason: "an overlay layer at \(layer.path) would show what \(hidden) hides")
                     }
                 }
-                // A fresh procfs or sysfs is performed with its masks (`freshMasks`).
+                // A fresh procfs or sysfs is performed with its masks (`freshMasks`), and is
+                // read-only when the container's is: the kernel's rule for a user namespace
+                // (mnt_already_visible), which ecid's helper must apply itself because it builds
+                // the mount where the VM's read-write /proc and /sys are the visible ones.
+                if let fsType, let base = maskedFileSystems[fsType], flags & msRdonly == 0,
+                    initial.mounts.contains(where: { $0.mountPoint == base && $0.fsType == fsType && $0.readOnly })
+                {
+                    return .deny(errno: eperm, reason: "a fresh \(fsType) must be read-only, as the container's \(base) is")
+                }
                 return coverCheck(facts, initial: initial)
             }
         }

@@ -40,6 +40,9 @@ public struct IsolatedRuntime: Sendable {
         case "run": return try create(command: "run")
         case "delete": return try delete()
         case "start": return try start()
+        case "exec":
+            try checkExec()
+            throw RuncProcess.exec(configuration.runcPath, [configuration.runcPath] + commandLine.runcArguments)
         case "restore":
             throw ECIError(.refused, "restore is not supported by ECI: a restored container would bypass the isolation set up at create")
         default:
@@ -237,6 +240,26 @@ public struct IsolatedRuntime: Sendable {
         } catch {
             if initProcess.isAlive { _ = Glibc.kill(initProcess.pid, SIGKILL) }
             throw error
+        }
+    }
+
+    // MARK: exec
+
+    /// An exec into a container that starts under eci-init must find its first process locked:
+    /// runc exec joins pid 1's namespaces as they are, so an exec between create and start
+    /// (runc and containerd allow it) would run, and stay, in the unlocked one. Found by an
+    /// attack round. Refused until `start` has returned (which waits for the lock).
+    func checkExec() throws {
+        let options = try commandLine.commandOptions()
+        guard let id = options.positionals.first else { return }  // runc's own usage error
+        try ContainerID.validate(id)
+        let key = ContainerKey(runcRoot: runcRoot, id: id)
+        guard FileSystem.exists(join(store.containerDirectory(key), LockedStart.markerName)) else { return }
+        let initProcess = try LockedStart.initProcess(statePath: key.runcStatePath)
+        guard LockedStart.isLocked(pid: initProcess.pid) || !initProcess.isAlive else {
+            throw ECIError(
+                .refused,
+                "exec into \(id) before it has started: ECI locks a container's mounts when its first program starts (eci-init), and an exec now would run without that lock")
         }
     }
 

@@ -13,8 +13,10 @@
 // the container's network, UTS and IPC namespaces; `runc exec` joins pid 1's namespaces, so
 // exec'd processes land in the copy too. Docs: docs/ecid.md, "Locked initial mounts".
 //
-// eci-runc starts it as `/proc/self/fd/N PROGRAM ARGS...` (runc's --preserve-fds keeps fd N,
-// the open eci-init binary of the VM, so nothing of ECI appears in the container's files).
+// eci-runc starts it as `/proc/self/fd/N [--nproc=SOFT:HARD] -- PROGRAM ARGS...` (runc's
+// --preserve-fds keeps fd N, the open eci-init binary of the VM, so nothing of ECI appears in
+// the container's files). --nproc: the spec's RLIMIT_NPROC, set after the fork (a limit of 1
+// would fail it; runc's own start needs none).
 // Fail closed: when anything fails it prints why and exits 125; the program never runs with
 // its mounts unlocked. Single-threaded C, static: it runs in any image.
 #define _GNU_SOURCE
@@ -26,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,8 +121,8 @@ int main(int argc, char **argv) {
     // argv[0] is /proc/self/fd/N: the fd has done its work (this binary is mapped) and must
     // not reach the program.
     const char *prefix = "/proc/self/fd/";
-    if (argc < 2 || strncmp(argv[0], prefix, strlen(prefix)) != 0) {
-        fprintf(stderr, "eci-init: started by eci-runc only (as /proc/self/fd/N PROGRAM ARGS...)\n");
+    if (argc < 3 || strncmp(argv[0], prefix, strlen(prefix)) != 0) {
+        fprintf(stderr, "eci-init: started by eci-runc only (as /proc/self/fd/N [OPTIONS] -- PROGRAM ARGS...)\n");
         return 125;
     }
     char *end = NULL;
@@ -129,10 +132,31 @@ int main(int argc, char **argv) {
         return 125;
     }
     close((int)self);
+    int has_nproc = 0;
+    struct rlimit nproc = { 0, 0 };
+    int arg = 1;
+    for (; arg < argc && strcmp(argv[arg], "--") != 0; arg++) {
+        char *soft_end = NULL, *hard_end = NULL;
+        if (strncmp(argv[arg], "--nproc=", 8) == 0) {
+            nproc.rlim_cur = strtoull(argv[arg] + 8, &soft_end, 10);
+            if (soft_end && *soft_end == ':') nproc.rlim_max = strtoull(soft_end + 1, &hard_end, 10);
+        }
+        if (!hard_end || *hard_end != '\0' || nproc.rlim_cur > nproc.rlim_max) {
+            fprintf(stderr, "eci-init: bad option %s\n", argv[arg]);
+            return 125;
+        }
+        has_nproc = 1;
+    }
+    if (arg + 1 >= argc) {
+        fprintf(stderr, "eci-init: no program after --\n");
+        return 125;
+    }
     lock_mounts();
-    execvp(argv[1], argv + 1);
+    if (has_nproc && setrlimit(RLIMIT_NPROC, &nproc) < 0) fail("setrlimit(RLIMIT_NPROC)", errno);
+    char **program = argv + arg + 1;
+    execvp(program[0], program);
     int err = errno;
     // As runc reports a program it cannot start, with the shell's exit codes.
-    fprintf(stderr, "eci-init: exec %s: %s\n", argv[1], strerror(err));
+    fprintf(stderr, "eci-init: exec %s: %s\n", program[0], strerror(err));
     return err == ENOENT ? 127 : 126;
 }

@@ -106,7 +106,13 @@ import Testing
             #expect(Self.denied(new("tmpfs", at: target)), "tmpfs over \(target)")
         }
         #expect(new("proc", at: "/mnt/proc") == .perform, "fresh procfs: made with its masks")
-        #expect(new("sysfs", at: "/mnt/sys") == .perform, "fresh sysfs: made with its masks")
+        // This container's /sys is read-only: a fresh sysfs must be too (the kernel's rule in a
+        // user namespace, which the helper's staging namespace, with the VM's rw /sys, would
+        // not apply). Its /proc is read-write: a fresh procfs may be.
+        #expect(Self.denied(new("sysfs", at: "/mnt/sys")), "a read-write fresh sysfs where /sys is read-only")
+        let readOnlySysfs = P.decide(.mount(source: "none", target: "/mnt/sys", fsType: "sysfs", flags: P.msRdonly, data: nil), initial: Self.initial,
+                                     facts: Self.facts("/mnt/sys", mount: Self.initialList[0]))
+        #expect(readOnlySysfs == .perform, "fresh sysfs, read-only: made with its masks")
         #expect(Self.denied(new("proc", at: "/proc")), "a fresh procfs over /proc still covers it")
         #expect(P.needsMasks(fsType: "proc") && P.needsMasks(fsType: "sysfs"))
         #expect(!P.needsMasks(fsType: "tmpfs") && !P.needsMasks(fsType: nil))

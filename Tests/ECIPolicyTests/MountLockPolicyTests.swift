@@ -62,6 +62,23 @@ import Testing
         }
     }
 
+    /// Found by an attack round: uid 1000 with ambient CAP_SYS_ADMIN holds it from its first
+    /// instruction, so it is locked like root (eci-init runs with those capabilities too).
+    @Test func nonRootWithAmbientSysAdminIsLocked() throws {
+        let admin = "[\"CAP_SYS_ADMIN\", \"CAP_SYS_CHROOT\"]"
+        let ambient = "\"capabilities\": {\"bounding\": \(admin), \"permitted\": \(admin), \"inheritable\": \(admin), \"ambient\": \(admin)}"
+        #expect(try MountLockPolicy.decide(Self.spec(uid: 1000, bounding: nil, extra: ambient)) == .lock)
+    }
+
+    /// The spec's RLIMIT_NPROC is eci-init's to set, after its fork (a limit of 1 failed it).
+    @Test func processLimitMovesToInit() throws {
+        let rlimits = "\"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"soft\": 1024, \"hard\": 1024}, {\"type\": \"RLIMIT_NPROC\", \"soft\": 1, \"hard\": 2}]"
+        var spec = try Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: ["true"], extra: rlimits)
+        try MountLockPolicy.startUnderInit(&spec, initFD: 3)
+        #expect(spec.document["process"]?["args"]?.arrayValue?.compactMap(\.stringValue) == ["/proc/self/fd/3", "--nproc=1:2", "--", "true"])
+        #expect(spec.document["process"]?["rlimits"]?.arrayValue?.compactMap { $0["type"]?.stringValue } == ["RLIMIT_NOFILE"])
+    }
+
     @Test func emptyArgsAreAnError() throws {
         #expect(throws: ECIError.self) { try MountLockPolicy.decide(Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: [])) }
     }
@@ -70,7 +87,7 @@ import Testing
         var spec = try Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: ["nginx", "-g", "daemon off;"])
         try MountLockPolicy.startUnderInit(&spec, initFD: 4)
         let args = spec.document["process"]?["args"]?.arrayValue?.compactMap(\.stringValue)
-        #expect(args == ["/proc/self/fd/4", "nginx", "-g", "daemon off;"])
+        #expect(args == ["/proc/self/fd/4", "--", "nginx", "-g", "daemon off;"])
         // Everything else of the process is kept.
         #expect(spec.document["process"]?["user"]?["uid"]?.uint64Value == 0)
         #expect(throws: ECIError.self) { try MountLockPolicy.startUnderInit(&spec, initFD: 2) }

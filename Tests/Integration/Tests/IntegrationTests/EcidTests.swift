@@ -114,7 +114,8 @@ extension Integration {
         /// (the kernel refuses; ecid never sees these calls), while a tmpfs of its own mounts
         /// and unmounts. Inside: the program is pid 1 (eci-init exec'd it), in the container's
         /// own user namespace (its ID map, its hostname and network devices still its own), a
-        /// fresh procfs still gets its masks (ecid builds it outside the locked namespace), and
+        /// fresh procfs still gets its masks (ecid builds it outside the locked namespace) and
+        /// they are locked as well (not unmounted, not bound away, not made writable), and
         /// `runc exec` joins the locked namespace.
         @Test func runtimeMountsAreLockedByTheKernel() throws {
             let sandbox = try RuntimeSandbox()
@@ -131,9 +132,9 @@ extension Integration {
                 ip link set lo up; echo $? > /out/link
                 mkdir -p /fresh; mount -t proc proc /fresh; echo $? > /out/fresh
                 if [ -c /fresh/keys ]; then echo masked; else echo unmasked; fi > /out/fresh-view
-                umount -l /fresh
                 touch /out/ready
                 while [ ! -e /out/go ]; do sleep 0.05; done
+                umount -l /fresh; echo $? > /out/fresh-umount
                 """
             let bundle = try sandbox.makeBundle("locked", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
             let container = BackgroundContainer(sandbox, bundle: bundle, id: "ecid-locked")
@@ -155,7 +156,11 @@ extension Integration {
             func inside(_ command: String) throws -> TestSupport.Output {
                 try TestSupport.run(["/usr/bin/nsenter", "-t", "\(pid)", "-U", "-m", "-p", "--", "/bin/sh", "-c", command])
             }
-            for attack in ["umount /proc/keys", "umount -l /proc", "mount -o remount,bind,rw /ro", "umount -l /ro"] {
+            // The fresh procfs ecid made: its masks are locked too (the helper's lock pass).
+            for attack in [
+                "umount /proc/keys", "umount -l /proc", "mount -o remount,bind,rw /ro", "umount -l /ro", "umount /fresh/keys",
+                "mkdir -p /x && mount --bind /fresh /x", "mount -o remount,bind,rw /fresh/sys",
+            ] {
                 let result = try inside(attack)
                 #expect(result.status != 0, "the kernel allowed `\(attack)`")
                 // EINVAL (locked), EPERM (a locked flag); busybox words EPERM "permission denied".
@@ -167,6 +172,7 @@ extension Integration {
             #expect(exec.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == (try sandbox.output(bundle, "mntns")), "runc exec: \(exec.stderr)")
             container.go()
             try container.waitUntilGone()
+            #expect(try sandbox.output(bundle, "fresh-umount") == "0", "the fresh procfs unmounted whole")
             #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
         }
