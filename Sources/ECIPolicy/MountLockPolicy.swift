@@ -8,8 +8,9 @@ import ECIOCI
 /// user with it in its ambient set) holds CAP_SYS_ADMIN in its user namespace, and with it the power to unmount, move or remount the
 /// runtime's mounts: runc makes them inside that namespace, so they are not locked. ecid's traps
 /// refuse those calls; eci-init adds the kernel's refusal under them (a second layer that no race
-/// in a check can get past). Without CAP_SYS_ADMIN there is nothing to lock against: no mount
-/// call is allowed, and a nested user namespace gets locked copies from the kernel anyway.
+/// in a check can get past). Without CAP_SYS_ADMIN there is little to lock against: no mount
+/// call is allowed, and a nested user namespace gets locked copies from the kernel anyway (an
+/// exec that adds CAP_SYS_ADMIN is the exception, docs/ecid.md "Not covered").
 ///
 /// A container confined by an AppArmor profile or an SELinux label is not locked: the LSM denies
 /// its mount calls, and ecid refuses them too.
