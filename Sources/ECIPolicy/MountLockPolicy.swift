@@ -63,20 +63,27 @@ public enum MountLockPolicy {
 
     /// The program becomes eci-init's arguments: `/proc/self/fd/FD [--nproc=SOFT:HARD] --
     /// PROGRAM ARGS...` (runc keeps fd `initFD` open through --preserve-fds; PROGRAM is found on
-    /// the container's PATH by eci-init, as runc would). The spec's RLIMIT_NPROC moves from runc
-    /// to eci-init, which sets it after its one fork: a limit of 1 (`--ulimit nproc=1`) would
-    /// otherwise fail that fork, where runc's own start needs none (found by an attack round).
+    /// the container's PATH by eci-init, as runc would). A soft RLIMIT_NPROC below 2 moves from
+    /// runc to eci-init, which sets it after its one fork: `--ulimit nproc=1` failed that fork,
+    /// where runc's own start needs none (found by an attack round). Only then: `runc exec`
+    /// without `--process` takes its limits from this spec, and a limit moved away would be lost
+    /// there (the next attack round); with 2 or more the fork fits (eci-init is the container's
+    /// only process, and exec before start is refused).
+    /// eci-init and the child it forks.
+    static let minimumProcessesForInit: UInt64 = 2
+
     public static func startUnderInit(_ spec: inout OCISpec, initFD: Int32) throws {
         guard initFD >= 3, var process = spec.document["process"], let args = process["args"]?.arrayValue, !args.isEmpty else {
             throw ECIError(.invalidArgument, "config.json: process.args is empty")
         }
         var options: [JSONValue] = []
-        if let rlimits = process["rlimits"]?.arrayValue {
+        moveLimit: if let rlimits = process["rlimits"]?.arrayValue {
             let nproc = rlimits.filter { $0["type"]?.stringValue == "RLIMIT_NPROC" }
             if let last = nproc.last {
                 guard let soft = last["soft"]?.uint64Value, let hard = last["hard"]?.uint64Value else {
                     throw ECIError(.invalidArgument, "config.json: RLIMIT_NPROC needs numeric soft and hard limits")
                 }
+                guard soft < minimumProcessesForInit else { break moveLimit }
                 options.append(.string("--nproc=\(soft):\(hard)"))
                 process.set("rlimits", .array(rlimits.filter { $0["type"]?.stringValue != "RLIMIT_NPROC" }))
             }

@@ -29,7 +29,16 @@ public struct IsolatedRuntime: Sendable {
     /// runc's default state root when `--root` is not given (as root).
     static let defaultRuncRoot = "/run/runc"
 
-    var runcRoot: String { commandLine.globalValue("root") ?? Self.defaultRuncRoot }
+    /// runc's state root as runc itself finds it: made absolute and cleaned (runc's
+    /// filepath.Abs), with symlinks resolved as far as it exists, so every spelling of one root
+    /// (`R/`, `R/.`, a symlink to R) names one ECI record, directory and eci-init marker. An
+    /// attack round passed an exec before start through `--root R/`: the marker, kept under a
+    /// hash of the root as typed, was not found.
+    var runcRoot: String {
+        let given = commandLine.globalValue("root") ?? Self.defaultRuncRoot
+        let absolute = lexicallyClean(given.hasPrefix("/") ? given : join((try? FileSystem.currentDirectory()) ?? "/", given))
+        return FileSystem.resolvingExistingPrefix(absolute) ?? absolute
+    }
     var store: RangeStore { RangeStore(configuration: configuration, log: log) }
 
     /// Runs the command; returns the process exit code.

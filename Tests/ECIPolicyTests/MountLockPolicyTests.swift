@@ -70,13 +70,19 @@ import Testing
         #expect(try MountLockPolicy.decide(Self.spec(uid: 1000, bounding: nil, extra: ambient)) == .lock)
     }
 
-    /// The spec's RLIMIT_NPROC is eci-init's to set, after its fork (a limit of 1 failed it).
+    /// A soft RLIMIT_NPROC below 2 is eci-init's to set, after its fork (a limit of 1 failed
+    /// it); a larger one stays runc's (runc exec without --process reads it from the spec).
     @Test func processLimitMovesToInit() throws {
         let rlimits = "\"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"soft\": 1024, \"hard\": 1024}, {\"type\": \"RLIMIT_NPROC\", \"soft\": 1, \"hard\": 2}]"
         var spec = try Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: ["true"], extra: rlimits)
         try MountLockPolicy.startUnderInit(&spec, initFD: 3)
         #expect(spec.document["process"]?["args"]?.arrayValue?.compactMap(\.stringValue) == ["/proc/self/fd/3", "--nproc=1:2", "--", "true"])
         #expect(spec.document["process"]?["rlimits"]?.arrayValue?.compactMap { $0["type"]?.stringValue } == ["RLIMIT_NOFILE"])
+        let roomy = "\"rlimits\": [{\"type\": \"RLIMIT_NPROC\", \"soft\": 66, \"hard\": 66}]"
+        var kept = try Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: ["true"], extra: roomy)
+        try MountLockPolicy.startUnderInit(&kept, initFD: 3)
+        #expect(kept.document["process"]?["args"]?.arrayValue?.compactMap(\.stringValue) == ["/proc/self/fd/3", "--", "true"])
+        #expect(kept.document["process"]?["rlimits"]?.arrayValue?.count == 1)
     }
 
     @Test func emptyArgsAreAnError() throws {
