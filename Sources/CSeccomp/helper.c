@@ -394,23 +394,9 @@ static int locked_clone(const char *path) {
         _exit(eci_send_with_fds(pair[1], &err, sizeof err, err ? NULL : &tree, err ? 0 : 1) < 0 ? 1 : 0);
     }
     close(pair[1]);
-    int err = EIO, tree = -1;
-    union {
-        char bytes[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct iovec iov = { .iov_base = &err, .iov_len = sizeof err };
-    struct msghdr msg = { 0 };
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.bytes;
-    msg.msg_controllen = sizeof control.bytes;
-    ssize_t n;
-    do {
-        n = recvmsg(pair[0], &msg, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    struct cmsghdr *c = n == (ssize_t)sizeof err ? CMSG_FIRSTHDR(&msg) : NULL;
-    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int))) memcpy(&tree, CMSG_DATA(c), sizeof tree);
+    int err = EIO, tree = -1, nfds = 0;
+    ssize_t n = eci_recv_with_fds(pair[0], &err, sizeof err, &tree, 1, &nfds);
+    if (nfds != 1) tree = -1;
     close(pair[0]);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
