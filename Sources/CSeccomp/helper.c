@@ -284,6 +284,17 @@ static int readonly_one(const char *path) {
     return err;
 }
 
+// /dev/null as an O_PATH fd, only if it is the real one (char 1:3): what masks files. -1 otherwise.
+static int open_dev_null(void) {
+    int fd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 // A fresh tmpfs, detached (fsopen/fsmount): attached only where its fd is moved to. In a
 // forked child (the fds are left to _exit). An fd, or -errno.
 static int detached_tmpfs(void) {
@@ -305,9 +316,8 @@ static int staging_child(int userns_fd, int ready, int release) {
     // is locked. Nothing made here propagates back.
     if (unshare(CLONE_NEWNS) < 0) return errno;
     if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) return errno;
-    int devnull = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (devnull < 0 || fstat(devnull, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) return EPERM;
+    int devnull = open_dev_null();
+    if (devnull < 0) return EPERM;
     int proc = (int)syscall(SYS_open_tree, AT_FDCWD, "/proc", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
     int sys = (int)syscall(SYS_open_tree, AT_FDCWD, "/sys", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
     int null = (int)syscall(SYS_open_tree, devnull, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
@@ -422,9 +432,8 @@ static int fresh_child(int parent_fd, const char *name, const char *source, cons
     if (setns(staging_fd, CLONE_NEWNS) < 0) return errno;
     if (unshare(CLONE_NEWNS) < 0) return errno;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) return errno;
-    int devnull = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (nmasked > 0 && (devnull < 0 || fstat(devnull, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))) return EPERM;
+    int devnull = open_dev_null();
+    if (nmasked > 0 && devnull < 0) return EPERM;
     // Built on a tmpfs of its own (attached over the staging root in this copy, named only
     // through its fd), never in a directory of the container's, whose entries a racing thread can
     // swap for a symlink between any two steps (the mount, each mask, the clone).

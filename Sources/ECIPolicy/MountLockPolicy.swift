@@ -5,8 +5,9 @@ import ECIOCI
 /// made (docs/ecid.md, "Locked initial mounts"), and how their spec says so.
 ///
 /// A container whose process starts as root with CAP_SYS_ADMIN in its bounding set (or as another
-/// user with it in its ambient set) holds CAP_SYS_ADMIN in its user namespace, and with it the power to unmount, move or remount the
-/// runtime's mounts: runc makes them inside that namespace, so they are not locked. ecid's traps
+/// user with it in its ambient set) holds CAP_SYS_ADMIN in its user namespace, and with it the
+/// power to unmount, move or remount the runtime's mounts: runc makes them inside that
+/// namespace, so they are not locked. ecid's traps
 /// refuse those calls; eci-init adds the kernel's refusal under them (a second layer that no race
 /// in a check can get past). Without CAP_SYS_ADMIN there is little to lock against: no mount
 /// call is allowed, and a nested user namespace gets locked copies from the kernel anyway (an
@@ -69,21 +70,16 @@ public enum MountLockPolicy {
     /// without `--process` takes its limits from this spec, and a limit moved away would be lost
     /// there (the next attack round); with 2 or more the fork fits (eci-init is the container's
     /// only process, and exec before start is refused).
-    /// eci-init and the child it forks.
-    static let minimumProcessesForInit: UInt64 = 2
-
     public static func startUnderInit(_ spec: inout OCISpec, initFD: Int32) throws {
         guard initFD >= 3, var process = spec.document["process"], let args = process["args"]?.arrayValue, !args.isEmpty else {
             throw ECIError(.invalidArgument, "config.json: process.args is empty")
         }
         var options: [JSONValue] = []
-        moveLimit: if let rlimits = process["rlimits"]?.arrayValue {
-            let nproc = rlimits.filter { $0["type"]?.stringValue == "RLIMIT_NPROC" }
-            if let last = nproc.last {
-                guard let soft = last["soft"]?.uint64Value, let hard = last["hard"]?.uint64Value else {
-                    throw ECIError(.invalidArgument, "config.json: RLIMIT_NPROC needs numeric soft and hard limits")
-                }
-                guard soft < minimumProcessesForInit else { break moveLimit }
+        if let rlimits = process["rlimits"]?.arrayValue, let nproc = rlimits.last(where: { $0["type"]?.stringValue == "RLIMIT_NPROC" }) {
+            guard let soft = nproc["soft"]?.uint64Value, let hard = nproc["hard"]?.uint64Value else {
+                throw ECIError(.invalidArgument, "config.json: RLIMIT_NPROC needs numeric soft and hard limits")
+            }
+            if soft < minimumProcessesForInit {
                 options.append(.string("--nproc=\(soft):\(hard)"))
                 process.set("rlimits", .array(rlimits.filter { $0["type"]?.stringValue != "RLIMIT_NPROC" }))
             }
@@ -91,4 +87,7 @@ public enum MountLockPolicy {
         process.set("args", .array([.string("/proc/self/fd/\(initFD)")] + options + [.string("--")] + args))
         spec.setProcess(process)
     }
+
+    /// eci-init and the child it forks.
+    static let minimumProcessesForInit: UInt64 = 2
 }

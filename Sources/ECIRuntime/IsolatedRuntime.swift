@@ -235,9 +235,14 @@ public struct IsolatedRuntime: Sendable {
         let positionals = commandLine.commandArguments.filter { !$0.hasPrefix("-") }
         guard status == 0, positionals.count == 1, let id = positionals.first, (try? ContainerID.validate(id)) != nil else { return status }
         let key = ContainerKey(runcRoot: runcRoot, id: id)
-        guard FileSystem.exists(join(store.containerDirectory(key), LockedStart.markerName)) else { return status }
+        guard startsUnderInit(key) else { return status }
         try waitUntilLocked(key)
         return status
+    }
+
+    /// Whether create started the container of `key` under eci-init (its marker in ECI's directory).
+    func startsUnderInit(_ key: ContainerKey) -> Bool {
+        FileSystem.exists(join(store.containerDirectory(key), LockedStart.markerName))
     }
 
     /// `LockedStart.wait` for the container of `key`; fail closed: a container whose first
@@ -263,7 +268,7 @@ public struct IsolatedRuntime: Sendable {
         guard let id = options.positionals.first else { return }  // runc's own usage error
         try ContainerID.validate(id)
         let key = ContainerKey(runcRoot: runcRoot, id: id)
-        guard FileSystem.exists(join(store.containerDirectory(key), LockedStart.markerName)) else { return }
+        guard startsUnderInit(key) else { return }
         let initProcess = try LockedStart.initProcess(statePath: key.runcStatePath)
         guard LockedStart.isLocked(pid: initProcess.pid) || !initProcess.isAlive else {
             throw ECIError(
