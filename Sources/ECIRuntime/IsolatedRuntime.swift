@@ -94,18 +94,21 @@ public struct IsolatedRuntime: Sendable {
         try NamespacePolicy.check(namespaces, isVMNamespace: try NamespaceIdentity.vmNamespaceTest(for: namespaces))
         try DevicePolicy.apply(to: &spec)
         ProcfsPolicy.apply(to: &spec)
-        try SeccompTraps.apply(to: &spec, stateDirectory: configuration.stateDirectory, configured: configuration.ecidMode, environment: environment)
+        // A container that may unmount starts under eci-init, which has the kernel lock the
+        // mounts runc makes (a second layer under ecid's traps, and the reason the calls it
+        // refuses by itself need no trap). runc passes the open binary on as the fd after the
+        // caller's own preserved ones.
+        let initLaunch = try launchUnderInit(spec: spec, options: options)
+        defer { if let initLaunch { close(initLaunch.fd) } }
+        try SeccompTraps.apply(
+            to: &spec, stateDirectory: configuration.stateDirectory, configured: configuration.ecidMode,
+            coverage: initLaunch == nil ? .every : .kernelLocked, environment: environment)
         let mounts = try MountInfo.current()
         let policy = try configuration.loadPolicy()
         let sources = try MountSources(spec: spec, policy: policy, containerID: id, mounts: mounts)
         try SocketAdmissionCheck.verify(spec, policy: policy, stateDirectory: configuration.stateDirectory)
         if let parents = policy.cgroupParents { try CgroupPathPolicy.check(spec.cgroupsPath, parents: parents) }
         let readOnly = try ReadOnlyMounts.lockedIndices(in: spec, policy: policy)
-        // A container that may unmount starts under eci-init, which has the kernel lock the
-        // mounts runc makes (a second layer under ecid's traps). runc passes the open binary on
-        // as the fd after the caller's own preserved ones.
-        let initLaunch = try launchUnderInit(spec: spec, options: options)
-        defer { if let initLaunch { close(initLaunch.fd) } }
         if let initLaunch { try MountLockPolicy.startUnderInit(&spec, initFD: initLaunch.as) }
 
         let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: mounts)

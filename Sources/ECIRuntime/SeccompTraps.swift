@@ -17,9 +17,41 @@ import Glibc
 /// runc (1.1.x) requires libseccomp >= 2.5 for notify rules, at least one `SCMP_ACT_NOTIFY`
 /// rule for `listenerPath` to be used, and refuses NOTIFY as the default action or on `write`;
 /// a profile with no rules gets default ALLOW plus these rules.
+///
+/// A container whose mounts the kernel locks (it starts under eci-init, `MountLockPolicy`)
+/// keeps fewer traps (`Coverage.kernelLocked`): the calls the kernel itself refuses for every
+/// locked mount run at the kernel's own cost (docs/ecid.md, "Untrapped under the kernel's locks").
 public enum SeccompTraps {
     /// Calls ecid receives and answers.
     public static let notifiedSyscalls = ["mount", "umount", "umount2", "pivot_root"]
+
+    /// Which of a container's mount calls ecid takes over.
+    public enum Coverage: Sendable, Equatable {
+        /// Every mount, umount and pivot_root call: the runtime's mounts are not locked.
+        case every
+        /// The container runs under eci-init, every mount the runtime made is MNT_LOCKED and
+        /// the kernel refuses, whoever asks and however a race turns out, to unmount one
+        /// (`umount`, `umount2`: untrapped) and to clear a flag it had (a remount with
+        /// MS_REMOUNT|MS_BIND changes nothing but flags: untrapped). Everything that can create
+        /// or reveal a view stays trapped: new mounts (a fresh procfs needs its masks, which
+        /// only ecid gives it), superblock remounts (busybox's uid=/gid= compatibility), binds,
+        /// moves and propagation changes (the kernel lets them cover /proc or /, which ecid
+        /// refuses: a runtime that enters the container's mount namespace later, `runc exec`,
+        /// must find the real ones) and pivot_root.
+        case kernelLocked
+    }
+
+    /// The mount(2) flags the narrowed rules test (argument 3 on every architecture).
+    static let msRemount: UInt64 = 0x20
+    static let msBind: UInt64 = 0x1000
+
+    /// The calls `coverage` sends to ecid unconditionally.
+    static func notified(_ coverage: Coverage) -> [String] {
+        switch coverage {
+        case .every: notifiedSyscalls
+        case .kernelLocked: ["mount", "pivot_root"]
+        }
+    }
     /// The new mount API, answered with ENOSYS so callers fall back to mount(2).
     public static let newMountAPI = ["open_tree", "move_mount", "mount_setattr", "fsopen", "fsconfig", "fsmount", "fspick"]
     /// ENOSYS.
@@ -44,7 +76,17 @@ public enum SeccompTraps {
 
     /// The engine's `linux.seccomp` (or nil: none, as for `--privileged` and
     /// `seccomp=unconfined`) with the traps merged in and `listenerPath` set. Pure.
-    public static func merge(_ profile: JSONValue?, listenerPath: String, architectures: [String] = nativeArchitectures) throws -> JSONValue {
+    ///
+    /// Under `.kernelLocked`, `mount` is trapped unless it is a bind remount (MS_REMOUNT and
+    /// MS_BIND both set: the kernel takes that path before any other, reconfigure_mnt, and
+    /// changes only the mount's flags), which keeps the action the profile gave mount; umount
+    /// and umount2 keep the profile's rules. Only where the profile treats mount as one whole
+    /// (allowed or refused without conditions): runc ORs conditions on one argument, so a
+    /// profile's own conditions on mount cannot be combined with ours, and such a mount is
+    /// trapped whole, as under `.every`.
+    public static func merge(
+        _ profile: JSONValue?, listenerPath: String, coverage: Coverage = .every, architectures: [String] = nativeArchitectures
+    ) throws -> JSONValue {
         var out: JSONValue
         if let profile, profile != .null {
             guard profile.isObject else { throw ECIError(.invalidArgument, "config.json: linux.seccomp is not an object") }
@@ -63,10 +105,17 @@ public enum SeccompTraps {
             throw ECIError(.refused, "the seccomp profile has its own SCMP_ACT_NOTIFY rules (\(names(of: rule).joined(separator: ", "))); ECI's syscall supervisor must be the container's only listener")
         }
 
+        let notified = notified(coverage)
+        // Narrow mount's trap only where every rule of the profile's that names mount is
+        // unconditional: then one action of the profile's (a rule's, else the default) covers
+        // every mount call, and the bind remounts keep exactly that action.
+        let mountRules = rules.filter { names(of: $0).contains("mount") }
+        let narrowMount = coverage == .kernelLocked && mountRules.allSatisfy { ($0["args"]?.arrayValue ?? []).isEmpty }
         var kept: [JSONValue] = []
         var added: [JSONValue] = []
         var unconditional: Set<String> = []
-        let taken = Set(notifiedSyscalls + newMountAPI)
+        var mountAdded = false
+        let taken = Set(notified + newMountAPI)
         for rule in rules {
             let ruleNames = names(of: rule)
             let ours = ruleNames.filter { taken.contains($0) }
@@ -86,11 +135,24 @@ public enum SeccompTraps {
             let rest = ruleNames.filter { !taken.contains($0) }
             if !rest.isEmpty { kept.append(withNames(rule, rest)) }
             // Each of our names keeps the rule's conditions (if any) with our action.
-            for name in ours { added.append(ourRule(for: name, like: rule)) }
+            for name in ours {
+                if name == "mount", narrowMount {
+                    guard !mountAdded else { continue }
+                    mountAdded = true
+                    added += narrowedMountRules(bindRemountAction: action)
+                } else {
+                    added.append(ourRule(for: name, like: rule))
+                }
+            }
         }
         if permitting.contains(defaultAction) {
-            for name in notifiedSyscalls + newMountAPI where !unconditional.contains(name) {
-                added.append(ourRule(for: name, like: nil))
+            for name in notified + newMountAPI where !unconditional.contains(name) {
+                if name == "mount", narrowMount {
+                    // The default action lets bind remounts through: only the traps to add.
+                    added += narrowedMountRules(bindRemountAction: nil)
+                } else {
+                    added.append(ourRule(for: name, like: nil))
+                }
             }
         }
         out.set("syscalls", .array(kept + added))
@@ -110,6 +172,26 @@ public enum SeccompTraps {
         copy.set("name", nil)
         copy.set("names", .array(names.map { .string($0) }))
         return copy
+    }
+
+    /// mount under `.kernelLocked`: NOTIFY when MS_BIND is clear, NOTIFY when MS_REMOUNT is
+    /// clear (two rules: runc ORs them, and libseccomp would too), and `bindRemountAction`
+    /// (the profile's, when its default would refuse) when both are set. The three cover every
+    /// value of the flags exactly once, whatever else they hold: the kernel discards only the
+    /// high 16 bits' magic (MS_MGC_VAL) and tests MS_REMOUNT and MS_BIND first.
+    static func narrowedMountRules(bindRemountAction: String?) -> [JSONValue] {
+        func masked(_ mask: UInt64, equals value: UInt64) -> JSONValue {
+            .array([.object([("index", .integer(3)), ("value", .integer(mask)), ("valueTwo", .integer(value)), ("op", .string("SCMP_CMP_MASKED_EQ"))])])
+        }
+        var out: [JSONValue] = [
+            .object([("names", .array([.string("mount")])), ("action", .string("SCMP_ACT_NOTIFY")), ("args", masked(msBind, equals: 0))]),
+            .object([("names", .array([.string("mount")])), ("action", .string("SCMP_ACT_NOTIFY")), ("args", masked(msRemount, equals: 0))]),
+        ]
+        if let bindRemountAction {
+            let both = msRemount | msBind
+            out.append(.object([("names", .array([.string("mount")])), ("action", .string(bindRemountAction)), ("args", masked(both, equals: both))]))
+        }
+        return out
     }
 
     /// NOTIFY for the vetted calls, ERRNO(ENOSYS) for the new mount API, with `like`'s conditions.
@@ -173,7 +255,9 @@ public enum SeccompTraps {
     /// In `auto`, ecid's directory is the boot's record that ecid runs here (`/run` is a tmpfs):
     /// once it exists, a missing socket refuses the create instead of starting a container no
     /// one supervises.
-    public static func apply(to spec: inout OCISpec, stateDirectory: String, configured: Mode? = nil, environment: [String: String]) throws {
+    public static func apply(
+        to spec: inout OCISpec, stateDirectory: String, configured: Mode? = nil, coverage: Coverage = .every, environment: [String: String]
+    ) throws {
         let mode = try Self.mode(configured: configured, environment: environment)
         let socket = socketPath(stateDirectory: stateDirectory)
         switch mode {
@@ -186,7 +270,7 @@ public enum SeccompTraps {
             throw ECIError(.unsupported, "ECI's syscall supervisor is not running (no socket at \(socket)): start ecid first")
         }
         var linux = spec.document["linux"] ?? .object([])
-        linux.set("seccomp", try merge(linux["seccomp"], listenerPath: socket))
+        linux.set("seccomp", try merge(linux["seccomp"], listenerPath: socket, coverage: coverage))
         spec.replaceLinux(linux)
     }
 }

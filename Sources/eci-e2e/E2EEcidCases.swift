@@ -21,8 +21,15 @@ enum E2EEcidCases {
         "unshare -m sh -c 'mount -t tmpfs none /mnt/n && touch /mnt/n/x && echo nested-mntns-ok'",
         "unshare -U -r -m sh -c 'mount -t tmpfs none /mnt/n && touch /mnt/n/x && echo nested-userns-ok'",
         "umount /mnt/t/m && umount /mnt/b && umount /mnt/r && umount /mnt/t && echo umount-own-ok",
+        // What LXC and other nested runtimes do: pivot_root into a mount of their own, then
+        // detach the old root (untrapped in a locked container: the kernel moved the lock to
+        // the new root), then a fresh procfs, which still gets its masks from ecid.
+        "unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs none /mnt/n && mkdir /mnt/n/old /mnt/n/bin /mnt/n/proc && cp /bin/busybox /mnt/n/bin/ "
+            + "&& cd /mnt/n && pivot_root . old && /bin/busybox umount -l /old && /bin/busybox mount -t proc proc /proc && /bin/busybox test -c /proc/keys && echo pivot-detach-old-root-ok'",
     ].joined(separator: "; ")
-    static let ownMountMarks = ["tmpfs-ok", "overlay-ok", "bind-ok", "bind-remount-ok", "busybox-remount-ok", "nested-mntns-ok", "nested-userns-ok", "umount-own-ok"]
+    static let ownMountMarks = [
+        "tmpfs-ok", "overlay-ok", "bind-ok", "bind-remount-ok", "busybox-remount-ok", "nested-mntns-ok", "nested-userns-ok", "umount-own-ok", "pivot-detach-old-root-ok",
+    ]
 
     static let all: [E2ECase] = [
         E2ECase(name: "ecid-supervises-the-vm") { c in

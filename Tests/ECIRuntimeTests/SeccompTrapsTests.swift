@@ -98,6 +98,76 @@ import Testing
         #expect(merged["flags"] == .array([.string("SECCOMP_FILTER_FLAG_LOG")]))
     }
 
+    /// The mount rules of `merged`: (action, [(mask, value)]) per rule.
+    static func mountRules(_ v: JSONValue) -> [(action: String, conditions: [(mask: UInt64, value: UInt64)])] {
+        (v["syscalls"]?.arrayValue ?? []).filter { ($0["names"]?.arrayValue ?? []).contains(.string("mount")) }.map { rule in
+            (rule["action"]?.stringValue ?? "", (rule["args"]?.arrayValue ?? []).map { arg in
+                #expect(arg["index"]?.uint64Value == 3 && arg["op"]?.stringValue == "SCMP_CMP_MASKED_EQ")
+                return (arg["value"]?.uint64Value ?? 0, arg["valueTwo"]?.uint64Value ?? 0)
+            })
+        }
+    }
+
+    /// What the rules do with mount flags `flags`, as the kernel's seccomp would: the first
+    /// NOTIFY that matches wins over an allow, else the allow, else `fallback` (the default).
+    static func outcome(ofMountFlags flags: UInt64, in v: JSONValue, fallback: String) -> String {
+        let matching = mountRules(v).filter { rule in rule.conditions.allSatisfy { flags & $0.mask == $0.value } }
+        if matching.contains(where: { $0.action == "SCMP_ACT_NOTIFY" }) { return "SCMP_ACT_NOTIFY" }
+        return matching.first?.action ?? fallback
+    }
+
+    /// Under eci-init (the kernel locks the runtime's mounts) only the calls the kernel cannot
+    /// vet alone are trapped: umount/umount2 and bind remounts keep the engine's action; new
+    /// mounts, superblock remounts, binds, moves, propagation changes and pivot_root notify.
+    @Test func kernelLockedContainersKeepOnlyTheTrapsTheKernelCannotReplace() throws {
+        let bind: UInt64 = 0x1000, remount: UInt64 = 0x20, move: UInt64 = 0x2000, rdonly: UInt64 = 1
+        let magic: UInt64 = 0xC0ED_0000, rec: UInt64 = 0x4000, shared: UInt64 = 1 << 20, priv: UInt64 = 1 << 18
+        let trapped: [UInt64] = [0, rdonly, magic, magic | rdonly, remount, remount | rdonly, magic | remount, bind, bind | rec,
+                                 magic | bind, move, magic | move, shared, priv | rec, 1 << 40, bind | (1 << 40)]
+        let untrapped: [UInt64] = [remount | bind, remount | bind | rdonly, magic | remount | bind | rdonly, remount | bind | rec | (1 << 40)]
+
+        // --privileged: no profile. The default allow lets bind remounts and unmounts through.
+        let none = try SeccompTraps.merge(nil, listenerPath: Self.socket, coverage: .kernelLocked)
+        for flags in trapped { #expect(Self.outcome(ofMountFlags: flags, in: none, fallback: "ALLOW") == "SCMP_ACT_NOTIFY", "flags \(flags)") }
+        for flags in untrapped { #expect(Self.outcome(ofMountFlags: flags, in: none, fallback: "ALLOW") == "ALLOW", "flags \(flags)") }
+        #expect(Self.actions(for: "umount2", in: none).isEmpty, "left to the default allow")
+        #expect(Self.actions(for: "umount", in: none).isEmpty)
+        #expect(Self.actions(for: "pivot_root", in: none) == ["SCMP_ACT_NOTIFY"])
+        #expect(Self.actions(for: "open_tree", in: none) == ["SCMP_ACT_ERRNO(38)"])
+
+        // Docker's default with CAP_SYS_ADMIN: default refusal, mount allowed by a rule. The
+        // bind remounts keep that rule's allow; umount2 stays in the engine's allow group.
+        let docker = try SeccompTraps.merge(try JSONValue.parse(Self.dockerDefault), listenerPath: Self.socket, coverage: .kernelLocked)
+        for flags in trapped { #expect(Self.outcome(ofMountFlags: flags, in: docker, fallback: "ERRNO") == "SCMP_ACT_NOTIFY", "flags \(flags)") }
+        for flags in untrapped { #expect(Self.outcome(ofMountFlags: flags, in: docker, fallback: "ERRNO") == "SCMP_ACT_ALLOW", "flags \(flags)") }
+        #expect(Self.actions(for: "umount2", in: docker) == ["SCMP_ACT_ALLOW"])
+        #expect(Self.actions(for: "fsopen", in: docker) == ["SCMP_ACT_ERRNO(38)"])
+        #expect(Self.mountRules(docker).count == 3, "two traps and one allow, the engine's mount allow gone")
+
+        // Without CAP_SYS_ADMIN nothing to narrow: the refusal stands.
+        let refused = try JSONValue.parse("""
+            {"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}
+            """)
+        let merged = try SeccompTraps.merge(refused, listenerPath: Self.socket, coverage: .kernelLocked)
+        #expect(Self.mountRules(merged).isEmpty)
+        #expect(Self.actions(for: "umount2", in: merged).isEmpty)
+    }
+
+    /// A profile with its own conditions on mount: runc ORs conditions on one argument, so ours
+    /// cannot be added to theirs. mount is then trapped whole, as without the locks.
+    @Test func kernelLockedWithConditionsOnMountTrapsItWhole() throws {
+        let profile = try JSONValue.parse("""
+            {"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+              {"names":["mount"],"action":"SCMP_ACT_ALLOW","args":[{"index":3,"value":1,"op":"SCMP_CMP_MASKED_EQ","valueTwo":1}]},
+              {"names":["umount2"],"action":"SCMP_ACT_ALLOW"}
+            ]}
+            """)
+        let merged = try SeccompTraps.merge(profile, listenerPath: Self.socket, coverage: .kernelLocked)
+        let mount = Self.mountRules(merged)
+        #expect(mount.count == 1 && mount.first?.action == "SCMP_ACT_NOTIFY" && mount.first?.conditions.count == 1, "their condition, our action")
+        #expect(Self.actions(for: "umount2", in: merged) == ["SCMP_ACT_ALLOW"])
+    }
+
     @Test func anotherListenerIsRefused() throws {
         let withListener = try JSONValue.parse("""
             {"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/other.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}

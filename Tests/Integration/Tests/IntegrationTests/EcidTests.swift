@@ -97,12 +97,13 @@ extension Integration {
             umount /proc 2>/dev/null; echo $? > /out/umount-proc
             umount -l /proc/kcore 2>/dev/null; echo $? > /out/umount-kcore
             mount -o remount,bind,rw /ro 2>/dev/null; echo $? > /out/remount-ro
+            mount -t tmpfs none /proc/sys 2>/dev/null; echo $? > /out/cover-proc-sys
             mount -t tmpfs none /mnt && umount /mnt; echo $? > /out/own-tmpfs
             echo done > /out/done
             """
 
-        static func privilegedWithReadOnlyBind(_ sandbox: RuntimeSandbox, _ config: inout [String: Any]) {
-            RuntimeLocks.privileged(&config)
+        static func privilegedWithReadOnlyBind(_ sandbox: RuntimeSandbox, _ config: inout [String: Any], locked: Bool = true) {
+            if locked { RuntimeLocks.privileged(&config) } else { RuntimeLocks.privilegedTrapsAlone(&config) }
             RuntimeLocks.addMount(&config, ["destination": "/ro", "type": "bind", "source": sandbox.directory + "/shared", "options": ["rbind", "ro"]])
         }
 
@@ -203,7 +204,11 @@ extension Integration {
             #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
         }
 
-        @Test func initialMountsAreImmutableAndOwnMountsWork() throws {
+        /// Each rule both ways, in a container whose mounts eci-init locks (`locked`: unmounts
+        /// and bind remounts are the kernel's to refuse and never reach ecid; the rest is
+        /// trapped) and in one whose mounts are not locked (every call trapped: ecid alone).
+        @Test(arguments: [true, false])
+        func initialMountsAreImmutableAndOwnMountsWork(locked: Bool) throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
             let mountsBefore = try TestSupport.mountPoints()
@@ -218,7 +223,7 @@ extension Integration {
                 umount -l /proc/kcore 2>/dev/null; echo $? > /out/umount-kcore
                 mount -o remount,bind,rw /ro 2>/dev/null; echo $? > /out/remount-ro
                 mount -t tmpfs none /proc/sys 2>/dev/null; echo $? > /out/cover-proc-sys
-                mount --bind /proc /mnt 2>/dev/null; echo $? > /out/bind-proc
+                mount --bind /proc /x 2>/dev/null; echo $? > /out/bind-proc
                 mount -t tmpfs -o size=1m none /mnt && echo hi > /mnt/f && cat /mnt/f > /out/tmpfs-content
                 mount -o remount,bind,ro /mnt; echo $? > /out/remount-own-ro
                 touch /mnt/x 2>/dev/null; echo $? > /out/write-own-ro
@@ -248,7 +253,7 @@ extension Integration {
                 umount -l /fs; echo $? > /out/fresh-sysfs-umount
                 echo done > /out/done
                 """
-            let bundle = try sandbox.makeBundle("ecid", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0) }
+            let bundle = try sandbox.makeBundle("ecid", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0, locked: locked) }
             let result = try sandbox.runtime(["run", "--bundle", bundle, "ecid-1"])
             #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
             #expect(try sandbox.output(bundle, "done") == "done")
@@ -289,12 +294,22 @@ extension Integration {
             #expect(try sandbox.output(bundle, "fresh-sysfs-firmware") == "1")
             #expect(try sandbox.output(bundle, "fresh-sysfs-firmware-entries") == "0")
             #expect(try sandbox.output(bundle, "fresh-sysfs-umount-firmware") != "0")
-            // sysfs has one superblock per net namespace: a fresh one in the container's own is
-            // the same file system and root as its /sys, so it counts as a copy of /sys and stays.
-            #expect(try sandbox.output(bundle, "fresh-sysfs-umount") != "0")
             let log = ecid.log()
-            #expect(log.contains("/proc is one of the container's protected mounts"), "refused by ecid, not by chance: \(log)")
-            #expect(log.contains("/ro started read-only"), "\(log)")
+            if locked {
+                // The kernel refused the unmounts and the bind remount; ecid never saw them. A
+                // fresh sysfs is the caller's to unmount whole (its masks stay, locked).
+                #expect(try sandbox.output(bundle, "fresh-sysfs-umount") == "0")
+                #expect(!log.contains("/proc is one of the container's protected mounts"), "an unmount reached ecid: \(log)")
+                #expect(!log.contains("/ro started read-only"), "a bind remount reached ecid: \(log)")
+            } else {
+                // sysfs has one superblock per net namespace: a fresh one in the container's own
+                // is the same file system and root as its /sys, so ecid counts it as a copy of
+                // /sys and keeps it.
+                #expect(try sandbox.output(bundle, "fresh-sysfs-umount") != "0")
+                #expect(log.contains("/proc is one of the container's protected mounts"), "refused by ecid, not by chance: \(log)")
+                #expect(log.contains("/ro started read-only"), "\(log)")
+            }
+            #expect(log.contains("a mount on /proc/sys would cover") || log.contains("/proc/sys is one of the container's protected mounts"), "covering refused by ecid: \(log)")
             #expect(log.contains("\"status\":\"creating\""), "runc's hand-over is logged")
             // Every call came from one pair of namespaces: one long-lived helper served them all,
             // and it ended with the container, while ecid runs on.
@@ -586,7 +601,7 @@ extension Integration {
             // and had not yet recorded (a kill in those few instructions) may have failed.
             let unrecorded = ecid.log().components(separatedBy: "unanswered and unrecorded").count - 1
             #expect(fails.split(separator: "\n").count <= unrecorded, "a call failed across the restart: \(fails) \((try? sandbox.output(bundle, "errors")) ?? "")")
-            for refused in ["umount-proc", "umount-kcore", "remount-ro"] {
+            for refused in ["umount-proc", "umount-kcore", "remount-ro", "cover-proc-sys"] {
                 #expect(try sandbox.output(bundle, refused) != "0", "\(refused) succeeded after the restart")
             }
             #expect(try sandbox.output(bundle, "own-tmpfs") == "0")
@@ -595,8 +610,9 @@ extension Integration {
             let orphan = log.split(separator: "\n").first { $0.contains("left unanswered") }.map(String.init) ?? "none"
             print("ecid restart: \(fails.isEmpty ? "no call failed" : "failed: \(fails)"), orphan: \(orphan)")
             #expect(log.contains("re-attached"), "\(log)\nfirst ecid: \(firstLog)")
-            #expect(log.contains("/proc is one of the container's protected mounts"), "refused by the new ecid: \(log)")
-            #expect(log.contains("/ro started read-only"), "\(log)")
+            // The container is locked: its unmounts and bind remounts are the kernel's to refuse;
+            // the covering mount is trapped, and the new ecid refused it.
+            #expect(log.contains("a mount on /proc/sys would cover") || log.contains("/proc/sys is one of the container's protected mounts"), "refused by the new ecid: \(log)")
             try container.waitUntilGone()
             ecid.kill()
             #expect(try Self.holderGone(sandbox, within: 5), "the fd holder was left behind")
@@ -812,7 +828,7 @@ extension Integration {
         @Test(arguments: [
             ("after-receive", "mount -t tmpfs none /x", "0"),
             ("after-helper", "mount -t tmpfs none /x", "0"),
-            ("after-helper", "umount /proc", "nonzero"),
+            ("after-helper", "mount -t tmpfs none /proc", "nonzero"),
         ])
         func callInHandWhenEcidDiesGetsItsExactAnswer(crash: String, command: String, expected: String) throws {
             let sandbox = try RuntimeSandbox()
@@ -824,8 +840,8 @@ extension Integration {
                 mkdir -p /x
                 \(command) 2>/out/error; echo $? > /out/status
                 if grep -q ' /x ' /proc/mounts; then echo yes > /out/mounted; else echo no > /out/mounted; fi
-                grep -q ' /proc proc ' /proc/mounts && echo yes > /out/proc
-                umount -l /proc/kcore 2>/dev/null; echo $? > /out/umount-kcore
+                grep ' /proc ' /proc/mounts | tail -n 1 | grep -q ' /proc proc ' && echo yes > /out/proc
+                mount --bind /proc /x 2>/dev/null; echo $? > /out/bind-proc
                 echo done > /out/done
                 """
             let bundle = try sandbox.makeBundle("crash", script: script) { RuntimeLocks.privileged(&$0) }
@@ -842,9 +858,9 @@ extension Integration {
                 #expect(try sandbox.output(bundle, "mounted") == "yes")
             } else {
                 #expect(status != "0" && status != "", "\(command) succeeded")
-                #expect(try sandbox.output(bundle, "proc") == "yes", "/proc was unmounted")
+                #expect(try sandbox.output(bundle, "proc") == "yes", "/proc was covered")
             }
-            #expect(try sandbox.output(bundle, "umount-kcore") != "0", "the next call went unvetted")
+            #expect(try sandbox.output(bundle, "bind-proc") != "0", "the next call went unvetted")
             let how = crash == "after-receive" ? "performed now" : "the result its helper recorded"
             #expect(second.log().contains(how), "\(second.log())")
             #expect(!second.log().contains("EINTR"), "\(second.log())")

@@ -19,6 +19,17 @@ extension Integration {
             config["process"] = process
         }
 
+        /// `privileged` without CAP_SYS_CHROOT: CAP_SYS_ADMIN, but eci-init cannot join a mount
+        /// namespace, so the mounts stay unlocked and every mount call is trapped (the shape of
+        /// the cases docs/ecid.md lists as "not covered" by the kernel's layer: ecid alone).
+        static func privilegedTrapsAlone(_ config: inout [String: Any]) {
+            privileged(&config)
+            guard var process = config["process"] as? [String: Any], var caps = process["capabilities"] as? [String: [String]] else { return }
+            for set in caps.keys { caps[set]?.removeAll { $0 == "CAP_SYS_CHROOT" } }
+            process["capabilities"] = caps
+            config["process"] = process
+        }
+
         static func addMount(_ config: inout [String: Any], _ mount: [String: Any]) {
             var mounts = config["mounts"] as? [[String: Any]] ?? []
             mounts.append(mount)
