@@ -4,22 +4,27 @@ import ECIOCI
 /// Which containers start under eci-init, which has the kernel lock every mount the runtime
 /// made (docs/ecid.md, "Locked initial mounts"), and how their spec says so.
 ///
-/// A container whose process starts as root with CAP_SYS_ADMIN in its bounding set (or as another
-/// user with it in its ambient set) holds CAP_SYS_ADMIN in its user namespace, and with it the
-/// power to unmount, move or remount the runtime's mounts: runc makes them inside that
-/// namespace, so they are not locked. ecid's traps
-/// refuse those calls; eci-init adds the kernel's refusal under them (a second layer that no race
-/// in a check can get past). Without CAP_SYS_ADMIN there is little to lock against: no mount
-/// call is allowed, and a nested user namespace gets locked copies from the kernel anyway (an
-/// exec that adds CAP_SYS_ADMIN is the exception, docs/ecid.md "Not covered").
+/// A container whose program holds CAP_SYS_ADMIN in its user namespace, or may gain it, has
+/// the power to unmount, move or remount the runtime's mounts: runc makes them inside that
+/// namespace, so they are not locked. ecid's traps refuse those calls; eci-init adds the
+/// kernel's refusal under them (a second layer that no race in a check can get past), and
+/// with it a locked container's unmounts and bind remounts leave the traps (`SeccompTraps`).
+///
+/// "May gain it": root gets its bounding and inheritable sets at exec; another user its ambient
+/// set, and, unless no-new-privileges is set, whatever a setuid-root program or a file
+/// capability of its image grants (the bounding set, and the inheritable set for file
+/// capabilities: an attack round regained root through a setuid program). Without
+/// CAP_SYS_ADMIN in any of those there is nothing to lock against: no mount call is allowed,
+/// and a nested user namespace gets locked copies from the kernel anyway.
+///
+/// eci-init needs CAP_SYS_ADMIN and CAP_SYS_CHROOT itself (setns into a mount namespace). When
+/// the program would not hold them from its first instruction, the spec grants them to
+/// eci-init (and CAP_SETPCAP, to drop a bounding capability again), and eci-init takes exactly
+/// those grants back after locking (`--drop-caps`), so the program starts with the sets runc
+/// alone would have given it.
 ///
 /// A container confined by an AppArmor profile or an SELinux label is not locked: the LSM denies
 /// its mount calls, and ecid refuses them too.
-///
-/// Not covered (ecid's traps alone): a process that starts as another user without CAP_SYS_ADMIN
-/// but with it in its bounding set and becomes root later (a setuid program), and a set without
-/// CAP_SYS_CHROOT. eci-init would have to start as root with both and switch users and drop
-/// capabilities itself, as runc does.
 public enum MountLockPolicy {
     public enum Decision: Sendable, Equatable {
         /// Start the program under eci-init.
@@ -28,23 +33,32 @@ public enum MountLockPolicy {
         case unlocked(String)
     }
 
-    /// What `spec` needs. eci-init joins a mount namespace, which the kernel allows only with
-    /// CAP_SYS_CHROOT next to CAP_SYS_ADMIN: without it the mounts stay unlocked (ecid's traps,
-    /// which are the promise, still hold; the lock is the layer under them).
+    /// The capability sets of a spec's process, by name.
+    struct CapabilitySets: Equatable {
+        static let names = ["bounding", "effective", "inheritable", "permitted", "ambient"]
+        var sets: [String: [String]]
+
+        init(_ process: JSONValue?) {
+            var sets: [String: [String]] = [:]
+            for name in Self.names { sets[name] = (process?["capabilities"]?[name]?.arrayValue ?? []).compactMap(\.stringValue) }
+            self.sets = sets
+        }
+
+        func contains(_ set: String, _ capability: String) -> Bool { sets[set]?.contains(capability) ?? false }
+    }
+
+    /// What `spec` needs.
     public static func decide(_ spec: OCISpec) throws -> Decision {
         let process = spec.document["process"]
         let uid = process?["user"]?["uid"]?.uint64Value ?? 0
-        func capabilities(_ set: String) -> Set<String> {
-            Set((process?["capabilities"]?[set]?.arrayValue ?? []).compactMap(\.stringValue))
-        }
-        // What the program holds once exec'd: root gets its bounding set; another user its
-        // ambient set (found by an attack round: uid 1000 with ambient CAP_SYS_ADMIN ran unlocked).
-        let held = uid == 0 ? capabilities("bounding") : capabilities("ambient")
-        guard held.contains("CAP_SYS_ADMIN") else {
-            return capabilities("bounding").contains("CAP_SYS_ADMIN")
-                ? .unlocked("the process starts as uid \(uid) without CAP_SYS_ADMIN (a setuid program could regain it: not covered)")
-                : .unlocked("no CAP_SYS_ADMIN")
-        }
+        let caps = CapabilitySets(process)
+        let noNewPrivileges = process?["noNewPrivileges"]?.boolValue ?? false
+        let admin = "CAP_SYS_ADMIN"
+        let held = uid == 0 ? caps.contains("bounding", admin) || caps.contains("inheritable", admin) : caps.contains("ambient", admin)
+        // A setuid-root program gets the bounding set; a file capability the inheritable set
+        // (not limited by the bounding set). no-new-privileges makes exec ignore both.
+        let gainable = !noNewPrivileges && (caps.contains("bounding", admin) || caps.contains("inheritable", admin))
+        guard held || gainable else { return .unlocked("no CAP_SYS_ADMIN, held or to be gained") }
         // An AppArmor profile or SELinux label confines its mount calls already: Docker's
         // docker-default denies mount and umount (and ecid refuses every mount call of a
         // confined caller: it cannot reproduce the LSM's mediation), and it denies the user
@@ -55,22 +69,29 @@ public enum MountLockPolicy {
         if let label = process?["selinuxLabel"]?.stringValue, !label.isEmpty {
             return .unlocked("SELinux label \(label) confines its mount calls")
         }
-        guard held.contains("CAP_SYS_CHROOT") else { return .unlocked("no CAP_SYS_CHROOT (eci-init's setns needs it)") }
         guard let args = process?["args"]?.arrayValue, !args.isEmpty else {
             throw ECIError(.invalidArgument, "config.json: process.args is empty")
         }
         return .lock
     }
 
-    /// The program becomes eci-init's arguments: `/proc/self/fd/FD [--nproc=SOFT:HARD] --
-    /// PROGRAM ARGS...` (runc keeps fd `initFD` open through --preserve-fds; PROGRAM is found on
-    /// the container's PATH by eci-init, as runc would). A soft RLIMIT_NPROC below 2 moves from
-    /// runc to eci-init, which sets it after its one fork: `--ulimit nproc=1` failed that fork,
-    /// where runc's own start needs none (found by an attack round). Only then: `runc exec`
-    /// without `--process` takes its limits from this spec, and a limit moved away would be lost
-    /// there (the next attack round); with 2 or more the fork fits (eci-init is the container's
-    /// only process, and exec before start is refused).
-    public static func startUnderInit(_ spec: inout OCISpec, initFD: Int32) throws {
+    /// The program becomes eci-init's arguments: `/proc/self/fd/FD [--nproc=SOFT:HARD]
+    /// [--drop-caps=...] -- PROGRAM ARGS...` (runc keeps fd `initFD` open through
+    /// --preserve-fds; PROGRAM is found on the container's PATH by eci-init, as runc would).
+    ///
+    /// A soft RLIMIT_NPROC below 2 moves from runc to eci-init, which sets it after its one
+    /// fork: `--ulimit nproc=1` failed that fork, where runc's own start needs none (found by an
+    /// attack round). Only then: `runc exec` without `--process` takes its limits from this
+    /// spec, and a limit moved away would be lost there (the next attack round); with 2 or more
+    /// the fork fits (eci-init is the container's only process, and exec before start is
+    /// refused).
+    ///
+    /// Capabilities eci-init needs and the program would not hold are granted in the spec and
+    /// listed in `--drop-caps` (`grantForInit`). Returns whether any were granted: then this spec
+    /// no longer describes the program's own sets, and an exec that would take its process from
+    /// it (`runc exec` without `--process`) must be refused.
+    @discardableResult
+    public static func startUnderInit(_ spec: inout OCISpec, initFD: Int32) throws -> Bool {
         guard initFD >= 3, var process = spec.document["process"], let args = process["args"]?.arrayValue, !args.isEmpty else {
             throw ECIError(.invalidArgument, "config.json: process.args is empty")
         }
@@ -84,9 +105,55 @@ public enum MountLockPolicy {
                 process.set("rlimits", .array(rlimits.filter { $0["type"]?.stringValue != "RLIMIT_NPROC" }))
             }
         }
+        let grant = grantForInit(process)
+        if !grant.isEmpty {
+            var capabilities = process["capabilities"] ?? .object([])
+            for (set, added) in grant {
+                let current = (capabilities[set]?.arrayValue ?? []).compactMap(\.stringValue)
+                capabilities.set(set, .array((current + added).map { .string($0) }))
+            }
+            process.set("capabilities", capabilities)
+            options.append(.string("--drop-caps=" + dropCapsArgument(grant)))
+        }
         process.set("args", .array([.string("/proc/self/fd/\(initFD)")] + options + [.string("--")] + args))
         spec.setProcess(process)
+        return !grant.isEmpty
     }
+
+    /// What each set must gain for eci-init to hold CAP_SYS_ADMIN and CAP_SYS_CHROOT effective
+    /// (setns into a mount namespace needs both) and to drop a bounding capability again
+    /// (CAP_SETPCAP), by set name; empty when the program's own sets suffice.
+    ///
+    /// Root gets its bounding and inheritable sets at exec, under no-new-privileges no more
+    /// than the permitted set runc gave it before: the bounding set grows, and the permitted
+    /// one under no-new-privileges. Another user gets its ambient set, where a capability is
+    /// raised only when it is also in the inheritable, permitted and bounding sets: all four
+    /// grow.
+    static func grantForInit(_ process: JSONValue) -> [(set: String, added: [String])] {
+        let uid = process["user"]?["uid"]?.uint64Value ?? 0
+        let noNewPrivileges = process["noNewPrivileges"]?.boolValue ?? false
+        let caps = CapabilitySets(process)
+        let sets = uid != 0 ? ["bounding", "inheritable", "permitted", "ambient"] : noNewPrivileges ? ["bounding", "permitted"] : ["bounding"]
+        func held(_ capability: String) -> Bool {
+            guard uid == 0 else { return sets.allSatisfy { caps.contains($0, capability) } }
+            return (caps.contains("bounding", capability) || caps.contains("inheritable", capability)) && (!noNewPrivileges || caps.contains("permitted", capability))
+        }
+        var wanted = ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"].filter { !held($0) }
+        // A capability added to the bounding set is dropped again with CAP_SETPCAP held.
+        if wanted.contains(where: { !caps.contains("bounding", $0) }), !held("CAP_SETPCAP") { wanted.append("CAP_SETPCAP") }
+        return sets.compactMap { set in
+            let added = wanted.filter { !caps.contains(set, $0) }
+            return added.isEmpty ? nil : (set, added)
+        }
+    }
+
+    /// `SET:CAP+CAP,...` with the kernel's capability numbers, for eci-init's `--drop-caps`.
+    static func dropCapsArgument(_ grant: [(set: String, added: [String])]) -> String {
+        grant.map { set, added in set + ":" + added.compactMap { capabilityNumbers[$0].map(String.init) }.joined(separator: "+") }.joined(separator: ",")
+    }
+
+    /// The only capabilities eci-init is ever granted.
+    static let capabilityNumbers: [String: Int] = ["CAP_SETPCAP": 8, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21]
 
     /// eci-init and the child it forks.
     static let minimumProcessesForInit: UInt64 = 2

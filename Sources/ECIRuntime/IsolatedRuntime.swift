@@ -109,7 +109,7 @@ public struct IsolatedRuntime: Sendable {
         try SocketAdmissionCheck.verify(spec, policy: policy, stateDirectory: configuration.stateDirectory)
         if let parents = policy.cgroupParents { try CgroupPathPolicy.check(spec.cgroupsPath, parents: parents) }
         let readOnly = try ReadOnlyMounts.lockedIndices(in: spec, policy: policy)
-        if let initLaunch { try MountLockPolicy.startUnderInit(&spec, initFD: initLaunch.as) }
+        let grantedForInit = try initLaunch.map { try MountLockPolicy.startUnderInit(&spec, initFD: $0.as) } ?? false
 
         let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: mounts)
         let stageRoot = join(configuration.stateDirectory, "stage")
@@ -134,7 +134,10 @@ public struct IsolatedRuntime: Sendable {
             try FilesystemStager.enterPrivateMountNamespace(stageRoot: stageRoot)
             let staged = try stager.attach(spec: spec)
             try FileSystem.write(join(containerDirectory, "config.json"), staged.serialized())
-            if initLaunch != nil { try FileSystem.write(join(containerDirectory, LockedStart.markerName), Array("eci-init\n".utf8)) }
+            if initLaunch != nil {
+                let marker = grantedForInit ? LockedStart.grantedMarker : LockedStart.plainMarker
+                try FileSystem.write(join(containerDirectory, LockedStart.markerName), Array(marker.utf8))
+            }
             log.debug("starting runc", metadata: metadata.merging(["bundle": "\(containerDirectory)"]) { $1 })
 
             let preserved = initLaunch.map { Int($0.as) - 2 }
@@ -277,6 +280,18 @@ public struct IsolatedRuntime: Sendable {
             throw ECIError(
                 .refused,
                 "exec into \(id) before it has started: ECI locks a container's mounts when its first program starts (eci-init), and an exec now would run without that lock")
+        }
+        // runc takes an exec's capabilities from the staged spec when the exec names none
+        // (no --process, or a process without "capabilities"), and that spec grants eci-init
+        // capabilities its program does not hold. The engines (Docker, containerd's CRI,
+        // Podman) send every exec's capabilities.
+        guard String(decoding: (try? FileSystem.read(join(store.containerDirectory(key), LockedStart.markerName))) ?? [], as: UTF8.self) != LockedStart.plainMarker
+        else { return }
+        let process = try options.value("process", "p").map { try JSONValue.parse(try FileSystem.read($0)) }
+        guard let process, process["capabilities"]?.isObject == true else {
+            throw ECIError(
+                .refused,
+                "exec into \(id) names no capabilities: runc would take them from the staged spec, which grants eci-init capabilities its program does not hold; pass a process with \"capabilities\" in --process")
         }
     }
 

@@ -15,6 +15,11 @@ import Glibc
 enum LockedStart {
     /// In ECI's directory of a container that starts under eci-init (written at create).
     static let markerName = "mount-lock"
+    /// The marker's text when the spec runc has is the program's own; otherwise
+    /// `grantedMarker`: it grants eci-init capabilities the program does not hold
+    /// (`MountLockPolicy.startUnderInit`), and any text but this one counts as that.
+    static let plainMarker = "eci-init\n"
+    static let grantedMarker = "eci-init granted-capabilities\n"
     /// eci-init needs a fork and two system calls; this is for a machine under heavy load.
     static let timeout = 10.0
 

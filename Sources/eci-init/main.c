@@ -13,10 +13,14 @@
 // the container's network, UTS and IPC namespaces; `runc exec` joins pid 1's namespaces, so
 // exec'd processes land in the copy too. Docs: docs/ecid.md, "Locked initial mounts".
 //
-// eci-runc starts it as `/proc/self/fd/N [--nproc=SOFT:HARD] -- PROGRAM ARGS...` (runc's
-// --preserve-fds keeps fd N, the open eci-init binary of the VM, so nothing of ECI appears in
-// the container's files). --nproc: the spec's RLIMIT_NPROC, set after the fork (a limit of 1
-// would fail it; runc's own start needs none).
+// eci-runc starts it as `/proc/self/fd/N [--nproc=SOFT:HARD] [--drop-caps=SET:N+N,...] --
+// PROGRAM ARGS...` (runc's --preserve-fds keeps fd N, the open eci-init binary of the VM, so
+// nothing of ECI appears in the container's files). --nproc: the spec's RLIMIT_NPROC, set after
+// the fork (a limit of 1 would fail it; runc's own start needs none). --drop-caps: the
+// capabilities the spec granted only for this program (setns needs CAP_SYS_ADMIN and
+// CAP_SYS_CHROOT; dropping a bounding capability needs CAP_SETPCAP), by set (bounding,
+// inheritable, permitted, effective, ambient) and number: taken back after locking and
+// checked, so the program starts with the sets runc alone would have given it.
 // Fail closed: when anything fails it prints why and exits 125; the program never runs with
 // its mounts unlocked. Single-threaded C, static: it runs in any image.
 #define _GNU_SOURCE
@@ -27,9 +31,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <stdint.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -117,6 +125,68 @@ static void lock_mounts(void) {
     if (chdir(cwd) < 0) fail(cwd, errno);
 }
 
+enum { SET_BOUNDING, SET_INHERITABLE, SET_PERMITTED, SET_EFFECTIVE, SET_AMBIENT, SET_COUNT };
+static const char *const set_names[SET_COUNT] = { "bounding", "inheritable", "permitted", "effective", "ambient" };
+
+// "SET:N+N,SET:N" into one mask per set. 0 when well formed.
+static int parse_drop_caps(const char *text, uint64_t masks[SET_COUNT]) {
+    char copy[256];
+    if (strlen(text) >= sizeof copy) return -1;
+    strcpy(copy, text);
+    char *items = NULL;
+    for (char *item = strtok_r(copy, ",", &items); item; item = strtok_r(NULL, ",", &items)) {
+        char *colon = strchr(item, ':');
+        if (!colon) return -1;
+        *colon = '\0';
+        int set = -1;
+        for (int i = 0; i < SET_COUNT; i++) if (strcmp(item, set_names[i]) == 0) set = i;
+        if (set < 0) return -1;
+        char *numbers = NULL;
+        int any = 0;
+        for (char *n = strtok_r(colon + 1, "+", &numbers); n; n = strtok_r(NULL, "+", &numbers)) {
+            char *end = NULL;
+            long cap = strtol(n, &end, 10);
+            if (!end || *end != '\0' || cap < 0 || cap > 63) return -1;
+            masks[set] |= 1ULL << cap;
+            any = 1;
+        }
+        if (!any) return -1;
+    }
+    return 0;
+}
+
+static int in(const uint64_t mask, int cap) { return (int)(mask >> cap & 1); }
+
+// Takes back what the spec granted only for lock_mounts, then reads every set again.
+static void drop_caps(const uint64_t masks[SET_COUNT]) {
+    for (int cap = 0; cap < 64; cap++)
+        if (in(masks[SET_AMBIENT], cap) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_LOWER, cap, 0, 0) < 0) fail("lower an ambient capability", errno);
+    // CAP_SETPCAP last: dropping from the bounding set needs it effective.
+    for (int pass = 0; pass < 2; pass++)
+        for (int cap = 0; cap < 64; cap++)
+            if (in(masks[SET_BOUNDING], cap) && (cap == CAP_SETPCAP) == (pass == 1) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+                fail("drop a bounding capability", errno);
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) < 0) fail("capget", errno);
+    for (int i = 0; i < 2; i++) {
+        data[i].inheritable &= ~(uint32_t)(masks[SET_INHERITABLE] >> (32 * i));
+        data[i].permitted &= ~(uint32_t)(masks[SET_PERMITTED] >> (32 * i));
+        // Effective stays within permitted (capset's rule): what leaves one leaves both.
+        data[i].effective &= ~(uint32_t)(masks[SET_EFFECTIVE] >> (32 * i)) & data[i].permitted;
+    }
+    if (syscall(SYS_capset, &header, data) < 0) fail("capset", errno);
+    if (syscall(SYS_capget, &header, data) < 0) fail("capget", errno);
+    for (int cap = 0; cap < 64; cap++) {
+        uint32_t bit = 1u << (cap % 32);
+        const struct __user_cap_data_struct *d = &data[cap / 32];
+        if ((in(masks[SET_INHERITABLE], cap) && (d->inheritable & bit)) || (in(masks[SET_PERMITTED], cap) && (d->permitted & bit))
+            || (in(masks[SET_EFFECTIVE], cap) && (d->effective & bit)) || (in(masks[SET_BOUNDING], cap) && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 0)
+            || (in(masks[SET_AMBIENT], cap) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) != 0))
+            fail("a capability granted for eci-init is still held", EPERM);
+    }
+}
+
 int main(int argc, char **argv) {
     // argv[0] is /proc/self/fd/N: the fd has done its work (this binary is mapped) and must
     // not reach the program.
@@ -132,11 +202,20 @@ int main(int argc, char **argv) {
         return 125;
     }
     close((int)self);
-    int has_nproc = 0;
+    int has_nproc = 0, has_drop = 0;
     struct rlimit nproc = { 0, 0 };
+    uint64_t drop[SET_COUNT] = { 0 };
     int arg = 1;
     for (; arg < argc && strcmp(argv[arg], "--") != 0; arg++) {
         char *soft_end = NULL, *hard_end = NULL;
+        if (strncmp(argv[arg], "--drop-caps=", 12) == 0 && !has_drop) {
+            if (parse_drop_caps(argv[arg] + 12, drop) != 0) {
+                fprintf(stderr, "eci-init: bad option %s\n", argv[arg]);
+                return 125;
+            }
+            has_drop = 1;
+            continue;
+        }
         if (strncmp(argv[arg], "--nproc=", 8) == 0) {
             nproc.rlim_cur = strtoull(argv[arg] + 8, &soft_end, 10);
             if (soft_end && *soft_end == ':') nproc.rlim_max = strtoull(soft_end + 1, &hard_end, 10);
@@ -152,6 +231,7 @@ int main(int argc, char **argv) {
         return 125;
     }
     lock_mounts();
+    if (has_drop) drop_caps(drop);
     if (has_nproc && setrlimit(RLIMIT_NPROC, &nproc) < 0) fail("setrlimit(RLIMIT_NPROC)", errno);
     char **program = argv + arg + 1;
     execvp(program[0], program);

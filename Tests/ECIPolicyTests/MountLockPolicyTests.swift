@@ -29,19 +29,63 @@ import Testing
         guard case .unlocked = try MountLockPolicy.decide(Self.spec(bounding: nil)) else { Issue.record("locked"); return }
     }
 
-    /// Not covered, and said so: eci-init cannot join a mount namespace without CAP_SYS_CHROOT,
-    /// and does not switch users itself. ecid's traps still apply.
-    @Test func nonRootOrNoChrootStaysUnlocked() throws {
-        guard case .unlocked(let why) = try MountLockPolicy.decide(Self.spec(uid: 1000, bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"])) else {
-            Issue.record("locked")
+    /// A process that starts as another user can regain CAP_SYS_ADMIN through a setuid-root
+    /// program or a file capability of its image (an attack round did) unless
+    /// no-new-privileges is set: locked. Without CAP_SYS_CHROOT, eci-init is granted it.
+    @Test func regainableOrChrootlessSysAdminIsLocked() throws {
+        #expect(try MountLockPolicy.decide(Self.spec(uid: 1000, bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"])) == .lock)
+        guard case .unlocked = try MountLockPolicy.decide(Self.spec(uid: 1000, bounding: ["CAP_SYS_ADMIN"], extra: "\"noNewPrivileges\": true")) else {
+            Issue.record("locked, though exec grants nothing under no-new-privileges")
             return
         }
-        #expect(why.contains("uid 1000"))
-        guard case .unlocked(let chroot) = try MountLockPolicy.decide(Self.spec(bounding: ["CAP_SYS_ADMIN"])) else {
-            Issue.record("locked")
-            return
+        #expect(try MountLockPolicy.decide(Self.spec(bounding: ["CAP_SYS_ADMIN"])) == .lock)
+        // File capabilities take the inheritable set, not limited by the bounding set.
+        let inheritable = "\"capabilities\": {\"inheritable\": [\"CAP_SYS_ADMIN\"]}"
+        #expect(try MountLockPolicy.decide(Self.spec(uid: 1000, bounding: nil, extra: inheritable)) == .lock)
+    }
+
+    static func capabilities(_ spec: OCISpec, _ set: String) -> [String] {
+        (spec.document["process"]?["capabilities"]?[set]?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+
+    static func args(_ spec: OCISpec) -> [String] { (spec.document["process"]?["args"]?.arrayValue ?? []).compactMap(\.stringValue) }
+
+    /// What eci-init needs and the program would not hold is granted in the spec and listed
+    /// for eci-init to take back: nothing for --privileged; the bounding set for root (and the
+    /// permitted one under no-new-privileges); every set the ambient one depends on for
+    /// another user.
+    @Test func capabilitiesAreGrantedToInitAndTakenBack() throws {
+        let all = "[\"CAP_SETPCAP\", \"CAP_SYS_ADMIN\", \"CAP_SYS_CHROOT\"]"
+        var privileged = try Self.spec(bounding: nil, args: ["true"], extra: "\"capabilities\": {\"bounding\": \(all), \"permitted\": \(all), \"effective\": \(all)}")
+        #expect(try MountLockPolicy.startUnderInit(&privileged, initFD: 3) == false)
+        #expect(Self.args(privileged) == ["/proc/self/fd/3", "--", "true"])
+
+        var chrootless = try Self.spec(bounding: ["CAP_SYS_ADMIN"], args: ["true"])
+        #expect(try MountLockPolicy.startUnderInit(&chrootless, initFD: 4) == true)
+        #expect(Self.args(chrootless) == ["/proc/self/fd/4", "--drop-caps=bounding:18+8", "--", "true"])
+        #expect(Self.capabilities(chrootless, "bounding") == ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETPCAP"])
+        #expect(Self.capabilities(chrootless, "ambient").isEmpty)
+        // Under no-new-privileges root's exec keeps within the permitted set runc set before.
+        var confined = try Self.spec(bounding: ["CAP_SYS_ADMIN"], args: ["true"], extra: "\"noNewPrivileges\": true")
+        #expect(try MountLockPolicy.startUnderInit(&confined, initFD: 4) == true)
+        #expect(Self.args(confined) == ["/proc/self/fd/4", "--drop-caps=bounding:18+8,permitted:21+18+8", "--", "true"])
+
+        // uid 1000, Docker's shape for --privileged --user 1000: the bounding set full, nothing
+        // ambient. eci-init gets both capabilities ambient (hence inheritable and permitted
+        // too); the bounding set has them already: no CAP_SETPCAP needed.
+        var user = try Self.spec(uid: 1000, bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETPCAP"], args: ["id"])
+        #expect(try MountLockPolicy.startUnderInit(&user, initFD: 3) == true)
+        #expect(Self.args(user) == ["/proc/self/fd/3", "--drop-caps=inheritable:21+18,permitted:21+18,ambient:21+18", "--", "id"])
+        for set in ["inheritable", "permitted", "ambient"] {
+            #expect(Self.capabilities(user, set) == ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], "\(set)")
         }
-        #expect(chroot.contains("CAP_SYS_CHROOT"))
+        #expect(Self.capabilities(user, "bounding") == ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETPCAP"])
+
+        // uid 1000 whose bounding set lacks CAP_SYS_CHROOT: it is added there too, so
+        // CAP_SETPCAP is granted to drop it again.
+        var narrow = try Self.spec(uid: 1000, bounding: ["CAP_SYS_ADMIN"], args: ["id"])
+        #expect(try MountLockPolicy.startUnderInit(&narrow, initFD: 3) == true)
+        #expect(Self.args(narrow).contains("--drop-caps=bounding:18+8,inheritable:21+18+8,permitted:21+18+8,ambient:21+18+8"))
     }
 
     /// Docker's docker-default AppArmor profile (`--cap-add SYS_ADMIN` without

@@ -103,7 +103,7 @@ extension Integration {
             """
 
         static func privilegedWithReadOnlyBind(_ sandbox: RuntimeSandbox, _ config: inout [String: Any], locked: Bool = true) {
-            if locked { RuntimeLocks.privileged(&config) } else { RuntimeLocks.privilegedTrapsAlone(&config) }
+            if locked { RuntimeLocks.privileged(&config) } else { RuntimeLocks.privilegedWithoutSysAdmin(&config) }
             RuntimeLocks.addMount(&config, ["destination": "/ro", "type": "bind", "source": sandbox.directory + "/shared", "options": ["rbind", "ro"]])
         }
 
@@ -197,16 +197,15 @@ extension Integration {
             let exec = try sandbox.runtime(["exec", "ecid-locked-start", "sh", "-c", "readlink /proc/self/ns/mnt; readlink /proc/1/ns/mnt"])
             let links = exec.stdout.split(separator: "\n").map(String.init)
             #expect(links.count == 2 && links[0] == links[1], "exec: \(exec.stdout) \(exec.stderr)")
-            let state = try sandbox.runtime(["state", "ecid-locked-start"])
-            let pid = try #require((try JSONSerialization.jsonObject(with: Data(state.stdout.utf8)) as? [String: Any])?["pid"] as? Int)
             // Pid 1's mount namespace is owned by a child of its user namespace (eci-init's copy).
-            #expect(EciInitAttacks.isLocked(Int32(pid)), "pid 1 does not run in eci-init's copy")
+            #expect(EciInitAttacks.isLocked(try Self.initPid(sandbox, "ecid-locked-start")), "pid 1 does not run in eci-init's copy")
             #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
         }
 
         /// Each rule both ways, in a container whose mounts eci-init locks (`locked`: unmounts
         /// and bind remounts are the kernel's to refuse and never reach ecid; the rest is
-        /// trapped) and in one whose mounts are not locked (every call trapped: ecid alone).
+        /// trapped) and, not locked, from a `runc exec --cap CAP_SYS_ADMIN` into a container
+        /// that started without it (every call trapped: ecid alone).
         @Test(arguments: [true, false])
         func initialMountsAreImmutableAndOwnMountsWork(locked: Bool) throws {
             let sandbox = try RuntimeSandbox()
@@ -253,9 +252,21 @@ extension Integration {
                 umount -l /fs; echo $? > /out/fresh-sysfs-umount
                 echo done > /out/done
                 """
-            let bundle = try sandbox.makeBundle("ecid", script: script) { Self.privilegedWithReadOnlyBind(sandbox, &$0, locked: locked) }
-            let result = try sandbox.runtime(["run", "--bundle", bundle, "ecid-1"])
-            #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
+            let bundle = try sandbox.makeBundle("ecid", script: locked ? script : "sleep 600") { Self.privilegedWithReadOnlyBind(sandbox, &$0, locked: locked) }
+            if locked {
+                let result = try sandbox.runtime(["run", "--bundle", bundle, "ecid-1"])
+                #expect(result.status == 0, "eci-runc run failed: \(result.stderr)")
+            } else {
+                #expect(try sandbox.runtimeDetached(["create", "--bundle", bundle, "ecid-1"]).status == 0)
+                defer {
+                    _ = try? sandbox.runtime(["kill", "ecid-1", "KILL"])
+                    for _ in 0..<100 where (try? sandbox.runtime(["delete", "ecid-1"]))?.status != 0 { usleep(50_000) }
+                }
+                #expect(try sandbox.runtime(["start", "ecid-1"]).status == 0)
+                let exec = try sandbox.runtime(["exec", "--cap", "CAP_SYS_ADMIN", "ecid-1", "sh", "-c", script])
+                #expect(exec.status == 0, "runc exec failed: \(exec.stderr)")
+                #expect(!EciInitAttacks.isLocked(try Self.initPid(sandbox, "ecid-1")), "started locked, though without CAP_SYS_ADMIN")
+            }
             #expect(try sandbox.output(bundle, "done") == "done")
             #expect(try sandbox.output(bundle, "seccomp") == "Seccomp:2", "the trap filter is loaded (the spec had none)")
             for refused in ["umount-proc", "umount-kcore", "remount-ro", "cover-proc-sys", "bind-proc"] {
@@ -318,6 +329,13 @@ extension Integration {
             ecid.kill()
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
             #expect(try TestSupport.sh("pgrep -f '[e]cid mount-helper'").status != 0, "a helper was left behind")
+        }
+
+        /// The VM pid of container `id`'s first process (runc state).
+        static func initPid(_ sandbox: RuntimeSandbox, _ id: String) throws -> Int32 {
+            let state = try sandbox.runtime(["state", id])
+            let pid = try #require((try JSONSerialization.jsonObject(with: Data(state.stdout.utf8)) as? [String: Any])?["pid"] as? Int)
+            return Int32(pid)
         }
 
         /// Whether ecid has no `mount-helper` child left, nor an unreaped child, waiting up to

@@ -19,13 +19,15 @@ extension Integration {
             config["process"] = process
         }
 
-        /// `privileged` without CAP_SYS_CHROOT: CAP_SYS_ADMIN, but eci-init cannot join a mount
-        /// namespace, so the mounts stay unlocked and every mount call is trapped (the shape of
-        /// the cases docs/ecid.md lists as "not covered" by the kernel's layer: ecid alone).
-        static func privilegedTrapsAlone(_ config: inout [String: Any]) {
+        /// `privileged` without CAP_SYS_ADMIN in any set: nothing for eci-init to lock against,
+        /// so the container starts unlocked. `runc exec --cap CAP_SYS_ADMIN` into it (`docker
+        /// exec --privileged`) is the shape docs/ecid.md lists as "not covered" by the kernel's
+        /// layer: that process holds CAP_SYS_ADMIN in the unlocked namespace, and every mount
+        /// call of it is trapped (ecid alone).
+        static func privilegedWithoutSysAdmin(_ config: inout [String: Any]) {
             privileged(&config)
             guard var process = config["process"] as? [String: Any], var caps = process["capabilities"] as? [String: [String]] else { return }
-            for set in caps.keys { caps[set]?.removeAll { $0 == "CAP_SYS_CHROOT" } }
+            for set in caps.keys { caps[set]?.removeAll { $0 == "CAP_SYS_ADMIN" } }
             process["capabilities"] = caps
             config["process"] = process
         }
