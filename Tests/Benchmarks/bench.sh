@@ -131,8 +131,11 @@ fi
 # ecid, the syscall supervisor. ecid runs in the background on the bench's state directory; the
 # same busybox image gets two static programs: the trapped-mount loop (Tests/Fixtures/
 # mount-latency.c: `mount-latency DIR N` prints name=value lines) and an untrapped-syscall loop. Set ECI_BENCH_ECID=0 to skip.
-#   1. a trapped mount/umount under ECI (eci-runc + ecid, --privileged: CAP_SYS_ADMIN in the
-#      container's user namespace) against plain runc --privileged (the kernel alone);
+#   1. mount calls under ECI (eci-runc + ecid, --privileged: CAP_SYS_ADMIN in the container's
+#      user namespace, its mounts locked by eci-init: a new mount trapped, umount and bind
+#      remounts untrapped) against plain runc with CAP_SYS_ADMIN (the kernel alone), and the
+#      same calls where nothing is locked and every one is trapped (`docker exec --privileged`
+#      into a container that started without CAP_SYS_ADMIN: ecid's traps alone);
 #   2. an untrapped system call (getppid, and a 1-byte read of /dev/zero) under both: the cost of
 #      the trap filter on everything else;
 #   3. docker run --rm busybox true with ecid (ECI_ECID=required) against without (off);
@@ -188,7 +191,13 @@ EOF
   # container may lack); eci-runc gets --privileged (CAP_SYS_ADMIN in the container's user
   # namespace, only ecid's trap filter).
   flags() { if [ "$1" = runc ]; then echo "--cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined"; else echo "--privileged"; fi; }
+  # Traps alone: started without CAP_SYS_ADMIN (not locked, every mount call trapped), measured
+  # through docker exec --privileged.
+  docker run -d --name eci-bench-traps --network none --runtime eci-ecid --security-opt seccomp=unconfined \
+    --security-opt apparmor=unconfined eci-bench-tools sleep 100000 >/dev/null
   for i in $(seq "$ecid_runs"); do
+    docker exec --privileged eci-bench-traps /mount-latency /mnt "$mounts" \
+      >> "$work/ecid/traps.mount" 2>>"$work/ecid/errors" || { echo "bench: mount-latency under traps alone failed:" >&2; tail -n 4 "$work/ecid/errors" >&2; }
     for r in eci-ecid runc; do
       # shellcheck disable=SC2046
       docker run --rm $(flags "$r") --network none --runtime "$r" eci-bench-tools /mount-latency /mnt "$mounts" \
@@ -204,14 +213,20 @@ EOF
   med() { value "$1" "$2" > "$2.$1"; [ -s "$2.$1" ] && median "$2.$1" || echo "-"; }
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a/b}'; }
   diff_us() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-") print "-"; else printf "%+.1fus", a-b}'; }
-  m_eci=$(med mount_umount_us "$work/ecid/eci-ecid.mount"); m_runc=$(med mount_umount_us "$work/ecid/runc.mount")
-  rm_eci=$(med remount_us "$work/ecid/eci-ecid.mount"); rm_runc=$(med remount_us "$work/ecid/runc.mount")
+  docker rm -f eci-bench-traps >/dev/null
+  m_eci=$(med mount_us "$work/ecid/eci-ecid.mount"); m_runc=$(med mount_us "$work/ecid/runc.mount"); m_traps=$(med mount_us "$work/ecid/traps.mount")
+  u_eci=$(med umount_us "$work/ecid/eci-ecid.mount"); u_runc=$(med umount_us "$work/ecid/runc.mount"); u_traps=$(med umount_us "$work/ecid/traps.mount")
+  rm_eci=$(med remount_us "$work/ecid/eci-ecid.mount"); rm_runc=$(med remount_us "$work/ecid/runc.mount"); rm_traps=$(med remount_us "$work/ecid/traps.mount")
   g_eci=$(med getppid_ns "$work/ecid/eci-ecid.syscall"); g_runc=$(med getppid_ns "$work/ecid/runc.syscall")
   r_eci=$(med read_ns "$work/ecid/eci-ecid.syscall"); r_runc=$(med read_ns "$work/ecid/runc.syscall")
   printf '\n%-44s %10s %10s %8s\n' "ecid ($ecid_runs runs each, median)" "eci+ecid" "runc+SYSADM" "ratio"
-  printf '%-44s %8sus %8sus %8s\n' "trapped mount/umount, per call" "$m_eci" "$m_runc" "$(ratio "$m_eci" "$m_runc")"
+  printf '%-44s %8sus %8sus %8s\n' "mount -t tmpfs (trapped), per call" "$m_eci" "$m_runc" "$(ratio "$m_eci" "$m_runc")"
   printf '%-44s %10s\n' "  added per trapped call" "$(diff_us "$m_eci" "$m_runc")"
-  [ "$rm_eci" = - ] || printf '%-44s %8sus %8sus %8s\n' "trapped remount of its own tmpfs, per call" "$rm_eci" "$rm_runc" "$(ratio "$rm_eci" "$rm_runc")"
+  printf '%-44s %8sus %8sus %8s\n' "umount (untrapped under eci-init)" "$u_eci" "$u_runc" "$(ratio "$u_eci" "$u_runc")"
+  printf '%-44s %8sus %8sus %8s\n' "bind remount ro/rw (untrapped under eci-init)" "$rm_eci" "$rm_runc" "$(ratio "$rm_eci" "$rm_runc")"
+  printf '%-44s %8sus %8sus %8s\n' "traps alone (not locked): mount -t tmpfs" "$m_traps" "$m_runc" "$(ratio "$m_traps" "$m_runc")"
+  printf '%-44s %8sus %8sus %8s\n' "traps alone: umount" "$u_traps" "$u_runc" "$(ratio "$u_traps" "$u_runc")"
+  printf '%-44s %8sus %8sus %8s\n' "traps alone: bind remount ro/rw" "$rm_traps" "$rm_runc" "$(ratio "$rm_traps" "$rm_runc")"
   printf '%-44s %8sns %8sns %8s\n' "untrapped getppid, per call" "$g_eci" "$g_runc" "$(ratio "$g_eci" "$g_runc")"
   printf '%-44s %8sns %8sns %8s\n' "untrapped 1-byte read of /dev/zero" "$r_eci" "$r_runc" "$(ratio "$r_eci" "$r_runc")"
   g_def=$(med getppid_ns "$work/ecid/runc-default.syscall")
@@ -231,21 +246,21 @@ EOF
   printf '%-44s %8sms %8sms %8s\n' "docker run --rm busybox true (eci-runc)" "$with" "$without" "$(ratio "$with" "$without")"
 
   # eci-init's cost: a container with CAP_SYS_ADMIN starts under it (its mounts locked); the same
-  # without CAP_SYS_CHROOT does not (MountLockPolicy), everything else equal.
-  locked_flags="--cap-add SYS_ADMIN --security-opt apparmor=unconfined"
+  # without CAP_SYS_ADMIN does not (MountLockPolicy), everything else equal.
+  locked_flags="--security-opt apparmor=unconfined"
   # shellcheck disable=SC2086
-  for f in "" "--cap-drop SYS_CHROOT"; do docker run --rm --network none --runtime eci-ecid $locked_flags $f eci-bench true; done
+  for f in "--cap-add SYS_ADMIN" ""; do docker run --rm --network none --runtime eci-ecid $locked_flags $f eci-bench true; done
   : > "$work/ecid/locked.ms"; : > "$work/ecid/unlocked.ms"
   for _ in $(seq "$runs"); do
     for which in locked unlocked; do
-      f=""; [ "$which" = unlocked ] && f="--cap-drop SYS_CHROOT"
+      f=""; [ "$which" = locked ] && f="--cap-add SYS_ADMIN"
       # shellcheck disable=SC2086
       s=$(date +%s%N); docker run --rm --network none --runtime eci-ecid $locked_flags $f eci-bench true; e=$(date +%s%N)
       echo $(( (e - s) / 1000000 )) >> "$work/ecid/$which.ms"
     done
   done
   locked=$(median "$work/ecid/locked.ms"); unlocked=$(median "$work/ecid/unlocked.ms")
-  printf '%-44s %8sms %8sms %8s\n' "  --cap-add SYS_ADMIN: eci-init vs without" "$locked" "$unlocked" "$(ratio "$locked" "$unlocked")"
+  printf '%-44s %8sms %8sms %8s\n' "  --cap-add SYS_ADMIN (eci-init) vs without" "$locked" "$unlocked" "$(ratio "$locked" "$unlocked")"
 
   # Memory: ecid and its children (the fd holder; helpers while they run), summed.
   ecid_memory() {
