@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "i386-abi.h"
 
 static int escaped = 0;
 
@@ -282,12 +283,6 @@ static void overlay_own(void) {
 //    IA32 emulation): umount2 (52), umount (22), mount (21) and pivot_root (217) are trapped
 //    for that architecture too. Strings are in the static binary's low .rodata (< 4 GiB).
 #if defined(__x86_64__)
-static long int80(long nr, long a, long b, long c, long d, long e) {
-    long rc;
-    __asm__ volatile("push %%rbp\n\tint $0x80\n\tpop %%rbp" : "=a"(rc) : "a"(nr), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e) : "memory", "r8", "r9", "r10", "r11");
-    return rc;
-}
-
 static void i386_calls(void) {
     if (int80(20 /* getpid */, 0, 0, 0, 0, 0) < 0) { printf("i386 unavailable\n"); return; }
     ssize_t keys = content("/proc/keys");

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "i386-abi.h"
 
 #ifndef MS_NOSYMFOLLOW
 #define MS_NOSYMFOLLOW 256
@@ -262,12 +263,6 @@ static void umount_root(void) {
 // 5. The i386 ABI (int $0x80): umount2 (52), umount (22) and a bind remount (21) of the locked
 //    mounts, through the untrapped rules of that architecture.
 #if defined(__x86_64__)
-static long int80(long nr, long a, long b, long c, long d, long e) {
-    long rc;
-    __asm__ volatile("push %%rbp\n\tint $0x80\n\tpop %%rbp" : "=a"(rc) : "a"(nr), "b"(a), "c"(b), "d"(c), "S"(d), "D"(e) : "memory", "r8", "r9", "r10", "r11");
-    return rc;
-}
-
 static void i386_calls(void) {
     if (int80(20 /* getpid */, 0, 0, 0, 0, 0) < 0) { printf("i386 unavailable\n"); return; }
     ssize_t keys = content("/proc/keys");
