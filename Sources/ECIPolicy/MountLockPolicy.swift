@@ -10,12 +10,14 @@ import ECIOCI
 /// kernel's refusal under them (a second layer that no race in a check can get past), and
 /// with it a locked container's unmounts and bind remounts leave the traps (`SeccompTraps`).
 ///
-/// "May gain it": root gets its bounding and inheritable sets at exec; another user its ambient
-/// set, and, unless no-new-privileges is set, whatever a setuid-root program or a file
-/// capability of its image grants (the bounding set, and the inheritable set for file
-/// capabilities: an attack round regained root through a setuid program). Without
-/// CAP_SYS_ADMIN in any of those there is nothing to lock against: no mount call is allowed,
-/// and a nested user namespace gets locked copies from the kernel anyway.
+/// "May gain it": any process keeps its ambient set across exec; root gets its bounding and
+/// inheritable sets, and so does another user through a setuid-root program or a file
+/// capability of its image (an attack round regained root through a setuid program).
+/// no-new-privileges ignores setuid bits and keeps what an exec gains within the permitted set
+/// runc gave the process, but a file capability still grants up to that (the next attack
+/// round: `cap_sys_admin+ep` under no-new-privileges). Without CAP_SYS_ADMIN in any of those
+/// there is nothing to lock against: no mount call is allowed, and a nested user namespace
+/// gets locked copies from the kernel anyway.
 ///
 /// eci-init needs CAP_SYS_ADMIN and CAP_SYS_CHROOT itself (setns into a mount namespace). When
 /// the program would not hold them from its first instruction, the spec grants them to
@@ -45,20 +47,20 @@ public enum MountLockPolicy {
         }
 
         func contains(_ set: String, _ capability: String) -> Bool { sets[set]?.contains(capability) ?? false }
+
+        /// Whether some exec may leave a process of these sets holding `capability` (above).
+        func mayHold(_ capability: String, noNewPrivileges: Bool) -> Bool {
+            let grantable = contains("bounding", capability) || contains("inheritable", capability)
+            return contains("ambient", capability) || (grantable && (!noNewPrivileges || contains("permitted", capability)))
+        }
     }
 
     /// What `spec` needs.
     public static func decide(_ spec: OCISpec) throws -> Decision {
         let process = spec.document["process"]
-        let uid = process?["user"]?["uid"]?.uint64Value ?? 0
         let caps = CapabilitySets(process)
         let noNewPrivileges = process?["noNewPrivileges"]?.boolValue ?? false
-        let admin = "CAP_SYS_ADMIN"
-        let held = uid == 0 ? caps.contains("bounding", admin) || caps.contains("inheritable", admin) : caps.contains("ambient", admin)
-        // A setuid-root program gets the bounding set; a file capability the inheritable set
-        // (not limited by the bounding set). no-new-privileges makes exec ignore both.
-        let gainable = !noNewPrivileges && (caps.contains("bounding", admin) || caps.contains("inheritable", admin))
-        guard held || gainable else { return .unlocked("no CAP_SYS_ADMIN, held or to be gained") }
+        guard caps.mayHold("CAP_SYS_ADMIN", noNewPrivileges: noNewPrivileges) else { return .unlocked("no CAP_SYS_ADMIN, held or to be gained") }
         // An AppArmor profile or SELinux label confines its mount calls already: Docker's
         // docker-default denies mount and umount (and ecid refuses every mount call of a
         // confined caller: it cannot reproduce the LSM's mediation), and it denies the user
@@ -120,26 +122,28 @@ public enum MountLockPolicy {
         return !grant.isEmpty
     }
 
-    /// What each set must gain for eci-init to hold CAP_SYS_ADMIN and CAP_SYS_CHROOT effective
-    /// (setns into a mount namespace needs both) and to drop a bounding capability again
-    /// (CAP_SETPCAP), by set name; empty when the program's own sets suffice.
+    /// What each set must gain for eci-init, by set name; empty when the program's own sets
+    /// suffice. eci-init needs CAP_SYS_ADMIN and CAP_SYS_CHROOT effective (setns into a mount
+    /// namespace), CAP_SETPCAP when a capability it needs was added to the bounding set (to
+    /// drop it again), and, as another user, CAP_SETUID: its child becomes the container's root
+    /// before it makes the nested user namespace, whose owner holds every capability in it, so
+    /// that owner must not be the program's user (an attack round: uid 1000 owned it and could
+    /// unmount, remount and cover in the locked namespace with no capability at all).
     ///
-    /// Root gets its bounding and inheritable sets at exec, under no-new-privileges no more
-    /// than the permitted set runc gave it before: the bounding set grows, and the permitted
-    /// one under no-new-privileges. Another user gets its ambient set, where a capability is
-    /// raised only when it is also in the inheritable, permitted and bounding sets: all four
+    /// Root gets its bounding set at exec, within its permitted set under no-new-privileges: the
+    /// bounding and permitted sets grow. Another user gets its ambient set, where a capability
+    /// is raised only when it is also in the inheritable, permitted and bounding sets: all four
     /// grow.
     static func grantForInit(_ process: JSONValue) -> [(set: String, added: [String])] {
         let uid = process["user"]?["uid"]?.uint64Value ?? 0
         let noNewPrivileges = process["noNewPrivileges"]?.boolValue ?? false
         let caps = CapabilitySets(process)
-        let sets = uid != 0 ? ["bounding", "inheritable", "permitted", "ambient"] : noNewPrivileges ? ["bounding", "permitted"] : ["bounding"]
+        let sets = uid == 0 ? ["bounding", "permitted"] : ["bounding", "inheritable", "permitted", "ambient"]
         func held(_ capability: String) -> Bool {
             guard uid == 0 else { return sets.allSatisfy { caps.contains($0, capability) } }
             return (caps.contains("bounding", capability) || caps.contains("inheritable", capability)) && (!noNewPrivileges || caps.contains("permitted", capability))
         }
-        var wanted = ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"].filter { !held($0) }
-        // A capability added to the bounding set is dropped again with CAP_SETPCAP held.
+        var wanted = (uid == 0 ? ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"] : ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETUID"]).filter { !held($0) }
         if wanted.contains(where: { !caps.contains("bounding", $0) }), !held("CAP_SETPCAP") { wanted.append("CAP_SETPCAP") }
         return sets.compactMap { set in
             let added = wanted.filter { !caps.contains(set, $0) }
@@ -153,7 +157,7 @@ public enum MountLockPolicy {
     }
 
     /// The only capabilities eci-init is ever granted.
-    static let capabilityNumbers: [String: Int] = ["CAP_SETPCAP": 8, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21]
+    static let capabilityNumbers: [String: Int] = ["CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21]
 
     /// eci-init and the child it forks.
     static let minimumProcessesForInit: UInt64 = 2

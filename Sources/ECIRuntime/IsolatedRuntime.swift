@@ -288,10 +288,31 @@ public struct IsolatedRuntime: Sendable {
         guard String(decoding: (try? FileSystem.read(join(store.containerDirectory(key), LockedStart.markerName))) ?? [], as: UTF8.self) != LockedStart.plainMarker
         else { return }
         let process = try options.value("process", "p").map { try JSONValue.parse(try FileSystem.read($0)) }
-        guard let process, process["capabilities"]?.isObject == true else {
+        guard let process, Self.namesItsCapabilities(process) else {
             throw ECIError(
                 .refused,
                 "exec into \(id) names no capabilities: runc would take them from the staged spec, which grants eci-init capabilities its program does not hold; pass a process with \"capabilities\" in --process")
+        }
+    }
+
+    /// Whether runc, decoding `process` with Go's encoding/json, finds capabilities of its own
+    /// in it: Go matches a key to a field whatever its case (and folds "ſ" to "s", "K" to
+    /// "k"), and the last match wins, so `{"capabilities":{...},"Capabilities":null}` names
+    /// none (found by an attack round). Exactly one key that runc would read as the field,
+    /// spelled exactly, holding an object.
+    static func namesItsCapabilities(_ process: JSONValue) -> Bool {
+        guard case .object(let members) = process else { return false }
+        let matching = members.filter { goFieldNameMatches($0.key, "capabilities") }
+        return matching.count == 1 && matching[0].key == "capabilities" && matching[0].value.isObject
+    }
+
+    /// Go's case-insensitive match of a JSON key to an ASCII field name.
+    static func goFieldNameMatches(_ key: String, _ field: String) -> Bool {
+        let keyScalars = Array(key.unicodeScalars), fieldScalars = Array(field.unicodeScalars)
+        guard keyScalars.count == fieldScalars.count else { return false }
+        return zip(keyScalars, fieldScalars).allSatisfy { k, f in
+            let lower = k.isASCII ? Unicode.Scalar(UInt8(ascii: k) | (k.properties.isUppercase ? 0x20 : 0)) : k
+            return lower == f || (k == "\u{17F}" && f == "s") || (k == "\u{212A}" && f == "k")
         }
     }
 

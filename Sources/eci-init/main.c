@@ -18,7 +18,9 @@
 // nothing of ECI appears in the container's files). --nproc: the spec's RLIMIT_NPROC, set after
 // the fork (a limit of 1 would fail it; runc's own start needs none). --drop-caps: the
 // capabilities the spec granted only for this program (setns needs CAP_SYS_ADMIN and
-// CAP_SYS_CHROOT; dropping a bounding capability needs CAP_SETPCAP), by set (bounding,
+// CAP_SYS_CHROOT; dropping a bounding capability needs CAP_SETPCAP; a child of another user
+// becomes root with CAP_SETUID, so that the container's root owns the nested user
+// namespace, never the program's user), by set (bounding,
 // inheritable, permitted, effective, ambient) and number: taken back after locking and
 // checked, so the program starts with the sets runc alone would have given it.
 // Fail closed: when anything fails it prints why and exits 125; the program never runs with
@@ -36,6 +38,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -46,6 +49,9 @@
 #endif
 #ifndef NS_GET_PARENT
 #define NS_GET_PARENT 0xb702
+#endif
+#ifndef NS_GET_OWNER_UID
+#define NS_GET_OWNER_UID 0xb704
 #endif
 
 static void fail(const char *what, int err) {
@@ -59,15 +65,45 @@ static int same_file(int a, int b) {
 }
 
 // The child: a new user namespace (no ID mapped: it owns the copy and nothing else) and a copy
-// of the mount namespace into it, every mount locked by the copy. It waits until the parent
-// has joined the copy (its exit would free nothing the parent needs: the copy keeps the user
-// namespace alive).
-static int copy_child(int ready, int done) {
+// of the mount namespace into it, every mount locked by the copy. It hands the copy to the
+// parent as an open descriptor (SCM_RIGHTS), which keeps it alive, and exits: the parent
+// cannot open /proc/CHILD/ns/mnt itself once the child changed its effective uid (another
+// user's child is no longer the parent's to inspect).
+static int copy_child(int channel) {
+    // The new user namespace's owner holds every capability in it, over the locked copy
+    // included: it must be the container's root, never the program's user (an attack round:
+    // uid 1000 as owner unmounted, remounted and covered there with no capability of its own).
+    if (geteuid() != 0 && setresuid(-1, 0, -1) < 0) return errno;
     if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) return errno;
+    int copy = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    if (copy < 0) return errno;
     char c = 'x';
-    if (write(ready, &c, 1) != 1) return EIO;
-    while (read(done, &c, 1) < 0 && errno == EINTR) {}
+    struct iovec iov = { &c, 1 };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &copy, sizeof(int));
+    if (sendmsg(channel, &message, 0) != 1) return errno ? errno : EIO;
     return 0;
+}
+
+// The copy the child sends, or -1.
+static int receive_copy(int channel) {
+    char c;
+    struct iovec iov = { &c, 1 };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
+    ssize_t n;
+    do n = recvmsg(channel, &message, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    struct cmsghdr *header = n == 1 ? CMSG_FIRSTHDR(&message) : NULL;
+    if (!header || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS || header->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(header), sizeof(int));
+    return fd;
 }
 
 static void lock_mounts(void) {
@@ -77,34 +113,26 @@ static void lock_mounts(void) {
     int root_before = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_before < 0) fail("open /", errno);
 
-    int ready[2], done[2];
-    if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0) fail("pipe", errno);
+    int channel[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) < 0) fail("socketpair", errno);
     pid_t child = fork();
     if (child < 0) fail("fork", errno);
     if (child == 0) {
-        close(ready[0]);
-        close(done[1]);
-        _exit(copy_child(ready[1], done[0]));
+        close(channel[0]);
+        _exit(copy_child(channel[1]));
     }
-    close(ready[1]);
-    close(done[0]);
-    char c;
+    close(channel[1]);
+    int copy = receive_copy(channel[0]);
+    close(channel[0]);
     int status = 0;
-    if (read(ready[0], &c, 1) != 1) {
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    if (copy < 0) {
         // unshare(CLONE_NEWUSER) is refused to a chrooted process (runc --no-pivot) and by
         // seccomp profiles without it: either way the mounts cannot be locked.
         fail("unshare(CLONE_NEWUSER|CLONE_NEWNS) in a child", WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status) : EIO);
     }
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)child);
-    int copy = open(path, O_RDONLY | O_CLOEXEC);
-    if (copy < 0) fail(path, errno);
     if (setns(copy, CLONE_NEWNS) < 0) fail("setns into the copy", errno);
     close(copy);
-    close(done[1]);
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    close(ready[0]);
 
     // Verify, not trust: this mount namespace is owned by a child of this user namespace (so
     // it is a copy made across user namespaces, and every mount in it came locked).
@@ -116,6 +144,9 @@ static void lock_mounts(void) {
     int parent = ioctl(owner, NS_GET_PARENT);
     if (parent < 0) fail("NS_GET_PARENT", errno);
     if (same_file(owner, user) || !same_file(parent, user)) fail("the mount namespace's owner", EPERM);
+    uid_t owner_uid = (uid_t)-1;
+    if (ioctl(owner, NS_GET_OWNER_UID, &owner_uid) < 0) fail("NS_GET_OWNER_UID", errno);
+    if (owner_uid != 0) fail("the nested user namespace is not owned by the container's root", EPERM);
     close(mnt), close(user), close(owner), close(parent);
 
     // The same root as before (the copy of the mount it was on), then the same directory.

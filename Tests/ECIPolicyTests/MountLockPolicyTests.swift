@@ -42,6 +42,11 @@ import Testing
         // File capabilities take the inheritable set, not limited by the bounding set.
         let inheritable = "\"capabilities\": {\"inheritable\": [\"CAP_SYS_ADMIN\"]}"
         #expect(try MountLockPolicy.decide(Self.spec(uid: 1000, bounding: nil, extra: inheritable)) == .lock)
+        // A file capability under no-new-privileges still grants up to the permitted set runc
+        // set (an attack round: `cap_sys_admin+ep`, --user 1000 --cap-add SYS_ADMIN
+        // --security-opt no-new-privileges ran unlocked).
+        let boundedAndPermitted = "\"noNewPrivileges\": true, \"capabilities\": {\"bounding\": [\"CAP_SYS_ADMIN\"], \"permitted\": [\"CAP_SYS_ADMIN\"]}"
+        #expect(try MountLockPolicy.decide(Self.spec(uid: 1000, bounding: nil, extra: boundedAndPermitted)) == .lock)
     }
 
     static func capabilities(_ spec: OCISpec, _ set: String) -> [String] {
@@ -51,41 +56,45 @@ import Testing
     static func args(_ spec: OCISpec) -> [String] { (spec.document["process"]?["args"]?.arrayValue ?? []).compactMap(\.stringValue) }
 
     /// What eci-init needs and the program would not hold is granted in the spec and listed
-    /// for eci-init to take back: nothing for --privileged; the bounding set for root (and the
-    /// permitted one under no-new-privileges); every set the ambient one depends on for
-    /// another user.
+    /// for eci-init to take back: nothing for --privileged; the bounding and permitted sets for
+    /// root; every set the ambient one depends on for another user, with CAP_SETUID (its child
+    /// becomes the container's root to own the nested user namespace).
     @Test func capabilitiesAreGrantedToInitAndTakenBack() throws {
         let all = "[\"CAP_SETPCAP\", \"CAP_SYS_ADMIN\", \"CAP_SYS_CHROOT\"]"
         var privileged = try Self.spec(bounding: nil, args: ["true"], extra: "\"capabilities\": {\"bounding\": \(all), \"permitted\": \(all), \"effective\": \(all)}")
         #expect(try MountLockPolicy.startUnderInit(&privileged, initFD: 3) == false)
         #expect(Self.args(privileged) == ["/proc/self/fd/3", "--", "true"])
 
-        var chrootless = try Self.spec(bounding: ["CAP_SYS_ADMIN"], args: ["true"])
+        // Root without CAP_SYS_CHROOT: added to the bounding and permitted sets, with
+        // CAP_SETPCAP to drop it from the bounding set again.
+        let admin = "[\"CAP_SYS_ADMIN\"]"
+        var chrootless = try Self.spec(bounding: nil, args: ["true"], extra: "\"capabilities\": {\"bounding\": \(admin), \"permitted\": \(admin)}")
         #expect(try MountLockPolicy.startUnderInit(&chrootless, initFD: 4) == true)
-        #expect(Self.args(chrootless) == ["/proc/self/fd/4", "--drop-caps=bounding:18+8", "--", "true"])
+        #expect(Self.args(chrootless) == ["/proc/self/fd/4", "--drop-caps=bounding:18+8,permitted:18+8", "--", "true"])
         #expect(Self.capabilities(chrootless, "bounding") == ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETPCAP"])
         #expect(Self.capabilities(chrootless, "ambient").isEmpty)
-        // Under no-new-privileges root's exec keeps within the permitted set runc set before.
+        // Under no-new-privileges root's exec keeps within the permitted set runc set before:
+        // CAP_SYS_ADMIN in the bounding set alone is not held.
         var confined = try Self.spec(bounding: ["CAP_SYS_ADMIN"], args: ["true"], extra: "\"noNewPrivileges\": true")
         #expect(try MountLockPolicy.startUnderInit(&confined, initFD: 4) == true)
         #expect(Self.args(confined) == ["/proc/self/fd/4", "--drop-caps=bounding:18+8,permitted:21+18+8", "--", "true"])
 
         // uid 1000, Docker's shape for --privileged --user 1000: the bounding set full, nothing
-        // ambient. eci-init gets both capabilities ambient (hence inheritable and permitted
-        // too); the bounding set has them already: no CAP_SETPCAP needed.
-        var user = try Self.spec(uid: 1000, bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETPCAP"], args: ["id"])
+        // ambient. eci-init gets the three ambient (hence inheritable and permitted too); the
+        // bounding set has them already: no CAP_SETPCAP needed.
+        var user = try Self.spec(uid: 1000, bounding: ["CAP_SETUID", "CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: ["id"])
         #expect(try MountLockPolicy.startUnderInit(&user, initFD: 3) == true)
-        #expect(Self.args(user) == ["/proc/self/fd/3", "--drop-caps=inheritable:21+18,permitted:21+18,ambient:21+18", "--", "id"])
+        #expect(Self.args(user) == ["/proc/self/fd/3", "--drop-caps=inheritable:21+18+7,permitted:21+18+7,ambient:21+18+7", "--", "id"])
         for set in ["inheritable", "permitted", "ambient"] {
-            #expect(Self.capabilities(user, set) == ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], "\(set)")
+            #expect(Self.capabilities(user, set) == ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETUID"], "\(set)")
         }
-        #expect(Self.capabilities(user, "bounding") == ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETPCAP"])
+        #expect(Self.capabilities(user, "bounding") == ["CAP_SETUID", "CAP_SYS_ADMIN", "CAP_SYS_CHROOT"])
 
-        // uid 1000 whose bounding set lacks CAP_SYS_CHROOT: it is added there too, so
-        // CAP_SETPCAP is granted to drop it again.
+        // uid 1000 whose bounding set lacks CAP_SYS_CHROOT and CAP_SETUID: added there too, so
+        // CAP_SETPCAP is granted to drop them again.
         var narrow = try Self.spec(uid: 1000, bounding: ["CAP_SYS_ADMIN"], args: ["id"])
         #expect(try MountLockPolicy.startUnderInit(&narrow, initFD: 3) == true)
-        #expect(Self.args(narrow).contains("--drop-caps=bounding:18+8,inheritable:21+18+8,permitted:21+18+8,ambient:21+18+8"))
+        #expect(Self.args(narrow).contains("--drop-caps=bounding:18+7+8,inheritable:21+18+7+8,permitted:21+18+7+8,ambient:21+18+7+8"))
     }
 
     /// Docker's docker-default AppArmor profile (`--cap-add SYS_ADMIN` without

@@ -229,3 +229,27 @@ import Testing
         #expect(throws: ECIError.self) { try RuntimeConfiguration.load(path: file, environment: [:]) }
     }
 }
+
+/// eci-runc's exec gate for a container whose staged spec grants eci-init capabilities: runc
+/// (Go's encoding/json) fills in an exec's capabilities from that spec when the exec's process
+/// names none, matching keys whatever their case, the last match winning.
+@Suite struct ExecCapabilitiesGateTests {
+    @Test func onlyOneExactCapabilitiesObjectCounts() throws {
+        func names(_ text: String) throws -> Bool { IsolatedRuntime.namesItsCapabilities(try JSONValue.parse(text)) }
+        #expect(try names(#"{"args":["id"],"capabilities":{"bounding":[]}}"#))
+        #expect(try names(#"{"args":["id"],"capabilities":{}}"#))
+        #expect(try !names(#"{"args":["id"]}"#))
+        #expect(try !names(#"{"capabilities":null}"#))
+        #expect(try !names(#"{"capabilities":"CAP_SYS_ADMIN"}"#))
+        // Found by an attack round: a folded spelling after the real one wins in Go.
+        #expect(try !names(#"{"capabilities":{},"Capabilities":null}"#))
+        #expect(try !names(#"{"capabilities":{},"CAPABILITIES":null}"#))
+        #expect(try !names("{\"capabilities\":{},\"capabilitie\u{17F}\":null}"))
+        #expect(try !names(#"{"Capabilities":{}}"#), "runc would read it, but only the exact spelling is let through")
+        // An exact duplicate is refused by the parser (so the exec is refused too).
+        #expect(throws: (any Error).self) { try names(#"{"capabilities":{},"capabilities":null}"#) }
+        #expect(try !names("[]"))
+        #expect(IsolatedRuntime.goFieldNameMatches("\u{212A}ey", "key"))
+        #expect(!IsolatedRuntime.goFieldNameMatches("capabilities2", "capabilities"))
+    }
+}
