@@ -35,9 +35,8 @@ public enum SeccompTraps {
         /// MS_REMOUNT|MS_BIND changes nothing but flags: untrapped). Everything that can create
         /// or reveal a view stays trapped: new mounts (a fresh procfs needs its masks, which
         /// only ecid gives it), superblock remounts (busybox's uid=/gid= compatibility), binds,
-        /// moves and propagation changes (the kernel lets them cover /proc or /, which ecid
-        /// refuses: a runtime that enters the container's mount namespace later, `runc exec`,
-        /// must find the real ones) and pivot_root.
+        /// moves, propagation changes and pivot_root (ecid's rules refuse covering `/`, `/proc`
+        /// or a mask, which the kernel allows).
         case kernelLocked
     }
 
