@@ -22,8 +22,18 @@ public struct OCISpec: Sendable, Equatable {
             throw ECIError(.invalidArgument, "config.json: mounts is not an array")
         }
         self.document = document
+        try checkKeysAsRuncReadsThem()
         _ = try namespaces()
         _ = try mounts()
+    }
+
+    /// The spec's objects that are Go maps in runc's decoding (their keys are data).
+    static let mapPaths: [[String]] = [["annotations"], ["linux", "sysctl"], ["linux", "resources", "unified"]]
+
+    /// Refuses a spec with two keys that runc would read as one field (`GoFieldNames`): checked
+    /// as it arrives and again on what eci-runc hands runc, after its own exact keys are in.
+    public func checkKeysAsRuncReadsThem() throws {
+        try GoFieldNames.checkUnambiguous(document, what: "config.json", mapPaths: Self.mapPaths)
     }
 
     /// Parses `config.json` bytes.

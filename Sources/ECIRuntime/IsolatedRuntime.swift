@@ -133,6 +133,7 @@ public struct IsolatedRuntime: Sendable {
             // never reaches the VM's, and vanishes with runc's exit.
             try FilesystemStager.enterPrivateMountNamespace(stageRoot: stageRoot)
             let staged = try stager.attach(spec: spec)
+            try staged.checkKeysAsRuncReadsThem()
             try FileSystem.write(join(containerDirectory, "config.json"), staged.serialized())
             if initLaunch != nil {
                 let marker = grantedForInit ? LockedStart.grantedMarker : LockedStart.plainMarker
@@ -302,18 +303,8 @@ public struct IsolatedRuntime: Sendable {
     /// spelled exactly, holding an object.
     static func namesItsCapabilities(_ process: JSONValue) -> Bool {
         guard case .object(let members) = process else { return false }
-        let matching = members.filter { goFieldNameMatches($0.key, "capabilities") }
+        let matching = members.filter { GoFieldNames.matches($0.key, field: "capabilities") }
         return matching.count == 1 && matching[0].key == "capabilities" && matching[0].value.isObject
-    }
-
-    /// Go's case-insensitive match of a JSON key to an ASCII field name.
-    static func goFieldNameMatches(_ key: String, _ field: String) -> Bool {
-        let keyScalars = Array(key.unicodeScalars), fieldScalars = Array(field.unicodeScalars)
-        guard keyScalars.count == fieldScalars.count else { return false }
-        return zip(keyScalars, fieldScalars).allSatisfy { k, f in
-            let lower = k.isASCII ? Unicode.Scalar(UInt8(ascii: k) | (k.properties.isUppercase ? 0x20 : 0)) : k
-            return lower == f || (k == "\u{17F}" && f == "s") || (k == "\u{212A}" && f == "k")
-        }
     }
 
     // MARK: delete

@@ -104,6 +104,18 @@ public enum SeccompTraps {
             throw ECIError(.refused, "the seccomp profile has its own SCMP_ACT_NOTIFY rules (\(names(of: rule).joined(separator: ", "))); ECI's syscall supervisor must be the container's only listener")
         }
 
+        // Under eci-init the profile also filters eci-init, whose steps and checks are system
+        // calls: an errno of 0 makes a call report success without happening, and an attack
+        // round had prctl, capget and capset pretend eci-init dropped its grants. No rule of
+        // a locked container's profile may answer 0 without the call.
+        if coverage == .kernelLocked {
+            if defaultAction == "SCMP_ACT_ERRNO", out["defaultErrnoRet"]?.int64Value == 0 {
+                throw ECIError(.refused, "the seccomp profile's default action answers errno 0 (success) without the call; eci-init, which locks this container's mounts, cannot run under it")
+            }
+            for rule in rules where rule["action"]?.stringValue == "SCMP_ACT_ERRNO" && rule["errnoRet"]?.int64Value == 0 {
+                throw ECIError(.refused, "the seccomp profile answers \(names(of: rule).joined(separator: ", ")) with errno 0 (success) without the call; eci-init, which locks this container's mounts, cannot run under it")
+            }
+        }
         let notified = notified(coverage)
         // Narrow mount's trap only where every rule of the profile's that names mount is
         // unconditional: then one action of the profile's (a rule's, else the default) covers

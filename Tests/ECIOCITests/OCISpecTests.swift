@@ -25,6 +25,24 @@ import Testing
         #expect(mounts[1].isBind && mounts[1].isRecursiveBind)
     }
 
+    /// runc reads keys whatever their ASCII case ("ſ" as "s", "K" as "k"), the last winning: a
+    /// spec with two keys runc reads as one field is refused, where ECI and runc would act on
+    /// different ones (an attack round: "Args" next to the "args" eci-runc rewrote ran as is).
+    /// Map keys (annotations, sysctls) are data, matched exactly, and stay allowed.
+    @Test func keysRuncWouldReadAsOneAreRefused() throws {
+        func spec(_ process: String, extra: String = "") throws -> OCISpec {
+            try OCISpec(bytes: Array(#"{"ociVersion":"1.0.2","process":\#(process)\#(extra)}"#.utf8))
+        }
+        _ = try spec(#"{"args":["sh"]}"#)
+        #expect(throws: ECIError.self) { try spec(#"{"args":["sh"],"Args":["evil"]}"#) }
+        #expect(throws: ECIError.self) { try spec(#"{"args":["sh"],"user":{"uid":0,"UID":5}}"#) }
+        #expect(throws: ECIError.self) { try spec("{\"args\":[\"sh\"],\"noNewPrivilege\u{17F}\":true,\"noNewPrivileges\":false}") }
+        #expect(throws: ECIError.self) { try spec(#"{"args":["sh"]}"#, extra: #","mounts":[{"destination":"/x","Destination":"/y"}]"#) }
+        _ = try spec(#"{"args":["sh"]}"#, extra: #","annotations":{"a":"1","A":"2"},"linux":{"sysctl":{"net.x":"1","NET.X":"2"}}"#)
+        #expect(GoFieldNames.fold("Capabilitie\u{17F}") == "capabilities")
+        #expect(GoFieldNames.fold("\u{212A}ERNEL") == "kernel")
+    }
+
     @Test func rewritesKeepEveryUnknownField() throws {
         var spec = try OCISpec(bytes: Array(Self.sample.utf8))
         spec.setRootPath("/staged/rootfs")

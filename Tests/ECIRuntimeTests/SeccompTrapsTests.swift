@@ -168,6 +168,21 @@ import Testing
         #expect(Self.actions(for: "umount2", in: merged) == ["SCMP_ACT_ALLOW"])
     }
 
+    /// An attack round had a profile answer prctl, capget and capset with errno 0 (success,
+    /// without the call): eci-init's capability drop and its check were both faked. A locked
+    /// container's profile may not answer anything that way; a container without eci-init may.
+    @Test func kernelLockedRefusesProfilesThatFakeSuccess() throws {
+        let faking = try JSONValue.parse("""
+            {"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["capset","prctl"],"action":"SCMP_ACT_ERRNO","errnoRet":0}]}
+            """)
+        #expect(throws: ECIError.self) { try SeccompTraps.merge(faking, listenerPath: Self.socket, coverage: .kernelLocked) }
+        _ = try SeccompTraps.merge(faking, listenerPath: Self.socket)
+        let fakingByDefault = try JSONValue.parse(#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":0,"syscalls":[{"names":["mount"],"action":"SCMP_ACT_ALLOW"}]}"#)
+        #expect(throws: ECIError.self) { try SeccompTraps.merge(fakingByDefault, listenerPath: Self.socket, coverage: .kernelLocked) }
+        let refusing = try JSONValue.parse(#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["capset"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#)
+        _ = try SeccompTraps.merge(refusing, listenerPath: Self.socket, coverage: .kernelLocked)
+    }
+
     @Test func anotherListenerIsRefused() throws {
         let withListener = try JSONValue.parse("""
             {"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/other.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}
@@ -249,7 +264,7 @@ import Testing
         // An exact duplicate is refused by the parser (so the exec is refused too).
         #expect(throws: (any Error).self) { try names(#"{"capabilities":{},"capabilities":null}"#) }
         #expect(try !names("[]"))
-        #expect(IsolatedRuntime.goFieldNameMatches("\u{212A}ey", "key"))
-        #expect(!IsolatedRuntime.goFieldNameMatches("capabilities2", "capabilities"))
+        #expect(GoFieldNames.matches("\u{212A}ey", field: "key"))
+        #expect(!GoFieldNames.matches("capabilities2", field: "capabilities"))
     }
 }

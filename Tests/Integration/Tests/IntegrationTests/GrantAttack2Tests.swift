@@ -9,7 +9,9 @@ extension Integration.Ecid {
     /// the nested user namespace and hands the copy back over SCM_RIGHTS; NS_GET_OWNER_UID; the
     /// exec gate reading keys as Go does). Each test states what must hold, next to the
     /// legitimate neighbour that must keep working; the outcome against 9c1880b is in its doc
-    /// comment.
+    /// comment. Fixed since: a locked container's profile may not answer any call with errno 0
+    /// (`SeccompTraps.merge`), and a spec or exec process with two keys runc reads as one is
+    /// refused (`GoFieldNames`). Left: a FIFO as `--process` (known issue below).
     @Suite struct GrantAttacks2 {
         typealias A = EciInitAttacks
         typealias G = EciInitGrants
@@ -94,7 +96,9 @@ extension Integration.Ecid {
         /// BLOCKED (the program never ran), but the clone variant exits 32 (EPIPE from the
         /// child's sendmsg to the closed end), not 125: an engine reports a failed lock as the
         /// program's own exit. Fix idea: remember getpid() before fork and fail(125) when the
-        /// "child" branch finds it unchanged.
+        /// "child" branch finds it unchanged. Since: every forged variant is refused at create
+        /// (eci-runc refuses a locked container's profile that answers errno 0), and eci-init
+        /// checks its pid after fork as well.
         @Test func failedLockStepsFailClosed() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
@@ -128,7 +132,12 @@ extension Integration.Ecid {
                 A.delete(sandbox, id)
                 #expect(!FileManager.default.fileExists(atPath: bundle + "/out/ran"), "\(name): the program ran: \(run.stderr)")
                 statuses.append("\(name)=\(run.status)")
-                #expect(run.status == 125, "\(name): eci-init did not exit 125: \(run.status) \(run.stderr)")
+                if name.hasSuffix("-forged") {
+                    // Refused at create since: a locked container's profile may not answer errno 0.
+                    #expect(run.status != 0 && run.stderr.contains("errno 0"), "\(name): not refused at create: \(run.status) \(run.stderr)")
+                } else {
+                    #expect(run.status == 125, "\(name): eci-init did not exit 125: \(run.status) \(run.stderr)")
+                }
             }
             print("GrantAttacks2.failedLockStepsFailClosed: \(statuses.joined(separator: " "))")
             #expect(try sandbox.recordedContainers().filter { $0.hasPrefix("failclosed") }.isEmpty, "ranges left behind")
