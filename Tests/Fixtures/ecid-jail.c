@@ -21,24 +21,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "attack-report.h"
 #include "i386-abi.h"
-
-static int escaped = 0;
-
-static void report(int got_through, const char *name, const char *why, int err) {
-    printf("%s %s: %s (%s)\n", got_through ? "ESCAPED" : "BLOCKED", name, why, err ? strerror(err) : "ok");
-    if (got_through) escaped++;
-}
-
-// Bytes a masked file shows: none (a /dev/null bind), or its real content once unmasked.
-static ssize_t content(const char *path) {
-    char buf[256];
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf);
-    close(fd);
-    return n;
-}
 
 // Runs `body` in a child chrooted to `jail` with its cwd at `cwd` (looked up before the chroot);
 // returns the child's errno of the attempted call (0: it was performed).

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "attack-report.h"
 #include "i386-abi.h"
 
 #ifndef MS_NOSYMFOLLOW
@@ -26,24 +27,7 @@
 #endif
 #define NS_GET_USERNS_ 0xb701
 
-static int escaped = 0;
 static const char *ro_path = "/ro";
-
-static void report(int got_through, const char *name, const char *why, int err) {
-    printf("%s %s: %s (%s)\n", got_through ? "ESCAPED" : "BLOCKED", name, why, err ? strerror(err) : "ok");
-    fflush(stdout);
-    if (got_through) escaped++;
-}
-
-// Bytes a file shows: none for a /dev/null mask, its content once unmasked; -1 if unreadable.
-static ssize_t content(const char *path) {
-    char buf[256];
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf);
-    close(fd);
-    return n;
-}
 
 static int is_readonly(const char *path) {
     struct statvfs st;
