@@ -25,26 +25,36 @@ public enum GoFieldNames {
     /// Whether Go would decode `key` into the field named `field`.
     public static func matches(_ key: String, field: String) -> Bool { fold(key) == fold(field) }
 
-    /// Throws when an object anywhere in `value` holds two keys Go would read as one field.
-    /// Objects at `mapPaths` (Go maps, such as `annotations`: their keys are data, matched
-    /// exactly) are not checked themselves; `what` names the document in the error.
-    public static func checkUnambiguous(_ value: JSONValue, what: String, mapPaths: [[String]] = [], path: [String] = []) throws {
+    /// Throws when an object anywhere in `value` holds two keys Go would read as one field, or a
+    /// key that is no runtime-spec field name exactly but that Go would read as one
+    /// (`RuntimeSpecFields`: ECI reads `"mounts"`, runc would read a lone `"Mounts"` too).
+    /// Objects at `RuntimeSpecFields.mapPaths` (Go maps, such as `annotations`: their keys are
+    /// data, matched exactly) are not checked themselves; `what` names the document in the error.
+    public static func checkUnambiguous(_ value: JSONValue, what: String, path: [String] = []) throws {
         switch value {
         case .object(let members):
-            if !mapPaths.contains(path) {
+            if !RuntimeSpecFields.mapPaths.contains(path) {
+                let place = path.isEmpty ? "" : " in \(path.joined(separator: "."))"
                 var seen: [String: String] = [:]
                 for member in members {
                     let folded = fold(member.key)
                     if let other = seen[folded] {
-                        let place = path.isEmpty ? "" : " in \(path.joined(separator: "."))"
                         throw ECIError(.invalidArgument, "\(what): the keys \"\(other)\" and \"\(member.key)\"\(place) are one field to runc")
                     }
                     seen[folded] = member.key
+                    if !RuntimeSpecFields.names.contains(member.key), let field = RuntimeSpecFields.byFold[folded] {
+                        throw ECIError(.invalidArgument, "\(what): runc reads the key \"\(member.key)\"\(place) as \"\(field)\"; spell it so")
+                    }
                 }
             }
-            for member in members { try checkUnambiguous(member.value, what: what, mapPaths: mapPaths, path: path + [member.key]) }
+            // runc decodes a field's value, and a map's (its entries); an unknown key's value
+            // it skips whole, so that is not looked into.
+            let isMap = RuntimeSpecFields.mapPaths.contains(path)
+            for member in members where isMap || RuntimeSpecFields.names.contains(member.key) {
+                try checkUnambiguous(member.value, what: what, path: path + [member.key])
+            }
         case .array(let items):
-            for item in items { try checkUnambiguous(item, what: what, mapPaths: mapPaths, path: path) }
+            for item in items { try checkUnambiguous(item, what: what, path: path) }
         default:
             break
         }

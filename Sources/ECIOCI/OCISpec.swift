@@ -27,13 +27,11 @@ public struct OCISpec: Sendable, Equatable {
         _ = try mounts()
     }
 
-    /// The spec's objects that are Go maps in runc's decoding (their keys are data).
-    static let mapPaths: [[String]] = [["annotations"], ["linux", "sysctl"], ["linux", "resources", "unified"]]
-
-    /// Refuses a spec with two keys that runc would read as one field (`GoFieldNames`): checked
-    /// as it arrives and again on what eci-runc hands runc, after its own exact keys are in.
+    /// Refuses a spec with keys that runc would read otherwise than ECI (`GoFieldNames`):
+    /// checked as it arrives and again on what eci-runc hands runc, after its own exact keys
+    /// are in.
     public func checkKeysAsRuncReadsThem() throws {
-        try GoFieldNames.checkUnambiguous(document, what: "config.json", mapPaths: Self.mapPaths)
+        try GoFieldNames.checkUnambiguous(document, what: "config.json")
     }
 
     /// Parses `config.json` bytes.
@@ -41,7 +39,7 @@ public struct OCISpec: Sendable, Equatable {
         do {
             try self.init(document: try JSONValue.parse(bytes))
         } catch let error as ECIError {
-            throw ECIError(error.code, "config.json: \(error.message)")
+            throw error.message.hasPrefix("config.json") ? error : ECIError(error.code, "config.json: \(error.message)")
         }
     }
 

@@ -289,6 +289,7 @@ public struct IsolatedRuntime: Sendable {
         guard String(decoding: (try? FileSystem.read(join(store.containerDirectory(key), LockedStart.markerName))) ?? [], as: UTF8.self) != LockedStart.plainMarker
         else { return }
         let process = try options.value("process", "p").map { try JSONValue.parse(try FileSystem.read($0)) }
+        if let process { try GoFieldNames.checkUnambiguous(process, what: "--process", path: ["process"]) }
         guard let process, Self.namesItsCapabilities(process) else {
             throw ECIError(
                 .refused,

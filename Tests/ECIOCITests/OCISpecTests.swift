@@ -39,6 +39,13 @@ import Testing
         #expect(throws: ECIError.self) { try spec("{\"args\":[\"sh\"],\"noNewPrivilege\u{17F}\":true,\"noNewPrivileges\":false}") }
         #expect(throws: ECIError.self) { try spec(#"{"args":["sh"]}"#, extra: #","mounts":[{"destination":"/x","Destination":"/y"}]"#) }
         _ = try spec(#"{"args":["sh"]}"#, extra: #","annotations":{"a":"1","A":"2"},"linux":{"sysctl":{"net.x":"1","NET.X":"2"}}"#)
+        // A lone key runc reads as a field ECI reads by its exact name (a third attack round's
+        // note: "Mounts" would be mounted by runc and never checked by ECI's mount policy).
+        #expect(throws: ECIError.self) { try spec(#"{"args":["sh"]}"#, extra: #","Mounts":[{"destination":"/x","type":"bind","source":"/"}]"#) }
+        #expect(throws: ECIError.self) { try spec(#"{"Args":["sh"]}"#) }
+        #expect(throws: ECIError.self) { try spec(#"{"args":["sh"],"capabilitie\#u{17F}":{}}"#) }
+        // Unknown keys (extensions) and map keys that look like fields stay allowed.
+        _ = try spec(#"{"args":["sh"],"x-vendor":{"Mounts":1}}"#, extra: #","annotations":{"Mounts":"1"},"linux":{"netDevices":{"Type":{"name":"eth1"}}}"#)
         #expect(GoFieldNames.fold("Capabilitie\u{17F}") == "capabilities")
         #expect(GoFieldNames.fold("\u{212A}ERNEL") == "kernel")
     }
