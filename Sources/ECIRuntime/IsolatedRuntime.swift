@@ -102,7 +102,7 @@ public struct IsolatedRuntime: Sendable {
         defer { if let initLaunch { close(initLaunch.fd) } }
         try SeccompTraps.apply(
             to: &spec, stateDirectory: configuration.stateDirectory, configured: configuration.ecidMode,
-            coverage: initLaunch == nil ? .every : .kernelLocked, environment: environment)
+            coverage: SeccompTraps.coverage(startsUnderInit: initLaunch != nil, spec: spec), environment: environment)
         let mounts = try MountInfo.current()
         let policy = try configuration.loadPolicy()
         let sources = try MountSources(spec: spec, policy: policy, containerID: id, mounts: mounts)

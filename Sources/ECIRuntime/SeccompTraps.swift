@@ -40,6 +40,17 @@ public enum SeccompTraps {
         case kernelLocked
     }
 
+    /// The coverage for a container: `.kernelLocked` only when it starts under eci-init and no
+    /// code runs under its filter before eci-init has locked the mounts. runc runs a spec's
+    /// `startContainer` hooks inside the container, filter loaded, before the program (an
+    /// attack round: such a hook unmounted the mask of /proc/keys with umount untrapped, and
+    /// eci-init then locked the unmasked tree); with a hook every call stays trapped. Pure.
+    public static func coverage(startsUnderInit: Bool, spec: OCISpec) -> Coverage {
+        guard startsUnderInit else { return .every }
+        let hooks = (spec.document["hooks"]?["startContainer"]?.arrayValue ?? []) + (spec.document["hooks"]?["createContainer"]?.arrayValue ?? [])
+        return hooks.isEmpty ? .kernelLocked : .every
+    }
+
     /// The mount(2) flags the narrowed rules test (argument 3 on every architecture).
     static let msRemount: UInt64 = 0x20
     static let msBind: UInt64 = 0x1000
@@ -106,14 +117,21 @@ public enum SeccompTraps {
 
         // Under eci-init the profile also filters eci-init, whose steps and checks are system
         // calls: an errno of 0 makes a call report success without happening, and an attack
-        // round had prctl, capget and capset pretend eci-init dropped its grants. No rule of
-        // a locked container's profile may answer 0 without the call.
+        // round had prctl, capget and capset pretend eci-init dropped its grants. runc hands
+        // libseccomp the errno as a 16-bit number, so 65536 is 0 too (the next round). In a
+        // locked container's profile every errno given must be a real one, 1...4095 (the
+        // kernel's MAX_ERRNO); absent means runc's EPERM.
         if coverage == .kernelLocked {
-            if defaultAction == "SCMP_ACT_ERRNO", out["defaultErrnoRet"]?.int64Value == 0 {
-                throw ECIError(.refused, "the seccomp profile's default action answers errno 0 (success) without the call; eci-init, which locks this container's mounts, cannot run under it")
+            func realErrno(_ value: JSONValue?) -> Bool {
+                guard let value else { return true }
+                guard let errno = value.int64Value else { return false }
+                return (1...4095).contains(errno)
             }
-            for rule in rules where rule["action"]?.stringValue == "SCMP_ACT_ERRNO" && rule["errnoRet"]?.int64Value == 0 {
-                throw ECIError(.refused, "the seccomp profile answers \(names(of: rule).joined(separator: ", ")) with errno 0 (success) without the call; eci-init, which locks this container's mounts, cannot run under it")
+            if defaultAction == "SCMP_ACT_ERRNO", !realErrno(out["defaultErrnoRet"]) {
+                throw ECIError(.refused, "the seccomp profile's defaultErrnoRet is not an errno from 1 to 4095 (errno 0, or a number runc truncates to 0, answers success without the call); eci-init, which locks this container's mounts, cannot run under it")
+            }
+            for rule in rules where rule["action"]?.stringValue == "SCMP_ACT_ERRNO" && !realErrno(rule["errnoRet"]) {
+                throw ECIError(.refused, "the seccomp profile answers \(names(of: rule).joined(separator: ", ")) with an errnoRet that is not an errno from 1 to 4095 (errno 0, or a number runc truncates to 0, answers success without the call); eci-init, which locks this container's mounts, cannot run under it")
             }
         }
         let notified = notified(coverage)

@@ -183,6 +183,19 @@ import Testing
         _ = try SeccompTraps.merge(refusing, listenerPath: Self.socket, coverage: .kernelLocked)
     }
 
+    /// A hook that runs inside the container under its filter before eci-init (startContainer)
+    /// keeps every trap: the mounts are not locked yet when it runs (an attack round).
+    @Test func containerHooksKeepEveryTrap() throws {
+        func spec(_ hooks: String) throws -> OCISpec {
+            try OCISpec(bytes: Array(#"{"ociVersion":"1.0.2","process":{"args":["sh"]}\#(hooks)}"#.utf8))
+        }
+        #expect(SeccompTraps.coverage(startsUnderInit: true, spec: try spec("")) == .kernelLocked)
+        #expect(SeccompTraps.coverage(startsUnderInit: false, spec: try spec("")) == .every)
+        #expect(SeccompTraps.coverage(startsUnderInit: true, spec: try spec(#","hooks":{"startContainer":[{"path":"/bin/true"}]}"#)) == .every)
+        #expect(SeccompTraps.coverage(startsUnderInit: true, spec: try spec(#","hooks":{"createContainer":[{"path":"/bin/true"}]}"#)) == .every)
+        #expect(SeccompTraps.coverage(startsUnderInit: true, spec: try spec(#","hooks":{"prestart":[{"path":"/bin/true"}]}"#)) == .kernelLocked)
+    }
+
     @Test func anotherListenerIsRefused() throws {
         let withListener = try JSONValue.parse("""
             {"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/other.sock","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}
