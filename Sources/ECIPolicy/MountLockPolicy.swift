@@ -37,7 +37,9 @@ public enum MountLockPolicy {
 
     /// The capability sets of a spec's process, by name.
     struct CapabilitySets: Equatable {
-        static let names = ["bounding", "effective", "inheritable", "permitted", "ambient"]
+        /// The sets whose contents decide (runc sets the effective one before exec, which
+        /// recomputes it).
+        static let names = ["bounding", "inheritable", "permitted", "ambient"]
         var sets: [String: [String]]
 
         init(_ process: JSONValue?) {

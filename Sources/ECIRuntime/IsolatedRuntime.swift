@@ -248,8 +248,11 @@ public struct IsolatedRuntime: Sendable {
     }
 
     /// Whether create started the container of `key` under eci-init (its marker in ECI's directory).
-    func startsUnderInit(_ key: ContainerKey) -> Bool {
-        FileSystem.exists(join(store.containerDirectory(key), LockedStart.markerName))
+    func startsUnderInit(_ key: ContainerKey) -> Bool { initMarker(key) != nil }
+
+    /// The text of that marker (`LockedStart.plainMarker` or `grantedMarker`), nil without one.
+    func initMarker(_ key: ContainerKey) -> String? {
+        (try? FileSystem.read(join(store.containerDirectory(key), LockedStart.markerName))).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// `LockedStart.wait` for the container of `key`; fail closed: a container whose first
@@ -275,7 +278,7 @@ public struct IsolatedRuntime: Sendable {
         guard let id = options.positionals.first else { return }  // runc's own usage error
         try ContainerID.validate(id)
         let key = ContainerKey(runcRoot: runcRoot, id: id)
-        guard startsUnderInit(key) else { return }
+        guard let marker = initMarker(key) else { return }
         let initProcess = try LockedStart.initProcess(statePath: key.runcStatePath)
         guard LockedStart.isLocked(pid: initProcess.pid) || !initProcess.isAlive else {
             throw ECIError(
@@ -286,8 +289,7 @@ public struct IsolatedRuntime: Sendable {
         // (no --process, or a process without "capabilities"), and that spec grants eci-init
         // capabilities its program does not hold. The engines (Docker, containerd's CRI,
         // Podman) send every exec's capabilities.
-        guard String(decoding: (try? FileSystem.read(join(store.containerDirectory(key), LockedStart.markerName))) ?? [], as: UTF8.self) != LockedStart.plainMarker
-        else { return }
+        guard marker != LockedStart.plainMarker else { return }
         let process = try options.value("process", "p").map { try JSONValue.parse(try FileSystem.read($0)) }
         if let process { try GoFieldNames.checkUnambiguous(process, what: "--process", path: ["process"]) }
         guard let process, Self.namesItsCapabilities(process) else {

@@ -145,6 +145,13 @@ public enum SeccompTraps {
         var unconditional: Set<String> = []
         var mountAdded = false
         let taken = Set(notified + newMountAPI)
+        // Our rules for `name` in place of the profile's permitting `rule` (nil: its default
+        // action): `ourRule`, or mount's narrowed rules, whose bind remounts keep the rule's
+        // action (under the default action, they fall to it: only the traps to add).
+        func ourRules(for name: String, like rule: JSONValue?) -> [JSONValue] {
+            guard name == "mount", narrowMount else { return [ourRule(for: name, like: rule)] }
+            return narrowedMountRules(bindRemountAction: rule?["action"]?.stringValue)
+        }
         for rule in rules {
             let ruleNames = names(of: rule)
             let ours = ruleNames.filter { taken.contains($0) }
@@ -168,20 +175,13 @@ public enum SeccompTraps {
                 if name == "mount", narrowMount {
                     guard !mountAdded else { continue }
                     mountAdded = true
-                    added += narrowedMountRules(bindRemountAction: action)
-                } else {
-                    added.append(ourRule(for: name, like: rule))
                 }
+                added += ourRules(for: name, like: rule)
             }
         }
         if permitting.contains(defaultAction) {
             for name in notified + newMountAPI where !unconditional.contains(name) {
-                if name == "mount", narrowMount {
-                    // The default action lets bind remounts through: only the traps to add.
-                    added += narrowedMountRules(bindRemountAction: nil)
-                } else {
-                    added.append(ourRule(for: name, like: nil))
-                }
+                added += ourRules(for: name, like: nil)
             }
         }
         out.set("syscalls", .array(kept + added))

@@ -17,12 +17,12 @@
 // PROGRAM ARGS...` (runc's --preserve-fds keeps fd N, the open eci-init binary of the VM, so
 // nothing of ECI appears in the container's files). --nproc: the spec's RLIMIT_NPROC, set after
 // the fork (a limit of 1 would fail it; runc's own start needs none). --drop-caps: the
-// capabilities the spec granted only for this program (setns needs CAP_SYS_ADMIN and
-// CAP_SYS_CHROOT; dropping a bounding capability needs CAP_SETPCAP; a child of another user
-// becomes root with CAP_SETUID, so that the container's root owns the nested user
-// namespace, never the program's user), by set (bounding,
-// inheritable, permitted, effective, ambient) and number: taken back after locking and
-// checked, so the program starts with the sets runc alone would have given it.
+// capabilities the spec granted only for this program, by set (bounding, inheritable,
+// permitted, effective, ambient) and number: setns needs CAP_SYS_ADMIN and CAP_SYS_CHROOT,
+// dropping a bounding capability needs CAP_SETPCAP, and another user's child becomes root
+// with CAP_SETUID, so that the container's root owns the nested user namespace, never the
+// program's user. Taken back after locking and checked, so the program starts with the sets
+// runc alone would have given it.
 // Fail closed: when anything fails it prints why and exits 125; the program never runs with
 // its mounts unlocked. Single-threaded C, static: it runs in any image.
 #define _GNU_SOURCE
