@@ -39,12 +39,22 @@ static int child_setup(const struct eci_spawn_attr *attr, pid_t parent) {
     for (int i = 0; i < 3; i++) {
         if (copies[i] >= 0 && dup2(copies[i], i) < 0) return errno;
     }
-    if (attr->passed_fd_target >= 3) {
-        if (attr->passed_fd == attr->passed_fd_target) {
-            if (fcntl(attr->passed_fd, F_SETFD, 0) < 0) return errno;
-        } else if (dup2(attr->passed_fd, attr->passed_fd_target) < 0) {
-            return errno;
-        }
+    // The same for the passed descriptors: copies above every target first, so that no
+    // source is overwritten by another's dup2 before it is used.
+    enum { MAX_PASSED = 8 };
+    if (attr->passed_count < 0 || attr->passed_count > MAX_PASSED) return EINVAL;
+    int highest = 2;
+    for (int i = 0; i < attr->passed_count; i++) {
+        if (attr->passed_fd_targets[i] < 3) return EINVAL;
+        if (attr->passed_fd_targets[i] > highest) highest = attr->passed_fd_targets[i];
+    }
+    int passed[MAX_PASSED];
+    for (int i = 0; i < attr->passed_count; i++) {
+        passed[i] = fcntl(attr->passed_fds[i], F_DUPFD_CLOEXEC, highest + 1);
+        if (passed[i] < 0) return errno;
+    }
+    for (int i = 0; i < attr->passed_count; i++) {
+        if (dup2(passed[i], attr->passed_fd_targets[i]) < 0) return errno;
     }
     if (attr->new_session && setsid() < 0) return errno;
     if (attr->new_process_group && !attr->new_session && setpgid(0, 0) < 0) return errno;

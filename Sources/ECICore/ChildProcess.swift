@@ -38,9 +38,9 @@ public struct SpawnAttributes: Sendable {
     /// Signals this process ignores go back to their default action in the child, as a shell
     /// would give its children. Off by default: eci-runc hands runc what its caller set.
     public var defaultSignalActions = false
-    /// One more descriptor of this process the child gets, at the number given (>= 3), not
-    /// close-on-exec there.
-    public var passedFD: (fd: Int32, as: Int32)?
+    /// More descriptors of this process the child gets, each at the number given (>= 3, all
+    /// different, at most 8), not close-on-exec there.
+    public var passedFDs: [(fd: Int32, as: Int32)] = []
 
     /// `arguments[0]` is the executable.
     public init(_ arguments: [String], environment: [String: String]) {
@@ -81,6 +81,8 @@ public struct ChildProcess: Sendable {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
+        let passedSources = attributes.passedFDs.map(\.fd)
+        let passedTargets = attributes.passedFDs.map(\.as)
         let pid = attributes.executable.withCString { path in
             (attributes.directory ?? "").withCString { directory in
                 argv.withUnsafeBufferPointer { argvBuffer in
@@ -98,11 +100,14 @@ public struct ChildProcess: Sendable {
                         attr.death_signal = attributes.parentDeathSignal ?? 0
                         attr.reset_signal_mask = attributes.resetSignalMask ? 1 : 0
                         attr.default_signal_actions = attributes.defaultSignalActions ? 1 : 0
-                        if let passed = attributes.passedFD {
-                            attr.passed_fd = passed.fd
-                            attr.passed_fd_target = passed.as
+                        return passedSources.withUnsafeBufferPointer { sources in
+                            passedTargets.withUnsafeBufferPointer { targets in
+                                attr.passed_fds = sources.baseAddress
+                                attr.passed_fd_targets = targets.baseAddress
+                                attr.passed_count = Int32(sources.count)
+                                return eci_spawn(&attr)
+                            }
                         }
-                        return eci_spawn(&attr)
                     }
                 }
             }

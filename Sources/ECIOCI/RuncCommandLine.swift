@@ -122,11 +122,16 @@ public struct RuncCommandLine: Sendable, Equatable {
     /// runc's arguments with the command's `--bundle` pointing at `bundle` instead, and, when
     /// given, `--preserve-fds` set to `preserveFDs`.
     public func replacingBundle(with bundle: String, preserveFDs: Int? = nil) -> [String] {
-        guard let command else { return runcArguments }
         let dropped: Set<String> = preserveFDs == nil ? ["bundle", "b"] : ["bundle", "b", "preserve-fds"]
-        let rest = runcArguments(droppingCommandFlags: dropped).dropFirst(runcGlobalCount + 1)
-        let preserve = preserveFDs.map { ["--preserve-fds", "\($0)"] } ?? []
-        return Array(runcArguments.prefix(runcGlobalCount)) + [command, "--bundle", bundle] + preserve + rest
+        return replacingCommandFlags(dropped, with: ["--bundle", bundle] + (preserveFDs.map { ["--preserve-fds", "\($0)"] } ?? []))
+    }
+
+    /// runc's arguments without the command's flags named `names` (with their values), and
+    /// with `flags` right after the command instead.
+    public func replacingCommandFlags(_ names: Set<String>, with flags: [String]) -> [String] {
+        guard let command else { return runcArguments }
+        let rest = runcArguments(droppingCommandFlags: names).dropFirst(runcGlobalCount + 1)
+        return Array(runcArguments.prefix(runcGlobalCount)) + [command] + flags + rest
     }
 
     /// How many of `runcArguments` are global flags (and their values).

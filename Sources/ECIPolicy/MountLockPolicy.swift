@@ -19,7 +19,8 @@ import ECIOCI
 /// there is nothing to lock against: no mount call is allowed, and a nested user namespace
 /// gets locked copies from the kernel anyway.
 ///
-/// eci-init needs CAP_SYS_ADMIN and CAP_SYS_CHROOT itself (setns into a mount namespace). When
+/// eci-init needs CAP_SYS_ADMIN and CAP_SYS_CHROOT itself (setns into a mount namespace, and
+/// unshare of a new one). When
 /// the program would not hold them from its first instruction, the spec grants them to
 /// eci-init (and CAP_SETPCAP, to drop a bounding capability again), and eci-init takes exactly
 /// those grants back after locking (`--drop-caps`), so the program starts with the sets runc
@@ -79,9 +80,10 @@ public enum MountLockPolicy {
         return .lock
     }
 
-    /// The program becomes eci-init's arguments: `/proc/self/fd/FD [--nproc=SOFT:HARD]
-    /// [--drop-caps=...] -- PROGRAM ARGS...` (runc keeps fd `initFD` open through
-    /// --preserve-fds; PROGRAM is found on the container's PATH by eci-init, as runc would).
+    /// The program becomes eci-init's arguments: `/proc/self/fd/FD --status-fd=S
+    /// [--nproc=SOFT:HARD] [--drop-caps=...] -- PROGRAM ARGS...` (runc keeps fds `initFD` and
+    /// `statusFD` open through --preserve-fds; PROGRAM is found on the container's PATH by
+    /// eci-init, as runc would).
     ///
     /// A soft RLIMIT_NPROC below 2 moves from runc to eci-init, which sets it after its one
     /// fork: `--ulimit nproc=1` failed that fork, where runc's own start needs none (found by an
@@ -95,11 +97,11 @@ public enum MountLockPolicy {
     /// no longer describes the program's own sets, and an exec that would take its process from
     /// it (`runc exec` without `--process`) must be refused.
     @discardableResult
-    public static func startUnderInit(_ spec: inout OCISpec, initFD: Int32) throws -> Bool {
-        guard initFD >= 3, var process = spec.document["process"], let args = process["args"]?.arrayValue, !args.isEmpty else {
+    public static func startUnderInit(_ spec: inout OCISpec, initFD: Int32, statusFD: Int32) throws -> Bool {
+        guard initFD >= 3, statusFD >= 3, statusFD != initFD, var process = spec.document["process"], let args = process["args"]?.arrayValue, !args.isEmpty else {
             throw ECIError(.invalidArgument, "config.json: process.args is empty")
         }
-        var options: [JSONValue] = []
+        var options: [JSONValue] = [.string("--status-fd=\(statusFD)")]
         if let rlimits = process["rlimits"]?.arrayValue, let nproc = rlimits.last(where: { $0["type"]?.stringValue == "RLIMIT_NPROC" }) {
             guard let soft = nproc["soft"]?.uint64Value, let hard = nproc["hard"]?.uint64Value else {
                 throw ECIError(.invalidArgument, "config.json: RLIMIT_NPROC needs numeric soft and hard limits")
@@ -126,11 +128,10 @@ public enum MountLockPolicy {
 
     /// What each set must gain for eci-init, by set name; empty when the program's own sets
     /// suffice. eci-init needs CAP_SYS_ADMIN and CAP_SYS_CHROOT effective (setns into a mount
-    /// namespace), CAP_SETPCAP when a capability it needs was added to the bounding set (to
-    /// drop it again), and, as another user, CAP_SETUID: its child becomes the container's root
-    /// before it makes the nested user namespace, whose owner holds every capability in it, so
-    /// that owner must not be the program's user (an attack round: uid 1000 owned it and could
-    /// unmount, remount and cover in the locked namespace with no capability at all).
+    /// namespace, unshare of a new one), and CAP_SETPCAP when a capability it needs was added
+    /// to the bounding set (to drop it again). Who owns the nested user namespace eci-init's
+    /// child makes does not matter: it dies before the program starts, and the namespace the
+    /// program runs in is owned by the container's.
     ///
     /// Root gets its bounding set at exec, within its permitted set under no-new-privileges: the
     /// bounding and permitted sets grow. Another user gets its ambient set, where a capability
@@ -145,7 +146,7 @@ public enum MountLockPolicy {
             guard uid == 0 else { return sets.allSatisfy { caps.contains($0, capability) } }
             return (caps.contains("bounding", capability) || caps.contains("inheritable", capability)) && (!noNewPrivileges || caps.contains("permitted", capability))
         }
-        var wanted = (uid == 0 ? ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"] : ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETUID"]).filter { !held($0) }
+        var wanted = ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"].filter { !held($0) }
         if wanted.contains(where: { !caps.contains("bounding", $0) }), !held("CAP_SETPCAP") { wanted.append("CAP_SETPCAP") }
         return sets.compactMap { set in
             let added = wanted.filter { !caps.contains(set, $0) }
@@ -159,7 +160,7 @@ public enum MountLockPolicy {
     }
 
     /// The only capabilities eci-init is ever granted.
-    static let capabilityNumbers: [String: Int] = ["CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21]
+    static let capabilityNumbers: [String: Int] = ["CAP_SETPCAP": 8, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21]
 
     /// eci-init and the child it forks.
     static let minimumProcessesForInit: UInt64 = 2

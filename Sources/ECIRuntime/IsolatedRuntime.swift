@@ -50,8 +50,7 @@ public struct IsolatedRuntime: Sendable {
         case "delete": return try delete()
         case "start": return try start()
         case "exec":
-            try checkExec()
-            throw RuncProcess.exec(configuration.runcPath, [configuration.runcPath] + commandLine.runcArguments)
+            throw RuncProcess.exec(configuration.runcPath, [configuration.runcPath] + (try checkExec()))
         case "restore":
             throw ECIError(.refused, "restore is not supported by ECI: a restored container would bypass the isolation set up at create")
         default:
@@ -96,10 +95,10 @@ public struct IsolatedRuntime: Sendable {
         ProcfsPolicy.apply(to: &spec)
         // A container that may unmount starts under eci-init, which has the kernel lock the
         // mounts runc makes (a second layer under ecid's traps, and the reason the calls it
-        // refuses by itself need no trap). runc passes the open binary on as the fd after the
-        // caller's own preserved ones.
-        let initLaunch = try launchUnderInit(spec: spec, options: options)
-        defer { if let initLaunch { close(initLaunch.fd) } }
+        // refuses by itself need no trap). runc passes the open binary and the status file on
+        // as the two fds after the caller's own preserved ones.
+        var initLaunch = try launchUnderInit(spec: spec, options: options)
+        defer { initLaunch?.close() }
         try SeccompTraps.apply(
             to: &spec, stateDirectory: configuration.stateDirectory, configured: configuration.ecidMode,
             coverage: SeccompTraps.coverage(startsUnderInit: initLaunch != nil, spec: spec), environment: environment)
@@ -109,7 +108,7 @@ public struct IsolatedRuntime: Sendable {
         try SocketAdmissionCheck.verify(spec, policy: policy, stateDirectory: configuration.stateDirectory)
         if let parents = policy.cgroupParents { try CgroupPathPolicy.check(spec.cgroupsPath, parents: parents) }
         let readOnly = try ReadOnlyMounts.lockedIndices(in: spec, policy: policy)
-        let grantedForInit = try initLaunch.map { try MountLockPolicy.startUnderInit(&spec, initFD: $0.as) } ?? false
+        let grantedForInit = try initLaunch.map { try MountLockPolicy.startUnderInit(&spec, initFD: $0.binaryTarget, statusFD: $0.statusTarget) } ?? false
 
         let planned = try RootfsPlanner.plan(rootPath: rootPath, mounts: mounts)
         let stageRoot = join(configuration.stateDirectory, "stage")
@@ -138,13 +137,14 @@ public struct IsolatedRuntime: Sendable {
             if initLaunch != nil {
                 let marker = grantedForInit ? LockedStart.grantedMarker : LockedStart.plainMarker
                 try FileSystem.write(join(containerDirectory, LockedStart.markerName), Array(marker.utf8))
+                try initLaunch?.openStatusFile(join(containerDirectory, LockedStart.statusName))
             }
             log.debug("starting runc", metadata: metadata.merging(["bundle": "\(containerDirectory)"]) { $1 })
 
-            let preserved = initLaunch.map { Int($0.as) - 2 }
             let status = try RuncProcess.run(
-                configuration.runcPath, [configuration.runcPath] + commandLine.replacingBundle(with: containerDirectory, preserveFDs: preserved),
-                environment: environment, passing: initLaunch)
+                configuration.runcPath,
+                [configuration.runcPath] + commandLine.replacingBundle(with: containerDirectory, preserveFDs: initLaunch.map { Int($0.preservedCount) }),
+                environment: environment, passing: initLaunch?.passed ?? [])
             // The range stays while runc has the container (created, or run detached or --keep).
             if status != 0 || !FileSystem.exists(key.runcStatePath) {
                 try store.release(key)
@@ -163,9 +163,9 @@ public struct IsolatedRuntime: Sendable {
         }
     }
 
-    /// eci-init opened (close-on-exec here) and the fd number runc's process gets it at, when
-    /// `MountLockPolicy` says the container starts under it; nil otherwise.
-    func launchUnderInit(spec: OCISpec, options: RuncCommandLine.CommandOptions) throws -> (fd: Int32, as: Int32)? {
+    /// eci-init opened (close-on-exec here), when `MountLockPolicy` says the container starts
+    /// under it; nil otherwise.
+    func launchUnderInit(spec: OCISpec, options: RuncCommandLine.CommandOptions) throws -> InitLaunch? {
         switch try MountLockPolicy.decide(spec) {
         case .unlocked(let why):
             log.debug("mounts not locked by eci-init", metadata: ["why": "\(why)"])
@@ -182,7 +182,7 @@ public struct IsolatedRuntime: Sendable {
         guard fd >= 0 else {
             throw ECIError.system("open eci-init at \(path) (it locks the mounts of containers with CAP_SYS_ADMIN; set \"init\" in \(RuntimeConfiguration.defaultPath) or ECI_INIT)", errno: errno)
         }
-        return (fd, 3 + preserved)
+        return InitLaunch(binary: fd, callerPreserved: preserved)
     }
 
     /// ECI's state directories. The staging mount point must be traversable by container root
@@ -255,12 +255,15 @@ public struct IsolatedRuntime: Sendable {
         (try? FileSystem.read(join(store.containerDirectory(key), LockedStart.markerName))).map { String(decoding: $0, as: UTF8.self) }
     }
 
+    /// Where eci-init of the container of `key` says it has locked (`LockedStart.statusName`).
+    func lockStatusPath(_ key: ContainerKey) -> String { join(store.containerDirectory(key), LockedStart.statusName) }
+
     /// `LockedStart.wait` for the container of `key`; fail closed: a container whose first
     /// process still runs unlocked at the deadline is killed.
     func waitUntilLocked(_ key: ContainerKey) throws {
         let initProcess = try LockedStart.initProcess(statePath: key.runcStatePath)
         do {
-            try LockedStart.wait(for: initProcess)
+            try LockedStart.wait(for: initProcess, statusPath: lockStatusPath(key))
         } catch {
             if initProcess.isAlive { _ = Glibc.kill(initProcess.pid, SIGKILL) }
             throw error
@@ -272,15 +275,16 @@ public struct IsolatedRuntime: Sendable {
     /// An exec into a container that starts under eci-init must find its first process locked:
     /// runc exec joins pid 1's namespaces as they are, so an exec between create and start
     /// (runc and containerd allow it) would run, and stay, in the unlocked one. Found by an
-    /// attack round. Refused until `start` has returned (which waits for the lock).
-    func checkExec() throws {
+    /// attack round. Refused until `start` has returned (which waits for the lock). Returns
+    /// runc's arguments.
+    func checkExec() throws -> [String] {
         let options = try commandLine.commandOptions()
-        guard let id = options.positionals.first else { return }  // runc's own usage error
+        guard let id = options.positionals.first else { return commandLine.runcArguments }  // runc's own usage error
         try ContainerID.validate(id)
         let key = ContainerKey(runcRoot: runcRoot, id: id)
-        guard let marker = initMarker(key) else { return }
+        guard let marker = initMarker(key) else { return commandLine.runcArguments }
         let initProcess = try LockedStart.initProcess(statePath: key.runcStatePath)
-        guard LockedStart.isLocked(pid: initProcess.pid) || !initProcess.isAlive else {
+        guard LockedStart.isLocked(statusPath: lockStatusPath(key)) || !initProcess.isAlive else {
             throw ECIError(
                 .refused,
                 "exec into \(id) before it has started: ECI locks a container's mounts when its first program starts (eci-init), and an exec now would run without that lock")
@@ -289,14 +293,26 @@ public struct IsolatedRuntime: Sendable {
         // (no --process, or a process without "capabilities"), and that spec grants eci-init
         // capabilities its program does not hold. The engines (Docker, containerd's CRI,
         // Podman) send every exec's capabilities.
-        guard marker != LockedStart.plainMarker else { return }
-        let process = try options.value("process", "p").map { try JSONValue.parse(try FileSystem.read($0)) }
+        guard marker != LockedStart.plainMarker else { return commandLine.runcArguments }
+        let path = options.value("process", "p")
+        let bytes = try path.map { try FileSystem.read($0) }
+        let process = try bytes.map { try JSONValue.parse($0) }
         if let process { try GoFieldNames.checkUnambiguous(process, what: "--process", path: ["process"]) }
-        guard let process, Self.namesItsCapabilities(process) else {
+        guard let bytes, let process, Self.namesItsCapabilities(process) else {
             throw ECIError(
                 .refused,
                 "exec into \(id) names no capabilities: runc would take them from the staged spec, which grants eci-init capabilities its program does not hold; pass a process with \"capabilities\" in --process")
         }
+        // runc reads exactly what was checked: a sealed copy only it gets (the named file may be
+        // a FIFO, or change after this read: found by an attack round), above the descriptors
+        // runc passes into the container.
+        let preserved = options.value("preserve-fds") ?? "0"
+        guard let count = Int32(preserved), count >= 0, count < 1000 else {
+            throw ECIError(.invalidArgument, "--preserve-fds \(preserved): not a count of descriptors")
+        }
+        let copy = bytes.withUnsafeBytes { eci_sealed_copy("eci-exec-process", $0.baseAddress, $0.count, 3 + count) }
+        guard copy >= 0 else { throw ECIError.system("copy the exec's --process", errno: -copy) }
+        return commandLine.replacingCommandFlags(["process", "p"], with: ["--process", "/proc/self/fd/\(copy)"])
     }
 
     /// Whether runc, decoding `process` with Go's encoding/json, finds capabilities of its own

@@ -8,10 +8,17 @@ import Foundation
 import Glibc
 
 /// `eci-runc start` for a container that starts under eci-init (`MountLockPolicy`): it returns
-/// only once the container's first process has joined the locked mount namespace, or has exited.
+/// only once the container's first process runs in the locked mount namespace, or has exited.
 /// `runc exec` (`docker exec`) joins pid 1's namespaces as they are at that moment, so an exec
 /// the engine sends right after start would otherwise race eci-init and could land in the
 /// unlocked namespace (ecid's traps would still vet its calls, but without the kernel's layer).
+///
+/// eci-init says so itself: it writes "locked" to a file of ECI's directory of the container
+/// (runc passes it the open file, `InitLaunch`) once it has locked, verified and dropped its
+/// grants, just before the program. Nothing of the container runs in pid 1 before that (runc's
+/// init, then eci-init), and the program never gets the file. The kernel cannot be asked
+/// instead: the locked namespace is owned by the container's user namespace, as the one runc
+/// made is (see eci-init), and no interface shows a mount's lock.
 enum LockedStart {
     /// In ECI's directory of a container that starts under eci-init (written at create).
     static let markerName = "mount-lock"
@@ -20,16 +27,19 @@ enum LockedStart {
     /// (`MountLockPolicy.startUnderInit`), and any text but this one counts as that.
     static let plainMarker = "eci-init\n"
     static let grantedMarker = "eci-init granted-capabilities\n"
-    /// eci-init needs a fork and two system calls; this is for a machine under heavy load.
+    /// eci-init's status file, beside the marker: empty at create, `lockedStatus` once locked.
+    static let statusName = "mount-lock-status"
+    static let lockedStatus = "locked\n"
+    /// eci-init needs a fork and a few system calls; this is for a machine under heavy load.
     static let timeout = 10.0
 
-    /// Waits until `initProcess` runs in a mount namespace owned by a child of its own user
-    /// namespace (eci-init's copy), or is gone. Throws when it still runs unlocked at the deadline.
-    static func wait(for initProcess: ProcessIdentity) throws {
+    /// Waits until eci-init of `initProcess` says it has locked, or the process is gone.
+    /// Throws when it has not at the deadline.
+    static func wait(for initProcess: ProcessIdentity, statusPath: String) throws {
         let clock = ContinuousClock()
         let deadline = clock.now + .milliseconds(Int(timeout * 1000))
         while true {
-            let locked = isLocked(pid: initProcess.pid)
+            let locked = isLocked(statusPath: statusPath)
             // Read, then confirmed to be about this very process (not a reused PID).
             guard initProcess.isAlive else { return }
             if locked { return }
@@ -40,31 +50,9 @@ enum LockedStart {
         }
     }
 
-    /// Whether process `pid`'s mount namespace is owned by a child of its user namespace.
-    static func isLocked(pid: Int32) -> Bool {
-        let mnt = open("/proc/\(pid)/ns/mnt", O_RDONLY | O_CLOEXEC)
-        let user = open("/proc/\(pid)/ns/user", O_RDONLY | O_CLOEXEC)
-        defer {
-            if mnt >= 0 { close(mnt) }
-            if user >= 0 { close(user) }
-        }
-        guard mnt >= 0, user >= 0 else { return false }
-        let owner = ioctl(mnt, nsGetUserNS)
-        guard owner >= 0 else { return false }
-        defer { close(owner) }
-        let parent = ioctl(owner, nsGetParent)
-        guard parent >= 0 else { return false }
-        defer { close(parent) }
-        return !sameFile(owner, user) && sameFile(parent, user)
-    }
-
-    static let nsGetUserNS: UInt = 0xb701
-    static let nsGetParent: UInt = 0xb702
-
-    static func sameFile(_ a: Int32, _ b: Int32) -> Bool {
-        var sa = stat()
-        var sb = stat()
-        return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    /// Whether eci-init wrote `lockedStatus` to the status file at `statusPath`.
+    static func isLocked(statusPath: String) -> Bool {
+        (try? FileSystem.read(statusPath)).map { $0 == Array(lockedStatus.utf8) } ?? false
     }
 
     /// The container's first process, from runc's state file.
@@ -74,5 +62,42 @@ enum LockedStart {
             throw ECIError(.invalidState, "\(statePath): no init_process_pid / init_process_start")
         }
         return ProcessIdentity(pid: pid32, startTime: start)
+    }
+}
+
+/// What eci-runc hands runc for a container that starts under eci-init: eci-init's binary and
+/// its status file (`LockedStart.statusName`), open here, passed as the two descriptors after
+/// the caller's own preserved ones (runc's `--preserve-fds` grows by two).
+struct InitLaunch {
+    /// eci-init, opened read-only (close-on-exec here).
+    let binary: Int32
+    /// The status file, opened write-only once ECI's directory of the container exists.
+    private(set) var status: Int32 = -1
+    /// How many descriptors the caller asked runc to preserve.
+    let callerPreserved: Int32
+
+    init(binary: Int32, callerPreserved: Int32) {
+        self.binary = binary
+        self.callerPreserved = callerPreserved
+    }
+
+    /// The numbers runc's process gets them at.
+    var binaryTarget: Int32 { 3 + callerPreserved }
+    var statusTarget: Int32 { 4 + callerPreserved }
+    /// runc's `--preserve-fds`.
+    var preservedCount: Int32 { callerPreserved + 2 }
+    /// For `RuncProcess.run`.
+    var passed: [(fd: Int32, as: Int32)] { [(binary, binaryTarget), (status, statusTarget)] }
+
+    /// Creates the empty status file at `path` (it must not exist) and keeps it open for writing.
+    mutating func openStatusFile(_ path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ECIError.system("create \(path)", errno: errno) }
+        status = fd
+    }
+
+    func close() {
+        Glibc.close(binary)
+        if status >= 0 { Glibc.close(status) }
     }
 }

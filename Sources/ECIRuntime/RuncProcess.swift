@@ -20,18 +20,18 @@ enum RuncProcess {
     /// Starts `path argv` as a child bound to this process (it is SIGKILLed if eci-runc dies,
     /// so a killed eci-runc never leaves a runc finishing a create whose ID range was already
     /// reclaimed), inheriting stdio and every non-CLOEXEC fd (runc's --preserve-fds).
-    /// `passing` places one more fd at the number given (eci-init for --preserve-fds).
-    static func spawn(_ path: String, _ argv: [String], environment: [String: String], passing: (fd: Int32, as: Int32)? = nil) throws -> ChildProcess {
+    /// `passing` places more fds at the numbers given (eci-init's for --preserve-fds).
+    static func spawn(_ path: String, _ argv: [String], environment: [String: String], passing: [(fd: Int32, as: Int32)] = []) throws -> ChildProcess {
         var attributes = SpawnAttributes(argv, environment: environment)
         attributes.executable = path
         attributes.parentDeathSignal = SIGKILL
-        attributes.passedFD = passing
+        attributes.passedFDs = passing
         return try ChildProcess.spawn(attributes)
     }
 
     /// Spawns and waits, forwarding terminating signals to the child meanwhile. Returns its
     /// exit code (128+signal when killed, as shells do).
-    static func run(_ path: String, _ argv: [String], environment: [String: String], passing: (fd: Int32, as: Int32)? = nil) throws -> Int32 {
+    static func run(_ path: String, _ argv: [String], environment: [String: String], passing: [(fd: Int32, as: Int32)] = []) throws -> Int32 {
         let child = try spawn(path, argv, environment: environment, passing: passing)
         _ = eci_forward_signals_to(child.pid)
         return try child.wait()

@@ -53,14 +53,17 @@ enum E2EEcidCases {
             }
             // --privileged --user 1000: the program holds nothing, a setuid program could make it
             // root: locked, with eci-init's grants taken back (no capability held or ambient),
-            // and Docker's exec (which names its capabilities) joins it as uid 1000.
+            // and Docker's exec (which names its capabilities) joins it as uid 1000. The lock is
+            // asked by root (`docker exec -u 0`): the probe needs CAP_SYS_ADMIN.
             try c.docker(["run", "-d", "--name", "e2e-user", "--privileged", "--user", "1000", tools, "sh", "-c",
-                "grep -E '^Cap(Eff|Amb)' /proc/self/status; escape-attempts --lock-status; exec sleep 300"])
-            for _ in 0..<50 where !(try c.docker(["logs", "e2e-user"])).stdout.contains("mounts locked") { usleep(100_000) }
+                "grep -E '^Cap(Eff|Amb)' /proc/self/status; exec sleep 300"])
+            for _ in 0..<50 where !(try c.docker(["logs", "e2e-user"])).stdout.contains("CapAmb") { usleep(100_000) }
             let user = try c.docker(["logs", "e2e-user"])
-            c.expect(user.stdout == "CapEff:\t0000000000000000\nCapAmb:\t0000000000000000\nmounts locked: yes\n", "--privileged --user 1000: \(user.stdout) \(user.stderr)")
-            let userExec = try c.docker(["exec", "e2e-user", "sh", "-c", "id -u; grep CapAmb /proc/self/status; escape-attempts --lock-status"])
-            c.expect(userExec.stdout == "1000\nCapAmb:\t0000000000000000\nmounts locked: yes\n", "docker exec into it: \(userExec.stdout) \(userExec.stderr)")
+            c.expect(user.stdout == "CapEff:\t0000000000000000\nCapAmb:\t0000000000000000\n", "--privileged --user 1000: \(user.stdout) \(user.stderr)")
+            let userExec = try c.docker(["exec", "e2e-user", "sh", "-c", "id -u; grep CapAmb /proc/self/status"])
+            c.expect(userExec.stdout == "1000\nCapAmb:\t0000000000000000\n", "docker exec into it: \(userExec.stdout) \(userExec.stderr)")
+            let userLock = try c.docker(["exec", "-u", "0", "e2e-user", "escape-attempts", "--lock-status"])
+            c.expect(userLock.stdout == "mounts locked: yes\n", "--privileged --user 1000 runs locked: \(userLock.stdout) \(userLock.stderr)")
             try c.docker(["rm", "-f", "e2e-user"])
         },
         // Tests/Fixtures/ecid-jail.c through the docker CLI: a chrooted caller naming unlisted

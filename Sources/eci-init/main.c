@@ -8,21 +8,29 @@
 // flags), and then no one, whatever their capabilities, may unmount or move one alone, clear
 // ro/nosuid/nodev/noexec on it, bind a tree without its submounts, or mount a fresh procfs or
 // sysfs while a mask hides part of /proc or /sys (mount_too_revealing). So: a child enters a
-// new, unmapped user namespace with a copy of the mount namespace, and this process joins only
-// that copy. It stays in the container's user namespace, keeping every capability it had over
-// the container's network, UTS and IPC namespaces; `runc exec` joins pid 1's namespaces, so
-// exec'd processes land in the copy too. Docs: docs/ecid.md, "Locked initial mounts".
+// new, unmapped user namespace with a copy of the mount namespace (every mount locked by that
+// copy), this process joins the copy and at once copies it again into a mount namespace of its
+// own user namespace (the locks are kept: the kernel locks on every copy across user namespaces,
+// in either direction, and never unlocks). The namespace the program runs in is then owned by
+// the container's user namespace, as runc's was: the owner of a user namespace holds every
+// capability in it, so a namespace owned by the nested one would give every process with the
+// owner's uid CAP_SYS_ADMIN over the container's mounts, whatever capabilities it had dropped
+// (an attack round: root without CAP_SYS_ADMIN bound over /etc). The nested user namespace dies
+// with the child and the first copy. This process stays in the container's user namespace,
+// keeping every capability it had over the container's network, UTS and IPC namespaces;
+// `runc exec` joins pid 1's namespaces, so exec'd processes land in the locked one too.
+// Docs: docs/ecid.md, "Locked initial mounts".
 //
-// eci-runc starts it as `/proc/self/fd/N [--nproc=SOFT:HARD] [--drop-caps=SET:N+N,...] --
-// PROGRAM ARGS...` (runc's --preserve-fds keeps fd N, the open eci-init binary of the VM, so
-// nothing of ECI appears in the container's files). --nproc: the spec's RLIMIT_NPROC, set after
-// the fork (a limit of 1 would fail it; runc's own start needs none). --drop-caps: the
-// capabilities the spec granted only for this program, by set (bounding, inheritable,
-// permitted, effective, ambient) and number: setns needs CAP_SYS_ADMIN and CAP_SYS_CHROOT,
-// dropping a bounding capability needs CAP_SETPCAP, and another user's child becomes root
-// with CAP_SETUID, so that the container's root owns the nested user namespace, never the
-// program's user. Taken back after locking and checked, so the program starts with the sets
-// runc alone would have given it.
+// eci-runc starts it as `/proc/self/fd/N --status-fd=S [--nproc=SOFT:HARD]
+// [--drop-caps=SET:N+N,...] -- PROGRAM ARGS...` (runc's --preserve-fds keeps fd N, the open
+// eci-init binary of the VM, so nothing of ECI appears in the container's files, and fd S, a
+// file in ECI's directory of the container where eci-init writes "locked" once it is done:
+// `eci-runc start` waits for that, and exec is refused before it). --nproc: the spec's
+// RLIMIT_NPROC, set after the fork (a limit of 1 would fail it; runc's own start needs none).
+// --drop-caps: the capabilities the spec granted only for this program, by set (bounding,
+// inheritable, permitted, effective, ambient) and number: setns and unshare need CAP_SYS_ADMIN
+// and CAP_SYS_CHROOT, and dropping a bounding capability needs CAP_SETPCAP. Taken back after
+// locking and checked, so the program starts with the sets runc alone would have given it.
 // Fail closed: when anything fails it prints why and exits 125; the program never runs with
 // its mounts unlocked. Single-threaded C, static: it runs in any image.
 #define _GNU_SOURCE
@@ -50,9 +58,6 @@
 #ifndef NS_GET_PARENT
 #define NS_GET_PARENT 0xb702
 #endif
-#ifndef NS_GET_OWNER_UID
-#define NS_GET_OWNER_UID 0xb704
-#endif
 
 static void fail(const char *what, int err) {
     fprintf(stderr, "eci-init: cannot lock the container's mounts: %s: %s\n", what, strerror(err));
@@ -66,14 +71,8 @@ static int same_file(int a, int b) {
 
 // The child: a new user namespace (no ID mapped: it owns the copy and nothing else) and a copy
 // of the mount namespace into it, every mount locked by the copy. It hands the copy to the
-// parent as an open descriptor (SCM_RIGHTS), which keeps it alive, and exits: the parent
-// cannot open /proc/CHILD/ns/mnt itself once the child changed its effective uid (another
-// user's child is no longer the parent's to inspect).
+// parent as an open descriptor (SCM_RIGHTS), which keeps it alive, and exits.
 static int copy_child(int channel) {
-    // The new user namespace's owner holds every capability in it, over the locked copy
-    // included: it must be the container's root, never the program's user (an attack round:
-    // uid 1000 as owner unmounted, remounted and covered there with no capability of its own).
-    if (geteuid() != 0 && setresuid(-1, 0, -1) < 0) return errno;
     if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) return errno;
     int copy = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
     if (copy < 0) return errno;
@@ -112,6 +111,10 @@ static void lock_mounts(void) {
     if (!getcwd(cwd, sizeof cwd)) fail("getcwd", errno);
     int root_before = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root_before < 0) fail("open /", errno);
+    // Not dumpable (nor the child, which inherits it) until the program's exec resets it: no
+    // other process of the container may open these namespaces meanwhile (and no exec into the
+    // container runs before eci-init has said "locked").
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail("PR_SET_DUMPABLE", errno);
 
     int channel[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) < 0) fail("socketpair", errno);
@@ -134,23 +137,30 @@ static void lock_mounts(void) {
         // seccomp profiles without it: either way the mounts cannot be locked.
         fail("unshare(CLONE_NEWUSER|CLONE_NEWNS) in a child", WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status) : EIO);
     }
-    if (setns(copy, CLONE_NEWNS) < 0) fail("setns into the copy", errno);
-    close(copy);
-
-    // Verify, not trust: this mount namespace is owned by a child of this user namespace (so
-    // it is a copy made across user namespaces, and every mount in it came locked).
     int mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
     int user = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
     if (mnt < 0 || user < 0) fail("open /proc/self/ns", errno);
-    int owner = ioctl(mnt, NS_GET_USERNS);
+    // Verify, not trust: the copy is owned by a child of this user namespace (so it was made
+    // across user namespaces, and every mount in it came locked).
+    int owner = ioctl(copy, NS_GET_USERNS);
     if (owner < 0) fail("NS_GET_USERNS", errno);
     int parent = ioctl(owner, NS_GET_PARENT);
     if (parent < 0) fail("NS_GET_PARENT", errno);
-    if (same_file(owner, user) || !same_file(parent, user)) fail("the mount namespace's owner", EPERM);
-    uid_t owner_uid = (uid_t)-1;
-    if (ioctl(owner, NS_GET_OWNER_UID, &owner_uid) < 0) fail("NS_GET_OWNER_UID", errno);
-    if (owner_uid != 0) fail("the nested user namespace is not owned by the container's root", EPERM);
-    close(mnt), close(user), close(owner), close(parent);
+    if (same_file(owner, user) || !same_file(parent, user)) fail("the copy's owner", EPERM);
+    close(owner), close(parent);
+    if (setns(copy, CLONE_NEWNS) < 0) fail("setns into the copy", errno);
+    int joined = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    if (joined < 0 || !same_file(joined, copy)) fail("setns into the copy", EPERM);
+    close(joined);
+    // The copy again, now owned by this user namespace. `mnt` (the namespace runc made) and
+    // `copy` stay open until it exists: three namespaces alive at once, three identities.
+    if (unshare(CLONE_NEWNS) < 0) fail("unshare(CLONE_NEWNS) of the copy", errno);
+    int own = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    if (own < 0) fail("open /proc/self/ns/mnt", errno);
+    owner = ioctl(own, NS_GET_USERNS);
+    if (owner < 0) fail("NS_GET_USERNS", errno);
+    if (same_file(own, copy) || same_file(own, mnt) || !same_file(owner, user)) fail("the second copy", EPERM);
+    close(own), close(owner), close(copy), close(mnt), close(user);
 
     // The same root as before (the copy of the mount it was on), then the same directory.
     int root_after = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -236,12 +246,22 @@ int main(int argc, char **argv) {
         return 125;
     }
     close((int)self);
-    int has_nproc = 0, has_drop = 0;
+    int has_nproc = 0, has_drop = 0, status_fd = -1;
     struct rlimit nproc = { 0, 0 };
     uint64_t drop[SET_COUNT] = { 0 };
     int arg = 1;
     for (; arg < argc && strcmp(argv[arg], "--") != 0; arg++) {
         char *soft_end = NULL, *hard_end = NULL;
+        if (strncmp(argv[arg], "--status-fd=", 12) == 0 && status_fd < 0) {
+            char *fd_end = NULL;
+            long fd = strtol(argv[arg] + 12, &fd_end, 10);
+            if (!fd_end || *fd_end != '\0' || fd < 3 || fd > INT_MAX || fd == self) {
+                fprintf(stderr, "eci-init: bad option %s\n", argv[arg]);
+                return 125;
+            }
+            status_fd = (int)fd;
+            continue;
+        }
         if (strncmp(argv[arg], "--drop-caps=", 12) == 0 && !has_drop) {
             if (parse_drop_caps(argv[arg] + 12, drop) != 0) {
                 fprintf(stderr, "eci-init: bad option %s\n", argv[arg]);
@@ -264,9 +284,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "eci-init: no program after --\n");
         return 125;
     }
+    // The status file: written to, never read from, and never the program's.
+    struct stat status_file;
+    if (status_fd < 0 || fstat(status_fd, &status_file) < 0 || !S_ISREG(status_file.st_mode) || (fcntl(status_fd, F_GETFL) & O_ACCMODE) != O_WRONLY
+        || fcntl(status_fd, F_SETFD, FD_CLOEXEC) < 0) {
+        fprintf(stderr, "eci-init: no status file (--status-fd=N, a regular file open for writing)\n");
+        return 125;
+    }
     lock_mounts();
     if (has_drop) drop_caps(drop);
     if (has_nproc && setrlimit(RLIMIT_NPROC, &nproc) < 0) fail("setrlimit(RLIMIT_NPROC)", errno);
+    static const char locked[] = "locked\n";
+    if (write(status_fd, locked, sizeof locked - 1) != (ssize_t)(sizeof locked - 1)) fail("write the status file", errno ? errno : EIO);
+    if (close(status_fd) < 0) fail("close the status file", errno);
     char **program = argv + arg + 1;
     execvp(program[0], program);
     int err = errno;

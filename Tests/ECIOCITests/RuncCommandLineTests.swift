@@ -80,7 +80,20 @@ import Testing
         #expect(line.replacingBundle(with: "/eci/x") == ["--root", "/r", "create", "--bundle", "/eci/x", "--pid-file", "/p", "id"])
     }
 
-    /// eci-init travels as one more preserved fd: the caller's count is replaced, once.
+    /// An exec's `--process` (every spelling) becomes the checked copy eci-runc hands runc.
+    @Test(arguments: [
+        ["--root", "/r", "exec", "--process", "/fifo", "--preserve-fds", "1", "id"],
+        ["--root", "/r", "exec", "-p", "/fifo", "--preserve-fds", "1", "id"],
+        ["--root", "/r", "exec", "--process=/fifo", "--preserve-fds", "1", "id"],
+        ["--root", "/r", "exec", "--process", "/a", "--preserve-fds", "1", "-p=/fifo", "id"],
+    ])
+    func processIsReplaced(_ args: [String]) throws {
+        let line = try RuncCommandLine(args)
+        #expect(line.replacingCommandFlags(["process", "p"], with: ["--process", "/proc/self/fd/4"])
+            == ["--root", "/r", "exec", "--process", "/proc/self/fd/4", "--preserve-fds", "1", "id"])
+    }
+
+    /// eci-init travels as two more preserved fds: the caller's count is replaced, once.
     @Test func preservedFDsAreReplaced() throws {
         let given = try RuncCommandLine(["--root", "/r", "create", "--preserve-fds", "2", "--bundle", "/b", "--preserve-fds=2", "id"])
         #expect(given.replacingBundle(with: "/eci/x", preserveFDs: 3) == ["--root", "/r", "create", "--bundle", "/eci/x", "--preserve-fds", "3", "id"])

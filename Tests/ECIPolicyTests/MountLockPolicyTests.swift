@@ -57,44 +57,44 @@ import Testing
 
     /// What eci-init needs and the program would not hold is granted in the spec and listed
     /// for eci-init to take back: nothing for --privileged; the bounding and permitted sets for
-    /// root; every set the ambient one depends on for another user, with CAP_SETUID (its child
-    /// becomes the container's root to own the nested user namespace).
+    /// root; every set the ambient one depends on for another user. Never CAP_SETUID: who owns
+    /// the nested user namespace does not matter (it dies before the program starts).
     @Test func capabilitiesAreGrantedToInitAndTakenBack() throws {
         let all = "[\"CAP_SETPCAP\", \"CAP_SYS_ADMIN\", \"CAP_SYS_CHROOT\"]"
         var privileged = try Self.spec(bounding: nil, args: ["true"], extra: "\"capabilities\": {\"bounding\": \(all), \"permitted\": \(all), \"effective\": \(all)}")
-        #expect(try MountLockPolicy.startUnderInit(&privileged, initFD: 3) == false)
-        #expect(Self.args(privileged) == ["/proc/self/fd/3", "--", "true"])
+        #expect(try MountLockPolicy.startUnderInit(&privileged, initFD: 3, statusFD: 4) == false)
+        #expect(Self.args(privileged) == ["/proc/self/fd/3", "--status-fd=4", "--", "true"])
 
         // Root without CAP_SYS_CHROOT: added to the bounding and permitted sets, with
         // CAP_SETPCAP to drop it from the bounding set again.
         let admin = "[\"CAP_SYS_ADMIN\"]"
         var chrootless = try Self.spec(bounding: nil, args: ["true"], extra: "\"capabilities\": {\"bounding\": \(admin), \"permitted\": \(admin)}")
-        #expect(try MountLockPolicy.startUnderInit(&chrootless, initFD: 4) == true)
-        #expect(Self.args(chrootless) == ["/proc/self/fd/4", "--drop-caps=bounding:18+8,permitted:18+8", "--", "true"])
+        #expect(try MountLockPolicy.startUnderInit(&chrootless, initFD: 4, statusFD: 5) == true)
+        #expect(Self.args(chrootless) == ["/proc/self/fd/4", "--status-fd=5", "--drop-caps=bounding:18+8,permitted:18+8", "--", "true"])
         #expect(Self.capabilities(chrootless, "bounding") == ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETPCAP"])
         #expect(Self.capabilities(chrootless, "ambient").isEmpty)
         // Under no-new-privileges root's exec keeps within the permitted set runc set before:
         // CAP_SYS_ADMIN in the bounding set alone is not held.
         var confined = try Self.spec(bounding: ["CAP_SYS_ADMIN"], args: ["true"], extra: "\"noNewPrivileges\": true")
-        #expect(try MountLockPolicy.startUnderInit(&confined, initFD: 4) == true)
-        #expect(Self.args(confined) == ["/proc/self/fd/4", "--drop-caps=bounding:18+8,permitted:21+18+8", "--", "true"])
+        #expect(try MountLockPolicy.startUnderInit(&confined, initFD: 4, statusFD: 5) == true)
+        #expect(Self.args(confined) == ["/proc/self/fd/4", "--status-fd=5", "--drop-caps=bounding:18+8,permitted:21+18+8", "--", "true"])
 
         // uid 1000, Docker's shape for --privileged --user 1000: the bounding set full, nothing
-        // ambient. eci-init gets the three ambient (hence inheritable and permitted too); the
+        // ambient. eci-init gets the two ambient (hence inheritable and permitted too); the
         // bounding set has them already: no CAP_SETPCAP needed.
         var user = try Self.spec(uid: 1000, bounding: ["CAP_SETUID", "CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: ["id"])
-        #expect(try MountLockPolicy.startUnderInit(&user, initFD: 3) == true)
-        #expect(Self.args(user) == ["/proc/self/fd/3", "--drop-caps=inheritable:21+18+7,permitted:21+18+7,ambient:21+18+7", "--", "id"])
+        #expect(try MountLockPolicy.startUnderInit(&user, initFD: 3, statusFD: 4) == true)
+        #expect(Self.args(user) == ["/proc/self/fd/3", "--status-fd=4", "--drop-caps=inheritable:21+18,permitted:21+18,ambient:21+18", "--", "id"])
         for set in ["inheritable", "permitted", "ambient"] {
-            #expect(Self.capabilities(user, set) == ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETUID"], "\(set)")
+            #expect(Self.capabilities(user, set) == ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], "\(set)")
         }
         #expect(Self.capabilities(user, "bounding") == ["CAP_SETUID", "CAP_SYS_ADMIN", "CAP_SYS_CHROOT"])
 
-        // uid 1000 whose bounding set lacks CAP_SYS_CHROOT and CAP_SETUID: added there too, so
-        // CAP_SETPCAP is granted to drop them again.
+        // uid 1000 whose bounding set lacks CAP_SYS_CHROOT: added there too, so CAP_SETPCAP is
+        // granted to drop it again.
         var narrow = try Self.spec(uid: 1000, bounding: ["CAP_SYS_ADMIN"], args: ["id"])
-        #expect(try MountLockPolicy.startUnderInit(&narrow, initFD: 3) == true)
-        #expect(Self.args(narrow).contains("--drop-caps=bounding:18+7+8,inheritable:21+18+7+8,permitted:21+18+7+8,ambient:21+18+7+8"))
+        #expect(try MountLockPolicy.startUnderInit(&narrow, initFD: 3, statusFD: 4) == true)
+        #expect(Self.args(narrow).contains("--drop-caps=bounding:18+8,inheritable:21+18+8,permitted:21+18+8,ambient:21+18+8"))
     }
 
     /// Docker's docker-default AppArmor profile (`--cap-add SYS_ADMIN` without
@@ -128,13 +128,13 @@ import Testing
     @Test func processLimitMovesToInit() throws {
         let rlimits = "\"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"soft\": 1024, \"hard\": 1024}, {\"type\": \"RLIMIT_NPROC\", \"soft\": 1, \"hard\": 2}]"
         var spec = try Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: ["true"], extra: rlimits)
-        try MountLockPolicy.startUnderInit(&spec, initFD: 3)
-        #expect(spec.document["process"]?["args"]?.arrayValue?.compactMap(\.stringValue) == ["/proc/self/fd/3", "--nproc=1:2", "--", "true"])
+        try MountLockPolicy.startUnderInit(&spec, initFD: 3, statusFD: 4)
+        #expect(spec.document["process"]?["args"]?.arrayValue?.compactMap(\.stringValue) == ["/proc/self/fd/3", "--status-fd=4", "--nproc=1:2", "--", "true"])
         #expect(spec.document["process"]?["rlimits"]?.arrayValue?.compactMap { $0["type"]?.stringValue } == ["RLIMIT_NOFILE"])
         let roomy = "\"rlimits\": [{\"type\": \"RLIMIT_NPROC\", \"soft\": 66, \"hard\": 66}]"
         var kept = try Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: ["true"], extra: roomy)
-        try MountLockPolicy.startUnderInit(&kept, initFD: 3)
-        #expect(kept.document["process"]?["args"]?.arrayValue?.compactMap(\.stringValue) == ["/proc/self/fd/3", "--", "true"])
+        try MountLockPolicy.startUnderInit(&kept, initFD: 3, statusFD: 4)
+        #expect(kept.document["process"]?["args"]?.arrayValue?.compactMap(\.stringValue) == ["/proc/self/fd/3", "--status-fd=4", "--", "true"])
         #expect(kept.document["process"]?["rlimits"]?.arrayValue?.count == 1)
     }
 
@@ -144,11 +144,12 @@ import Testing
 
     @Test func programBecomesInitsArguments() throws {
         var spec = try Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: ["nginx", "-g", "daemon off;"])
-        try MountLockPolicy.startUnderInit(&spec, initFD: 4)
+        try MountLockPolicy.startUnderInit(&spec, initFD: 4, statusFD: 5)
         let args = spec.document["process"]?["args"]?.arrayValue?.compactMap(\.stringValue)
-        #expect(args == ["/proc/self/fd/4", "--", "nginx", "-g", "daemon off;"])
+        #expect(args == ["/proc/self/fd/4", "--status-fd=5", "--", "nginx", "-g", "daemon off;"])
         // Everything else of the process is kept.
         #expect(spec.document["process"]?["user"]?["uid"]?.uint64Value == 0)
-        #expect(throws: ECIError.self) { try MountLockPolicy.startUnderInit(&spec, initFD: 2) }
+        #expect(throws: ECIError.self) { try MountLockPolicy.startUnderInit(&spec, initFD: 2, statusFD: 3) }
+        #expect(throws: ECIError.self) { try MountLockPolicy.startUnderInit(&spec, initFD: 4, statusFD: 4) }
     }
 }

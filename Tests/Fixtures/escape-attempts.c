@@ -17,11 +17,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int blocked = 0, escaped = 0;
@@ -293,6 +297,51 @@ static void unmount_whole(const char *name, const char *path) {
     else report(0, name, "umount %s: %s", path, strerror(errno));
 }
 
+// A root process that dropped CAP_SYS_ADMIN (a systemd unit's CapabilityBoundingSet, `capsh
+// --drop`) must not mount, unmount or remount in the container's mount namespace, as under
+// runc alone. It would if that namespace were owned by a user namespace the container's root
+// owns: the owner holds every capability in it, whatever its own sets (found in eci-init's
+// first design). The parent (with CAP_SYS_ADMIN) mounts a tmpfs and a read-only bind for the
+// child to attack, and takes them down after.
+static void root_without_sys_admin(void) {
+    const char *base = "/tmp/eci-capless";
+    char own[64], ro[64], target[64];
+    snprintf(own, sizeof own, "%s/own", base);
+    snprintf(ro, sizeof ro, "%s/ro", base);
+    snprintf(target, sizeof target, "%s/target", base);
+    mkdir(base, 0755), mkdir(own, 0755), mkdir(ro, 0755), mkdir(target, 0755);
+    if (mount("none", own, "tmpfs", 0, NULL) < 0 || mount(ro, ro, NULL, MS_BIND, NULL) < 0 || mount(NULL, ro, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+        printf("INFO root-without-sys-admin: set-up: %s\n", strerror(errno));
+        umount2(own, MNT_DETACH), umount2(ro, MNT_DETACH);
+        return;
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        prctl(PR_CAPBSET_DROP, 21 /* CAP_SYS_ADMIN */, 0, 0, 0);  // needs CAP_SETPCAP; the sets below suffice
+        struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+        struct __user_cap_data_struct data[2];
+        if (syscall(SYS_capget, &header, data) < 0) _exit(64);
+        data[0].effective &= ~(1u << 21), data[0].permitted &= ~(1u << 21), data[0].inheritable &= ~(1u << 21);
+        if (syscall(SYS_capset, &header, data) < 0) _exit(64);
+        int got = 0;
+        if (mount("none", target, "tmpfs", 0, NULL) == 0) got |= 1;
+        if (mount(own, target, NULL, MS_BIND, NULL) == 0) got |= 2;
+        if (umount2(own, MNT_DETACH) == 0) got |= 4;
+        if (mount(NULL, ro, NULL, MS_REMOUNT | MS_BIND, NULL) == 0) got |= 8;
+        int mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+        int owner = mnt < 0 ? -1 : ioctl(mnt, 0xb701 /* NS_GET_USERNS */);
+        if (owner >= 0 && setns(owner, CLONE_NEWUSER) == 0 && mount(own, target, NULL, MS_BIND, NULL) == 0) got |= 16;
+        _exit(got);
+    }
+    int status = 0;
+    while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    int got = child > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 64;
+    if (got == 64) printf("INFO root-without-sys-admin: the child could not drop CAP_SYS_ADMIN\n");
+    else report(got != 0, "root-without-sys-admin", "tmpfs %s, bind %s, umount of root's tmpfs %s, rw remount of root's ro bind %s, bind from the owner's user namespace %s",
+                got & 1 ? "MOUNTED" : "refused", got & 2 ? "MOUNTED" : "refused", got & 4 ? "DONE" : "refused", got & 8 ? "DONE" : "refused", got & 16 ? "MOUNTED" : "refused");
+    umount2(target, MNT_DETACH), umount2(target, MNT_DETACH), umount2(own, MNT_DETACH), umount2(ro, MNT_DETACH);
+}
+
 static void leaked_fds(void) {
     DIR *dir = opendir("/proc/self/fd");
     if (!dir) { report(0, "leaked-fds", "no /proc/self/fd"); return; }
@@ -315,22 +364,29 @@ static void leaked_fds(void) {
     else report(0, "leaked-fds", "nothing beyond stdio is inherited");
 }
 
-// `escape-attempts --lock-status`: whether this process's mount namespace is owned by a child
-// of its user namespace (eci-init's copy: every mount the runtime made is locked by the kernel).
-// Prints "mounts locked: yes" or "mounts locked: no".
+// `escape-attempts --lock-status`: whether the kernel has locked the mounts of this process's
+// mount namespace (eci-init's copy: every mount the runtime made is locked). A child unmounts
+// /proc in a private copy of the namespace (the same user namespace, so the copy is locked
+// exactly where the original is, and nothing the container sees changes): EINVAL is the
+// kernel's lock; ecid's refusal of the same call (an unlocked container) is EPERM. Needs
+// CAP_SYS_ADMIN. Prints "mounts locked: yes" or "mounts locked: no" (why on stderr).
 static int lock_status(void) {
-    int mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-    int user = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
-    if (mnt < 0 || user < 0) {
-        printf("mounts locked: unknown (open /proc/self/ns: %s)\n", strerror(errno));
+    pid_t child = fork();
+    if (child < 0) {
+        printf("mounts locked: unknown (fork: %s)\n", strerror(errno));
         return 2;
     }
-    int owner = ioctl(mnt, 0xb701 /* NS_GET_USERNS */);
-    int parent = owner >= 0 ? ioctl(owner, 0xb702 /* NS_GET_PARENT */) : -1;
-    struct stat u, o, p;
-    int locked = owner >= 0 && parent >= 0 && fstat(user, &u) == 0 && fstat(owner, &o) == 0 && fstat(parent, &p) == 0 &&
-                 o.st_ino != u.st_ino && p.st_ino == u.st_ino && p.st_dev == u.st_dev;
-    printf("mounts locked: %s\n", locked ? "yes" : "no");
+    if (child == 0) {
+        if (unshare(CLONE_NEWNS) < 0) _exit(100 + (errno < 150 ? errno : 0));
+        if (umount2("/proc", MNT_DETACH) == 0) _exit(1);
+        _exit(errno == EINVAL ? 0 : 100 + (errno < 150 ? errno : 0));
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == 1) fprintf(stderr, "lock-status: umount /proc succeeded in a private copy\n");
+    if (code >= 100) fprintf(stderr, "lock-status: %s\n", strerror(code - 100));
+    printf("mounts locked: %s\n", code == 0 ? "yes" : "no");
     return 0;
 }
 
@@ -377,6 +433,7 @@ int main(int argc, char **argv) {
     unmount_whole("umount-sys", "/sys");
     unmount_whole("umount-proc", "/proc");
     move_mount_away("move-proc", "/proc");
+    root_without_sys_admin();
     printf("summary: %d blocked, %d escaped\n", blocked, escaped);
     return escaped == 0 ? 0 : 1;
 }

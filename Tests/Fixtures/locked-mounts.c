@@ -1,9 +1,11 @@
 // The kernel facts behind eci-init (docs/ecid.md, "Locked initial mounts"): mounts a runtime
 // makes inside a container's user namespace are not locked (its root may unmount a mask), but a
-// process that stays in that user namespace and joins a copy of its mount namespace made into a
-// nested user namespace finds every mount MNT_LOCKED, and the kernel itself then refuses every
-// way of undoing them, while the process keeps its capabilities over the container's network
-// and UTS namespaces (owned by the container's user namespace). Run as root:
+// process that stays in that user namespace, joins a copy of its mount namespace made into a
+// nested user namespace and copies that again into a mount namespace of its own user namespace
+// finds every mount MNT_LOCKED, and the kernel itself then refuses every way of undoing them,
+// while the process keeps its capabilities over the container's network and UTS namespaces
+// (owned by the container's user namespace). The second copy matters: in the first, owned by
+// the nested user namespace, root needs no capability at all to mount (the owner's rule). Run as root:
 //   cc -static -O2 -o locked-mounts Tests/Fixtures/locked-mounts.c && ./locked-mounts DIR
 // (DIR: an empty scratch directory). Everything happens in namespaces of its own; nothing is
 // left mounted on the machine. One line per check: `ok` when the kernel answered as expected,
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -70,9 +73,13 @@ static void expect(const char *name, long rc, int want) {
     printf("%-44s %s %s\n", name, got == want ? "ok  " : "DIFF", got ? strerror(got) : "success");
 }
 
+// The copy owned by the nested user namespace, kept open for the owner's-rule facts.
+static int copy_owned_by_u2 = -1;
+
 // A child enters a new user namespace (nothing mapped: it only owns the copy) with a copy of
 // the mount namespace; this process, still in U1, joins the copy (setns needs CAP_SYS_ADMIN
-// over the copy's owner, which U1's root has over a child namespace it created).
+// over the copy's owner, which U1's root has over a child namespace it created), then copies it
+// again into a mount namespace U1 owns: every lock stays.
 static void join_locked_copy(void) {
     int ready[2], done[2];
     if (pipe(ready) < 0 || pipe(done) < 0) die("pipe");
@@ -94,9 +101,40 @@ static void join_locked_copy(void) {
     snprintf(path, sizeof path, "/proc/%d/ns/mnt", child);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || setns(fd, CLONE_NEWNS) < 0) die("join the copy");
-    close(fd);
+    copy_owned_by_u2 = fd;
+    if (unshare(CLONE_NEWNS) < 0) die("copy the copy back into U1");
     close(done[1]);
     waitpid(child, NULL, 0);
+}
+
+// Root of U1 without CAP_SYS_ADMIN (a systemd unit's CapabilityBoundingSet): no bind in the
+// copy U1 owns, as under runc; in the copy the nested user namespace owns, whose owner it is, it
+// binds with no capability at all. Why eci-init copies the copy back.
+static void drop_sys_admin(void) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) < 0) die("capget");
+    data[0].effective &= ~(1u << CAP_SYS_ADMIN), data[0].permitted &= ~(1u << CAP_SYS_ADMIN), data[0].inheritable &= ~(1u << CAP_SYS_ADMIN);
+    if (syscall(SYS_capset, &header, data) < 0) die("capset");
+}
+
+static void capless_bind(const char *name, int in_u2s_copy, int want) {
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        if (in_u2s_copy && setns(copy_owned_by_u2, CLONE_NEWNS) < 0) die("join the copy U2 owns");
+        drop_sys_admin();
+        expect(name, mount("/tmp", "/mnt", NULL, MS_BIND, NULL), want);
+        _exit(differences);
+    }
+    int status;
+    if (waitpid(child, &status, 0) < 0 || !WIFEXITED(status)) die("the capability-less child");
+    differences = WEXITSTATUS(status);
+}
+
+static void owner_rule_facts(void) {
+    capless_bind("capless-root-binds-in-u1s-copy", 0, EPERM);
+    capless_bind("capless-root-binds-in-u2s-copy", 1, 0);
 }
 
 // A container as runc makes it: in user namespace U1 (mapped to the VM's 1048576..) with its own
@@ -151,6 +189,16 @@ int main(int argc, char **argv) {
             expect("still-admin-of-u1-netns", ioctl(s, SIOCSIFFLAGS, &r), 0);
             close(s);
         }
+        {
+            int mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC), user = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+            int owner = mnt < 0 ? -1 : ioctl(mnt, 0xb701 /* NS_GET_USERNS */);
+            struct stat o, u;
+            int same = owner >= 0 && user >= 0 && fstat(owner, &o) == 0 && fstat(user, &u) == 0 && o.st_ino == u.st_ino && o.st_dev == u.st_dev;
+            errno = EPERM;
+            expect("copy-owned-by-u1", same ? 0 : -1, 0);
+            close(mnt), close(user), close(owner);
+        }
+        owner_rule_facts();
         expect("umount-file-mask", umount2("/proc/cpuinfo", 0), EINVAL);
         expect("umount-dir-mask-detach", umount2("/masked", MNT_DETACH), EINVAL);
         expect("umount-proc", umount2("/proc", MNT_DETACH), EINVAL);

@@ -191,15 +191,22 @@ static void flag_copies(void) {
     }
 }
 
-// 3. The owner of the locked mount namespace: eci-init's nested, unmapped user namespace (U2),
-//    which the container's root created and may enter. A mount namespace copied inside U2 gets
-//    no new lock pass (same user namespace), so everything rests on the copies keeping theirs.
+// 3. The owner of the locked mount namespace. It was eci-init's nested, unmapped user namespace
+//    (U2), which the container's root created and could enter; now it is the container's own
+//    user namespace, so setns has nothing to join (EINVAL). Were it U2 again: a mount namespace
+//    copied inside U2 gets no new lock pass, so everything would rest on the copies keeping theirs.
 static int owner_userns_body(void *arg) {
     (void)arg;
     int mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
     int owner = mnt < 0 ? -1 : ioctl(mnt, NS_GET_USERNS_);
     if (owner < 0) { printf("owner-userns: NS_GET_USERNS %s\n", strerror(errno)); return 10; }
-    if (setns(owner, CLONE_NEWUSER) < 0) { printf("owner-userns: setns %s\n", strerror(errno)); return 11; }
+    if (setns(owner, CLONE_NEWUSER) < 0) {
+        // The namespace is owned by this very user namespace (eci-init copies it back into it):
+        // there is no other owner to join.
+        int err = errno;
+        report(0, "owner-userns", "setns into the owner of this mount namespace", err);
+        return err == EINVAL ? 0 : 11;
+    }
     int keys = umount2("/proc/keys", MNT_DETACH);
     int ek = keys < 0 ? errno : 0;
     int ro = mount(NULL, ro_path, NULL, MS_REMOUNT | MS_BIND, NULL);

@@ -5,6 +5,8 @@
 #ifndef ECI_FDS_H
 #define ECI_FDS_H
 
+#include <stddef.h>
+
 /// O_PATH (a handle that reads nothing) from <fcntl.h>.
 #define ECI_O_PATH 010000000
 
@@ -17,5 +19,10 @@ int eci_accept(int fd);
 
 /// Names the calling thread (PR_SET_NAME; cut to the kernel's 15 bytes), for ps and gdb.
 void eci_set_thread_name(const char *name);
+
+/// A sealed, read-only in-memory copy of `bytes` (memfd, sealed against every write, resize
+/// and further seal), at the lowest descriptor number >= `lowest`, NOT close-on-exec: for a
+/// program this process execs, which opens it as /proc/self/fd/N. Returns the fd or -errno.
+int eci_sealed_copy(const char *name, const void *bytes, size_t length, int lowest);
 
 #endif

@@ -33,10 +33,12 @@ struct eci_spawn_attr {
     /// Whether ignored signals are set back to their default action (what a shell's children
     /// expect; a runtime's caller may have ignored SIGPIPE on purpose, so it is a choice).
     int default_signal_actions;
-    /// One more descriptor the child gets at a number of its choosing: `passed_fd` becomes
-    /// `passed_fd_target` (>= 3; 0 means none), without close-on-exec (runc's --preserve-fds).
-    int passed_fd;
-    int passed_fd_target;
+    /// More descriptors the child gets at numbers of the caller's choosing: `passed_fds[i]`
+    /// becomes `passed_fd_targets[i]` (each >= 3, all different), without close-on-exec
+    /// (runc's --preserve-fds). `passed_count` 0: none.
+    const int *passed_fds;
+    const int *passed_fd_targets;
+    int passed_count;
 };
 
 /// fork + execve as `attr` says. Returns the child's PID, or -errno (also when the exec itself

@@ -12,24 +12,15 @@ extension Integration.Ecid {
     /// started without it runs in its unlocked namespace (Docker's seccomp profile, made at
     /// create for a container without CAP_SYS_ADMIN, still denies that process every mount call).
     @Suite struct EciInitAttacks {
-        /// Whether process `pid` runs in a mount namespace owned by a child of its own user
-        /// namespace (eci-init's copy, where the runtime's mounts are MNT_LOCKED).
+        /// Whether the kernel has locked the mounts of process `pid`'s mount namespace. Asked of
+        /// the kernel, from the VM side (no seccomp filter: ecid never sees it): root of the
+        /// container's user namespace unmounts /proc in a private copy of that namespace (the
+        /// same user namespace, so the copy is locked exactly where the original is, and
+        /// nothing of the container changes). Needs busybox's `unshare` in the container.
         static func isLocked(_ pid: Int32) -> Bool {
-            let mnt = open("/proc/\(pid)/ns/mnt", O_RDONLY | O_CLOEXEC)
-            let user = open("/proc/\(pid)/ns/user", O_RDONLY | O_CLOEXEC)
-            defer {
-                if mnt >= 0 { close(mnt) }
-                if user >= 0 { close(user) }
-            }
-            let owner = mnt >= 0 ? ioctl(mnt, UInt(0xb701)) : -1
-            let parent = owner >= 0 ? ioctl(owner, UInt(0xb702)) : -1
-            defer {
-                if owner >= 0 { close(owner) }
-                if parent >= 0 { close(parent) }
-            }
-            var o = stat(), p = stat(), u = stat()
-            guard parent >= 0, fstat(owner, &o) == 0, fstat(parent, &p) == 0, fstat(user, &u) == 0 else { return false }
-            return o.st_ino != u.st_ino && p.st_ino == u.st_ino
+            let probe = #"unshare -m sh -c 'umount -l /proc 2>/dev/null && echo unlocked || echo locked'"#
+            let out = try? TestSupport.run(["/usr/bin/nsenter", "-t", "\(pid)", "-U", "-m", "--", "/bin/sh", "-c", probe])
+            return out?.stdout == "locked\n"
         }
 
         /// The VM-side PID of the one process whose command line is exactly `marker` (a sleep

@@ -11,7 +11,8 @@ extension Integration.Ecid {
     /// legitimate neighbour that must keep working; the outcome against 9c1880b is in its doc
     /// comment. Fixed since: a locked container's profile may not answer any call with errno 0
     /// (`SeccompTraps.merge`), and a spec or exec process with two keys runc reads as one is
-    /// refused (`GoFieldNames`). Left: a FIFO as `--process` (known issue below).
+    /// refused (`GoFieldNames`), and runc reads the exec's `--process` eci-runc checked, not
+    /// the named file again (a FIFO, below).
     @Suite struct GrantAttacks2 {
         typealias A = EciInitAttacks
         typealias G = EciInitGrants
@@ -91,10 +92,11 @@ extension Integration.Ecid {
         /// Every step of the lock answered by the user's profile: a failure (EPERM, ENOSPC as
         /// with max_user_namespaces), a forged success (errno 0), or the child killed
         /// (SCMP_ACT_KILL_PROCESS on unshare, which only the child calls). Each must fail
-        /// closed: the program never runs, eci-init exits 125 saying why. setresuid forged:
-        /// the child stays uid 1000, so uid 1000 owns the nested user namespace, which
-        /// NS_GET_OWNER_UID catches; unshare forged: the child sends the unlocked namespace;
-        /// setns forged: pid 1 stays there. clone forged (fork returns 0 in pid 1, which then
+        /// closed: the program never runs, eci-init exits 125 saying why. (Against 9c1880b the
+        /// list began with setresuid, which eci-init's child no longer calls: who owns the
+        /// nested user namespace no longer matters.) unshare forged: the child sends the
+        /// unlocked namespace; setns forged: pid 1 stays there; pid 1's second unshare forged:
+        /// it stays in the copy the nested user namespace owns. clone forged (fork returns 0 in pid 1, which then
         /// runs the child's part itself and _exits). Against 9c1880b: every variant
         /// BLOCKED (the program never ran), but the clone variant exits 32 (EPIPE from the
         /// child's sendmsg to the closed end), not 125: an engine reports a failed lock as the
@@ -114,8 +116,7 @@ extension Integration.Ecid {
             let ok = try sandbox.runtime(["run", "--bundle", okBundle, "failclosed-ok"])
             #expect(ok.status == 0 && (try? sandbox.output(okBundle, "ran")) == "ran", "\(ok.stderr)")
             let variants: [(String, [String: Any])] = [
-                ("setresuid-eperm", Self.errno(["setresuid"], 1)),
-                ("setresuid-forged", Self.errno(["setresuid"], 0)),
+                ("dumpable-eperm", Self.errno(["prctl"], 1)),
                 ("unshare-enospc", Self.errno(["unshare"], 28)),
                 ("unshare-forged", Self.errno(["unshare"], 0)),
                 ("unshare-kills", ["names": ["unshare"], "action": "SCMP_ACT_KILL_PROCESS"]),
@@ -123,6 +124,9 @@ extension Integration.Ecid {
                 ("sendmsg-forged", Self.errno(["sendmsg"], 0)),
                 ("recvmsg-forged", Self.errno(["recvmsg"], 0)),
                 ("setns-forged", Self.errno(["setns"], 0)),
+                // pid 1's own copy of the copy (the child's unshare has CLONE_NEWUSER too).
+                ("second-unshare-eperm", ["names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [["index": 0, "value": 0x20000, "op": "SCMP_CMP_EQ"]]]),
+                ("second-unshare-forged", ["names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 0, "args": [["index": 0, "value": 0x20000, "op": "SCMP_CMP_EQ"]]]),
                 ("ioctl-forged", Self.errno(["ioctl"], 0)),
                 ("clone-forged", Self.errno(["clone", "clone3"], 0)),
             ]
@@ -193,7 +197,8 @@ extension Integration.Ecid {
         /// is a FIFO is read twice, once by eci-runc and once by runc, and its writer may answer
         /// each differently: a caller-chosen file, so only the VM's root (who may run runc
         /// itself) can do it. Against 9c1880b: escapes BLOCKED; FIFO: the second read is the
-        /// writer's (INFO, recorded as a known issue).
+        /// writer's (INFO, recorded as a known issue). Since: eci-runc hands runc a sealed copy of
+        /// what it read and checked (`/proc/self/fd/N`), so runc reads the checked text.
         @Test func execGateKeySpellingsAndFifo() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
@@ -236,9 +241,7 @@ extension Integration.Ecid {
             writer.start()
             let exec = try sandbox.runtime(["exec", "--process", fifo, id])
             let out = exec.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            withKnownIssue("a --process FIFO is read twice; only its writer (the caller, VM root) chooses what runc reads") {
-                #expect(exec.status != 0 || out == none, "a FIFO --process: the exec got eci-init's grants: \(out) \(exec.stderr)")
-            }
+            #expect(exec.status != 0 || out == none, "a FIFO --process: the exec got eci-init's grants: \(out) \(exec.stderr)")
             // Unblock a writer still waiting for a reader.
             for _ in 0..<2 {
                 let fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)

@@ -8,9 +8,10 @@ extension Integration.Ecid {
     /// capabilities granted to eci-init and taken back, the exec gate). Each test states what
     /// must hold, next to the legitimate neighbour that must keep working; the outcome of each
     /// attack against 352aac7 is in its doc comment. The three escapes are fixed since: the
-    /// nested user namespace is owned by the container's root (eci-init's child becomes root
-    /// first, with a granted CAP_SETUID, and eci-init checks the owner), the exec gate reads
-    /// keys as Go does, and a file capability under no-new-privileges counts as a gain.
+    /// namespace the program runs in is owned by the container's own user namespace (first the
+    /// nested one was made root's; then `LockedNamespaceOwner` showed that root's ownership was
+    /// the same escape for root), the exec gate reads keys as Go does, and a file capability
+    /// under no-new-privileges counts as a gain.
     @Suite struct GrantAttacks {
         typealias A = EciInitAttacks
         typealias G = EciInitGrants
