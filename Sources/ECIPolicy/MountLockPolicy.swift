@@ -80,6 +80,33 @@ public enum MountLockPolicy {
         return .lock
     }
 
+    /// eci-init runs under the container's seccomp profile, which the user may choose
+    /// (`--security-opt seccomp=FILE`), and its steps and checks are system calls: an errno of
+    /// 0 makes a call report success without happening (an attack round had prctl, capget and
+    /// capset pretend eci-init dropped its grants), and runc hands libseccomp the errno as a
+    /// 16-bit number, so 65536 is 0 too (the next round). So every errno the profile gives must
+    /// be a real one, 1...4095 (the kernel's MAX_ERRNO; absent means runc's EPERM). Checked for
+    /// every container that starts under eci-init, whatever else applies to it: a fifth round
+    /// got past the check while it sat with the traps, which a container hook or a host without
+    /// ecid skips.
+    public static func checkProfile(_ spec: OCISpec) throws {
+        guard let profile = spec.document["linux"]?["seccomp"], profile != .null else { return }
+        func realErrno(_ value: JSONValue?) -> Bool {
+            guard let value else { return true }
+            guard let errno = value.int64Value else { return false }
+            return (1...4095).contains(errno)
+        }
+        let why = "(errno 0, or a number runc truncates to 0, answers success without the call); eci-init, which locks this container's mounts, cannot run under it"
+        if profile["defaultAction"]?.stringValue == "SCMP_ACT_ERRNO", !realErrno(profile["defaultErrnoRet"]) {
+            throw ECIError(.refused, "the seccomp profile's defaultErrnoRet is not an errno from 1 to 4095 \(why)")
+        }
+        for rule in profile["syscalls"]?.arrayValue ?? [] where rule["action"]?.stringValue == "SCMP_ACT_ERRNO" && !realErrno(rule["errnoRet"]) {
+            var names = (rule["names"]?.arrayValue ?? []).compactMap(\.stringValue)
+            if let single = rule["name"]?.stringValue { names.append(single) }
+            throw ECIError(.refused, "the seccomp profile answers \(names.joined(separator: ", ")) with an errnoRet that is not an errno from 1 to 4095 \(why)")
+        }
+    }
+
     /// The program becomes eci-init's arguments: `/proc/self/fd/FD --status-fd=S
     /// [--nproc=SOFT:HARD] [--drop-caps=...] -- PROGRAM ARGS...` (runc keeps fds `initFD` and
     /// `statusFD` open through --preserve-fds; PROGRAM is found on the container's PATH by

@@ -99,11 +99,14 @@ public struct IsolatedRuntime: Sendable {
         // as the two fds after the caller's own preserved ones.
         var initLaunch = try launchUnderInit(spec: spec, options: options)
         defer { initLaunch?.close() }
+        if initLaunch != nil { try MountLockPolicy.checkProfile(spec) }
         try SeccompTraps.apply(
             to: &spec, stateDirectory: configuration.stateDirectory, configured: configuration.ecidMode,
             coverage: SeccompTraps.coverage(startsUnderInit: initLaunch != nil, spec: spec), environment: environment)
         let mounts = try MountInfo.current()
-        let policy = try configuration.loadPolicy()
+        var policy = try configuration.loadPolicy()
+        // runc's state for this container (state.json names the process an exec joins).
+        policy.restrictedPaths.append(runcRoot)
         let sources = try MountSources(spec: spec, policy: policy, containerID: id, mounts: mounts)
         try SocketAdmissionCheck.verify(spec, policy: policy, stateDirectory: configuration.stateDirectory)
         if let parents = policy.cgroupParents { try CgroupPathPolicy.check(spec.cgroupsPath, parents: parents) }

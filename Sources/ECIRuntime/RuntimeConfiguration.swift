@@ -87,10 +87,18 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         }
     }
 
-    /// The restricted-mount policy in force.
+    /// The restricted-mount policy in force: the policy file's (or the defaults), and ECI's own state
+    /// directory whatever it says.
     public func loadPolicy() throws -> RestrictedMountPolicy {
-        guard policyPathIsExplicit || FileSystem.exists(policyPath) else { return .defaults }
-        return try RestrictedMountPolicy.parse(try FileSystem.read(policyPath), source: policyPath)
+        var policy = RestrictedMountPolicy.defaults
+        if policyPathIsExplicit || FileSystem.exists(policyPath) {
+            policy = try RestrictedMountPolicy.parse(try FileSystem.read(policyPath), source: policyPath)
+        }
+        // ECI's own state (ranges, eci-init's markers and status files, ecid's socket), wherever
+        // it is configured: an attack round bound a state directory the policy did not name
+        // and wrote "locked" for a neighbour that had not started.
+        policy.restrictedPaths.append(stateDirectory)
+        return policy
     }
 
     private static func string(_ value: JSONValue, _ key: String, _ path: String) throws -> String {

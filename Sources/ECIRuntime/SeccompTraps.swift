@@ -115,25 +115,6 @@ public enum SeccompTraps {
             throw ECIError(.refused, "the seccomp profile has its own SCMP_ACT_NOTIFY rules (\(names(of: rule).joined(separator: ", "))); ECI's syscall supervisor must be the container's only listener")
         }
 
-        // Under eci-init the profile also filters eci-init, whose steps and checks are system
-        // calls: an errno of 0 makes a call report success without happening, and an attack
-        // round had prctl, capget and capset pretend eci-init dropped its grants. runc hands
-        // libseccomp the errno as a 16-bit number, so 65536 is 0 too (the next round). In a
-        // locked container's profile every errno given must be a real one, 1...4095 (the
-        // kernel's MAX_ERRNO); absent means runc's EPERM.
-        if coverage == .kernelLocked {
-            func realErrno(_ value: JSONValue?) -> Bool {
-                guard let value else { return true }
-                guard let errno = value.int64Value else { return false }
-                return (1...4095).contains(errno)
-            }
-            if defaultAction == "SCMP_ACT_ERRNO", !realErrno(out["defaultErrnoRet"]) {
-                throw ECIError(.refused, "the seccomp profile's defaultErrnoRet is not an errno from 1 to 4095 (errno 0, or a number runc truncates to 0, answers success without the call); eci-init, which locks this container's mounts, cannot run under it")
-            }
-            for rule in rules where rule["action"]?.stringValue == "SCMP_ACT_ERRNO" && !realErrno(rule["errnoRet"]) {
-                throw ECIError(.refused, "the seccomp profile answers \(names(of: rule).joined(separator: ", ")) with an errnoRet that is not an errno from 1 to 4095 (errno 0, or a number runc truncates to 0, answers success without the call); eci-init, which locks this container's mounts, cannot run under it")
-            }
-        }
         let notified = notified(coverage)
         // Narrow mount's trap only where every rule of the profile's that names mount is
         // unconditional: then one action of the profile's (a rule's, else the default) covers

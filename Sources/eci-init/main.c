@@ -48,6 +48,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -201,6 +203,36 @@ static int parse_drop_caps(const char *text, uint64_t masks[SET_COUNT]) {
 
 static int in(const uint64_t mask, int cap) { return (int)(mask >> cap & 1); }
 
+// The same, read back from /proc/self/status: a text a seccomp profile cannot forge (a faked
+// read returns no bytes, a faked open or fstatfs no procfs), where capget and prctl answers can
+// be faked with errno 0 (eci-runc refuses such profiles; this is the second check).
+static void verify_status(const uint64_t masks[SET_COUNT]) {
+    static const char *const fields[SET_COUNT] = { "CapBnd:", "CapInh:", "CapPrm:", "CapEff:", "CapAmb:" };
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail("open /proc/self/status", errno);
+    struct statfs fs;
+    memset(&fs, 0, sizeof fs);
+    if (fstatfs(fd, &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC) fail("/proc/self/status is not procfs", EPERM);
+    char text[16384];
+    size_t used = 0;
+    for (;;) {
+        ssize_t n = read(fd, text + used, sizeof text - 1 - used);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail("read /proc/self/status", errno);
+        if (n == 0 || (used += (size_t)n) == sizeof text - 1) break;
+    }
+    close(fd);
+    text[used] = '\0';
+    for (int set = 0; set < SET_COUNT; set++) {
+        const char *line = strstr(text, fields[set]);
+        if (!line || (line != text && line[-1] != '\n')) fail("no capability line in /proc/self/status", EPERM);
+        char *end = NULL;
+        unsigned long long held = strtoull(line + strlen(fields[set]), &end, 16);
+        if (!end || (*end != '\n' && *end != '\0')) fail("a capability line of /proc/self/status", EPERM);
+        if (held & masks[set]) fail("a capability granted for eci-init is still held (/proc/self/status)", EPERM);
+    }
+}
+
 // Takes back what the spec granted only for lock_mounts, then reads every set again.
 static void drop_caps(const uint64_t masks[SET_COUNT]) {
     for (int cap = 0; cap < 64; cap++)
@@ -229,6 +261,7 @@ static void drop_caps(const uint64_t masks[SET_COUNT]) {
             || (in(masks[SET_AMBIENT], cap) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) != 0))
             fail("a capability granted for eci-init is still held", EPERM);
     }
+    verify_status(masks);
 }
 
 int main(int argc, char **argv) {

@@ -138,6 +138,26 @@ import Testing
         #expect(kept.document["process"]?["rlimits"]?.arrayValue?.count == 1)
     }
 
+    /// eci-init's steps run under the container's profile: one that answers a call with errno
+    /// 0 fakes its success (an attack round faked eci-init's capability drop with prctl, capget
+    /// and capset), and runc hands libseccomp the errno as 16 bits, so every multiple of 65536 is
+    /// 0 too (the next round). Refused, whatever the coverage of the traps (a fifth round got
+    /// past the check while only the traps' merge made it: a container hook, or no ecid).
+    @Test(arguments: ["0", "65536", "131072", "4294967296", "-1", "4096", "\"1\""])
+    func profilesThatFakeSuccessAreRefused(errno: String) throws {
+        func spec(_ seccomp: String) throws -> OCISpec {
+            try OCISpec(bytes: Array(#"{"ociVersion":"1.0.2","process":{"args":["sh"]},"linux":{"seccomp":\#(seccomp)}}"#.utf8))
+        }
+        let rule = #"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["capset","prctl"],"action":"SCMP_ACT_ERRNO","errnoRet":\#(errno)}]}"#
+        #expect(throws: ECIError.self, "errnoRet \(errno)") { try MountLockPolicy.checkProfile(try spec(rule)) }
+        let byDefault = #"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":\#(errno),"syscalls":[{"names":["mount"],"action":"SCMP_ACT_ALLOW"}]}"#
+        #expect(throws: ECIError.self, "defaultErrnoRet \(errno)") { try MountLockPolicy.checkProfile(try spec(byDefault)) }
+        // The neighbours: real errnos, runc's EPERM when none is given, no profile at all.
+        try MountLockPolicy.checkProfile(try spec(#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"syscalls":[{"names":["capset"],"action":"SCMP_ACT_ERRNO","errnoRet":4095}]}"#))
+        try MountLockPolicy.checkProfile(try spec(#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["capset"],"action":"SCMP_ACT_ERRNO"}]}"#))
+        try MountLockPolicy.checkProfile(try spec("null"))
+    }
+
     @Test func emptyArgsAreAnError() throws {
         #expect(throws: ECIError.self) { try MountLockPolicy.decide(Self.spec(bounding: ["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"], args: [])) }
     }

@@ -168,21 +168,6 @@ import Testing
         #expect(Self.actions(for: "umount2", in: merged) == ["SCMP_ACT_ALLOW"])
     }
 
-    /// An attack round had a profile answer prctl, capget and capset with errno 0 (success,
-    /// without the call): eci-init's capability drop and its check were both faked. A locked
-    /// container's profile may not answer anything that way; a container without eci-init may.
-    @Test func kernelLockedRefusesProfilesThatFakeSuccess() throws {
-        let faking = try JSONValue.parse("""
-            {"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["capset","prctl"],"action":"SCMP_ACT_ERRNO","errnoRet":0}]}
-            """)
-        #expect(throws: ECIError.self) { try SeccompTraps.merge(faking, listenerPath: Self.socket, coverage: .kernelLocked) }
-        _ = try SeccompTraps.merge(faking, listenerPath: Self.socket)
-        let fakingByDefault = try JSONValue.parse(#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":0,"syscalls":[{"names":["mount"],"action":"SCMP_ACT_ALLOW"}]}"#)
-        #expect(throws: ECIError.self) { try SeccompTraps.merge(fakingByDefault, listenerPath: Self.socket, coverage: .kernelLocked) }
-        let refusing = try JSONValue.parse(#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["capset"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#)
-        _ = try SeccompTraps.merge(refusing, listenerPath: Self.socket, coverage: .kernelLocked)
-    }
-
     /// A hook that runs inside the container under its filter before eci-init (startContainer)
     /// keeps every trap: the mounts are not locked yet when it runs (an attack round).
     @Test func containerHooksKeepEveryTrap() throws {

@@ -51,6 +51,8 @@ extension Integration.Ecid {
         /// entry. Against 302bf2b: ESCAPED (of the grant drop; the mounts stay locked, every call
         /// trapped). Fix idea: check the errnos whenever the container starts under eci-init
         /// (`startsUnderInit`, not the coverage), or verify the drop from /proc/self/status.
+        /// Since: both (`MountLockPolicy.checkProfile` at every eci-init launch; eci-init reads
+        /// its sets back from /proc/self/status).
         @Test func hookedContainerProfileCannotForgeTheGrantDrop() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
@@ -93,6 +95,7 @@ extension Integration.Ecid {
         /// then the only layer). A configuration, not a container's choice, but the grant drop's
         /// honesty should not depend on ecid. Against 302bf2b: ESCAPED (of the grant drop). Fix
         /// idea: the errno check belongs to eci-init's launch (`launchUnderInit`), not to the traps.
+        /// Since: it does (`MountLockPolicy.checkProfile`).
         @Test func profileWithoutEcidCannotForgeTheGrantDrop() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
@@ -195,7 +198,11 @@ extension Integration.Ecid {
         /// ECI's state directory (as for the engine's socket), and/or keep "locked" where no
         /// container can reach (e.g. check the status file's inode and content against a
         /// descriptor eci-runc holds, or have eci-runc `start` write a record of its own only
-        /// after it read eci-init's word from a pipe rather than a file).
+        /// after it read eci-init's word from a pipe rather than a file). (In the VM the image's
+        /// policy names /run/eci, so the bind was refused there; this host's state directory was
+        /// one the policy did not name.) Since: ECI's configured state directory, and the runc
+        /// root of the command, are restricted whatever the policy file says
+        /// (`RuntimeConfiguration.loadPolicy`, `IsolatedRuntime.create`).
         @Test func containerCannotWriteAnotherContainersStatus() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
@@ -214,6 +221,7 @@ extension Integration.Ecid {
             let run = try sandbox.runtime(["run", "--bundle", attacker, "r5-attacker"])
             A.delete(sandbox, "r5-attacker")
             print("AttackRound5.containerCannotWriteAnotherContainersStatus: run \(run.status) \(run.stderr.prefix(300)) wrote: \((try? sandbox.output(attacker, "wrote")) ?? "(not run)")")
+            #expect(run.status != 0 && run.stderr.contains("restricted host mount"), "ECI's state directory as a volume: \(run.status) \(run.stderr)")
             if run.status == 0 { #expect(!((try? sandbox.output(attacker, "wrote")) ?? "").contains("wrote"), "a container wrote another container's status file") }
             let exec = try sandbox.runtimeDetached(["exec", "-d", "r5-victim", "sleep", "4742"])
             #expect(exec.status != 0 && exec.stderr.contains("before it has started"), "exec before start with a forged status: \(exec.status) \(exec.stderr)")
