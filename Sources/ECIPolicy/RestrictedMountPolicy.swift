@@ -44,8 +44,8 @@ public struct RestrictedMountPolicy: Sendable, Equatable {
     public static let defaults = RestrictedMountPolicy(
         restrictedPaths: [
             "/var/run/docker.sock", "/run/docker.sock", "/run/docker", "/var/run/docker", "/var/lib/docker", "/etc/docker",
-            "/var/lib/containerd", "/run/containerd", "/var/run/containerd", "/etc/containerd",
-            "/run/eci", "/var/lib/eci", "/etc/eci", "/usr/bin/eci-runc", "/usr/bin/ecid", "/usr/bin/eci-agent", "/usr/lib/eci",
+            "/var/lib/containerd", "/run/containerd", "/var/run/containerd", "/etc/containerd", "/run/runc", "/var/run/runc",
+            "/run/eci", "/var/lib/eci", "/etc/eci", "/usr/bin/eci-runc", "/usr/bin/ecid", "/usr/bin/eci-agent", "/usr/bin/eci-init", "/usr/lib/eci",
             "/boot", "/lib/modules", "/usr/lib/modules", "/proc", "/sys", "/dev",
         ],
         engineDataRoot: "/var/lib/docker")

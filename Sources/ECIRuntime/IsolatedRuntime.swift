@@ -105,8 +105,11 @@ public struct IsolatedRuntime: Sendable {
             coverage: SeccompTraps.coverage(startsUnderInit: initLaunch != nil, spec: spec), environment: environment)
         let mounts = try MountInfo.current()
         var policy = try configuration.loadPolicy()
-        // runc's state for this container (state.json names the process an exec joins).
+        // runc's state (state.json names the process an exec joins, and the config it runs
+        // with): this command's root and every root a container of ECI's lives under (an
+        // attack round bound another root's directory from a container under a second one).
         policy.restrictedPaths.append(runcRoot)
+        for root in Set(try store.records().map(\.key.runcRoot)) where !policy.restrictedPaths.contains(root) { policy.restrictedPaths.append(root) }
         let sources = try MountSources(spec: spec, policy: policy, containerID: id, mounts: mounts)
         try SocketAdmissionCheck.verify(spec, policy: policy, stateDirectory: configuration.stateDirectory)
         if let parents = policy.cgroupParents { try CgroupPathPolicy.check(spec.cgroupsPath, parents: parents) }

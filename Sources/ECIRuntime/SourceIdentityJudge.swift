@@ -7,7 +7,8 @@ import Glibc
 /// the API filter let through (the runtime holds alone):
 ///
 /// - its file system (statfs of the open fd, and mountinfo's type for what statfs cannot tell
-///   apart) is no kernel pseudo file system, and, for a recursive bind, no mount below it is one;
+///   apart) is no kernel pseudo file system, and, for a recursive bind, no mount below it is one
+///   nor shows a restricted directory under any of its names;
 /// - a stacked file system (overlayfs) at or below it is judged by its layers, each as a bind
 ///   source of its own (restricted paths, allowed roots, pseudo file systems, engine sockets);
 /// - it is no socket the engine's processes listen on, and no directory holding one
@@ -50,6 +51,12 @@ struct SourceIdentityJudge {
         if recursive {
             for name in names {
                 for entry in mounts where entry.mountPoint != name && isWithin(entry.mountPoint, name) {
+                    // What the mount below shows, under every name the VM has for it, is judged
+                    // as a source of its own: an rbind carried a VM-side mount of ECI's state
+                    // directory into a container (an attack round), which no name of the
+                    // source itself showed.
+                    let shown = MountSources.aliases(of: entry.mountPoint, mounts: mounts)
+                    try policy.check(source: "\(source) (the mount below it at \(entry.mountPoint))", names: shown, restricted: restricted, containerID: containerID)
                     try judge(entry, source: source, below: entry.mountPoint, depth: 0)
                 }
             }

@@ -52,7 +52,8 @@ extension Integration.Ecid {
         /// (needs a VM-side mount of ECI's state below a bindable directory). Fix idea: judge every
         /// mount below a recursive source by its own names too (its root through `aliases`, against
         /// the restricted paths and allowed roots, as `judgeLayer` does for overlay layers), or
-        /// refuse a recursive source with a submount of a restricted file system.
+        /// refuse a recursive source with a submount of a restricted file system. Since: the
+        /// first (`SourceIdentityJudge.check`: each mount below, under every alias of its point).
         @Test func rbindCarryingAMountOfEciStateIsRefused() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
@@ -103,7 +104,8 @@ extension Integration.Ecid {
         /// allowedBindRoots; in the VM every root lies under the policy's paths and outside the
         /// allowed roots). Fix idea: restrict every runc root ECI has seen (the range store's keys
         /// hold each live container's root) and runc's default `/run/runc`, or all of them through
-        /// the policy's defaults.
+        /// the policy's defaults. Since: both (`IsolatedRuntime.create` restricts every root of
+        /// the range store's records; `/run/runc` is in the defaults and the image's policy).
         @Test func anotherRuncRootIsNoVolume() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
