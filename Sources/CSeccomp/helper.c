@@ -204,7 +204,7 @@ static int caps_set(uint64_t effective, uint64_t permitted) {
     return syscall(SYS_capset, &header, data) < 0 ? -errno : 0;
 }
 
-int eci_helper_assume(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, uint64_t effective, uint64_t permitted) {
+int eci_helper_assume(uint32_t uid, uint32_t gid, uint32_t fsuid, uint32_t fsgid, const uint32_t *groups, size_t ngroups, uint64_t effective, uint64_t permitted) {
     gid_t list[256];
     if (ngroups > 256) return -E2BIG;
     for (size_t i = 0; i < ngroups; i++) list[i] = groups[i];
@@ -213,13 +213,17 @@ int eci_helper_assume(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t
         // A namespace whose setgroups is "deny" keeps the helper's empty list: fewer groups.
         if (syscall(SYS_setgroups, ngroups, list) < 0 && errno != EPERM) return -errno;
     }
-    if (gid != 0) {
+    if (gid != 0 || fsgid != 0) {
         assumed_gid = 1;
         if (syscall(SYS_setresgid, -1, gid, -1) < 0) return -errno;
+        // setresgid made the fsgid the egid; a caller whose differs (setfsgid) gets its own.
+        // setfsgid reports no error: read back.
+        if (fsgid != gid && ((void)setfsgid(fsgid), (uint32_t)setfsgid((gid_t)-1) != fsgid)) return -EPERM;
     }
-    if (uid != 0) {
+    if (uid != 0 || fsuid != 0) {
         assumed_uid = 1;
         if (syscall(SYS_setresuid, -1, uid, -1) < 0) return -errno;
+        if (fsuid != uid && ((void)setfsuid(fsuid), (uint32_t)setfsuid((uid_t)-1) != fsuid)) return -EPERM;
     }
     if ((effective & permitted) != permitted) {
         assumed_caps = 1;

@@ -139,7 +139,9 @@ final class HelperPool: Sendable {
     ) -> HelperResponse {
         let call = request.call
         guard let key = Self.key(container.id, opened) else { return HelperResponse(errno: ESRCH, reason: "the caller's namespaces are gone") }
-        var fds = [opened.root, opened.cwd, opened.procDirectory]
+        // The notify fd goes along: the helper confirms the call is still pending after it has
+        // read the caller's credentials (`MountHelper.serve`).
+        var fds = [opened.root, opened.cwd, opened.procDirectory, notifyFD]
         var extra: [Int32] = []
         defer { extra.forEach { close($0) } }
         if case let .mount(_, _, fsType, flags, _) = call, MountCallPolicy.kind(ofMountFlags: flags) == .new, MountCallPolicy.needsMasks(fsType: fsType) {

@@ -67,7 +67,7 @@ public enum MountHelper {
             // Recorded before anything is done and after everything is, so that an ecid that
             // was killed meanwhile is succeeded by one that knows what became of the call.
             eci_answer_begin(answerRecord, request.slot, request.id)
-            let response = serve(request.call, fds: received, initial: initial)
+            let response = serve(request.call, id: request.id, fds: received, initial: initial)
             eci_answer_end(answerRecord, response.errno)
             guard send(response) else { return 1 }
         }
@@ -150,14 +150,16 @@ public enum MountHelper {
         return initial
     }
 
-    /// One call: the fds are the caller's root, cwd, /proc/TID (and its pid and net
-    /// namespaces for a fresh procfs or sysfs); all are closed before returning.
-    static func serve(_ call: MountCallPolicy.Call, fds: [Int32], initial: MountCallPolicy.InitialMounts) -> HelperResponse {
+    /// One call (notification `id`): the fds are the caller's root, cwd, /proc/TID, the notify
+    /// fd the call came on (and the caller's pid and net namespaces for a fresh procfs or
+    /// sysfs); all are closed before returning.
+    static func serve(_ call: MountCallPolicy.Call, id: UInt64, fds: [Int32], initial: MountCallPolicy.InitialMounts) -> HelperResponse {
         defer { fds.forEach { close($0) } }
-        guard fds.count == 3 || fds.count == 5 else {
+        guard fds.count == 4 || fds.count == 6 else {
             return HelperResponse(errno: EINVAL, reason: "malformed request (\(fds.count) fds)")
         }
-        let context = CallContext(root: fds[0], cwd: fds[1], procDirectory: fds[2], pidNamespace: fds.count == 5 ? fds[3] : -1, netNamespace: fds.count == 5 ? fds[4] : -1)
+        let context = CallContext(
+            root: fds[0], cwd: fds[1], procDirectory: fds[2], notify: fds[3], pidNamespace: fds.count == 6 ? fds[4] : -1, netNamespace: fds.count == 6 ? fds[5] : -1)
         var rootID = eci_file_id()
         let statted = eci_statx_id(context.root, "", 1, &rootID)
         guard statted == 0 else { return HelperResponse(errno: -statted, reason: "statx of the caller's root: \(errnoDescription(-statted))") }
@@ -177,12 +179,19 @@ public enum MountHelper {
             // Read as the namespace's root: /proc renders IDs in the reader's user namespace,
             // which is the caller's.
             let creds = try Credentials(status: try readBytes(at: context.procDirectory, "status"))
+            // /proc/TID follows the thread ID, not the task: a thread that execs takes its
+            // leader's ID once the leader is dead, so a status read after that is another
+            // program's (an attack round exec'd a setuid-root program from a second thread
+            // while the leader's mount waited, and the mount was performed as root). The
+            // leader dies out of its call first: if the call is still pending after the read,
+            // the read was the caller's.
+            guard eci_notif_id_valid(context.notify, id) == 0 else { throw Failure(errno: ESRCH, reason: "the caller went away before its credentials were read") }
             if chrooted {
                 guard fchdir(context.root) == 0, chroot(".") == 0 else { throw Failure(errno: EINVAL, reason: "chroot to the caller's root: \(errnoDescription(errno))") }
             }
             guard fchdir(context.cwd) == 0 else { throw Failure(errno: EINVAL, reason: "chdir to the caller's cwd: \(errnoDescription(errno))") }
             assumed = true
-            let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, $0.baseAddress, $0.count, creds.effective, permitted) }
+            let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, creds.fsuid, creds.fsgid, $0.baseAddress, $0.count, creds.effective, permitted) }
             try check(rc, "take the caller's credentials")
             // The caller's mount table, read through its /proc/TID, kept between calls until the
             // kernel reports a change, and read again when the call's names disagree with it.
@@ -207,6 +216,8 @@ public enum MountHelper {
         var root: Int32
         var cwd: Int32
         var procDirectory: Int32
+        /// The notify fd the call came on, for NOTIF_ID_VALID.
+        var notify: Int32
         var pidNamespace: Int32
         var netNamespace: Int32
     }
@@ -703,6 +714,9 @@ public enum MountHelper {
 struct Credentials: Equatable {
     var uid: UInt32
     var gid: UInt32
+    /// The file-system IDs (the fourth column), which path lookups and file creation use.
+    var fsuid: UInt32
+    var fsgid: UInt32
     var groups: [UInt32]
     var effective: UInt64
     var permitted: UInt64
@@ -732,7 +746,7 @@ struct Credentials: Equatable {
     /// other fifty are skipped without making anything of them (the helper parses this on
     /// every call: splitting every line cost more than the kernel's rendering of the file).
     init(status bytes: [UInt8]) throws {
-        var uid: UInt32?, gid: UInt32?, groups: [UInt32] = [], effective: UInt64?, permitted: UInt64?, inheritable: UInt64?
+        var uid: UInt32?, gid: UInt32?, fsuid: UInt32?, fsgid: UInt32?, groups: [UInt32] = [], effective: UInt64?, permitted: UInt64?, inheritable: UInt64?
         var start = 0
         while start < bytes.count {
             var end = start
@@ -745,21 +759,27 @@ struct Credentials: Equatable {
             let values = line[(colon + 1)...].split(whereSeparator: { $0 == 0x20 || $0 == 0x09 })
             func decimal(_ i: Int) -> UInt32? { i < values.count ? Self.number(values[i], radix: 10).flatMap { UInt32(exactly: $0) } : nil }
             switch kind {
-            case .uid: uid = decimal(1)  // the effective ID (second column) is what permission checks use
-            case .gid: gid = decimal(1)
+            case .uid:
+                uid = decimal(1)  // the effective ID (second column) is what capability checks use
+                fsuid = decimal(3)  // and the file-system ID (fourth) what lookups use
+            case .gid:
+                gid = decimal(1)
+                fsgid = decimal(3)
             case .groups: groups = values.compactMap { Self.number($0, radix: 10).flatMap { UInt32(exactly: $0) } }
             case .effective: effective = values.first.flatMap { Self.number($0, radix: 16) }
             case .permitted: permitted = values.first.flatMap { Self.number($0, radix: 16) }
             case .inheritable: inheritable = values.first.flatMap { Self.number($0, radix: 16) }
             }
         }
-        guard let uid else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no Uid") }
-        guard let gid else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no Gid") }
+        guard let uid, let fsuid else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no Uid") }
+        guard let gid, let fsgid else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no Gid") }
         guard let effective else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no CapEff") }
         guard let permitted else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no CapPrm") }
         guard let inheritable else { throw MountHelper.Failure(errno: EINVAL, reason: "status: no CapInh") }
         self.uid = uid
         self.gid = gid
+        self.fsuid = fsuid
+        self.fsgid = fsgid
         self.groups = groups
         self.effective = effective
         self.permitted = permitted

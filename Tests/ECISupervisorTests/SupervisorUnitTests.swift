@@ -44,8 +44,8 @@ import Testing
     @Test func credentialsFromStatus() throws {
         let status = """
             Name:\tsh
-            Uid:\t0\t5\t0\t5
-            Gid:\t0\t6\t0\t6
+            Uid:\t0\t5\t0\t7
+            Gid:\t0\t6\t0\t8
             Groups:\t1 2 10 
             CapInh:\t0000000000000000
             CapPrm:\t00000000a80425fb
@@ -53,6 +53,7 @@ import Testing
             """
         let creds = try Credentials(status: status)
         #expect(creds.uid == 5 && creds.gid == 6, "the effective IDs")
+        #expect(creds.fsuid == 7 && creds.fsgid == 8, "the file-system IDs")
         #expect(creds.groups == [1, 2, 10])
         #expect(creds.effective == 0x200000 && creds.permitted == 0xa80425fb && creds.inheritable == 0)
         #expect(throws: (any Error).self) { try Credentials(status: "Name:\tsh\n") }

@@ -169,10 +169,11 @@ int eci_helper_harden(void);
 /// Writes the permitted set to *permitted. 0 or -errno.
 int eci_helper_base(uint64_t *permitted);
 /// Takes a caller's credentials for one call, undoably: groups, then effective gid and uid
-/// (real and saved stay 0), then the effective capabilities := `effective` ∩ `permitted`
-/// (permitted stays); each step only where the caller differs from the helper's base.
-/// 0 or -errno (then eci_helper_restore must still be called).
-int eci_helper_assume(uint32_t uid, uint32_t gid, const uint32_t *groups, size_t ngroups, uint64_t effective, uint64_t permitted);
+/// (real and saved stay 0) and the file-system gid and uid where they differ from those, then
+/// the effective capabilities := `effective` ∩ `permitted` (permitted stays); each step only
+/// where the caller differs from the helper's base. 0 or -errno (then eci_helper_restore must
+/// still be called).
+int eci_helper_assume(uint32_t uid, uint32_t gid, uint32_t fsuid, uint32_t fsgid, const uint32_t *groups, size_t ngroups, uint64_t effective, uint64_t permitted);
 /// Undoes what eci_helper_assume changed and verifies the result: uids, gids and fsuid/fsgid
 /// all 0, no groups, effective == permitted == `permitted`, inheritable empty. 0, or -errno
 /// when anything differs (the helper must then exit). When eci_helper_assume changed nothing,

@@ -595,10 +595,22 @@ int main(int argc, char **argv) {
                 #expect(got.contains { $0.hasPrefix("umount-keys=") && $0 != "umount-keys=0" }, "\(kind): \(exec.stdout)")
                 #expect(got.contains { $0.hasPrefix("remount-sys=") && $0 != "remount-sys=0" } && got.contains("keys-masked"), "\(kind): the neighbours: \(exec.stdout)")
                 #expect(got.contains { $0.hasPrefix("proc-clone=") }, "the probe did not run: \(exec.stdout) \(exec.stderr)")
-                #expect(!got.contains("clone-keys=regular"), "\(kind): open_tree_attr cloned /proc without its masks: the real /proc/keys: \(exec.stdout)")
-                #expect(!got.contains { $0.hasPrefix("clone-firmware-entries=") && $0 != "clone-firmware-entries=0" }, "\(kind): open_tree_attr cloned /sys without /sys/firmware's mask: \(exec.stdout)")
-                #expect(!got.contains("rw-clone /proc/sys=0") && !got.contains("rw-write /proc/sys=0"), "\(kind): open_tree_attr made a writable clone of the read-only /proc/sys: \(exec.stdout)")
-                #expect(!got.contains("rw-write /ro=0") && !FileManager.default.fileExists(atPath: sandbox.directory + "/shared/written"), "\(kind): a writable clone of the read-only volume: \(exec.stdout)")
+                func clonesRevealNothing() {
+                    #expect(!got.contains("clone-keys=regular"), "\(kind): open_tree_attr cloned /proc without its masks: the real /proc/keys: \(exec.stdout)")
+                    #expect(!got.contains { $0.hasPrefix("clone-firmware-entries=") && $0 != "clone-firmware-entries=0" }, "\(kind): open_tree_attr cloned /sys without /sys/firmware's mask: \(exec.stdout)")
+                    #expect(!got.contains("rw-clone /proc/sys=0") && !got.contains("rw-write /proc/sys=0"), "\(kind): open_tree_attr made a writable clone of the read-only /proc/sys: \(exec.stdout)")
+                    #expect(!got.contains("rw-write /ro=0") && !FileManager.default.fileExists(atPath: sandbox.directory + "/shared/written"), "\(kind): a writable clone of the read-only volume: \(exec.stdout)")
+                }
+                if locked {
+                    clonesRevealNothing()
+                } else {
+                    // Open (docs/ecid.md, "Not covered"): runc drops a profile name libseccomp
+                    // does not know, so open_tree_attr cannot be given ENOSYS yet; the image's
+                    // kernel (6.12) has no such call.
+                    withKnownIssue("open_tree_attr (Linux 6.15) is not trapped: an unlocked container's CAP_SYS_ADMIN clones without masks", isIntermittent: true) {
+                        clonesRevealNothing()
+                    }
+                }
             }
         }
 
