@@ -20,11 +20,10 @@ import ECIOCI
 /// gets locked copies from the kernel anyway.
 ///
 /// eci-init needs CAP_SYS_ADMIN and CAP_SYS_CHROOT itself (setns into a mount namespace, and
-/// unshare of a new one). When
-/// the program would not hold them from its first instruction, the spec grants them to
-/// eci-init (and CAP_SETPCAP, to drop a bounding capability again), and eci-init takes exactly
-/// those grants back after locking (`--drop-caps`), so the program starts with the sets runc
-/// alone would have given it.
+/// unshare of a new one). When the program would not hold them from its first instruction, the
+/// spec grants them to eci-init (and CAP_SETPCAP, to drop a bounding capability again), and
+/// eci-init takes exactly those grants back after locking (`--drop-caps`), so the program
+/// starts with the sets runc alone would have given it.
 ///
 /// A container confined by an AppArmor profile or an SELinux label is not locked: the LSM denies
 /// its mount calls, and ecid refuses them too.
