@@ -353,7 +353,6 @@ public enum MountCallPolicy {
                 {
                     return .deny(errno: eperm, reason: "a fresh \(fsType) must be read-only, as the container's \(base) is")
                 }
-                if let fsType, freshReplacesWhole(fsType: fsType, facts, initial: initial) { return .perform }
                 return coverCheck(facts, initial: initial)
             }
         }
@@ -384,21 +383,6 @@ public enum MountCallPolicy {
             return .deny(errno: eperm, reason: "\(path) started \(lost.joined(separator: ", ")) and stays so")
         }
         return .perform
-    }
-
-    /// A fresh procfs (sysfs) mounted on a whole procfs (sysfs), `unshare --mount-proc` or a
-    /// nested pid namespace's /proc: it hides that file system behind the same masks and
-    /// read-only paths it gets itself, so nothing is revealed (an attack round found it
-    /// refused by the cover rule, where runc alone allows it). Only when every protected mount
-    /// it would cover is that file system or one of its masks.
-    static func freshReplacesWhole(fsType: String, _ facts: Facts, initial: InitialMounts) -> Bool {
-        guard maskedFileSystems[fsType] != nil, facts.targetIsMountRoot,
-            let target = facts.targetMount, target.fsType == fsType
-        else { return false }
-        let covered = facts.visible.filter {
-            isAtOrBelow($0.mountPoint, facts.targetPath) && (initial.protected.contains($0.key) || isMask($0, visible: facts.visible, initial: initial))
-        }
-        return covered.allSatisfy { $0.fsType == fsType || isMask($0, visible: facts.visible, initial: initial) }
     }
 
     /// No new mount may land on a protected mount or above one (hiding it).
