@@ -115,6 +115,23 @@ int main(int argc, char **argv) {
 
         static func lines(_ text: String) -> Set<String> { Set(text.split(separator: "\n").map(String.init)) }
 
+        /// Runs `script` as the program of the privileged container `id` (the fixture compiled in,
+        /// `volume` bound at /vol when given) and returns its /out/report, printed under the
+        /// test's name.
+        static func report(_ sandbox: RuntimeSandbox, id: String, script: String, volume: String? = nil, test: String = #function) throws -> String {
+            let bundle = try sandbox.makeBundle(id, script: script) {
+                Integration.RuntimeLocks.privileged(&$0)
+                if let volume { Integration.RuntimeLocks.addMount(&$0, ["destination": "/vol", "type": "bind", "source": volume, "options": ["rbind", "rw"]]) }
+            }
+            try Self.compile(into: bundle)
+            let run = try sandbox.runtime(["run", "--bundle", bundle, id])
+            A.delete(sandbox, id)
+            #expect(run.status == 0, "\(run.stderr)")
+            let report = (try? sandbox.output(bundle, "report")) ?? "(not run)"
+            print("AttackRound7.\(test): \(report)")
+            return report
+        }
+
         /// ecid's helper takes the caller's credentials from `/proc/TID/status`; capabilities are
         /// per thread (capset changes only the calling thread). (a) A thread that dropped
         /// CAP_SYS_ADMIN from its effective set while its thread group leader kept it mounts a
@@ -127,14 +144,7 @@ int main(int argc, char **argv) {
             defer { sandbox.cleanup() }
             let ecid = try Daemon(sandbox: sandbox)
             defer { ecid.kill() }
-            let id = "r7-threads"
-            let bundle = try sandbox.makeBundle(id, script: "/bin/r7 threads > /out/report 2>&1; echo done > /out/done") { Integration.RuntimeLocks.privileged(&$0) }
-            try Self.compile(into: bundle)
-            let run = try sandbox.runtime(["run", "--bundle", bundle, id])
-            A.delete(sandbox, id)
-            #expect(run.status == 0, "\(run.stderr)")
-            let report = (try? sandbox.output(bundle, "report")) ?? "(not run)"
-            print("AttackRound7.threadCredentialsAreTheCallingThreads: \(report)")
+            let report = try Self.report(sandbox, id: "r7-threads", script: "/bin/r7 threads > /out/report 2>&1; echo done > /out/done")
             let got = Self.lines(report)
             #expect(got.contains("thread-dropped=1 (capset 0)"), "a thread without CAP_SYS_ADMIN mounted (its leader holds it): \(report) \(ecid.log().suffix(1500))")
             #expect(got.contains("leader-dropped=1"), "a leader without CAP_SYS_ADMIN mounted (a thread holds it): \(report)")
@@ -158,14 +168,7 @@ int main(int argc, char **argv) {
             defer { sandbox.cleanup() }
             let ecid = try Daemon(sandbox: sandbox)
             defer { ecid.kill() }
-            let id = "r7-fsuid"
-            let bundle = try sandbox.makeBundle(id, script: "/bin/r7 fsuid > /out/report 2>&1; echo done > /out/done") { Integration.RuntimeLocks.privileged(&$0) }
-            try Self.compile(into: bundle)
-            let run = try sandbox.runtime(["run", "--bundle", bundle, id])
-            A.delete(sandbox, id)
-            #expect(run.status == 0, "\(run.stderr)")
-            let report = (try? sandbox.output(bundle, "report")) ?? "(not run)"
-            print("AttackRound7.fsuidIsTheCallersForLookups: \(report)")
+            let report = try Self.report(sandbox, id: "r7-fsuid", script: "/bin/r7 fsuid > /out/report 2>&1; echo done > /out/done")
             let got = Self.lines(report)
             #expect(got.contains("fsuid-lookup=13"), "the control: fsuid 1000 must not reach the root-only directory: \(report)")
             #expect(got.contains("fsuid-mount=13"), "ecid's helper resolved the target as euid 0 where the kernel resolves it as the fsuid: \(report) \(ecid.log().suffix(800))")
@@ -197,16 +200,7 @@ int main(int argc, char **argv) {
                 mount --bind /dev/shm /mnt/shm && /bin/r7 umount-root /mnt/shm | sed 's/^/shm-/' >> /out/report
                 echo done > /out/done
                 """
-            let bundle = try sandbox.makeBundle(id, script: script) {
-                Integration.RuntimeLocks.privileged(&$0)
-                Integration.RuntimeLocks.addMount(&$0, ["destination": "/vol", "type": "bind", "source": volume, "options": ["rbind", "rw"]])
-            }
-            try Self.compile(into: bundle)
-            let run = try sandbox.runtime(["run", "--bundle", bundle, id])
-            A.delete(sandbox, id)
-            #expect(run.status == 0, "\(run.stderr)")
-            let report = (try? sandbox.output(bundle, "report")) ?? "(not run)"
-            print("AttackRound7.chrootedUnmountOfRootReachesOnlyOwnSuperblocks: \(report)")
+            let report = try Self.report(sandbox, id: id, script: script, volume: volume)
             let got = Self.lines(report)
             #expect(got.contains("bind-vol=0") && got.contains("vol-umount-root=1"), "umount2(\"/\") at a bind of a VM volume: \(report) \(ecid.log().suffix(1500))")
             // The VM still writes the volume, and its superblock is read-write.
@@ -255,16 +249,7 @@ int main(int argc, char **argv) {
                 [ -e /mnt/sp/keys ] && echo sp-keys-visible; [ -e /mnt/sp/sys/kernel ] && echo sp-sys-visible
                 } > /out/report 2>&1; echo done > /out/done
                 """
-            let bundle = try sandbox.makeBundle(id, script: script) {
-                Integration.RuntimeLocks.privileged(&$0)
-                Integration.RuntimeLocks.addMount(&$0, ["destination": "/vol", "type": "bind", "source": volume, "options": ["rbind", "rw"]])
-            }
-            try Self.compile(into: bundle)
-            let run = try sandbox.runtime(["run", "--bundle", bundle, id])
-            A.delete(sandbox, id)
-            #expect(run.status == 0, "\(run.stderr)")
-            let report = (try? sandbox.output(bundle, "report")) ?? "(not run)"
-            print("AttackRound7.superblockRemountsReachOnlyOwnSuperblocks: \(report)")
+            let report = try Self.report(sandbox, id: id, script: script, volume: volume)
             let got = Self.lines(report)
             for refused in ["remount /vol size=4k", "remount /vol ", "remount /vol mode=0700", "remount / ", "remount /sys ", "remount /proc/sys ", "remount /proc/acpi "] {
                 #expect(got.contains { $0.hasPrefix(refused + "=") } && !got.contains(refused + "=0"), "\(refused): \(report) \(ecid.log().suffix(1500))")
