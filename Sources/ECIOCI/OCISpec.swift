@@ -3,6 +3,14 @@ import ECICore
 /// An OCI runtime spec (`config.json`) held as a JSON tree, with typed accessors for the
 /// fields ECI reads and rewrites. Everything else is carried through untouched.
 public struct OCISpec: Sendable, Equatable {
+    /// The system calls a rule of `linux.seccomp.syscalls` names: its `names` and its `name`
+    /// (the older spelling runc still reads).
+    public static func syscallNames(of rule: JSONValue) -> [String] {
+        var out = (rule["names"]?.arrayValue ?? []).compactMap(\.stringValue)
+        if let single = rule["name"]?.stringValue { out.append(single) }
+        return out
+    }
+
     /// The whole document.
     public private(set) var document: JSONValue
 

@@ -100,9 +100,7 @@ public enum MountLockPolicy {
             throw ECIError(.refused, "the seccomp profile's defaultErrnoRet is not an errno from 1 to 4095 \(why)")
         }
         for rule in profile["syscalls"]?.arrayValue ?? [] where rule["action"]?.stringValue == "SCMP_ACT_ERRNO" && !realErrno(rule["errnoRet"]) {
-            var names = (rule["names"]?.arrayValue ?? []).compactMap(\.stringValue)
-            if let single = rule["name"]?.stringValue { names.append(single) }
-            throw ECIError(.refused, "the seccomp profile answers \(names.joined(separator: ", ")) with an errnoRet that is not an errno from 1 to 4095 \(why)")
+            throw ECIError(.refused, "the seccomp profile answers \(OCISpec.syscallNames(of: rule).joined(separator: ", ")) with an errnoRet that is not an errno from 1 to 4095 \(why)")
         }
     }
 

@@ -114,14 +114,14 @@ public enum SeccompTraps {
         }
         let rules = try (out["syscalls"] ?? .array([])).arrayValue.orThrow("config.json: linux.seccomp.syscalls is not an array")
         for rule in rules where rule["action"]?.stringValue == "SCMP_ACT_NOTIFY" {
-            throw ECIError(.refused, "the seccomp profile has its own SCMP_ACT_NOTIFY rules (\(names(of: rule).joined(separator: ", "))); ECI's syscall supervisor must be the container's only listener")
+            throw ECIError(.refused, "the seccomp profile has its own SCMP_ACT_NOTIFY rules (\(OCISpec.syscallNames(of: rule).joined(separator: ", "))); ECI's syscall supervisor must be the container's only listener")
         }
 
         let notified = notified(coverage)
         // Narrow mount's trap only where every rule of the profile's that names mount is
         // unconditional: then one action of the profile's (a rule's, else the default) covers
         // every mount call, and the bind remounts keep exactly that action.
-        let mountRules = rules.filter { names(of: $0).contains("mount") }
+        let mountRules = rules.filter { OCISpec.syscallNames(of: $0).contains("mount") }
         let narrowMount = coverage == .kernelLocked && mountRules.allSatisfy { ($0["args"]?.arrayValue ?? []).isEmpty }
         var kept: [JSONValue] = []
         var added: [JSONValue] = []
@@ -136,7 +136,7 @@ public enum SeccompTraps {
             return narrowedMountRules(bindRemountAction: rule?["action"]?.stringValue)
         }
         for rule in rules {
-            let ruleNames = names(of: rule)
+            let ruleNames = OCISpec.syscallNames(of: rule)
             let ours = ruleNames.filter { taken.contains($0) }
             guard !ours.isEmpty else {
                 kept.append(rule)
@@ -170,12 +170,6 @@ public enum SeccompTraps {
         out.set("syscalls", .array(kept + added))
         out.set("listenerPath", .string(listenerPath))
         out.set("listenerMetadata", .string(listenerMetadata))
-        return out
-    }
-
-    static func names(of rule: JSONValue) -> [String] {
-        var out = (rule["names"]?.arrayValue ?? []).compactMap(\.stringValue)
-        if let single = rule["name"]?.stringValue { out.append(single) }
         return out
     }
 
