@@ -4,9 +4,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,8 +65,21 @@ static int child_setup(const struct eci_spawn_attr *attr, pid_t parent) {
         if (prctl(PR_SET_PDEATHSIG, attr->death_signal, 0, 0, 0) < 0) return errno;
         if (getppid() != parent) return ESRCH;  // the parent died before the prctl
     }
+    if (attr->seccomp_filter) {
+        // Last: the steps above run unfiltered, and nothing but execve runs under it here.
+        int rc = eci_install_seccomp_filter(attr->seccomp_filter, attr->seccomp_filter_length);
+        if (rc < 0) return -rc;
+    }
     execve(attr->path, attr->argv, attr->envp);
     return errno;
+}
+
+int eci_install_seccomp_filter(const struct sock_filter *filter, unsigned short length) {
+    if (filter == NULL || length == 0) return -EINVAL;
+    struct sock_fprog program = {.len = length, .filter = (struct sock_filter *)filter};
+    // Per thread (no SECCOMP_FILTER_FLAG_TSYNC): the caller is the thread that forks or execs.
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) < 0) return -errno;
+    return 0;
 }
 
 pid_t eci_spawn(const struct eci_spawn_attr *attr) {

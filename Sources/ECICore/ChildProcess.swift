@@ -41,6 +41,9 @@ public struct SpawnAttributes: Sendable {
     /// More descriptors of this process the child gets, each at the number given (>= 3, all
     /// different, at most 8), not close-on-exec there.
     public var passedFDs: [(fd: Int32, as: Int32)] = []
+    /// A seccomp filter the child installs as its last step before exec, so the program and
+    /// every descendant of it run under it (eci-runc's floor for runc and its containers).
+    public var seccompFilter: SeccompFilter?
 
     /// `arguments[0]` is the executable.
     public init(_ arguments: [String], environment: [String: String]) {
@@ -81,6 +84,7 @@ public struct ChildProcess: Sendable {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
+        let filter = try attributes.seccompFilter?.kernelInstructions() ?? []
         let passedSources = attributes.passedFDs.map(\.fd)
         let passedTargets = attributes.passedFDs.map(\.as)
         let pid = attributes.executable.withCString { path in
@@ -102,10 +106,14 @@ public struct ChildProcess: Sendable {
                         attr.default_signal_actions = attributes.defaultSignalActions ? 1 : 0
                         return passedSources.withUnsafeBufferPointer { sources in
                             passedTargets.withUnsafeBufferPointer { targets in
-                                attr.passed_fds = sources.baseAddress
-                                attr.passed_fd_targets = targets.baseAddress
-                                attr.passed_count = Int32(sources.count)
-                                return eci_spawn(&attr)
+                                filter.withUnsafeBufferPointer { program in
+                                    attr.passed_fds = sources.baseAddress
+                                    attr.passed_fd_targets = targets.baseAddress
+                                    attr.passed_count = Int32(sources.count)
+                                    attr.seccomp_filter = program.isEmpty ? nil : program.baseAddress
+                                    attr.seccomp_filter_length = UInt16(program.count)
+                                    return eci_spawn(&attr)
+                                }
                             }
                         }
                     }

@@ -4,6 +4,7 @@
 #ifndef ECI_SPAWN_H
 #define ECI_SPAWN_H
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 /// What a child gets. Zero-initialise, then set what differs from "inherit everything".
@@ -39,11 +40,21 @@ struct eci_spawn_attr {
     const int *passed_fds;
     const int *passed_fd_targets;
     int passed_count;
+    /// A classic-BPF seccomp filter the child installs as its last step before execve, so the
+    /// program and all its descendants run under it (`eci_install_seccomp_filter`). NULL: none.
+    const struct sock_filter *seccomp_filter;
+    unsigned short seccomp_filter_length;
 };
 
 /// fork + execve as `attr` says. Returns the child's PID, or -errno (also when the exec itself
 /// failed: the child reports its errno through a close-on-exec pipe and is reaped here).
 pid_t eci_spawn(const struct eci_spawn_attr *attr);
+
+/// Installs `filter` (classic BPF over `struct seccomp_data`) on the calling *thread*: it and
+/// every process it forks or becomes by execve run under it, for good (a filter can be added
+/// to, never removed). Without no_new_privs this needs CAP_SYS_ADMIN (EACCES otherwise).
+/// Returns 0 or -errno.
+int eci_install_seccomp_filter(const struct sock_filter *filter, unsigned short length);
 
 /// Installs handlers that forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and
 /// SIGWINCH to `pid` (a child this process waits for). Returns 0 or -errno.

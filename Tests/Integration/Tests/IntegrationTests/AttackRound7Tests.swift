@@ -555,7 +555,9 @@ int main(int argc, char **argv) {
         /// (EINVAL for the maskless clones, EPERM for clearing the locked read-only flag). Fix idea: ENOSYS by number for every mount-API call the kernel may have, not by
         /// libseccomp's name table (open_tree_attr 467 on every architecture, and a rule for the
         /// numbers above the last one known, since runc drops names libseccomp lacks), or trap it
-        /// like mount.
+        /// like mount. Fixed (session 9) by ECI's syscall floor (`SyscallFloorPolicy`): a
+        /// filter by number that eci-runc puts under runc, so every container process inherits
+        /// it; open_tree_attr and every number above the last one reviewed fail with ENOSYS.
         @Test func openTreeAttrIsNoUntrappedOpenTree() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
@@ -596,16 +598,10 @@ int main(int argc, char **argv) {
                     #expect(!got.contains("rw-clone /proc/sys=0") && !got.contains("rw-write /proc/sys=0"), "\(kind): open_tree_attr made a writable clone of the read-only /proc/sys: \(exec.stdout)")
                     #expect(!got.contains("rw-write /ro=0") && !FileManager.default.fileExists(atPath: sandbox.directory + "/shared/written"), "\(kind): a writable clone of the read-only volume: \(exec.stdout)")
                 }
-                if locked {
-                    clonesRevealNothing()
-                } else {
-                    // Open (docs/ecid.md, "Not covered"): runc drops a profile name libseccomp
-                    // does not know, so open_tree_attr cannot be given ENOSYS yet; the image's
-                    // kernel (6.12) has no such call.
-                    withKnownIssue("open_tree_attr (Linux 6.15) is not trapped: an unlocked container's CAP_SYS_ADMIN clones without masks", isIntermittent: true) {
-                        clonesRevealNothing()
-                    }
-                }
+                clonesRevealNothing()
+                // ECI's syscall floor (`SyscallFloorPolicy`): the call runc cannot be asked to
+                // trap by name fails as on a kernel without it, locked or not.
+                #expect(got.contains("proc-clone=38") && got.contains("sys-clone=38") && got.contains("rw-clone /ro=38"), "\(kind): open_tree_attr was not refused with ENOSYS: \(exec.stdout)")
             }
         }
 
