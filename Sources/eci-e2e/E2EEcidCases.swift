@@ -36,8 +36,15 @@ enum E2EEcidCases {
             let status = try c.status()
             c.expect(status.contains("\"ecid\":\"running\""), "the agent's status reports ecid running")
             // A container's seccomp filter carries ecid's listener: its trapped calls are answered.
-            let run = try c.docker(["run", "--rm", "--privileged", tools, "sh", "-c", "grep Seccomp: /proc/self/status; umount /proc/kcore 2>&1; test -c /proc/kcore && echo still-masked"])
+            let run = try c.docker(["run", "--rm", "--privileged", tools, "sh", "-c", "grep -E '^Seccomp(_filters)?:' /proc/self/status; umount /proc/kcore 2>&1; test -c /proc/kcore && echo still-masked"])
             c.expect(run.stdout.contains("Seccomp:\t2"), "a --privileged container runs under a seccomp filter (the traps): \(run.stdout)")
+            // Two filters: the traps (runc's, from the spec) and ECI's syscall floor under them
+            // (eci-runc's, by number: SyscallFloorPolicy). The image's kernel (6.12) has no call
+            // the floor refuses, so its presence is what can be checked here; what it refuses is
+            // checked on the host's kernel (SyscallFloor).
+            c.expect(run.stdout.contains("Seccomp_filters:\t2\n"), "a --privileged container runs under the traps and ECI's syscall floor: \(run.stdout)")
+            let defaultFilters = try c.docker(["run", "--rm", tools, "grep", "^Seccomp_filters:", "/proc/self/status"])
+            c.expect(defaultFilters.stdout == "Seccomp_filters:\t2\n", "a default container: Docker's profile with the traps, and the floor: \(defaultFilters.stdout) \(defaultFilters.stderr)")
             c.expect(run.stdout.contains("still-masked"), "umount of a mask is refused: \(run.stdout) \(run.stderr)")
             // eci-init: a container that starts as root with CAP_SYS_ADMIN runs with its mounts
             // locked by the kernel, under Docker's seccomp profile too. Docker's AppArmor profile
@@ -62,6 +69,8 @@ enum E2EEcidCases {
             c.expect(user.stdout == "CapEff:\t0000000000000000\nCapAmb:\t0000000000000000\n", "--privileged --user 1000: \(user.stdout) \(user.stderr)")
             let userExec = try c.docker(["exec", "e2e-user", "sh", "-c", "id -u; grep CapAmb /proc/self/status"])
             c.expect(userExec.stdout == "1000\nCapAmb:\t0000000000000000\n", "docker exec into it: \(userExec.stdout) \(userExec.stderr)")
+            let execFilters = try c.docker(["exec", "e2e-user", "grep", "^Seccomp_filters:", "/proc/self/status"])
+            c.expect(execFilters.stdout == "Seccomp_filters:\t2\n", "docker exec runs under the traps and the floor: \(execFilters.stdout) \(execFilters.stderr)")
             let userLock = try c.docker(["exec", "-u", "0", "e2e-user", "escape-attempts", "--lock-status"])
             c.expect(userLock.stdout == "mounts locked: yes\n", "--privileged --user 1000 runs locked: \(userLock.stdout) \(userLock.stderr)")
             try c.docker(["rm", "-f", "e2e-user"])
