@@ -12,7 +12,9 @@
 /// - a new procfs or sysfs mount gets the same masks and read-only paths (`freshMasks`), put
 ///   on by ecid's helper before the mount becomes visible; those masks are protected like the
 ///   initial ones, by construction: any mount on a path of a procfs or sysfs that the spec
-///   masks or makes read-only (relative to that file system's root) is a mask (`isMask`).
+///   masks or makes read-only (relative to that file system's root) is a mask (`isMask`);
+///   outside pid 1's mount namespace such a mount may cover a whole procfs or sysfs mount that
+///   propagates nowhere (`freshReplacesWhole`: `unshare --mount-proc`).
 /// Everything else (tmpfs, overlay, binds inside the container, remounts and unmounts of the
 /// container's own mounts, propagation changes) is performed as asked.
 ///
@@ -36,6 +38,10 @@ public enum MountCallPolicy {
         /// from whichever procfs or sysfs is nearest by path (two can share one point).
         public var id: Int?
         public var parentID: Int?
+        /// Whether it is in a peer group (mountinfo's `shared:N`): a mount attached on it is
+        /// copied to every peer and their slaves, in whichever mount namespace they are. nil
+        /// when the table did not say (the initial mounts' record): taken as shared.
+        public var shared: Bool?
 
         public init(device: String, root: String, mountPoint: String, fsType: String, options: [String]) {
             self.device = device
@@ -52,7 +58,7 @@ public enum MountCallPolicy {
         /// bytes itself, on every call, without making strings of every option).
         public init(
             device: String, root: String, mountPoint: String, fsType: String, readOnly: Bool, noSuid: Bool, noDev: Bool, noExec: Bool, id: Int? = nil,
-            parentID: Int? = nil
+            parentID: Int? = nil, shared: Bool? = nil
         ) {
             self.device = device
             self.root = root
@@ -64,6 +70,7 @@ public enum MountCallPolicy {
             self.noExec = noExec
             self.id = id
             self.parentID = parentID
+            self.shared = shared
         }
 
         public var key: Key { Key(device: device, root: root) }
@@ -153,6 +160,10 @@ public enum MountCallPolicy {
         /// For an overlay: each layer directory (lower, upper, work, data) resolved as the
         /// caller would, with the mount it lies in.
         public var layers: [Layer] = []
+        /// Whether the caller's mount namespace is known not to be the one the container's init
+        /// (pid 1) is in now: ecid compares the two for a fresh procfs or sysfs and tells the
+        /// helper which is pid 1's. false when it is pid 1's, and whenever ecid could not tell.
+        public var outsideInitMountNamespace = false
 
         public init(
             targetPath: String, targetMount: Mount?, targetIsMountRoot: Bool, sourcePath: String? = nil, sourceMount: Mount? = nil,
@@ -353,6 +364,7 @@ public enum MountCallPolicy {
                 {
                     return .deny(errno: eperm, reason: "a fresh \(fsType) must be read-only, as the container's \(base) is")
                 }
+                if let fsType, let replacing = freshReplacesWhole(fsType: fsType, facts, initial: initial) { return replacing }
                 return coverCheck(facts, initial: initial)
             }
         }
@@ -381,6 +393,52 @@ public enum MountCallPolicy {
         ].filter { $0.0 && flags & $0.1 == 0 }.map(\.2)
         guard lost.isEmpty else {
             return .deny(errno: eperm, reason: "\(path) started \(lost.joined(separator: ", ")) and stays so")
+        }
+        return .perform
+    }
+
+    /// A fresh procfs (sysfs) may cover a whole procfs (sysfs) mount, as `unshare -pfm
+    /// --mount-proc` and `ip netns exec` do, where all of these hold:
+    /// - it reveals nothing: it brings the container's masks and read-only paths itself
+    ///   (`freshMasks`, locked by the helper's lock pass), and every protected mount it covers is
+    ///   of the same file system type or a mask (a cgroup mount under /sys, say, keeps the cover
+    ///   rule: not a mount the fresh one replaces);
+    /// - the target is the root of such a mount (root `/`: the whole file system, not a bind of
+    ///   a part of it such as /proc/sys);
+    /// - the caller's mount namespace is not pid 1's (`Facts.outsideInitMountNamespace`): in
+    ///   pid 1's, where `runc exec` (and `docker exec`, health checks) land and where a
+    ///   container's program runs, /proc stays runc's. Not for secrecy (the fresh one is masked
+    ///   alike) but so that an exec's own /proc shows its pid namespace, and so that no loop in
+    ///   the container's main namespace stacks procfs mounts without bound on /proc, whose mount
+    ///   table every later trapped call reads (ecid-jail's symlink-swap race stacked ~800 when
+    ///   this was allowed everywhere). pid 1 can still join a namespace where /proc is covered
+    ///   afterwards, as it can pivot_root into a root of its own: what `runc exec` finds is the
+    ///   container's to shape (docs/ecid.md), and the exec sees the masks either way;
+    /// - the covered mount is in no peer group (`Mount.shared == false`, from a table the helper
+    ///   read for this call: a propagation change makes no mount event). A mount attached on a
+    ///   shared one is copied to its peers and their slaves, and a nested namespace whose / was
+    ///   made (r)shared before `unshare -m` (or whose unshare skipped `rprivate`) has /proc as a
+    ///   peer of pid 1's: the fresh procfs would land on pid 1's /proc too, the first rule
+    ///   undone by propagation. A private or slave mount propagates nothing, and a mount joins a
+    ///   peer group only when it is made (copied from a shared one) or made shared itself (a
+    ///   trapped call, serialized with this one per container), never later by someone else.
+    ///
+    /// nil when the call is no such replacement (the cover rule decides); otherwise the answer,
+    /// with the reason a refusal has.
+    static func freshReplacesWhole(fsType: String, _ facts: Facts, initial: InitialMounts) -> Decision? {
+        guard maskedFileSystems[fsType] != nil, facts.targetIsMountRoot, let target = facts.targetMount, target.fsType == fsType, target.root == "/" else {
+            return nil
+        }
+        let covered = facts.visible.filter {
+            isAtOrBelow($0.mountPoint, facts.targetPath) && (initial.protected.contains($0.key) || isMask($0, visible: facts.visible, initial: initial))
+        }
+        guard covered.allSatisfy({ $0.fsType == fsType || isMask($0, visible: facts.visible, initial: initial) }) else { return nil }
+        let path = facts.targetPath
+        guard facts.outsideInitMountNamespace else {
+            return .deny(errno: eperm, reason: "a fresh \(fsType) may replace the whole \(fsType) at \(path) only outside pid 1's mount namespace")
+        }
+        guard target.shared == false else {
+            return .deny(errno: eperm, reason: "\(path) is in a peer group: a fresh \(fsType) on it would propagate to its peers and slaves (pid 1's among them)")
         }
         return .perform
     }

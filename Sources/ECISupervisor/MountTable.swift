@@ -84,9 +84,13 @@ enum MountTable {
             }
             optionStart = j + 1
         }
+        // The optional fields between the options and the dash: `shared:N` is a peer group
+        // (what a mount attached on this one propagates to); `master:N` alone receives only.
+        var shared = false
+        for field in fields[6..<dash] where field.count > 7 && text(b, field.lowerBound..<field.lowerBound + 7) == "shared:" { shared = true }
         let mount = MountCallPolicy.Mount(
             device: text(b, fields[2]), root: unescaped(b, fields[3]), mountPoint: unescaped(b, fields[4]), fsType: text(b, fields[dash + 1]),
-            readOnly: readOnly, noSuid: noSuid, noDev: noDev, noExec: noExec, id: id, parentID: parent)
+            readOnly: readOnly, noSuid: noSuid, noDev: noDev, noExec: noExec, id: id, parentID: parent, shared: shared)
         return Row(mountID: id, parentID: parent, mount: mount)
     }
 

@@ -118,6 +118,61 @@ import Testing
         #expect(!P.needsMasks(fsType: "tmpfs") && !P.needsMasks(fsType: nil))
     }
 
+    /// `unshare -pfm --mount-proc`: a fresh procfs (ecid's, masked) over the whole /proc of a
+    /// nested mount namespace whose /proc is private or a slave; refused in pid 1's namespace
+    /// (where `runc exec` lands), on a /proc in a peer group (it would propagate, to pid 1's
+    /// /proc among others), on anything but a whole procfs, and when anything it would cover is
+    /// neither procfs nor a mask. The same for sysfs.
+    @Test func freshProcfsReplacesAWholeOneOnlyOutsidePidOnesNamespaceWhereNothingPropagates() {
+        func shared(_ mount: P.Mount, _ value: Bool?) -> P.Mount {
+            var mount = mount
+            mount.shared = value
+            return mount
+        }
+        func decide(
+            _ type: String, over target: String, flags: UInt64 = 0, outside: Bool = true, peer: Bool? = false, visible: [P.Mount] = Self.initialList,
+            initial: P.InitialMounts = Self.initial
+        ) -> P.Decision {
+            let visible = visible.map { $0.mountPoint == target ? shared($0, peer) : $0 }
+            let mount = visible.last { $0.mountPoint == target }
+            var facts = P.Facts(targetPath: target, targetMount: mount, targetIsMountRoot: mount != nil, visible: visible)
+            facts.outsideInitMountNamespace = outside
+            return P.decide(.mount(source: "proc", target: target, fsType: type, flags: flags, data: nil), initial: initial, facts: facts)
+        }
+        #expect(decide("proc", over: "/proc") == .perform, "unshare --mount-proc: private /proc of a nested namespace")
+        #expect(Self.denied(decide("proc", over: "/proc", outside: false)), "pid 1's namespace: /proc stays runc's")
+        #expect(Self.denied(decide("proc", over: "/proc", peer: true)), "a /proc in a peer group: the fresh one would propagate")
+        #expect(Self.denied(decide("proc", over: "/proc", peer: nil)), "not known to be private: taken as shared")
+        func reason(_ d: P.Decision) -> String { if case let .deny(_, why) = d { return why } else { return "" } }
+        #expect(reason(decide("proc", over: "/proc", outside: false)).contains("outside pid 1's mount namespace"))
+        #expect(reason(decide("proc", over: "/proc", peer: true)).contains("peer group"))
+        #expect(Self.denied(decide("tmpfs", over: "/proc")), "only a fresh procfs replaces a procfs")
+        #expect(Self.denied(decide("sysfs", over: "/proc", flags: P.msRdonly)), "a sysfs does not replace a procfs")
+        #expect(Self.denied(decide("proc", over: "/proc/sys")), "a bind of a part of procfs is no whole procfs")
+        // An initial mount below /proc that is neither procfs nor a spec mask (an emulated
+        // file, say): the fresh procfs does not bring it, so it may not be covered.
+        let emulated = Self.m("/proc/meminfo", "fuse.lxcfs", "0:99", "/proc/meminfo")
+        let withEmulated = P.InitialMounts(mounts: Self.initialList + [emulated], maskedPaths: ["/proc/kcore", "/secret"], readonlyPaths: ["/proc/sys"])
+        #expect(Self.denied(decide("proc", over: "/proc", visible: Self.initialList + [emulated], initial: withEmulated)), "covering an emulated file")
+        // The container's own mount there is no protected one: it may be covered.
+        #expect(decide("proc", over: "/proc", visible: Self.initialList + [emulated]) == .perform, "covering its own mount")
+        // The nested namespace's /proc already replaced once (its masks ecid's): again.
+        let fresh = [Self.m("/proc", "proc", "0:80", "/", "rw,nosuid,nodev,noexec"), Self.m("/proc/kcore", "devtmpfs", "0:5", "/null"),
+                     Self.m("/proc/sys", "proc", "0:80", "/sys", "ro,nosuid,nodev,noexec")]
+        #expect(decide("proc", over: "/proc", visible: Self.initialList + fresh) == .perform, "a fresh procfs over a fresh procfs")
+        // sysfs: this container's /sys is read-only (so must the fresh one be), and its cgroup
+        // mount below /sys is no sysfs: the fresh one does not replace it.
+        #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly)), "covering /sys/fs/cgroup")
+        let noCgroup = Self.initialList.filter { $0.fsType != "cgroup2" }
+        let sysSpec = P.InitialMounts(mounts: noCgroup, maskedPaths: ["/proc/kcore", "/sys/firmware"], readonlyPaths: ["/proc/sys"])
+        #expect(decide("sysfs", over: "/sys", flags: P.msRdonly, visible: noCgroup, initial: sysSpec) == .perform, "ip netns exec: sysfs over a whole /sys")
+        #expect(Self.denied(decide("sysfs", over: "/sys", visible: noCgroup, initial: sysSpec)), "read-write where /sys is read-only")
+        #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly, outside: false, visible: noCgroup, initial: sysSpec)), "pid 1's /sys")
+        #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly, peer: true, visible: noCgroup, initial: sysSpec)), "a shared /sys")
+        // Facts default to pid 1's namespace (fail closed).
+        #expect(!P.Facts(targetPath: "/proc", targetMount: nil, targetIsMountRoot: false, visible: []).outsideInitMountNamespace)
+    }
+
     /// A fresh procfs at /mnt/p and sysfs at /mnt/s as ecid's helper leaves them: the spec's
     /// masks and read-only paths put on relative to each file system's root.
     static let spec = P.InitialMounts(

@@ -101,6 +101,11 @@ import Testing
             #expect(HelperWire.decodeRequest(Array(bytes.dropLast())) == nil, "truncated \(call)")
             #expect(HelperWire.decodeRequest(bytes + [0]) == nil, "trailing byte \(call)")
         }
+        // pid 1's mount namespace travels with a fresh procfs call; none means not known.
+        let fresh = HelperRequest(call: .mount(source: "proc", target: "/proc", fsType: "proc", flags: 0, data: nil), slot: 3, id: 4,
+                                  initMountNamespace: NamespaceID(device: 4, inode: 4_026_532_123))
+        #expect(HelperWire.decodeRequest(HelperWire.encode(fresh)) == fresh)
+        #expect(HelperWire.decodeRequest(HelperWire.encode(HelperRequest(call: fresh.call, slot: 3, id: 4)))?.initMountNamespace == nil)
         var bad = HelperWire.encode(HelperRequest(call: .umount(target: "/x", flags: 0), slot: 1, id: 2))
         bad[0] = 9
         #expect(HelperWire.decodeRequest(bad) == nil, "unknown kind")
@@ -132,9 +137,15 @@ import Testing
             #expect(rows.map(\.mountID) == reference.map(\.mountID))
             #expect(rows.map(\.parentID) == reference.map(\.parentID))
             #expect(rows.map(\.mount.id) == reference.map(\.mountID) && rows.map(\.mount.parentID) == reference.map(\.parentID))
-            #expect(rows.map { var m = $0.mount; m.id = nil; m.parentID = nil; return m } == reference.map(MountHelper.policyMount))
+            #expect(rows.map { var m = $0.mount; m.id = nil; m.parentID = nil; m.shared = nil; return m } == reference.map(MountHelper.policyMount))
+            #expect(rows.allSatisfy { $0.mount.shared != nil }, "the helper's table always says whether a mount is shared")
         }
         let rows = MountTable.parse(Array(sample.utf8))
+        // `shared:N` among the optional fields (after a `master:N` too): a peer group; none, or
+        // `master:N` alone: attaching on it propagates nowhere.
+        #expect(rows.map(\.mount.shared) == [true, false, false, false, false])
+        let slave = MountTable.parse(Array("30 21 0:60 / /proc rw master:7 - proc proc rw\n31 21 0:60 / /p rw shared:12 - proc proc rw\n".utf8))
+        #expect(slave.map(\.mount.shared) == [false, true])
         #expect(rows[3].mount.root == "/srv/a b" && rows[3].mount.mountPoint == "/da\tta\\x" && rows[3].mount.readOnly && rows[3].mount.noDev)
         #expect(rows[4].mount.mountPoint == "/with\\777odd", "not an escape the kernel writes: kept")
     }

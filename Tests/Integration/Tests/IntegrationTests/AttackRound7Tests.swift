@@ -403,9 +403,11 @@ int main(int argc, char **argv) {
         /// masks below it, EPERM; see the printed report and ecid's log). Fix idea: let a fresh
         /// procfs (which gets the masks) cover a procfs mount whole in a mount namespace other than
         /// pid 1's (`runc exec` joins only pid 1's), or everywhere if a nested pid namespace's
-        /// procfs is no fake /proc for runc's exec. Still open (a known issue): "everywhere" was
-        /// tried, and ecid-jail's swap race then stacked ~800 procfs mounts on the container's
-        /// /proc, slowing every later call; only outside pid 1's namespace is the way.
+        /// procfs is no fake /proc for runc's exec. "Everywhere" was tried and reverted:
+        /// ecid-jail's swap race then stacked ~800 procfs mounts on the container's /proc,
+        /// slowing every later call. Now allowed only outside pid 1's namespace and on a /proc
+        /// that propagates nowhere (`MountCallPolicy.freshReplacesWhole`; the attacks on that
+        /// rule: `mountProcStaysOutOfPidOnesNamespace`).
         @Test func unshareMountProcWorks() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
@@ -426,9 +428,74 @@ int main(int argc, char **argv) {
             print("AttackRound7.unshareMountProcWorks: \(report) ecid: \(ecid.log().split(separator: "\n").filter { $0.contains("cover") }.suffix(3))")
             let got = Self.lines(report)
             #expect(got.contains("own-dir-masked"), "a fresh procfs of a nested pid namespace on a directory: \(report) \(ecid.log().suffix(1500))")
-            withKnownIssue("unshare --mount-proc: a fresh procfs may not cover /proc (docs/ecid.md, Not covered)") {
-                #expect(got.contains("mount-proc=0") && got.contains("mount-proc-masked") && got.contains("pid1=sh"), "unshare --mount-proc: \(report) \(ecid.log().suffix(1500))")
+            #expect(got.contains("mount-proc=0") && got.contains("mount-proc-masked") && got.contains("pid1=sh"), "unshare --mount-proc: \(report) \(ecid.log().suffix(1500))")
+        }
+
+        /// The attacks on `unshareMountProcWorks`' rule (a fresh procfs may replace a whole
+        /// /proc outside pid 1's mount namespace, where that /proc is in no peer group): pid 1's
+        /// /proc must stay runc's, as `runc exec` finds it.
+        /// (a) pid 1 mounts a fresh procfs over its own /proc: refused.
+        /// (b) pid 1 makes / rshared first, and the nested namespace keeps that propagation
+        ///     (`--propagation shared`, no rprivate; busybox's `unchanged` passes mount(2) flags
+        ///     0, a new mount without a type): its /proc is a peer of pid 1's, and a fresh
+        ///     procfs attached on it would be copied onto pid 1's /proc. Refused.
+        /// (c) The nested namespace is made from the shared tree, then pid 1 turns its own /proc
+        ///     into a slave of the peer group it shared with the nested /proc: the nested /proc
+        ///     is then its master, and a mount on it would propagate to pid 1's. Refused.
+        /// The neighbour: (d) a nested namespace made a slave of the shared tree (`ip netns
+        /// exec`'s and `--propagation slave`) receives from pid 1's and sends nothing back: its
+        /// fresh procfs works, masked. After all four, pid 1's /proc is still one procfs,
+        /// runc's, from pid 1 and from a `runc exec` (its /proc/self resolves; pid 1 is the
+        /// container's program).
+        /// Before the rule (everything refused by the cover rule): (a)-(c) BLOCKED, (d) BROKEN.
+        @Test func mountProcStaysOutOfPidOnesNamespace() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let id = "r7-mount-proc-pid1"
+            let procRows = #"awk '$5 == "/proc"' /proc/self/mountinfo | wc -l"#
+            let script = """
+                {
+                mount -t proc proc /proc 2>/dev/null; echo pid1-cover=$?
+                echo pid1-rows-a=$(\(procRows))
+                mount --make-rshared / && echo rshared
+                unshare -m --propagation shared sh -c 'grep -q "shared:" /proc/self/mountinfo && echo nested-shared; mount -t proc proc /proc 2>/dev/null; echo peer-cover=$?'
+                echo pid1-rows-b=$(\(procRows))
+                unshare -m --propagation shared sh -c 'touch /tmp/ready; for i in $(seq 200); do [ -e /tmp/go ] && break; sleep 0.05; done; mount -t proc proc /proc 2>/dev/null; echo master-cover=$?' &
+                for i in $(seq 200); do [ -e /tmp/ready ] && break; sleep 0.05; done
+                mount --make-slave /proc && echo pid1-proc-slave
+                touch /tmp/go; wait
+                echo pid1-rows-c=$(\(procRows))
+                unshare -p -f -m --propagation slave sh -c 'mount -t proc proc /proc; echo slave-cover=$?; [ -c /proc/keys ] && echo slave-masked; cat /proc/1/comm | sed s/^/slave-pid1=/'
+                echo pid1-rows-d=$(\(procRows))
+                [ -e /proc/self/stat ] && echo pid1-proc-self
+                } > /out/report 2>&1; echo done > /out/done; exec sleep 4883
+                """
+            let bundle = try sandbox.makeBundle(id, script: script) { Integration.RuntimeLocks.privileged(&$0) }
+            let started = try sandbox.runtimeDetached(["run", "-d", "--bundle", bundle, id])
+            defer { A.delete(sandbox, id) }
+            #expect(started.status == 0, "\(started.stderr)")
+            _ = try #require(try A.pid(of: "sleep 4883"), "the script did not finish: \((try? sandbox.output(bundle, "report")) ?? "")")
+            let exec = try sandbox.runtime(["exec", id, "sh", "-c", "echo exec-rows=$(\(procRows)); readlink /proc/self >/dev/null && echo exec-proc-self; tr '\\0' ' ' < /proc/1/cmdline"])
+            let report = (try? sandbox.output(bundle, "report")) ?? "(not run)"
+            print("AttackRound7.mountProcStaysOutOfPidOnesNamespace: \(report) exec: \(exec.stdout) \(exec.stderr) ecid: \(ecid.log().split(separator: "\n").filter { $0.contains("cover") || $0.contains("pid 1's") || $0.contains("peer group") }.suffix(4))")
+            let got = Self.lines(report)
+            #expect(got.contains { $0.hasPrefix("pid1-cover=") && $0 != "pid1-cover=0" }, "(a) a fresh procfs over pid 1's own /proc: \(report)")
+            #expect(got.contains("rshared") && got.contains("nested-shared"), "(b) setup: \(report)")
+            #expect(got.contains { $0.hasPrefix("peer-cover=") && $0 != "peer-cover=0" }, "(b) a fresh procfs over a /proc that is a peer of pid 1's: \(report)")
+            #expect(got.contains("pid1-proc-slave"), "(c) setup: \(report)")
+            #expect(got.contains { $0.hasPrefix("master-cover=") && $0 != "master-cover=0" }, "(c) a fresh procfs over the master of pid 1's /proc: \(report)")
+            #expect(got.contains("slave-cover=0") && got.contains("slave-masked") && got.contains("slave-pid1=sh"), "(d) the neighbour, a slave namespace: \(report) \(ecid.log().suffix(1500))")
+            for step in ["a", "b", "c", "d"] {
+                #expect(got.contains("pid1-rows-\(step)=1"), "pid 1's /proc covered after (\(step)): \(report)")
             }
+            #expect(got.contains("pid1-proc-self"), "\(report)")
+            // Refused by the rule's own conditions, not by something before them.
+            let refusals = ecid.log().split(separator: "\n")
+            #expect(refusals.contains { $0.contains("only outside pid 1's mount namespace") }, "(a) \(ecid.log().suffix(1500))")
+            #expect(refusals.filter { $0.contains("is in a peer group") }.count == 2, "(b), (c) \(ecid.log().suffix(1500))")
+            #expect(exec.status == 0 && exec.stdout.contains("exec-rows=1\n") && exec.stdout.contains("exec-proc-self") && exec.stdout.contains("sleep 4883"), "runc exec's /proc: \(exec.stdout) \(exec.stderr)")
         }
         /// ecid opens `/proc/TID` for the caller's thread and checks NOTIF_ID_VALID; the helper
         /// reads the caller's credentials from that directory later (`Credentials(status:)`,
