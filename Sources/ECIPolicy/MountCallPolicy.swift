@@ -397,12 +397,19 @@ public enum MountCallPolicy {
         return .perform
     }
 
+    /// Protected mounts of other types that a fresh mount of the key's type may hide when it
+    /// replaces a whole one: the cgroup file system under /sys/fs/cgroup covers an empty
+    /// directory of sysfs, which is all the fresh sysfs shows there (`ip netns exec` mounts a
+    /// sysfs over a /sys with the container's cgroup mount below it). Not an emulated file
+    /// (a FUSE mount over /proc/meminfo, say): the fresh procfs would show the real one.
+    static let replacedWithTheWhole: [String: Set<String>] = ["sysfs": ["cgroup", "cgroup2"]]
+
     /// A fresh procfs (sysfs) may cover a whole procfs (sysfs) mount, as `unshare -pfm
     /// --mount-proc` and `ip netns exec` do, where all of these hold:
     /// - it reveals nothing: it brings the container's masks and read-only paths itself
     ///   (`freshMasks`, locked by the helper's lock pass), and every protected mount it covers is
-    ///   of the same file system type or a mask (a cgroup mount under /sys, say, keeps the cover
-    ///   rule: not a mount the fresh one replaces);
+    ///   of the same file system type, a mask, or one it replaces whole (`replacedWithTheWhole`:
+    ///   the cgroup mount under /sys); anything else (an emulated file) keeps the cover rule;
     /// - the target is the root of such a mount (root `/`: the whole file system, not a bind of
     ///   a part of it such as /proc/sys);
     /// - the caller's mount namespace is not pid 1's (`Facts.outsideInitMountNamespace`): in
@@ -432,7 +439,10 @@ public enum MountCallPolicy {
         let covered = facts.visible.filter {
             isAtOrBelow($0.mountPoint, facts.targetPath) && (initial.protected.contains($0.key) || isMask($0, visible: facts.visible, initial: initial))
         }
-        guard covered.allSatisfy({ $0.fsType == fsType || isMask($0, visible: facts.visible, initial: initial) }) else { return nil }
+        let alsoReplaced = replacedWithTheWhole[fsType] ?? []
+        guard covered.allSatisfy({ $0.fsType == fsType || alsoReplaced.contains($0.fsType) || isMask($0, visible: facts.visible, initial: initial) }) else {
+            return nil
+        }
         let path = facts.targetPath
         guard facts.outsideInitMountNamespace else {
             return .deny(errno: eperm, reason: "a fresh \(fsType) may replace the whole \(fsType) at \(path) only outside pid 1's mount namespace")

@@ -26,9 +26,14 @@ enum E2EEcidCases {
         // the new root), then a fresh procfs, which still gets its masks from ecid.
         "unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs none /mnt/n && mkdir /mnt/n/old /mnt/n/bin /mnt/n/proc && cp /bin/busybox /mnt/n/bin/ "
             + "&& cd /mnt/n && pivot_root . old && /bin/busybox umount -l /old && /bin/busybox mount -t proc proc /proc && /bin/busybox test -c /proc/keys && echo pivot-detach-old-root-ok'",
+        // A fresh procfs (sysfs) replacing the whole /proc (/sys) of a nested mount namespace,
+        // masked: `unshare --mount-proc` and `ip netns exec`'s sysfs (MountCallPolicy.freshReplacesWhole).
+        "unshare -p -f -m --mount-proc sh -c 'test -c /proc/keys && test \"$(cat /proc/1/comm)\" = sh && echo mount-proc-ok'",
+        "unshare -m --propagation slave sh -c 'mount -t sysfs sysfs /sys && test -d /sys/kernel && test -z \"$(ls /sys/firmware)\" && echo netns-sysfs-ok'",
     ].joined(separator: "; ")
     static let ownMountMarks = [
         "tmpfs-ok", "overlay-ok", "bind-ok", "bind-remount-ok", "busybox-remount-ok", "nested-mntns-ok", "nested-userns-ok", "umount-own-ok", "pivot-detach-old-root-ok",
+        "mount-proc-ok", "netns-sysfs-ok",
     ]
 
     static let all: [E2ECase] = [

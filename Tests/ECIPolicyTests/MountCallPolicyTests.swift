@@ -122,7 +122,7 @@ import Testing
     /// nested mount namespace whose /proc is private or a slave; refused in pid 1's namespace
     /// (where `runc exec` lands), on a /proc in a peer group (it would propagate, to pid 1's
     /// /proc among others), on anything but a whole procfs, and when anything it would cover is
-    /// neither procfs nor a mask. The same for sysfs.
+    /// neither procfs nor a mask. The same for sysfs, which may also hide the cgroup mount below /sys.
     @Test func freshProcfsReplacesAWholeOneOnlyOutsidePidOnesNamespaceWhereNothingPropagates() {
         func shared(_ mount: P.Mount, _ value: Bool?) -> P.Mount {
             var mount = mount
@@ -160,9 +160,12 @@ import Testing
         let fresh = [Self.m("/proc", "proc", "0:80", "/", "rw,nosuid,nodev,noexec"), Self.m("/proc/kcore", "devtmpfs", "0:5", "/null"),
                      Self.m("/proc/sys", "proc", "0:80", "/sys", "ro,nosuid,nodev,noexec")]
         #expect(decide("proc", over: "/proc", visible: Self.initialList + fresh) == .perform, "a fresh procfs over a fresh procfs")
-        // sysfs: this container's /sys is read-only (so must the fresh one be), and its cgroup
-        // mount below /sys is no sysfs: the fresh one does not replace it.
-        #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly)), "covering /sys/fs/cgroup")
+        // sysfs: this container's /sys is read-only (so must the fresh one be); its cgroup
+        // mount below /sys covers an empty sysfs directory, which is what the fresh one shows.
+        let withCgroup = P.InitialMounts(mounts: Self.initialList, maskedPaths: ["/proc/kcore", "/sys/firmware"], readonlyPaths: ["/proc/sys"])
+        #expect(decide("sysfs", over: "/sys", flags: P.msRdonly, initial: withCgroup) == .perform, "ip netns exec: covering /sys/fs/cgroup with the whole /sys")
+        #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly, outside: false, initial: withCgroup)), "pid 1's /sys with its cgroup mount")
+        #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly)), "/sys/firmware covered where the spec does not mask it: not replaced")
         let noCgroup = Self.initialList.filter { $0.fsType != "cgroup2" }
         let sysSpec = P.InitialMounts(mounts: noCgroup, maskedPaths: ["/proc/kcore", "/sys/firmware"], readonlyPaths: ["/proc/sys"])
         #expect(decide("sysfs", over: "/sys", flags: P.msRdonly, visible: noCgroup, initial: sysSpec) == .perform, "ip netns exec: sysfs over a whole /sys")

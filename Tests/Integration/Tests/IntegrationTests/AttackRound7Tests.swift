@@ -407,7 +407,8 @@ int main(int argc, char **argv) {
         /// ecid-jail's swap race then stacked ~800 procfs mounts on the container's /proc,
         /// slowing every later call. Now allowed only outside pid 1's namespace and on a /proc
         /// that propagates nowhere (`MountCallPolicy.freshReplacesWhole`; the attacks on that
-        /// rule: `mountProcStaysOutOfPidOnesNamespace`).
+        /// rule: `mountProcStaysOutOfPidOnesNamespace`). The same for a fresh sysfs over /sys
+        /// (`ip netns exec`), which hides the container's cgroup mount below.
         @Test func unshareMountProcWorks() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
@@ -418,6 +419,8 @@ int main(int argc, char **argv) {
                 {
                 unshare -p -f -m sh -c 'mkdir -p /np && mount -t proc proc /np && [ -c /np/keys ] && echo own-dir-masked'
                 unshare -p -f -m --mount-proc sh -c '[ -c /proc/keys ] && echo mount-proc-masked; cat /proc/1/comm | sed s/^/pid1=/'; echo mount-proc=$?
+                grep -q ' /sys/fs/cgroup ' /proc/self/mountinfo && echo cgroup-below-sys
+                unshare -m --propagation slave sh -c 'mount -t sysfs -o ro sysfs /sys; echo sysfs-cover=$?; ls /sys/firmware | wc -l | sed s/^/sys-firmware-entries=/; [ -d /sys/kernel ] && echo sys-kernel'
                 } > /out/report 2>&1; echo done > /out/done
                 """
             let bundle = try sandbox.makeBundle(id, script: script) { Integration.RuntimeLocks.privileged(&$0) }
@@ -429,6 +432,10 @@ int main(int argc, char **argv) {
             let got = Self.lines(report)
             #expect(got.contains("own-dir-masked"), "a fresh procfs of a nested pid namespace on a directory: \(report) \(ecid.log().suffix(1500))")
             #expect(got.contains("mount-proc=0") && got.contains("mount-proc-masked") && got.contains("pid1=sh"), "unshare --mount-proc: \(report) \(ecid.log().suffix(1500))")
+            // `ip netns exec`'s sequence: a fresh sysfs over /sys, the container's cgroup mount
+            // below it hidden (an empty directory of sysfs is all it covers), masked.
+            #expect(got.contains("cgroup-below-sys"), "setup: \(report)")
+            #expect(got.contains("sysfs-cover=0") && got.contains("sys-firmware-entries=0") && got.contains("sys-kernel"), "a fresh sysfs over /sys in a slave namespace: \(report) \(ecid.log().suffix(1500))")
         }
 
         /// The attacks on `unshareMountProcWorks`' rule (a fresh procfs may replace a whole
