@@ -397,30 +397,35 @@ public enum MountCallPolicy {
         return .perform
     }
 
-    /// Protected mounts of other types that a fresh mount of the key's type may hide when it
-    /// replaces a whole one: the cgroup file system under /sys/fs/cgroup covers an empty
-    /// directory of sysfs, which is all the fresh sysfs shows there (`ip netns exec` mounts a
-    /// sysfs over a /sys with the container's cgroup mount below it). Not an emulated file
-    /// (a FUSE mount over /proc/meminfo, say): the fresh procfs would show the real one.
-    static let replacedWithTheWhole: [String: Set<String>] = ["sysfs": ["cgroup", "cgroup2"]]
+    /// Directories, relative to its root, that a fresh mount of the key's type shows empty, so
+    /// that whatever protected mounts sit at or below them in the mount it replaces hide nothing
+    /// it would show: sysfs's `fs/cgroup`, where runc puts the container's cgroup hierarchy
+    /// (cgroup2, or a tmpfs of cgroup v1 hierarchies). `ip netns exec` mounts a sysfs over a
+    /// /sys with that below it. Not an emulated file (a FUSE mount over /proc/meminfo, say):
+    /// the fresh procfs would show the real one there.
+    static let emptyInFresh: [String: [String]] = ["sysfs": ["fs/cgroup"]]
 
     /// A fresh procfs (sysfs) may cover a whole procfs (sysfs) mount, as `unshare -pfm
     /// --mount-proc` and `ip netns exec` do, where all of these hold:
     /// - it reveals nothing: it brings the container's masks and read-only paths itself
     ///   (`freshMasks`, locked by the helper's lock pass), and every protected mount it covers is
-    ///   of the same file system type, a mask, or one it replaces whole (`replacedWithTheWhole`:
-    ///   the cgroup mount under /sys); anything else (an emulated file) keeps the cover rule;
+    ///   of the same file system type, a mask, or at or below a directory the fresh mount shows
+    ///   empty (`emptyInFresh`: the cgroup mounts under /sys/fs/cgroup); anything else (an
+    ///   emulated file) keeps the cover rule;
     /// - the target is the root of such a mount (root `/`: the whole file system, not a bind of
     ///   a part of it such as /proc/sys);
-    /// - the caller's mount namespace is not pid 1's (`Facts.outsideInitMountNamespace`): in
-    ///   pid 1's, where `runc exec` (and `docker exec`, health checks) land and where a
-    ///   container's program runs, /proc stays runc's. Not for secrecy (the fresh one is masked
-    ///   alike) but so that an exec's own /proc shows its pid namespace, and so that no loop in
-    ///   the container's main namespace stacks procfs mounts without bound on /proc, whose mount
-    ///   table every later trapped call reads (ecid-jail's symlink-swap race stacked ~800 when
-    ///   this was allowed everywhere). pid 1 can still join a namespace where /proc is covered
-    ///   afterwards, as it can pivot_root into a root of its own: what `runc exec` finds is the
-    ///   container's to shape (docs/ecid.md), and the exec sees the masks either way;
+    /// - the caller's mount namespace is not the one pid 1 is in when the call is made
+    ///   (`Facts.outsideInitMountNamespace`): there, where `runc exec` (and `docker exec`,
+    ///   health checks) land and the container's program runs, /proc stays what it is. Not for
+    ///   secrecy (the fresh one is masked alike) but so that an exec's own /proc shows its pid
+    ///   namespace, and so that no loop in the container's main namespace stacks procfs mounts
+    ///   without bound on /proc, whose mount table every later trapped call reads (ecid-jail's
+    ///   symlink-swap race stacked ~800 when this was allowed everywhere). It is no boundary
+    ///   the container cannot move: pid 1 may join a namespace where /proc is covered, or
+    ///   leave its own while a process there covers it and come back (attack round 8,
+    ///   `pidOneAwayCoversItsHomeProcMasked`), as it may pivot_root into a root of its own.
+    ///   What `runc exec` finds is the container's to shape (docs/ecid.md); the exec sees the
+    ///   masks either way;
     /// - the covered mount is in no peer group (`Mount.shared == false`, from a table the helper
     ///   read for this call: a propagation change makes no mount event). A mount attached on a
     ///   shared one is copied to its peers and their slaves, and a nested namespace whose / was
@@ -439,10 +444,11 @@ public enum MountCallPolicy {
         let covered = facts.visible.filter {
             isAtOrBelow($0.mountPoint, facts.targetPath) && (initial.protected.contains($0.key) || isMask($0, visible: facts.visible, initial: initial))
         }
-        let alsoReplaced = replacedWithTheWhole[fsType] ?? []
-        guard covered.allSatisfy({ $0.fsType == fsType || alsoReplaced.contains($0.fsType) || isMask($0, visible: facts.visible, initial: initial) }) else {
-            return nil
+        let empty = (emptyInFresh[fsType] ?? []).map { facts.targetPath == "/" ? "/" + $0 : facts.targetPath + "/" + $0 }
+        func hidesNothing(_ mount: Mount) -> Bool {
+            mount.fsType == fsType || empty.contains { isAtOrBelow(mount.mountPoint, $0) } || isMask(mount, visible: facts.visible, initial: initial)
         }
+        guard covered.allSatisfy(hidesNothing) else { return nil }
         let path = facts.targetPath
         guard facts.outsideInitMountNamespace else {
             return .deny(errno: eperm, reason: "a fresh \(fsType) may replace the whole \(fsType) at \(path) only outside pid 1's mount namespace")

@@ -166,6 +166,15 @@ import Testing
         #expect(decide("sysfs", over: "/sys", flags: P.msRdonly, initial: withCgroup) == .perform, "ip netns exec: covering /sys/fs/cgroup with the whole /sys")
         #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly, outside: false, initial: withCgroup)), "pid 1's /sys with its cgroup mount")
         #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly)), "/sys/firmware covered where the spec does not mask it: not replaced")
+        // cgroup v1: a tmpfs at /sys/fs/cgroup with a hierarchy below it.
+        let v1 = Self.initialList.filter { $0.fsType != "cgroup2" } + [
+            Self.m("/sys/fs/cgroup", "tmpfs", "0:46", "/", "rw"), Self.m("/sys/fs/cgroup/cpu", "cgroup", "0:29", "/", "ro"),
+        ]
+        let v1Spec = P.InitialMounts(mounts: v1, maskedPaths: ["/proc/kcore", "/sys/firmware"], readonlyPaths: ["/proc/sys"])
+        #expect(decide("sysfs", over: "/sys", flags: P.msRdonly, visible: v1, initial: v1Spec) == .perform, "cgroup v1 below /sys")
+        let elsewhere = v1 + [Self.m("/sys/kernel/security", "securityfs", "0:7", "/", "ro")]
+        let elsewhereSpec = P.InitialMounts(mounts: elsewhere, maskedPaths: ["/proc/kcore", "/sys/firmware"], readonlyPaths: ["/proc/sys"])
+        #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly, visible: elsewhere, initial: elsewhereSpec)), "a protected mount outside fs/cgroup")
         let noCgroup = Self.initialList.filter { $0.fsType != "cgroup2" }
         let sysSpec = P.InitialMounts(mounts: noCgroup, maskedPaths: ["/proc/kcore", "/sys/firmware"], readonlyPaths: ["/proc/sys"])
         #expect(decide("sysfs", over: "/sys", flags: P.msRdonly, visible: noCgroup, initial: sysSpec) == .perform, "ip netns exec: sysfs over a whole /sys")

@@ -571,23 +571,19 @@ void _start(void) {
         /// compares the caller's namespace with the one pid 1 is in *now*
         /// (`Registry.Container.initMountNamespace`), so the calls are "outside pid 1's
         /// namespace", and pid 1's home /proc (a slave: no peer group) is covered by procfs
-        /// mounts of another pid namespace. Must hold (`freshReplacesWhole`'s own words): "in
-        /// pid 1's [namespace], where `runc exec` (and `docker exec`, health checks) land [...]
-        /// /proc stays runc's", and "no loop in the container's main namespace stacks procfs
-        /// mounts without bound on /proc"; and, for secrecy, the covering procfs is masked.
-        /// Against 7c786e4: ESCAPED (of the rule, not of secrecy): `away-mount=0`,
-        /// `away-stacked=20` (ecid logs each "performed"; yet the VM sees only 2 fresh procfs
-        /// mounts on pid 1's /proc, 14 procfs mounts in its namespace: where the other 19
-        /// went is unexplained, a question for the owners), pid 1 back home with /proc/self
-        /// dangling, and `runc exec` fails ("error closing exec fds: open /proc/self/fd: no
-        /// such file or directory"): the container has disabled `docker exec` and health
-        /// checks from its main namespace; /proc/keys stays masked. docs/ecid.md accepts that pid 1 may
-        /// *join* a namespace whose /proc was covered (and may pivot_root its own), which
-        /// breaks exec alike, so the owners may judge this INFO; but it is reached by leaving
-        /// and coming back, which the rule and `mountProcStaysOutOfPidOnesNamespace` claim to
-        /// prevent. Fix idea: refuse the replacement in pid 1's namespace as recorded at start
-        /// (eci-init's final one, kept with the record) as well as the one it is in now.
-        @Test func pidOneAwayDoesNotOpenItsHomeProc() throws {
+        /// mounts of another pid namespace. Must hold: the covering procfs is masked, for pid 1
+        /// and for `runc exec`.
+        /// Against 7c786e4: the mounts are made (`away-mount=0`, `away-stacked=20`), pid 1 is
+        /// back home with /proc/self dangling, and `runc exec` fails ("error closing exec fds:
+        /// open /proc/self/fd: no such file or directory"); /proc/keys stays masked. (The round
+        /// first counted only 2 of the 21 mounts from the VM side: Foundation's
+        /// `String(contentsOfFile:)` reads one page of a procfs file; all 21 are there.)
+        /// Judged INFO by the lead, not an escape: the container disables its own `docker exec`
+        /// and health checks, which it can do as well by joining a namespace it prepared
+        /// (setns after an `unshare -m` with a covered /proc: no rule can tell that namespace
+        /// from pid 1's before pid 1 joins it) or by pivot_root. The rule's words were
+        /// narrowed to what holds: "the one pid 1 is in when the call is made".
+        @Test func pidOneAwayCoversItsHomeProcMasked() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
             let ecid = try Daemon(sandbox: sandbox)
@@ -599,24 +595,24 @@ void _start(void) {
             defer { A.delete(sandbox, id) }
             #expect(started.status == 0, "\(started.stderr)")
             let pid = try #require(try A.pid(of: "sleep 4892"), "pid 1 did not finish: \((try? sandbox.output(bundle, "report")) ?? "")")
-            // pid 1's /proc stack, read from the VM side (its own /proc/self dangles).
-            let rows = ((try? String(contentsOfFile: "/proc/\(pid)/mountinfo", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.split(separator: " ").dropFirst(4).first == "/proc" }
-            let all = ((try? String(contentsOfFile: "/proc/\(pid)/mountinfo", encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains(" proc ") }
-            print("AttackRound8.pidOneAwayDoesNotOpenItsHomeProc: mounts on pid 1's /proc (\(rows.count)): \(rows.joined(separator: "\n")); procfs mounts in its namespace: \(all.count)")
+            // pid 1's /proc stack, read from the VM side (its own /proc/self dangles); cat, not
+            // Foundation, which reads one page of a procfs file.
+            let mountinfo = try TestSupport.run(["/bin/cat", "/proc/\(pid)/mountinfo"]).stdout
+            let rows = mountinfo.split(separator: "\n").filter { $0.split(separator: " ").dropFirst(4).first == "/proc" }
+            print("AttackRound8.pidOneAwayCoversItsHomeProcMasked: mounts on pid 1's /proc: \(rows.count)")
             let exec = try sandbox.runtime([
                 "exec", id, "sh", "-c",
                 #"readlink /proc/self >/dev/null && echo exec-proc-self=resolves || echo exec-proc-self=dangling; if [ -c /proc/keys ]; then echo exec-keys=masked; elif [ -e /proc/keys ]; then echo exec-keys=REAL; else echo exec-keys=absent; fi; echo exec-pid1=$(cat /proc/1/comm)"#,
             ])
             let report = (try? sandbox.output(bundle, "report")) ?? "(not run)"
-            print("AttackRound8.pidOneAwayDoesNotOpenItsHomeProc: \(report)\nexec (\(exec.status)): \(exec.stdout) \(exec.stderr)\necid: \(ecid.log().split(separator: "\n").filter { $0.contains("proc") }.suffix(4))")
+            print("AttackRound8.pidOneAwayCoversItsHomeProcMasked: \(report)\nexec (\(exec.status)): \(exec.stdout) \(exec.stderr)")
             let got = Self.results(report)
             let execed = Self.results(exec.stdout)
             #expect(got["pid1-left"] == "0" && got["pid1-back"] == "0", "setup: \(report)")
             #expect(got["pid1-keys"] == "masked", "pid 1's /proc after the away mount shows the real /proc/keys: \(report)")
             #expect(execed["exec-keys"] == nil || execed["exec-keys"] == "masked", "runc exec's /proc shows the real /proc/keys: \(exec.stdout)")
-            #expect(got["away-mount"] != "0" && got["away-stacked"] == "0", "a fresh procfs covered pid 1's home /proc while pid 1 stood elsewhere: \(report)")
-            #expect(got["pid1-proc-self"] == "resolves", "pid 1's /proc is no longer its pid namespace's: \(report)")
-            #expect(exec.status == 0 && execed["exec-proc-self"] == "resolves", "runc exec no longer works in pid 1's namespace: \(exec.stdout) \(exec.stderr)")
+            // What was judged acceptable, checked so that a change shows: the mounts were made.
+            #expect(got["away-mount"] == "0" && rows.count == 2 + (Int(got["away-stacked"] ?? "") ?? -100), "\(report) rows \(rows.count)")
         }
     }
 }
