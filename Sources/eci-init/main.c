@@ -264,6 +264,38 @@ static void drop_caps(const uint64_t masks[SET_COUNT]) {
     verify_status(masks);
 }
 
+// Runs `program` as runc would have run it without eci-init in front (Go's exec.LookPath, then
+// execve): a name with a slash as it is; any other searched for in the PATH of the program's
+// own environment (runc sets it before the look-up; an empty element means "."), taking the
+// first regular file with an execute bit; no PATH, no search. Unlike execvp: no default
+// search path when PATH is unset, and a file the kernel cannot execute (a script without
+// `#!`) is an error, not a /bin/sh script. Returns the errno when nothing was executed.
+static int exec_as_runc(char **program) {
+    extern char **environ;
+    const char *name = program[0];
+    if (name[0] == '\0') return ENOENT;
+    if (strchr(name, '/')) {
+        execve(name, program, environ);
+        return errno;
+    }
+    const char *path = getenv("PATH");
+    if (!path) return ENOENT;
+    char candidate[PATH_MAX];
+    for (const char *dir = path;; ) {
+        const char *end = strchrnul(dir, ':');
+        int length = (int)(end - dir);
+        int n = length == 0 ? snprintf(candidate, sizeof candidate, "./%s", name)
+                            : snprintf(candidate, sizeof candidate, "%.*s/%s", length, dir, name);
+        struct stat st;
+        if (n > 0 && n < (int)sizeof candidate && stat(candidate, &st) == 0 && !S_ISDIR(st.st_mode) && (st.st_mode & 0111)) {
+            execve(candidate, program, environ);
+            return errno;
+        }
+        if (*end == '\0') return ENOENT;
+        dir = end + 1;
+    }
+}
+
 int main(int argc, char **argv) {
     // argv[0] is /proc/self/fd/N: the fd has done its work (this binary is mapped) and must
     // not reach the program.
@@ -331,9 +363,8 @@ int main(int argc, char **argv) {
     if (write(status_fd, locked, sizeof locked - 1) != (ssize_t)(sizeof locked - 1)) fail("write the status file", errno ? errno : EIO);
     if (close(status_fd) < 0) fail("close the status file", errno);
     char **program = argv + arg + 1;
-    execvp(program[0], program);
-    int err = errno;
+    int err = exec_as_runc(program);
     // As runc reports a program it cannot start, with the shell's exit codes.
-    fprintf(stderr, "eci-init: exec %s: %s\n", program[0], strerror(err));
+    fprintf(stderr, "eci-init: exec %s: %s\n", program[0], err == ENOENT && !strchr(program[0], '/') ? "executable file not found in $PATH" : strerror(err));
     return err == ENOENT ? 127 : 126;
 }

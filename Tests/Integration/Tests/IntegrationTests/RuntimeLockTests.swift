@@ -83,6 +83,46 @@ extension Integration {
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
         }
 
+        /// eci-init becomes the program as runc would have started it (Go's exec.LookPath on
+        /// the spec's PATH, then execve): no default search path when the environment has no
+        /// PATH, and no /bin/sh for a file without `#!` (execvp does both). Each case runs under
+        /// plain runc and under eci-runc (locked: eci-init in front); the program must run under
+        /// both or under neither.
+        @Test func programIsFoundAsRuncFindsIt() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let cases: [(name: String, env: [String], args: [String], runs: Bool)] = [
+                ("no-path", ["TERM=xterm"], ["sh", "-c", "echo ran > /out/ran"], false),
+                ("no-shebang", ["PATH=/bin"], ["noshebang"], false),
+                ("path", ["PATH=/usr/bin:/bin"], ["sh", "-c", "echo ran > /out/ran"], true),
+                ("absolute", ["TERM=xterm"], ["/bin/sh", "-c", "echo ran > /out/ran"], true),
+                ("skips-non-executable", ["PATH=/data:/bin"], ["sh", "-c", "echo ran > /out/ran"], true),
+            ]
+            for test in cases {
+                for runtime in ["runc", "eci-runc"] {
+                    let id = "lookpath-\(test.name)-\(runtime)"
+                    let bundle = try sandbox.makeBundle(id, script: "") { config in
+                        Self.privileged(&config)
+                        guard var process = config["process"] as? [String: Any] else { return }
+                        process["env"] = test.env
+                        process["args"] = test.args
+                        config["process"] = process
+                    }
+                    try "echo ran > /out/ran\n".write(toFile: bundle + "/rootfs/bin/noshebang", atomically: true, encoding: .utf8)
+                    #expect(chmod(bundle + "/rootfs/bin/noshebang", 0o755) == 0)
+                    try FileManager.default.createDirectory(atPath: bundle + "/rootfs/data", withIntermediateDirectories: true)
+                    try "not a program\n".write(toFile: bundle + "/rootfs/data/sh", atomically: true, encoding: .utf8)
+                    let result = runtime == "runc"
+                        ? try TestSupport.run(["/usr/sbin/runc", "--root", sandbox.directory + "/plain-runc", "run", "--bundle", bundle, id])
+                        : try sandbox.runtime(["run", "--bundle", bundle, id])
+                    if runtime == "eci-runc" { _ = try? sandbox.runtime(["delete", "-f", id]) }
+                    let ran = FileManager.default.fileExists(atPath: bundle + "/out/ran")
+                    #expect(ran == test.runs, "\(test.name) under \(runtime): ran \(ran), status \(result.status): \(result.stderr)")
+                    #expect((result.status == 0) == test.runs, "\(test.name) under \(runtime): status \(result.status): \(result.stderr)")
+                }
+            }
+        }
+
         @Test func bindRootsAreSymlinkBlindForTheVMButNotForTheContainer() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
