@@ -88,9 +88,11 @@ public enum TestSupport {
         try run(["/bin/sh", "-c", command], environment: environment)
     }
 
-    /// Mount points of this process (for before/after comparisons).
+    /// Mount points of this process (for before/after comparisons). Read to the end with
+    /// `FileSystem.readText`: Foundation's `String(contentsOfFile:)` reads one page of a procfs
+    /// file, so a table longer than 4 KiB lost its last mounts, leftovers included.
     public static func mountPoints() throws -> [String] {
-        try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").map { line in
+        try FileSystem.readText("/proc/self/mountinfo").split(separator: "\n").map { line in
             let fields = line.split(separator: " ")
             return fields.count > 4 ? String(fields[4]) : ""
         }

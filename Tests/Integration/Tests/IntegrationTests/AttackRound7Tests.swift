@@ -309,7 +309,7 @@ int main(int argc, char **argv) {
             #expect(vmSees.isEmpty, "a mount made in the container propagated into the VM's namespace: \(vmSees)")
             // The neighbour: VM → container.
             #expect(try TestSupport.run(["/bin/mount", "-t", "tmpfs", "r7fromvm", shared + "/fromvm"]).status == 0)
-            let inside = try String(contentsOfFile: "/proc/\(pid)/mountinfo", encoding: .utf8)
+            let inside = try FileSystem.readText("/proc/\(pid)/mountinfo")
             #expect(inside.contains(" /shared/fromvm "), "a VM mount below an rshared volume did not reach the container: \(inside)")
         }
 
