@@ -16,6 +16,7 @@ import Glibc
 /// may have changed its mounts since (that is what ecid vets); a notify fd without its record
 /// is dropped (its calls then fail with ENOSYS), never trusted.
 struct ContainerRecord: Codable, Sendable, Equatable {
+    /// The container's key (`HandOver.key`: ECI's directory name of it, unique across runc roots).
     var id: String
     /// The container's init and its start time (field 22 of /proc/PID/stat): a PID alone
     /// could be reused by another process after the container is gone.

@@ -19,6 +19,14 @@ public struct HandOver: Sendable, Equatable {
     public var pid: Int32
     public var metadata: String?
     public var containerID: String
+    /// What ecid knows the container by: ECI's directory of it (`STATE/containers/HASH-ID`, the
+    /// runc root's hash and the ID: `ContainerKey.directoryName`), which runc reports as the
+    /// bundle at create and at every exec. Container IDs are unique only within one runc root,
+    /// and several engines (dockerd, containerd's namespaces, Podman) use several roots: keyed
+    /// by ID alone, a second container with a neighbour's ID replaced its record, and the
+    /// neighbour's execs were judged by the other's initial mounts. The ID alone only when the
+    /// bundle is not such a directory (a runc started without eci-runc).
+    public var key: String
     public var status: String
     /// The container's init.
     public var initPID: Int32
@@ -41,6 +49,16 @@ public struct HandOver: Sendable, Equatable {
         status = state["status"]?.stringValue ?? ""
         initPID = state["pid"]?.int64Value.flatMap { Int32(exactly: $0) } ?? pid32
         bundle = state["bundle"]?.stringValue
+        key = Self.key(bundle: bundle, id: id)
+    }
+
+    /// The bundle's last component when it is ECI's directory name for this ID (12 hex digits,
+    /// a dash, the ID), else the ID.
+    static func key(bundle: String?, id: String) -> String {
+        guard let bundle, let name = bundle.split(separator: "/").last.map(String.init), name.hasSuffix("-" + id),
+            name.utf8.count == 13 + id.utf8.count, name.utf8.prefix(12).allSatisfy({ isxdigit(Int32($0)) != 0 })
+        else { return id }
+        return name
     }
 }
 
@@ -103,8 +121,8 @@ final class Registry: Sendable {
         // the same name that is gone, restored but not yet reconciled) is replaced, never reused.
         if message.status != "creating" {
             guard let known = entries.withLock({ entries -> Container? in
-                entries[message.containerID]?.fds += 1
-                return entries[message.containerID]?.container
+                entries[message.key]?.fds += 1
+                return entries[message.key]?.container
             }) else {
                 throw ECIError(.refused, "container \(message.containerID) (\(message.status)) has no record of its initial mounts: not supervised")
             }
@@ -113,7 +131,7 @@ final class Registry: Sendable {
         guard let start = ContainerRecords.startTime(of: message.initPID) else {
             throw ECIError(.notFound, "container \(message.containerID): its init \(message.initPID) is gone")
         }
-        let record = ContainerRecord(id: message.containerID, initPID: message.initPID, initStart: start, initial: try Self.initialMounts(of: message, log: log))
+        let record = ContainerRecord(id: message.key, initPID: message.initPID, initStart: start, initial: try Self.initialMounts(of: message, log: log))
         try records.save(record)
         return entries.withLock { entries in
             let entry = Entry(container: Container(record), record: record, fds: 1)

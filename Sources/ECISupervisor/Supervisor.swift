@@ -250,7 +250,7 @@ public final class Supervisor: Sendable {
         lastSyncWakeUp.withLock { $0 = rc == 0 }
         // A slot name no other fd ever had: the holder's key must not collide across restarts.
         let slotName = String(UInt64.random(in: 1...UInt64.max), radix: 16)
-        let key = "\(message.containerID)/\(slotName)"
+        let key = "\(message.key)/\(slotName)"
         do {
             let slot = try InFlightSlot(directory: options.inFlightDirectory, slot: slotName)
             // Deposited before the first notification is received: from here on a crash of
@@ -264,7 +264,7 @@ public final class Supervisor: Sendable {
             throw error
         }
         log.info("supervising", metadata: [
-            "container": "\(message.containerID)", "pid": "\(message.pid)", "status": "\(message.status)",
+            "container": "\(message.key)", "pid": "\(message.pid)", "status": "\(message.status)",
             "sync-wake-up": "\(rc == 0 ? "on" : errnoDescription(-rc))",
         ])
     }

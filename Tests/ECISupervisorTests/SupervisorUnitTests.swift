@@ -18,6 +18,13 @@ import Testing
         #expect(message.pid == 26769 && message.initPID == 26769)
         #expect(message.containerID == "t1" && message.status == "creating" && message.metadata == "eci")
         #expect(message.bundle == "/tmp/ecid-manual/state/containers/59a8f2b2e9a6-t1")
+        // Keyed by ECI's directory of it (runc root's hash and ID): IDs are unique per runc root only.
+        #expect(message.key == "59a8f2b2e9a6-t1")
+        #expect(HandOver.key(bundle: "/s/containers/0123456789ab-t1", id: "t1") == "0123456789ab-t1")
+        for other in ["/s/containers/0123456789ab-t2", "/s/containers/0123456789a-t1", "/s/containers/0123456789ag-t1", "/s/containers/x0123456789ab-t1", "/bundle"] {
+            #expect(HandOver.key(bundle: other, id: "t1") == "t1", "\(other)")
+        }
+        #expect(HandOver.key(bundle: nil, id: "t1") == "t1")
         // An exec: the new process's pid, the container's init in state.pid.
         let exec = try HandOver(json: Array(#"{"ociVersion":"1.0.2","fds":["seccompFd"],"pid":7,"state":{"id":"t1","status":"running","pid":3}}"#.utf8))
         #expect(exec.pid == 7 && exec.initPID == 3 && exec.status == "running")
