@@ -13,8 +13,8 @@
 ///   on by ecid's helper before the mount becomes visible; those masks are protected like the
 ///   initial ones, by construction: any mount on a path of a procfs or sysfs that the spec
 ///   masks or makes read-only (relative to that file system's root) is a mask (`isMask`);
-///   outside pid 1's mount namespace such a mount may cover a whole procfs or sysfs mount that
-///   propagates nowhere (`freshReplacesWhole`: `unshare --mount-proc`).
+///   such a mount may cover a whole procfs or sysfs mount that propagates nowhere, a few deep
+///   (`freshReplacesWhole`: `unshare --mount-proc`, `ip netns exec`).
 /// Everything else (tmpfs, overlay, binds inside the container, remounts and unmounts of the
 /// container's own mounts, propagation changes) is performed as asked.
 ///
@@ -160,10 +160,6 @@ public enum MountCallPolicy {
         /// For an overlay: each layer directory (lower, upper, work, data) resolved as the
         /// caller would, with the mount it lies in.
         public var layers: [Layer] = []
-        /// Whether the caller's mount namespace is known not to be the one the container's init
-        /// (pid 1) is in now: ecid compares the two for a fresh procfs or sysfs and tells the
-        /// helper which is pid 1's. false when it is pid 1's, and whenever ecid could not tell.
-        public var outsideInitMountNamespace = false
 
         public init(
             targetPath: String, targetMount: Mount?, targetIsMountRoot: Bool, sourcePath: String? = nil, sourceMount: Mount? = nil,
@@ -405,6 +401,9 @@ public enum MountCallPolicy {
     /// the fresh procfs would show the real one there.
     static let emptyInFresh: [String: [String]] = ["sysfs": ["fs/cgroup"]]
 
+    /// How many whole procfs (sysfs) mounts may stand at one point (`freshReplacesWhole`).
+    static let maximumStack = 4
+
     /// A fresh procfs (sysfs) may cover a whole procfs (sysfs) mount, as `unshare -pfm
     /// --mount-proc` and `ip netns exec` do, where all of these hold:
     /// - it reveals nothing: it brings the container's masks and read-only paths itself
@@ -414,24 +413,21 @@ public enum MountCallPolicy {
     ///   emulated file) keeps the cover rule;
     /// - the target is the root of such a mount (root `/`: the whole file system, not a bind of
     ///   a part of it such as /proc/sys);
-    /// - the caller's mount namespace is not the one pid 1 is in when the call is made
-    ///   (`Facts.outsideInitMountNamespace`): there, where `runc exec` (and `docker exec`,
-    ///   health checks) land and the container's program runs, /proc stays what it is. Not for
-    ///   secrecy (the fresh one is masked alike) but so that an exec's own /proc shows its pid
-    ///   namespace, and so that no loop in the container's main namespace stacks procfs mounts
-    ///   without bound on /proc, whose mount table every later trapped call reads (ecid-jail's
-    ///   symlink-swap race stacked ~800 when this was allowed everywhere). It is no boundary
-    ///   the container cannot move: pid 1 may join a namespace where /proc is covered, or
-    ///   leave its own while a process there covers it and come back (attack round 8,
-    ///   `pidOneAwayCoversItsHomeProcMasked`), as it may pivot_root into a root of its own.
-    ///   What `runc exec` finds is the container's to shape (docs/ecid.md); the exec sees the
-    ///   masks either way;
+    /// - at most `maximumStack` whole mounts of that type stand at that point, the new one
+    ///   included: `unshare --mount-proc` makes one per namespace, while a loop (ecid-jail's
+    ///   symlink-swap race stacked ~800 when nothing bounded it) would make every later trapped
+    ///   call of the container slower, each reading a longer mount table. In any mount
+    ///   namespace, pid 1's included, as under runc: a container whose pid 1 runs `unshare
+    ///   -pfm --mount-proc` or `ip netns exec` works. What `runc exec` then finds there is the
+    ///   container's to shape, as after a pivot_root (docs/ecid.md); it sees the masks either
+    ///   way. (Refusing it in the namespace pid 1 is in was tried: it broke those entrypoints,
+    ///   and pid 1 could move past it anyway, attack round 8's `pidOneAwayCoversItsHomeProcMasked`);
     /// - the covered mount is in no peer group (`Mount.shared == false`, from a table the helper
     ///   read for this call: a propagation change makes no mount event). A mount attached on a
     ///   shared one is copied to its peers and their slaves, and a nested namespace whose / was
     ///   made (r)shared before `unshare -m` (or whose unshare skipped `rprivate`) has /proc as a
-    ///   peer of pid 1's: the fresh procfs would land on pid 1's /proc too, the first rule
-    ///   undone by propagation. A private or slave mount propagates nothing, and a mount joins a
+    ///   peer of pid 1's: the fresh procfs would land on pid 1's /proc too, unasked, and beyond
+    ///   the bound. A private or slave mount propagates nothing, and a mount joins a
     ///   peer group only when it is made (copied from a shared one) or made shared itself (a
     ///   trapped call, serialized with this one per container), never later by someone else.
     ///
@@ -450,11 +446,12 @@ public enum MountCallPolicy {
         }
         guard covered.allSatisfy(hidesNothing) else { return nil }
         let path = facts.targetPath
-        guard facts.outsideInitMountNamespace else {
-            return .deny(errno: eperm, reason: "a fresh \(fsType) may replace the whole \(fsType) at \(path) only outside pid 1's mount namespace")
-        }
         guard target.shared == false else {
             return .deny(errno: eperm, reason: "\(path) is in a peer group: a fresh \(fsType) on it would propagate to its peers and slaves (pid 1's among them)")
+        }
+        let stacked = facts.visible.filter { $0.mountPoint == path && $0.fsType == fsType && $0.root == "/" }.count
+        guard stacked < maximumStack else {
+            return .deny(errno: eperm, reason: "\(stacked) whole \(fsType) mounts stand at \(path) already (at most \(maximumStack))")
         }
         return .perform
     }

@@ -61,23 +61,7 @@ struct ContainerRecords: Sendable {
 
     /// Field 22 of /proc/PID/stat (after the parenthesised command, which may hold spaces).
     static func startTime(of pid: Int32) -> UInt64? {
-        guard let text = try? FileSystem.readText("/proc/\(pid)/stat") else { return nil }
-        return startTime(stat: text)
-    }
-
-    /// The same, through an open /proc/PID directory.
-    static func startTime(at directory: Int32) -> UInt64? {
-        let fd = openat(directory, "stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { Glibc.close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return nil }
-        return startTime(stat: String(decoding: buffer[0..<n], as: UTF8.self))
-    }
-
-    static func startTime(stat text: String) -> UInt64? {
-        guard let close = text.lastIndex(of: ")") else { return nil }
+        guard let text = try? FileSystem.readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] is the state (field 3), so field 22 is fields[19].
         guard fields.count > 19 else { return nil }

@@ -137,7 +137,6 @@ final class HelperPool: Sendable {
     func perform(
         _ request: HelperRequest, container: Registry.Container, opened: OpenedCaller, notifyFD: Int32, launch: Launch, log: Logger
     ) -> HelperResponse {
-        var request = request
         let call = request.call
         guard let key = Self.key(container.id, opened) else { return HelperResponse(errno: ESRCH, reason: "the caller's namespaces are gone") }
         // The notify fd goes along: the helper confirms the call is still pending after it has
@@ -155,10 +154,6 @@ final class HelperPool: Sendable {
                 extra.append(fd)
             }
             fds += extra
-            // Outside pid 1's mount namespace a fresh procfs or sysfs may replace a whole one
-            // (`MountCallPolicy.freshReplacesWhole`): the helper is told which namespace is
-            // pid 1's now. Unknown (init gone) is taken as pid 1's.
-            request.initMountNamespace = container.initMountNamespace()
         }
         let message = HelperWire.encode(request)
         for attempt in 0..<2 {

@@ -67,7 +67,7 @@ public enum MountHelper {
             // Recorded before anything is done and after everything is, so that an ecid that
             // was killed meanwhile is succeeded by one that knows what became of the call.
             eci_answer_begin(answerRecord, request.slot, request.id)
-            let response = serve(request.call, id: request.id, fds: received, initial: initial, initMountNamespace: request.initMountNamespace)
+            let response = serve(request.call, id: request.id, fds: received, initial: initial)
             eci_answer_end(answerRecord, response.errno)
             guard send(response) else { return 1 }
         }
@@ -91,9 +91,6 @@ public enum MountHelper {
     nonisolated(unsafe) static var vmProc: Int32 = -1
     /// The caller's mount namespace, kept for returning to it after a fresh mount's masks.
     nonisolated(unsafe) static var mountNamespace: Int32 = -1
-    /// Its identity, compared with pid 1's for a fresh procfs or sysfs
-    /// (`MountCallPolicy.Facts.outsideInitMountNamespace`).
-    nonisolated(unsafe) static var mountNamespaceID: NamespaceID?
     /// Where fresh procfs and sysfs mounts are built (`eci_staging_namespace`).
     nonisolated(unsafe) static var stagingNamespace: Int32 = -1
     /// The root of the caller's mount namespace, where the helper's root and cwd return after
@@ -138,9 +135,6 @@ public enum MountHelper {
         // mounts may be locked (eci-init), the kernel refuses a fresh procfs or sysfs.
         stagingNamespace = eci_staging_namespace(user)
         guard stagingNamespace >= 0 else { throw Failure(errno: -stagingNamespace, reason: "make the staging mount namespace: \(errnoDescription(-stagingNamespace))") }
-        var nsStat = stat()
-        guard fstat(mnt, &nsStat) == 0 else { throw Failure(errno: EINVAL, reason: "fstat of the mount namespace: \(errnoDescription(errno))") }
-        mountNamespaceID = NamespaceID(device: UInt64(nsStat.st_dev), inode: UInt64(nsStat.st_ino))
         try check(eci_setns(mnt, Int32(ECI_CLONE_NEWNS)), "setns mnt")
         namespaceRoot = open("/", Int32(ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
         guard namespaceRoot >= 0 else { throw Failure(errno: EINVAL, reason: "open the namespace's root: \(errnoDescription(errno))") }
@@ -158,11 +152,8 @@ public enum MountHelper {
 
     /// One call (notification `id`): the fds are the caller's root, cwd, /proc/TID, the notify
     /// fd the call came on (and the caller's pid and net namespaces for a fresh procfs or
-    /// sysfs); all are closed before returning. `initMountNamespace`: pid 1's, as ecid found
-    /// it for this call (nil: not known).
-    static func serve(
-        _ call: MountCallPolicy.Call, id: UInt64, fds: [Int32], initial: MountCallPolicy.InitialMounts, initMountNamespace: NamespaceID? = nil
-    ) -> HelperResponse {
+    /// sysfs); all are closed before returning.
+    static func serve(_ call: MountCallPolicy.Call, id: UInt64, fds: [Int32], initial: MountCallPolicy.InitialMounts) -> HelperResponse {
         defer { fds.forEach { close($0) } }
         guard fds.count == 4 || fds.count == 6 else {
             return HelperResponse(errno: EINVAL, reason: "malformed request (\(fds.count) fds)")
@@ -207,11 +198,7 @@ public enum MountHelper {
             let table = { (refresh: Bool) in try mountTables.rows(root: rootID, procDirectory: context.procDirectory, refresh: refresh) }
             let gathered = try gather(call, table: table, protected: { initial.protected.contains($0.key) })
             defer { gathered.close() }
-            var facts = gathered.policyFacts
-            // This helper serves one mount namespace, the caller's: known not to be pid 1's only
-            // when ecid named pid 1's and it is another.
-            if let initMountNamespace, let mountNamespaceID { facts.outsideInitMountNamespace = initMountNamespace != mountNamespaceID }
-            switch MountCallPolicy.decide(call, initial: initial, facts: facts) {
+            switch MountCallPolicy.decide(call, initial: initial, facts: gathered.policyFacts) {
             case let .deny(errno, reason): return HelperResponse(errno: errno, reason: reason)
             case .perform:
                 try act(call, gathered, context: context, creds: creds, initial: initial)

@@ -1,4 +1,3 @@
-import CSeccomp
 import ECICore
 import ECIOCI
 import ECIPolicy
@@ -69,31 +68,11 @@ final class Registry: Sendable {
     final class Container: Sendable {
         let id: String
         let initial: MountCallPolicy.InitialMounts
-        /// Its init (pid 1) and that process's start time, from the record: whose mount
-        /// namespace is pid 1's (`initMountNamespace`).
-        let initPID: Int32
-        let initStart: UInt64
         private let callLock = Mutex(())
 
-        init(_ record: ContainerRecord) {
-            id = record.id
-            initial = record.initial
-            initPID = record.initPID
-            initStart = record.initStart
-        }
-
-        /// The mount namespace pid 1 is in now; nil when it cannot be told (init gone, its PID
-        /// another process's). Looked up through one /proc/PID directory, whose start time must
-        /// be the recorded one: an open directory of /proc stays its process's, so the
-        /// namespace read through it is pid 1's. pid 1 may change its namespace at any time
-        /// (setns); what the answer is used for does not rely on it staying
-        /// (`MountCallPolicy.freshReplacesWhole`).
-        func initMountNamespace() -> NamespaceID? {
-            let directory = open("/proc/\(initPID)", Int32(CSeccomp.ECI_O_PATH) | O_DIRECTORY | O_CLOEXEC)
-            guard directory >= 0 else { return nil }
-            defer { close(directory) }
-            guard let ns = OpenedCaller.identity(directory, "ns/mnt"), ContainerRecords.startTime(at: directory) == initStart else { return nil }
-            return NamespaceID(device: ns.device, inode: ns.inode)
+        init(id: String, initial: MountCallPolicy.InitialMounts) {
+            self.id = id
+            self.initial = initial
         }
 
         func serialized<T: Sendable>(_ body: () -> T) -> T { callLock.withLock { _ in body() } }
@@ -134,7 +113,7 @@ final class Registry: Sendable {
         let record = ContainerRecord(id: message.key, initPID: message.initPID, initStart: start, initial: try Self.initialMounts(of: message, log: log))
         try records.save(record)
         return entries.withLock { entries in
-            let entry = Entry(container: Container(record), record: record, fds: 1)
+            let entry = Entry(container: Container(id: record.id, initial: record.initial), record: record, fds: 1)
             entries[record.id] = entry
             return entry.container
         }
@@ -144,7 +123,7 @@ final class Registry: Sendable {
     func restore(_ record: ContainerRecord) {
         entries.withLock { entries in
             guard entries[record.id] == nil else { return }
-            entries[record.id] = Entry(container: Container(record), record: record)
+            entries[record.id] = Entry(container: Container(id: record.id, initial: record.initial), record: record)
         }
     }
 

@@ -46,25 +46,10 @@ public struct HelperRequest: Sendable, Equatable {
     public var slot: UInt64
     /// The notification's ID.
     public var id: UInt64
-    /// The mount namespace the container's init (pid 1) is in, as ecid found it for this call:
-    /// the helper compares it with the namespace it serves (`Facts.outsideInitMountNamespace`).
-    /// nil when ecid did not look (only a fresh procfs or sysfs needs it) or could not tell.
-    public var initMountNamespace: NamespaceID?
-    public init(call: MountCallPolicy.Call, slot: UInt64, id: UInt64, initMountNamespace: NamespaceID? = nil) {
+    public init(call: MountCallPolicy.Call, slot: UInt64, id: UInt64) {
         self.call = call
         self.slot = slot
         self.id = id
-        self.initMountNamespace = initMountNamespace
-    }
-}
-
-/// A namespace's identity: its nsfs device and inode (`stat` of /proc/PID/ns/NAME).
-public struct NamespaceID: Sendable, Equatable, Hashable {
-    public var device: UInt64
-    public var inode: UInt64
-    public init(device: UInt64, inode: UInt64) {
-        self.device = device
-        self.inode = inode
     }
 }
 
@@ -86,18 +71,17 @@ public struct HelperResponse: Sendable, Equatable {
 ///
 /// Call: kind (1 mount, 2 umount, 3 pivot_root), presence bits (1 source, 2 fsType, 4 data),
 /// 2 zero bytes, flags (u64), the slot token and notification ID it came with (u64 each, for the
-/// helper's answer record), the lengths of target, source, fsType, data (u32 each), pid 1's
-/// mount namespace (device and inode, u64 each; inode 0: not known), then the strings' bytes.
-/// All integers little-endian. Response: errno (i32), then the reason's bytes.
+/// helper's answer record), the lengths of target, source, fsType, data (u32 each), then their
+/// bytes. All integers little-endian. Response: errno (i32), then the reason's bytes.
 public enum HelperWire {
     /// The largest call: three paths of PATH_MAX, a file system type, a page of options.
     public static let maximumCall = headerSize + 3 * 4096 + 256
-    static let headerSize = 60
+    static let headerSize = 44
 
     public static func encode(_ request: HelperRequest) -> [UInt8] {
         let call = request.call
         var out: [UInt8] = []
-        out.reserveCapacity(112)
+        out.reserveCapacity(96)
         let kind: UInt8
         let flags: UInt64
         let strings: [String?]
@@ -121,8 +105,6 @@ public enum HelperWire {
         append(&out, request.slot)
         append(&out, request.id)
         for s in strings { append(&out, UInt32(s?.utf8.count ?? 0)) }
-        append(&out, request.initMountNamespace?.device ?? 0)
-        append(&out, request.initMountNamespace?.inode ?? 0)
         for s in strings { if let s { out += s.utf8 } }
         return out
     }
@@ -139,8 +121,6 @@ public enum HelperWire {
         var lengths: [Int] = []
         for i in 0..<4 { lengths.append(Int(read32(bytes, 28 + 4 * i))) }
         guard lengths.reduce(0, +) == bytes.count - headerSize else { return nil }
-        let initDevice = read64(bytes, 44)
-        let initInode = read64(bytes, 52)
         var offset = headerSize
         var strings: [String?] = []
         for (i, length) in lengths.enumerated() {
@@ -160,7 +140,7 @@ public enum HelperWire {
         case 3 where presence == 1 && flags == 0: call = .pivotRoot(newRoot: strings[0] ?? "", putOld: strings[1] ?? "")
         default: return nil
         }
-        return HelperRequest(call: call, slot: slot, id: id, initMountNamespace: initInode == 0 ? nil : NamespaceID(device: initDevice, inode: initInode))
+        return HelperRequest(call: call, slot: slot, id: id)
     }
 
     public static func encode(_ response: HelperResponse) -> [UInt8] {

@@ -28,11 +28,8 @@ enum E2EEcidCases {
             + "&& cd /mnt/n && pivot_root . old && /bin/busybox umount -l /old && /bin/busybox mount -t proc proc /proc && /bin/busybox test -c /proc/keys && echo pivot-detach-old-root-ok'",
         // A fresh procfs (sysfs) replacing the whole /proc (/sys) of a nested mount namespace,
         // masked: `unshare --mount-proc` and `ip netns exec`'s sysfs (MountCallPolicy.freshReplacesWhole).
-        // Not the script's last command: the shell would exec it as pid 1, whose own namespace
-        // the rule keeps (a container whose pid 1 unshares is refused there; docs/ecid.md).
         "unshare -p -f -m --mount-proc sh -c 'test -c /proc/keys && test \"$(cat /proc/1/comm)\" = sh && echo mount-proc-ok'",
         "unshare -m --propagation slave sh -c 'mount -t sysfs sysfs /sys && test -d /sys/kernel && test -z \"$(ls /sys/firmware)\" && echo netns-sysfs-ok'",
-        "echo own-mounts-done",
     ].joined(separator: "; ")
     static let ownMountMarks = [
         "tmpfs-ok", "overlay-ok", "bind-ok", "bind-remount-ok", "busybox-remount-ok", "nested-mntns-ok", "nested-userns-ok", "umount-own-ok", "pivot-detach-old-root-ok",

@@ -118,33 +118,30 @@ import Testing
         #expect(!P.needsMasks(fsType: "tmpfs") && !P.needsMasks(fsType: nil))
     }
 
-    /// `unshare -pfm --mount-proc`: a fresh procfs (ecid's, masked) over the whole /proc of a
-    /// nested mount namespace whose /proc is private or a slave; refused in pid 1's namespace
-    /// (where `runc exec` lands), on a /proc in a peer group (it would propagate, to pid 1's
-    /// /proc among others), on anything but a whole procfs, and when anything it would cover is
-    /// neither procfs nor a mask. The same for sysfs, which may also hide the cgroup mount below /sys.
-    @Test func freshProcfsReplacesAWholeOneOnlyOutsidePidOnesNamespaceWhereNothingPropagates() {
+    /// `unshare -pfm --mount-proc` and `ip netns exec`: a fresh procfs or sysfs (ecid's, masked)
+    /// over a whole /proc or /sys that is private or a slave, in any mount namespace, up to
+    /// `maximumStack` deep; refused on a mount in a peer group (it would propagate), on anything
+    /// but a whole procfs, and when anything it would cover is neither procfs nor a mask. sysfs
+    /// may also hide the cgroup mounts below /sys/fs/cgroup.
+    @Test func freshProcfsReplacesAWholeOneWhereNothingPropagatesAFewDeep() {
         func shared(_ mount: P.Mount, _ value: Bool?) -> P.Mount {
             var mount = mount
             mount.shared = value
             return mount
         }
         func decide(
-            _ type: String, over target: String, flags: UInt64 = 0, outside: Bool = true, peer: Bool? = false, visible: [P.Mount] = Self.initialList,
+            _ type: String, over target: String, flags: UInt64 = 0, peer: Bool? = false, visible: [P.Mount] = Self.initialList,
             initial: P.InitialMounts = Self.initial
         ) -> P.Decision {
             let visible = visible.map { $0.mountPoint == target ? shared($0, peer) : $0 }
             let mount = visible.last { $0.mountPoint == target }
-            var facts = P.Facts(targetPath: target, targetMount: mount, targetIsMountRoot: mount != nil, visible: visible)
-            facts.outsideInitMountNamespace = outside
+            let facts = P.Facts(targetPath: target, targetMount: mount, targetIsMountRoot: mount != nil, visible: visible)
             return P.decide(.mount(source: "proc", target: target, fsType: type, flags: flags, data: nil), initial: initial, facts: facts)
         }
-        #expect(decide("proc", over: "/proc") == .perform, "unshare --mount-proc: private /proc of a nested namespace")
-        #expect(Self.denied(decide("proc", over: "/proc", outside: false)), "pid 1's namespace: /proc stays runc's")
+        #expect(decide("proc", over: "/proc") == .perform, "unshare --mount-proc: a private /proc")
         #expect(Self.denied(decide("proc", over: "/proc", peer: true)), "a /proc in a peer group: the fresh one would propagate")
         #expect(Self.denied(decide("proc", over: "/proc", peer: nil)), "not known to be private: taken as shared")
         func reason(_ d: P.Decision) -> String { if case let .deny(_, why) = d { return why } else { return "" } }
-        #expect(reason(decide("proc", over: "/proc", outside: false)).contains("outside pid 1's mount namespace"))
         #expect(reason(decide("proc", over: "/proc", peer: true)).contains("peer group"))
         #expect(Self.denied(decide("tmpfs", over: "/proc")), "only a fresh procfs replaces a procfs")
         #expect(Self.denied(decide("sysfs", over: "/proc", flags: P.msRdonly)), "a sysfs does not replace a procfs")
@@ -160,11 +157,15 @@ import Testing
         let fresh = [Self.m("/proc", "proc", "0:80", "/", "rw,nosuid,nodev,noexec"), Self.m("/proc/kcore", "devtmpfs", "0:5", "/null"),
                      Self.m("/proc/sys", "proc", "0:80", "/sys", "ro,nosuid,nodev,noexec")]
         #expect(decide("proc", over: "/proc", visible: Self.initialList + fresh) == .perform, "a fresh procfs over a fresh procfs")
+        // A few deep, no more: four whole procfs mounts at /proc already.
+        let deep = Self.initialList + fresh + fresh.prefix(1) + fresh.prefix(1)
+        #expect(decide("proc", over: "/proc", visible: Self.initialList + fresh + fresh.prefix(1)) == .perform, "the fourth")
+        #expect(Self.denied(decide("proc", over: "/proc", visible: deep)), "a fifth")
+        #expect(reason(decide("proc", over: "/proc", visible: deep)).contains("at most 4"))
         // sysfs: this container's /sys is read-only (so must the fresh one be); its cgroup
         // mount below /sys covers an empty sysfs directory, which is what the fresh one shows.
         let withCgroup = P.InitialMounts(mounts: Self.initialList, maskedPaths: ["/proc/kcore", "/sys/firmware"], readonlyPaths: ["/proc/sys"])
         #expect(decide("sysfs", over: "/sys", flags: P.msRdonly, initial: withCgroup) == .perform, "ip netns exec: covering /sys/fs/cgroup with the whole /sys")
-        #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly, outside: false, initial: withCgroup)), "pid 1's /sys with its cgroup mount")
         #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly)), "/sys/firmware covered where the spec does not mask it: not replaced")
         // cgroup v1: a tmpfs at /sys/fs/cgroup with a hierarchy below it.
         let v1 = Self.initialList.filter { $0.fsType != "cgroup2" } + [
@@ -179,10 +180,7 @@ import Testing
         let sysSpec = P.InitialMounts(mounts: noCgroup, maskedPaths: ["/proc/kcore", "/sys/firmware"], readonlyPaths: ["/proc/sys"])
         #expect(decide("sysfs", over: "/sys", flags: P.msRdonly, visible: noCgroup, initial: sysSpec) == .perform, "ip netns exec: sysfs over a whole /sys")
         #expect(Self.denied(decide("sysfs", over: "/sys", visible: noCgroup, initial: sysSpec)), "read-write where /sys is read-only")
-        #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly, outside: false, visible: noCgroup, initial: sysSpec)), "pid 1's /sys")
         #expect(Self.denied(decide("sysfs", over: "/sys", flags: P.msRdonly, peer: true, visible: noCgroup, initial: sysSpec)), "a shared /sys")
-        // Facts default to pid 1's namespace (fail closed).
-        #expect(!P.Facts(targetPath: "/proc", targetMount: nil, targetIsMountRoot: false, visible: []).outsideInitMountNamespace)
     }
 
     /// A fresh procfs at /mnt/p and sysfs at /mnt/s as ecid's helper leaves them: the spec's

@@ -108,11 +108,6 @@ import Testing
             #expect(HelperWire.decodeRequest(Array(bytes.dropLast())) == nil, "truncated \(call)")
             #expect(HelperWire.decodeRequest(bytes + [0]) == nil, "trailing byte \(call)")
         }
-        // pid 1's mount namespace travels with a fresh procfs call; none means not known.
-        let fresh = HelperRequest(call: .mount(source: "proc", target: "/proc", fsType: "proc", flags: 0, data: nil), slot: 3, id: 4,
-                                  initMountNamespace: NamespaceID(device: 4, inode: 4_026_532_123))
-        #expect(HelperWire.decodeRequest(HelperWire.encode(fresh)) == fresh)
-        #expect(HelperWire.decodeRequest(HelperWire.encode(HelperRequest(call: fresh.call, slot: 3, id: 4)))?.initMountNamespace == nil)
         var bad = HelperWire.encode(HelperRequest(call: .umount(target: "/x", flags: 0), slot: 1, id: 2))
         bad[0] = 9
         #expect(HelperWire.decodeRequest(bad) == nil, "unknown kind")

@@ -405,9 +405,9 @@ int main(int argc, char **argv) {
         /// pid 1's (`runc exec` joins only pid 1's), or everywhere if a nested pid namespace's
         /// procfs is no fake /proc for runc's exec. "Everywhere" was tried and reverted:
         /// ecid-jail's swap race then stacked ~800 procfs mounts on the container's /proc,
-        /// slowing every later call. Now allowed only outside pid 1's namespace and on a /proc
-        /// that propagates nowhere (`MountCallPolicy.freshReplacesWhole`; the attacks on that
-        /// rule: `mountProcStaysOutOfPidOnesNamespace`). The same for a fresh sysfs over /sys
+        /// slowing every later call. Now allowed on a /proc that propagates nowhere, at most four
+        /// deep (`MountCallPolicy.freshReplacesWhole`; the attacks on that
+        /// rule: `mountProcStaysBoundedAndLocal`). The same for a fresh sysfs over /sys
         /// (`ip netns exec`), which hides the container's cgroup mount below.
         @Test func unshareMountProcWorks() throws {
             let sandbox = try RuntimeSandbox()
@@ -436,12 +436,21 @@ int main(int argc, char **argv) {
             // below it hidden (an empty directory of sysfs is all it covers), masked.
             #expect(got.contains("cgroup-below-sys"), "setup: \(report)")
             #expect(got.contains("sysfs-cover=0") && got.contains("sys-firmware-entries=0") && got.contains("sys-kernel"), "a fresh sysfs over /sys in a slave namespace: \(report) \(ecid.log().suffix(1500))")
+            // As the container's entrypoint: pid 1 itself unshares, so the fresh procfs lands in
+            // the namespace pid 1 is in (and `runc exec` would join), as under runc.
+            let entry = try sandbox.makeBundle("r7-mount-proc-pid1", script: "exec unshare -p -f -m --mount-proc sh -c '{ [ -c /proc/keys ] && echo entry-masked; cat /proc/1/comm; } > /out/entry 2>&1'") {
+                Integration.RuntimeLocks.privileged(&$0)
+            }
+            let entryRun = try sandbox.runtime(["run", "--bundle", entry, "r7-mount-proc-pid1"])
+            A.delete(sandbox, "r7-mount-proc-pid1")
+            let entryReport = (try? sandbox.output(entry, "entry")) ?? "(not run)"
+            #expect(entryRun.status == 0 && entryReport == "entry-masked\nsh", "unshare --mount-proc as pid 1: \(entryReport) \(entryRun.stderr) \(ecid.log().suffix(1500))")
         }
 
         /// The attacks on `unshareMountProcWorks`' rule (a fresh procfs may replace a whole
-        /// /proc outside pid 1's mount namespace, where that /proc is in no peer group): pid 1's
-        /// /proc must stay runc's, as `runc exec` finds it.
-        /// (a) pid 1 mounts a fresh procfs over its own /proc: refused.
+        /// /proc that is in no peer group, at most four deep):
+        /// (a) pid 1 mounts a fresh procfs over its own /proc: allowed (as under runc), masked;
+        ///     (e, last) a loop of five more stops at four procfs mounts on /proc.
         /// (b) pid 1 makes / rshared first, and the nested namespace keeps that propagation
         ///     (`--propagation shared`, no rprivate; busybox's `unchanged` passes mount(2) flags
         ///     0, a new mount without a type): its /proc is a peer of pid 1's, and a fresh
@@ -451,11 +460,11 @@ int main(int argc, char **argv) {
         ///     is then its master, and a mount on it would propagate to pid 1's. Refused.
         /// The neighbour: (d) a nested namespace made a slave of the shared tree (`ip netns
         /// exec`'s and `--propagation slave`) receives from pid 1's and sends nothing back: its
-        /// fresh procfs works, masked. After all four, pid 1's /proc is still one procfs,
-        /// runc's, from pid 1 and from a `runc exec` (its /proc/self resolves; pid 1 is the
-        /// container's program).
+        /// fresh procfs works, masked. pid 1's /proc stack is what (a) made, from pid 1 and from
+        /// a `runc exec` (its /proc/self resolves: same pid namespace; masked).
         /// Before the rule (everything refused by the cover rule): (a)-(c) BLOCKED, (d) BROKEN.
-        @Test func mountProcStaysOutOfPidOnesNamespace() throws {
+        /// With (b) and (c)'s condition removed, both put the fresh procfs on pid 1's /proc.
+        @Test func mountProcStaysBoundedAndLocal() throws {
             let sandbox = try RuntimeSandbox()
             defer { sandbox.cleanup() }
             let ecid = try Daemon(sandbox: sandbox)
@@ -465,6 +474,7 @@ int main(int argc, char **argv) {
             let script = """
                 {
                 mount -t proc proc /proc 2>/dev/null; echo pid1-cover=$?
+                [ -c /proc/keys ] && echo pid1-cover-masked
                 echo pid1-rows-a=$(\(procRows))
                 mount --make-rshared / && echo rshared
                 unshare -m --propagation shared sh -c 'grep -q "shared:" /proc/self/mountinfo && echo nested-shared; mount -t proc proc /proc 2>/dev/null; echo peer-cover=$?'
@@ -476,6 +486,8 @@ int main(int argc, char **argv) {
                 echo pid1-rows-c=$(\(procRows))
                 unshare -p -f -m --propagation slave sh -c 'mount -t proc proc /proc; echo slave-cover=$?; [ -c /proc/keys ] && echo slave-masked; cat /proc/1/comm | sed s/^/slave-pid1=/'
                 echo pid1-rows-d=$(\(procRows))
+                for i in 1 2 3 4 5; do mount -t proc proc /proc 2>/dev/null && echo stacked; done
+                echo pid1-rows-e=$(\(procRows))
                 [ -e /proc/self/stat ] && echo pid1-proc-self
                 } > /out/report 2>&1; echo done > /out/done; exec sleep 4883
                 """
@@ -486,23 +498,24 @@ int main(int argc, char **argv) {
             _ = try #require(try A.pid(of: "sleep 4883"), "the script did not finish: \((try? sandbox.output(bundle, "report")) ?? "")")
             let exec = try sandbox.runtime(["exec", id, "sh", "-c", "echo exec-rows=$(\(procRows)); readlink /proc/self >/dev/null && echo exec-proc-self; tr '\\0' ' ' < /proc/1/cmdline"])
             let report = (try? sandbox.output(bundle, "report")) ?? "(not run)"
-            print("AttackRound7.mountProcStaysOutOfPidOnesNamespace: \(report) exec: \(exec.stdout) \(exec.stderr) ecid: \(ecid.log().split(separator: "\n").filter { $0.contains("cover") || $0.contains("pid 1's") || $0.contains("peer group") }.suffix(4))")
+            print("AttackRound7.mountProcStaysBoundedAndLocal: \(report) exec: \(exec.stdout) \(exec.stderr) ecid: \(ecid.log().split(separator: "\n").filter { $0.contains("cover") || $0.contains("pid 1's") || $0.contains("peer group") }.suffix(4))")
             let got = Self.lines(report)
-            #expect(got.contains { $0.hasPrefix("pid1-cover=") && $0 != "pid1-cover=0" }, "(a) a fresh procfs over pid 1's own /proc: \(report)")
+            #expect(got.contains("pid1-cover=0") && got.contains("pid1-cover-masked"), "(a) a fresh procfs over pid 1's own /proc, masked: \(report) \(ecid.log().suffix(1500))")
+            #expect(report.components(separatedBy: "\n").filter { $0 == "stacked" }.count == 2 && got.contains("pid1-rows-e=4"), "(e) at most four procfs mounts on /proc: \(report)")
             #expect(got.contains("rshared") && got.contains("nested-shared"), "(b) setup: \(report)")
             #expect(got.contains { $0.hasPrefix("peer-cover=") && $0 != "peer-cover=0" }, "(b) a fresh procfs over a /proc that is a peer of pid 1's: \(report)")
             #expect(got.contains("pid1-proc-slave"), "(c) setup: \(report)")
             #expect(got.contains { $0.hasPrefix("master-cover=") && $0 != "master-cover=0" }, "(c) a fresh procfs over the master of pid 1's /proc: \(report)")
             #expect(got.contains("slave-cover=0") && got.contains("slave-masked") && got.contains("slave-pid1=sh"), "(d) the neighbour, a slave namespace: \(report) \(ecid.log().suffix(1500))")
             for step in ["a", "b", "c", "d"] {
-                #expect(got.contains("pid1-rows-\(step)=1"), "pid 1's /proc covered after (\(step)): \(report)")
+                #expect(got.contains("pid1-rows-\(step)=2"), "pid 1's /proc stack changed after (\(step)): \(report)")
             }
             #expect(got.contains("pid1-proc-self"), "\(report)")
             // Refused by the rule's own conditions, not by something before them.
             let refusals = ecid.log().split(separator: "\n")
-            #expect(refusals.contains { $0.contains("only outside pid 1's mount namespace") }, "(a) \(ecid.log().suffix(1500))")
+            #expect(refusals.contains { $0.contains("(at most 4)") }, "(a) \(ecid.log().suffix(1500))")
             #expect(refusals.filter { $0.contains("is in a peer group") }.count == 2, "(b), (c) \(ecid.log().suffix(1500))")
-            #expect(exec.status == 0 && exec.stdout.contains("exec-rows=1\n") && exec.stdout.contains("exec-proc-self") && exec.stdout.contains("sleep 4883"), "runc exec's /proc: \(exec.stdout) \(exec.stderr)")
+            #expect(exec.status == 0 && exec.stdout.contains("exec-rows=4\n") && exec.stdout.contains("exec-proc-self") && exec.stdout.contains("sleep 4883"), "runc exec's /proc: \(exec.stdout) \(exec.stderr)")
         }
         /// ecid opens `/proc/TID` for the caller's thread and checks NOTIF_ID_VALID; the helper
         /// reads the caller's credentials from that directory later (`Credentials(status:)`,
