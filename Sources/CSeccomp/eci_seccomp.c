@@ -219,7 +219,11 @@ pid_t eci_spawn_helper(const char *path, char *const argv[], int in_fd, int out_
     sigfillset(&all);
     if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &none);
     if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &all);
-    if (rc == 0) rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    // A process group of its own: the children it forks for a fresh procfs or sysfs live in the
+    // container's pid namespace, where the container can stop them; killing the group when the
+    // helper is retired takes them too, so none attaches after its call was answered.
+    if (rc == 0) rc = posix_spawnattr_setpgroup(&attr, 0);
+    if (rc == 0) rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
     pid_t pid = -1;
     char *const empty[] = { NULL };
     if (rc == 0) rc = posix_spawn(&pid, path, &actions, &attr, argv, empty);

@@ -39,6 +39,9 @@
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
 #endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
 #ifndef MOVE_MOUNT_F_EMPTY_PATH
 #define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
 #endif
@@ -423,7 +426,7 @@ static int locked_clone(const char *path) {
     return tree;
 }
 
-static int fresh_child(int parent_fd, const char *name, const char *source, const char *fstype, unsigned long flags,
+static int fresh_child(int target_fd, const char *source, const char *fstype, unsigned long flags,
                        const char *data, int mntns_fd, int staging_fd, int netns_fd, const char *const *masked, int nmasked,
                        const char *const *readonly, int nreadonly, uint64_t caller_effective, uint64_t permitted) {
     char path[4096];
@@ -464,15 +467,17 @@ static int fresh_child(int parent_fd, const char *name, const char *source, cons
     }
     int tree = locked_clone(built);
     if (tree < 0) return -tree;
-    // Back in the caller's namespace (root and cwd become its root mount; the parent fd was
-    // opened there), the masked tree lands on the checked place in one step (move_mount follows
-    // no symlink in `name`).
+    // Back in the caller's namespace, the masked tree lands on exactly the checked target: its
+    // fd, not a name. A name would be looked up again (from a root setns reset to the
+    // namespace's, and down to whatever mount tops the place then: attack round 9 had an
+    // untrapped unmount swap the checked top of /proc for a shared one below it, and a caller
+    // chrooted at /proc name "/"). On the fd, a target unmounted meanwhile is no place (EINVAL).
     if (setns(mntns_fd, CLONE_NEWNS) < 0) return errno;
-    if (syscall(SYS_move_mount, tree, "", parent_fd, name, MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
+    if (syscall(SYS_move_mount, tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) return errno;
     return 0;
 }
 
-int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, const char *fstype, unsigned long flags,
+int eci_fresh_masked_mount(int target_fd, const char *source, const char *fstype, unsigned long flags,
                            const char *data, int mntns_fd, int staging_fd, int pidns_fd, int netns_fd,
                            const char *const *masked, int nmasked, const char *const *readonly, int nreadonly,
                            uint64_t caller_effective) {
@@ -491,7 +496,7 @@ int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, 
     pid_t pid = fork();
     if (pid < 0) return -errno;
     if (pid == 0) {
-        int status = fresh_child(parent_fd, name, source, fstype, flags, data, mntns_fd, staging_fd, netns_fd, masked, nmasked,
+        int status = fresh_child(target_fd, source, fstype, flags, data, mntns_fd, staging_fd, netns_fd, masked, nmasked,
                                  readonly, nreadonly, caller_effective, permitted);
         _exit(status > 0 && status < 256 ? status : (status == 0 ? 0 : EIO));
     }

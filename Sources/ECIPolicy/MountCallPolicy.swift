@@ -412,7 +412,7 @@ public enum MountCallPolicy {
     ///   empty (`emptyInFresh`: the cgroup mounts under /sys/fs/cgroup); anything else (an
     ///   emulated file) keeps the cover rule;
     /// - the target is the root of such a mount (root `/`: the whole file system, not a bind of
-    ///   a part of it such as /proc/sys);
+    ///   a part of it such as /proc/sys), and not the caller's own root;
     /// - at most `maximumStack` whole mounts of that type stand at that point, the new one
     ///   included: `unshare --mount-proc` makes one per namespace, while a loop (ecid-jail's
     ///   symlink-swap race stacked ~800 when nothing bounded it) would make every later trapped
@@ -434,7 +434,11 @@ public enum MountCallPolicy {
     /// nil when the call is no such replacement (the cover rule decides); otherwise the answer,
     /// with the reason a refusal has.
     static func freshReplacesWhole(fsType: String, _ facts: Facts, initial: InitialMounts) -> Decision? {
-        guard maskedFileSystems[fsType] != nil, facts.targetIsMountRoot, let target = facts.targetMount, target.fsType == fsType, target.root == "/" else {
+        // Not the caller's root: a caller chrooted at /proc sees only the top of its stack there,
+        // so neither the bound nor what it covers can be judged from its table (attack round 9).
+        guard maskedFileSystems[fsType] != nil, facts.targetPath != "/", facts.targetIsMountRoot, let target = facts.targetMount, target.fsType == fsType,
+            target.root == "/"
+        else {
             return nil
         }
         let covered = facts.visible.filter {

@@ -122,11 +122,20 @@ final class HelperPool: Sendable {
         mutating func retire(_ helper: Helper, kill: Bool) {
             if helpers[helper.key]?.helper === helper { helpers[helper.key] = nil }
             let exitWatched = watches.values.contains { if case let .exit(pid, _, _, _) = $0 { return pid == helper.pid } else { return false } }
-            if kill, exitWatched { Glibc.kill(helper.pid, SIGKILL) }
+            if kill, exitWatched { HelperPool.killGroup(helper.pid) }
         }
     }
 
     private let state = Mutex(State())
+
+    /// SIGKILL to a helper and everything it forked: its process group (`eci_spawn_helper`), so
+    /// that a child making a fresh procfs or sysfs, which lives in the container's pid
+    /// namespace where the container can stop it, cannot attach after its call was answered
+    /// (attack round 9). Only while the helper's pid is surely unreaped: the group's ID is it.
+    static func killGroup(_ pid: pid_t) {
+        Glibc.kill(-pid, SIGKILL)
+        Glibc.kill(pid, SIGKILL)
+    }
 
     /// How many helpers run (for tests and logs).
     var count: Int { state.withLock { $0.helpers.count } }
@@ -267,7 +276,7 @@ final class HelperPool: Sendable {
         // From here the helper is only ever closed by releasing `helper`; a failure kills it
         // and reaps it at once (it was never watched).
         func fail(_ why: String) -> ECIError {
-            Glibc.kill(pid, SIGKILL)
+            HelperPool.killGroup(pid)
             var status: Int32 = 0
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             return ECIError(.invalidState, "mount helper: \(why)")
@@ -347,7 +356,7 @@ final class HelperPool: Sendable {
         }
         if pidfd >= 0 { close(pidfd) }
         if notify >= 0 { close(notify) }
-        Glibc.kill(helper.pid, SIGKILL)
+        HelperPool.killGroup(helper.pid)
         var status: Int32 = 0
         while waitpid(helper.pid, &status, 0) < 0 && errno == EINTR {}
         unlink(helper.answers)

@@ -626,7 +626,8 @@ public enum MountHelper {
                 _ = fchdir(parent)
                 guard rc == 0 else { throw Failure(errno: saved, reason: "mount overlay: \(errnoDescription(saved))") }
             case .new where MountCallPolicy.needsMasks(fsType: fsType):
-                try freshMasked(source: source, name: name, parent: parent, fsType: fsType ?? "", flags: flags, data: data, context: context, creds: creds, initial: initial)
+                guard pinnedFD >= 0 else { throw Failure(errno: EINVAL, reason: "a fresh \(fsType ?? "") without its checked target") }
+                try freshMasked(source: source, target: pinnedFD, fsType: fsType ?? "", flags: flags, data: data, context: context, creds: creds, initial: initial)
             case .remount, .propagation, .new:
                 var data = data
                 if case .remount(bind: false) = MountCallPolicy.kind(ofMountFlags: flags), let given = data {
@@ -656,9 +657,10 @@ public enum MountHelper {
     }
 
     /// A fresh procfs or sysfs, made with the container's masks and read-only paths in a
-    /// private copy of the staging namespace and attached here only when complete.
+    /// private copy of the staging namespace and attached only when complete, on exactly the
+    /// checked `target` (its fd).
     static func freshMasked(
-        source: String?, name: String, parent: Int32, fsType: String, flags: UInt64, data: String?, context: CallContext, creds: Credentials,
+        source: String?, target: Int32, fsType: String, flags: UInt64, data: String?, context: CallContext, creds: Credentials,
         initial: MountCallPolicy.InitialMounts
     ) throws {
         guard context.pidNamespace >= 0, context.netNamespace >= 0 else { throw Failure(errno: EPERM, reason: "no namespaces for a fresh \(fsType)") }
@@ -671,7 +673,7 @@ public enum MountHelper {
                 withOptionalCString(source) { s in
                     withOptionalCString(data) { d in
                         eci_fresh_masked_mount(
-                            parent, name, s, fsType, UInt(truncatingIfNeeded: flags), d, mountNamespace, stagingNamespace, context.pidNamespace,
+                            target, s, fsType, UInt(truncatingIfNeeded: flags), d, mountNamespace, stagingNamespace, context.pidNamespace,
                             fsType == "sysfs" ? context.netNamespace : -1, m.baseAddress, Int32(m.count), r.baseAddress, Int32(r.count), creds.effective)
                     }
                 }

@@ -116,7 +116,8 @@ int eci_bind_fd_at(int source_fd, int recursive, int dirfd, const char *name);
 /// move_mount(fd, "", dirfd, name, MOVE_MOUNT_F_EMPTY_PATH): MS_MOVE of exactly that mount.
 int eci_move_fd_at(int source_fd, int dirfd, const char *name);
 
-/// posix_spawn of `path` with stdin/stdout from `in_fd`/`out_fd`, and `fds[i]` as fd 3+i.
+/// posix_spawn of `path` with stdin/stdout from `in_fd`/`out_fd`, and `fds[i]` as fd 3+i, in a
+/// process group of its own (kill `-pid` to reach what it forked).
 /// Returns the pid or -errno.
 pid_t eci_spawn_helper(const char *path, char *const argv[], int in_fd, int out_fd, const int *fds, int nfds);
 
@@ -198,9 +199,10 @@ int eci_staging_namespace(int userns_fd);
 /// capabilities `caller_effective`, binds /dev/null (verified to be char 1:3) over every file
 /// in `masked`, an empty read-only tmpfs over every directory, binds every path in `readonly`
 /// read-only (all relative to the new mount; missing ones skipped), clones the whole tree,
-/// enters the caller's mount namespace (`mntns_fd`) and moves the clone onto `name`: no moment
-/// exists where the caller sees it unmasked. 0 or -errno.
-int eci_fresh_masked_mount(int parent_fd, const char *name, const char *source, const char *fstype, unsigned long flags,
+/// enters the caller's mount namespace (`mntns_fd`) and moves the clone onto exactly the checked
+/// `target_fd` (an O_PATH fd, never a name looked up again): no moment exists where the caller
+/// sees it unmasked. 0 or -errno.
+int eci_fresh_masked_mount(int target_fd, const char *source, const char *fstype, unsigned long flags,
                            const char *data, int mntns_fd, int staging_fd, int pidns_fd, int netns_fd,
                            const char *const *masked, int nmasked, const char *const *readonly, int nreadonly,
                            uint64_t caller_effective);
