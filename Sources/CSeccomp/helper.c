@@ -471,7 +471,7 @@ static int fresh_child(int target_fd, const char *source, const char *fstype, un
     // fd, not a name. A name would be looked up again (from a root setns reset to the
     // namespace's, and down to whatever mount tops the place then: attack round 9 had an
     // untrapped unmount swap the checked top of /proc for a shared one below it, and a caller
-    // chrooted at /proc name "/"). On the fd, a target unmounted meanwhile is no place (EINVAL).
+    // chrooted at /proc name "/"). On the fd, a target unmounted meanwhile is no place (ENOENT).
     if (setns(mntns_fd, CLONE_NEWNS) < 0) return errno;
     if (syscall(SYS_move_mount, tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) return errno;
     return 0;

@@ -142,6 +142,13 @@ public enum MountCallPolicy {
         case umount(target: String, flags: UInt64)
         /// pivot_root(2): `target` of the facts is new_root, `source` is put_old.
         case pivotRoot(newRoot: String, putOld: String)
+
+        /// Whether this is a new procfs or sysfs, which ecid's helper makes with the
+        /// container's masks (`needsMasks`).
+        public var isFreshMaskedMount: Bool {
+            guard case let .mount(_, _, fsType, flags, _) = self else { return false }
+            return MountCallPolicy.kind(ofMountFlags: flags) == .new && MountCallPolicy.needsMasks(fsType: fsType)
+        }
     }
 
     /// Facts the helper gathered in the caller's context, about the objects the call names.
@@ -441,10 +448,9 @@ public enum MountCallPolicy {
         else {
             return nil
         }
-        let covered = facts.visible.filter {
-            isAtOrBelow($0.mountPoint, facts.targetPath) && (initial.protected.contains($0.key) || isMask($0, visible: facts.visible, initial: initial))
-        }
-        let empty = (emptyInFresh[fsType] ?? []).map { facts.targetPath == "/" ? "/" + $0 : facts.targetPath + "/" + $0 }
+        let covered = protectedMounts(facts, initial: initial).filter { isAtOrBelow($0.mountPoint, facts.targetPath) }
+        // The target is not "/" (above), so its subdirectories are `target/name`.
+        let empty = (emptyInFresh[fsType] ?? []).map { facts.targetPath + "/" + $0 }
         func hidesNothing(_ mount: Mount) -> Bool {
             mount.fsType == fsType || empty.contains { isAtOrBelow(mount.mountPoint, $0) } || isMask(mount, visible: facts.visible, initial: initial)
         }
@@ -485,8 +491,13 @@ public enum MountCallPolicy {
         return nil
     }
 
+    /// The visible mounts a new mount may not cover: the initial ones and every mask.
+    static func protectedMounts(_ facts: Facts, initial: InitialMounts) -> [Mount] {
+        facts.visible.filter { initial.protected.contains($0.key) || isMask($0, visible: facts.visible, initial: initial) }
+    }
+
     static func protectedPoints(_ facts: Facts, initial: InitialMounts) -> [String] {
-        facts.visible.filter { initial.protected.contains($0.key) || isMask($0, visible: facts.visible, initial: initial) }.map(\.mountPoint)
+        protectedMounts(facts, initial: initial).map(\.mountPoint)
     }
 
     // MARK: Fresh procfs and sysfs

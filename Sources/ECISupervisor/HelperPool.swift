@@ -153,7 +153,7 @@ final class HelperPool: Sendable {
         var fds = [opened.root, opened.cwd, opened.procDirectory, notifyFD]
         var extra: [Int32] = []
         defer { extra.forEach { close($0) } }
-        if case let .mount(_, _, fsType, flags, _) = call, MountCallPolicy.kind(ofMountFlags: flags) == .new, MountCallPolicy.needsMasks(fsType: fsType) {
+        if call.isFreshMaskedMount {
             // A fresh procfs shows its mounter's pid namespace, a sysfs its net namespace: the
             // helper's child joins the caller's. Opened through the pinned /proc/TID directory,
             // so they are that thread's or the open fails.

@@ -309,10 +309,7 @@ public enum MountHelper {
         // A fresh procfs or sysfs may replace a whole one whose mount is in no peer group
         // (`MountCallPolicy.freshReplacesWhole`), and a propagation change makes no mount event
         // that would tell a kept table it is stale: read for this call.
-        var readAfresh = false
-        if case let .mount(_, _, fsType, flags, _) = call, MountCallPolicy.kind(ofMountFlags: flags) == .new, MountCallPolicy.needsMasks(fsType: fsType) {
-            readAfresh = true
-        }
+        let readAfresh = call.isFreshMaskedMount
         var targetPath = resolvedTarget
         // What the policy's revealing checks read about each object's mount (`Anchor`).
         var targetAnchor = Anchor.none
