@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "ECISupervisorTests", dependencies: ["ECISupervisor", "CSeccomp", "ECIPolicy"]),
         .testTarget(name: "ECIPolicyTests", dependencies: ["ECIPolicy"]),
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
-        .testTarget(name: "ECIImageTests", dependencies: ["ECIImage", "ECITestSupport"]),
+        .testTarget(name: "ECIImageTests", dependencies: ["ECIImage", "ECIIO", "ECICore", "ECITestSupport"]),
         .testTarget(name: "ECIChannelTests", dependencies: ["ECIChannel"]),
         .testTarget(name: "ECIContractTests", dependencies: ["ECIContract", "ECICore"]),
         .testTarget(name: "ECIHostTests", dependencies: ["ECIHost", "ECIContract", "ECICore", "ECIOCI"]),

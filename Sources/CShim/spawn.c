@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <string.h>
@@ -55,6 +56,9 @@ static int child_setup(const struct eci_spawn_attr *attr, pid_t parent) {
         passed[i] = fcntl(attr->passed_fds[i], F_DUPFD_CLOEXEC, highest + 1);
         if (passed[i] < 0) return errno;
     }
+    // Everything above 2 is now a copy (close-on-exec) or something inherited; mark it all
+    // close-on-exec before placing the passed ones (dup2 clears the flag on its target).
+    if (!attr->inherit_other_fds && syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) return errno;
     for (int i = 0; i < attr->passed_count; i++) {
         if (dup2(passed[i], attr->passed_fd_targets[i]) < 0) return errno;
     }

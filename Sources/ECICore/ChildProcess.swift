@@ -2,7 +2,8 @@ import CShim
 import Glibc
 
 /// What a child process gets: the one description of a spawn, for every process ECI starts
-/// (runc, QEMU, host tools, the agent's probe, test programs). Everything not named is inherited.
+/// (runc, QEMU, host tools, the agent's probe, test programs). Everything not named is inherited,
+/// except descriptors: a child gets stdio and the ones passed by name (`inheritOtherFDs`).
 public struct SpawnAttributes: Sendable {
     /// Where a standard descriptor of the child comes from.
     public enum Stdio: Sendable, Equatable {
@@ -41,6 +42,12 @@ public struct SpawnAttributes: Sendable {
     /// More descriptors of this process the child gets, each at the number given (>= 3, all
     /// different, at most 8), not close-on-exec there.
     public var passedFDs: [(fd: Int32, as: Int32)] = []
+    /// Whether the child also keeps every descriptor of this process that is not close-on-exec.
+    /// Off by default: a child gets stdio and `passedFDs` only, whatever our own parent leaked
+    /// into us (a test runner's pipes pushed mmdebstrap's descriptors past 9, where its
+    /// `sh -c 'cat >&N'` hook fails). eci-runc turns it on: runc's caller passes descriptors
+    /// (`--preserve-fds`, a console socket) that way.
+    public var inheritOtherFDs = false
     /// A seccomp filter the child installs as its last step before exec, so the program and
     /// every descendant of it run under it (eci-runc's floor for runc and its containers).
     public var seccompFilter: SeccompFilter?
@@ -104,6 +111,7 @@ public struct ChildProcess: Sendable {
                         attr.death_signal = attributes.parentDeathSignal ?? 0
                         attr.reset_signal_mask = attributes.resetSignalMask ? 1 : 0
                         attr.default_signal_actions = attributes.defaultSignalActions ? 1 : 0
+                        attr.inherit_other_fds = attributes.inheritOtherFDs ? 1 : 0
                         return passedSources.withUnsafeBufferPointer { sources in
                             passedTargets.withUnsafeBufferPointer { targets in
                                 filter.withUnsafeBufferPointer { program in

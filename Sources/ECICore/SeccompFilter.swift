@@ -75,7 +75,7 @@ public struct SeccompFilter: Sendable, Equatable {
     /// container started below it.
     /// - Throws: `ECIError.system("install a seccomp filter", errno:)`.
     public func installOnThisThread() throws {
-        try kernelInstructions().withUnsafeBufferPointer { buffer in
+        _ = try kernelInstructions().withUnsafeBufferPointer { buffer in
             try Syscall.shim("install a seccomp filter") { eci_install_seccomp_filter(buffer.baseAddress, UInt16(buffer.count)) }
         }
     }

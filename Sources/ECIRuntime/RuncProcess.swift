@@ -40,6 +40,7 @@ enum RuncProcess {
         attributes.executable = path
         attributes.parentDeathSignal = SIGKILL
         attributes.passedFDs = passing
+        attributes.inheritOtherFDs = true
         attributes.seccompFilter = try SyscallFloorPolicy.filter()
         return try ChildProcess.spawn(attributes)
     }

@@ -40,6 +40,11 @@ struct eci_spawn_attr {
     const int *passed_fds;
     const int *passed_fd_targets;
     int passed_count;
+    /// Whether the child keeps every other descriptor this process has without close-on-exec.
+    /// 0 (the default): it gets only 0, 1, 2 and the passed ones; whatever a parent of ours
+    /// leaked stays behind (close_range(CLOSE_RANGE_CLOEXEC), Linux 5.11; a kernel without it
+    /// fails the spawn). eci-runc sets it: runc's caller hands runc descriptors that way.
+    int inherit_other_fds;
     /// A classic-BPF seccomp filter the child installs as its last step before execve, so the
     /// program and all its descendants run under it (`eci_install_seccomp_filter`). NULL: none.
     const struct sock_filter *seccomp_filter;
