@@ -63,8 +63,11 @@ let package = Package(
         // per-call helper that performs vetted mounts as the caller.
         .target(
             name: "ECISupervisor",
-            dependencies: ["CSeccomp", "CShim", "ECICore", "ECIIO", "ECIOCI", "ECIPolicy", "ECIRuntime", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CSeccomp", "CShim", "ECICore", "ECIIO", "ECIOCI", "ECIPolicy", "ECIProcFS", "ECIRuntime", .product(name: "Logging", package: "swift-log")]
         ),
+        // procfs emulation: ecid's FUSE file system (the kernel protocol spoken directly, so a
+        // restarted ecid adopts the connection) and the per-container views it serves.
+        .target(name: "ECIProcFS", dependencies: ["ECICore", "ECIIO", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),
         .executableTarget(name: "ecid", dependencies: ["ECISupervisor", "ECICore", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
@@ -81,6 +84,7 @@ let package = Package(
         .testTarget(name: "ECIOCITests", dependencies: ["ECIOCI"]),
         .testTarget(name: "ECISupervisorTests", dependencies: ["ECISupervisor", "CSeccomp", "ECIPolicy"]),
         .testTarget(name: "ECIPolicyTests", dependencies: ["ECIPolicy"]),
+        .testTarget(name: "ECIProcFSTests", dependencies: ["ECIProcFS"]),
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
         .testTarget(name: "ECIImageTests", dependencies: ["ECIImage", "ECIIO", "ECICore", "ECITestSupport"]),
         .testTarget(name: "ECIChannelTests", dependencies: ["ECIChannel"]),

@@ -1,0 +1,177 @@
+import ECICore
+import ECIIO
+import Glibc
+import Logging
+import Synchronization
+
+/// Where the emulated files' content comes from: ecid's knowledge of its containers.
+public protocol EmulationSource: Sendable {
+    /// The content of `file` for the container `key`, nil while no such container is known.
+    func content(of file: EmulatedFile, key: String) throws -> [UInt8]?
+    /// The keys of every container known now.
+    func knownKeys() -> [String]
+}
+
+/// ecid's FUSE server: serves `EmulationTree` on one /dev/fuse connection, read by a few
+/// threads (each request is handed to one of them by the kernel).
+///
+/// Restart: the connection's fd is kept by the fd holder, so the mount and every container's
+/// binds of it outlive ecid; a new ecid adopts the fd (`serve(initialized: true)`) and
+/// answers what the kernel queued meanwhile. A request the previous ecid had read but not
+/// answered stays unanswered: its reader waits until it is killed.
+public final class EmulationServer: Sendable {
+    let fd: Int32
+    let source: any EmulationSource
+    let log: Logger
+    private let resolver = Mutex(EmulationTree.Resolver())
+    /// Whether INIT was answered on this connection (by this ecid or a previous one).
+    private let initialized: Atomic<Bool>
+    /// How long an OPEN or READ waits for ecid to learn of a container whose process reads
+    /// already (runc hands the notify fd over asynchronously, just before the program starts).
+    static let registrationWait: Duration = .seconds(2)
+
+    /// Serves `fd`, a /dev/fuse connection; `initialized` when a previous ecid answered its INIT.
+    public init(fd: Int32, initialized: Bool, source: any EmulationSource, log: Logger) {
+        self.fd = fd
+        self.source = source
+        self.log = log
+        self.initialized = Atomic(initialized)
+    }
+
+    /// Opens /dev/fuse and mounts a new connection at `mountPoint` (an existing mount there, a
+    /// dead predecessor's, is detached first). Returns the connection's fd (close-on-exec).
+    public static func mount(at mountPoint: String) throws -> Int32 {
+        try FileSystem.makeDirectories(mountPoint, mode: 0o711)
+        // A stale mount (its server and the holder gone) answers ENOTCONN: replace it.
+        while umount2(mountPoint, Int32(MNT_DETACH | UMOUNT_NOFOLLOW)) == 0 {}
+        let fd = try Syscall.retrying("open /dev/fuse") { open("/dev/fuse", O_RDWR | O_CLOEXEC) }
+        // allow_other: container processes (other UIDs) read the files; default_permissions:
+        // the kernel checks the modes (0444 files), no access request reaches ecid.
+        let options = "fd=\(fd),rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions"
+        guard Glibc.mount("eci-emulation", mountPoint, "fuse.eci", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY), options) == 0 else {
+            let error = errno
+            close(fd)
+            throw ECIError.system("mount the emulation file system at \(mountPoint)", errno: error)
+        }
+        return fd
+    }
+
+    /// Starts `threads` reader threads and returns.
+    public func start(threads: Int = 2) throws {
+        for index in 0..<max(1, threads) {
+            try DetachedThread.start("emulation-\(index)") { [self] in loop() }
+        }
+    }
+
+    private func loop() {
+        var buffer = [UInt8](repeating: 0, count: FuseWire.readBufferSize)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                switch errno {
+                case EINTR, EAGAIN, ENOENT: continue  // ENOENT: the request was interrupted before we got it
+                case ENODEV:
+                    log.warning("emulation file system unmounted: its server stops")
+                    return
+                default:
+                    log.error("reading /dev/fuse failed: the emulation server stops", metadata: ["errno": "\(errno)"])
+                    return
+                }
+            }
+            guard let request = try? FuseWire.Request(Array(buffer[..<count])) else {
+                log.error("malformed FUSE request ignored", metadata: ["bytes": "\(count)"])
+                continue
+            }
+            guard let reply = answer(request) else { continue }
+            let written = reply.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            // ENOENT: the caller was interrupted and the kernel dropped the request.
+            if written < 0, errno != ENOENT { log.warning("FUSE reply not written", metadata: ["errno": "\(errno)", "opcode": "\(request.opcode)"]) }
+        }
+    }
+
+    /// The reply to `request`, nil for those that get none (FORGET, INTERRUPT).
+    func answer(_ request: FuseWire.Request) -> [UInt8]? {
+        let now = UInt64(max(0, time(nil)))
+        func error(_ code: Int32) -> [UInt8] { FuseWire.reply(to: request.unique, errno: code) }
+        guard let opcode = FuseWire.Opcode(rawValue: request.opcode) else { return error(ENOSYS) }
+        if opcode == .initialize {
+            guard let arguments = request.initArguments, arguments.major == FuseWire.major else { return error(EPROTO) }
+            initialized.store(true, ordering: .sequentiallyConsistent)
+            log.info("emulation file system connected", metadata: ["kernel": "\(arguments.major).\(arguments.minor)"])
+            return FuseWire.reply(to: request.unique, FuseWire.initReply(maxReadahead: arguments.maxReadahead))
+        }
+        switch opcode {
+        case .forget, .batchForget, .interrupt: return nil
+        case .destroy: return FuseWire.reply(to: request.unique)
+        default: break
+        }
+        guard let node = resolver.withLock({ $0.node(request.nodeID, known: source.knownKeys) }) else { return error(ENOENT) }
+        switch opcode {
+        case .lookup:
+            guard let name = request.name, let child = EmulationTree.child(of: node, named: name) else { return error(ENOENT) }
+            if case .container(let key) = child {
+                let known = Set(source.knownKeys())
+                guard resolver.withLock({ $0.remember(key, live: { known.contains($0) }) }) else {
+                    log.error("two container keys share an emulation node: the second is refused", metadata: ["key": "\(key)"])
+                    return error(ENOENT)
+                }
+            }
+            return FuseWire.reply(to: request.unique, FuseWire.entryReply(EmulationTree.attributes(of: child, time: now), valid: EmulationTree.cacheSeconds))
+        case .getattr:
+            return FuseWire.reply(to: request.unique, FuseWire.attributesReply(EmulationTree.attributes(of: node, time: now), valid: EmulationTree.cacheSeconds))
+        case .open:
+            guard case .file = node else { return error(EISDIR) }
+            return FuseWire.reply(to: request.unique, FuseWire.openReply(flags: FuseWire.directIO))
+        case .opendir:
+            if case .file = node { return error(ENOTDIR) }
+            return FuseWire.reply(to: request.unique, FuseWire.openReply(flags: 0))
+        case .read:
+            guard case .file(let key, let file) = node else { return error(EISDIR) }
+            guard let range = request.readRange else { return error(EINVAL) }
+            guard let content = contentWaiting(file, key: key) else { return error(EIO) }
+            // Computed afresh for every read (no state per open: a restart loses nothing, and
+            // a container holding many fds costs ecid nothing). A reader reading in pieces may
+            // get pieces of two computations; every reader ECI knows reads these files whole.
+            let start = Int(min(range.offset, UInt64(content.count)))
+            let end = min(content.count, start + Int(range.size))
+            return FuseWire.reply(to: request.unique, Array(content[start..<end]))
+        case .readdir:
+            guard let range = request.readRange else { return error(EINVAL) }
+            let all = [(".", node), ("..", node)] + EmulationTree.entries(of: node)
+            var out: [UInt8] = []
+            var index = Int(min(range.offset, UInt64(all.count)))
+            while index < all.count {
+                let (name, child) = all[index]
+                let entry = FuseWire.directoryEntry(
+                    inode: EmulationTree.id(of: child), next: UInt64(index + 1), name: name, isDirectory: { if case .file = child { false } else { true } }())
+                guard out.count + entry.count <= Int(range.size) else { break }
+                out += entry
+                index += 1
+            }
+            return FuseWire.reply(to: request.unique, out)
+        case .release, .releasedir, .flush: return FuseWire.reply(to: request.unique)
+        case .statfs: return FuseWire.reply(to: request.unique, FuseWire.statfsReply())
+        case .access: return FuseWire.reply(to: request.unique)
+        case .initialize, .forget, .batchForget, .interrupt, .destroy: return error(ENOSYS)
+        }
+    }
+
+    /// The content, waiting a little for a container ecid has not registered yet; nil (EIO)
+    /// when it stays unknown or cannot be computed: never the VM's own numbers.
+    private func contentWaiting(_ file: EmulatedFile, key: String) -> [UInt8]? {
+        let deadline = ContinuousClock.now + Self.registrationWait
+        while true {
+            do {
+                if let content = try source.content(of: file, key: key) { return content }
+            } catch {
+                log.error("emulated file not computed", metadata: ["file": "\(file.rawValue)", "key": "\(key)", "error": "\(error)"])
+                return nil
+            }
+            guard ContinuousClock.now < deadline else {
+                log.warning("emulated file read for a container ecid does not know", metadata: ["file": "\(file.rawValue)", "key": "\(key)"])
+                return nil
+            }
+            usleep(5_000)
+        }
+    }
+}
