@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "ECIPolicy", dependencies: ["ECICore", "ECIOCI"]),
         .target(
             name: "ECIRuntime",
-            dependencies: ["CShim", "ECICore", "ECIContract", "ECIOCI", "ECIPolicy", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CShim", "ECICore", "ECIContract", "ECIOCI", "ECIPolicy", "ECIProcFS", .product(name: "Logging", package: "swift-log")]
         ),
         // Blocking I/O: unix stream sockets with one owner, detached POSIX threads, host tools.
         .target(name: "ECIIO", dependencies: ["CShim", "ECICore"]),

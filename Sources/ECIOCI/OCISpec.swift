@@ -193,6 +193,17 @@ public struct OCISpec: Sendable, Equatable {
         }
     }
 
+    /// Appends an entry to `mounts` (runc mounts them in order: after every one before it).
+    public mutating func appendMount(_ mount: Mount) {
+        var items = document["mounts"]?.arrayValue ?? []
+        var entry: [(key: String, value: JSONValue)] = [("destination", .string(mount.destination))]
+        if let type = mount.type { entry.append(("type", .string(type))) }
+        if let source = mount.source { entry.append(("source", .string(source))) }
+        entry.append(("options", .array(mount.options.map { .string($0) })))
+        items.append(.object(entry))
+        document.set("mounts", .array(items))
+    }
+
     /// Replaces the `source` of `mounts[index]`, keeping every other field of that entry.
     public mutating func setMountSource(at index: Int, to source: String) {
         guard var items = document["mounts"]?.arrayValue, items.indices.contains(index) else { return }

@@ -404,9 +404,14 @@ public enum MountCallPolicy {
     /// that whatever protected mounts sit at or below them in the mount it replaces hide nothing
     /// it would show: sysfs's `fs/cgroup`, where runc puts the container's cgroup hierarchy
     /// (cgroup2, or a tmpfs of cgroup v1 hierarchies). `ip netns exec` mounts a sysfs over a
-    /// /sys with that below it. Not an emulated file (a FUSE mount over /proc/meminfo, say):
-    /// the fresh procfs would show the real one there.
+    /// /sys with that below it.
     static let emptyInFresh: [String: [String]] = ["sysfs": ["fs/cgroup"]]
+
+    /// The file system type of ecid's emulated files (`ECIProcFS`), bound over /proc/uptime,
+    /// /proc/meminfo and their neighbours. A fresh procfs may hide them (`freshReplacesWhole`):
+    /// it then shows the VM's own numbers for those files, which nothing masks, until ecid's
+    /// helper brings the emulated files onto fresh procfs mounts too (docs/ecid.md, "Not covered").
+    public static let emulationFileSystemType = "fuse.eci"
 
     /// How many whole procfs (sysfs) mounts may stand at one point (`freshReplacesWhole`).
     static let maximumStack = 4
@@ -416,8 +421,9 @@ public enum MountCallPolicy {
     /// - it reveals nothing: it brings the container's masks and read-only paths itself
     ///   (`freshMasks`, locked by the helper's lock pass), and every protected mount it covers is
     ///   of the same file system type, a mask, or at or below a directory the fresh mount shows
-    ///   empty (`emptyInFresh`: the cgroup mounts under /sys/fs/cgroup); anything else (an
-    ///   emulated file) keeps the cover rule;
+    ///   empty (`emptyInFresh`: the cgroup mounts under /sys/fs/cgroup), or an emulated file
+    ///   (`emulationFileSystemType`: its procfs counterpart is unmasked); anything else keeps
+    ///   the cover rule;
     /// - the target is the root of such a mount (root `/`: the whole file system, not a bind of
     ///   a part of it such as /proc/sys), and not the caller's own root;
     /// - at most `maximumStack` whole mounts of that type stand at that point, the new one
@@ -452,7 +458,8 @@ public enum MountCallPolicy {
         // The target is not "/" (above), so its subdirectories are `target/name`.
         let empty = (emptyInFresh[fsType] ?? []).map { facts.targetPath + "/" + $0 }
         func hidesNothing(_ mount: Mount) -> Bool {
-            mount.fsType == fsType || empty.contains { isAtOrBelow(mount.mountPoint, $0) } || isMask(mount, visible: facts.visible, initial: initial)
+            mount.fsType == fsType || mount.fsType == emulationFileSystemType || empty.contains { isAtOrBelow(mount.mountPoint, $0) }
+                || isMask(mount, visible: facts.visible, initial: initial)
         }
         guard covered.allSatisfy(hidesNothing) else { return nil }
         let path = facts.targetPath

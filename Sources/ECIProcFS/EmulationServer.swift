@@ -56,6 +56,17 @@ public final class EmulationServer: Sendable {
         return fd
     }
 
+    /// Whether ECI's emulation file system is mounted at `mountPoint` (a FUSE mount of type
+    /// `fuse.eci`; a dead connection's mount still is, and answers ENOTCONN).
+    public static func isServed(at mountPoint: String) -> Bool {
+        guard let text = try? FileSystem.readText("/proc/self/mountinfo") else { return false }
+        return text.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, fields[4] == Substring(mountPoint), let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { return false }
+            return fields[dash + 1] == "fuse.eci"
+        }
+    }
+
     /// Starts `threads` reader threads and returns.
     public func start(threads: Int = 2) throws {
         for index in 0..<max(1, threads) {

@@ -22,6 +22,15 @@ public enum EmulationTree {
     }
 
     public static let rootID: UInt64 = 1
+
+    /// Where ecid mounts the tree: beside its own directory in ECI's state directory (0711, so
+    /// the root of the tree is all a container's UID could reach, and it is searchable only).
+    public static func mountPoint(stateDirectory: String) -> String { join(stateDirectory, "emulation") }
+
+    /// The file eci-runc binds over `file.containerPath` for the container `key`.
+    public static func source(of file: EmulatedFile, key: String, stateDirectory: String) -> String {
+        join(mountPoint(stateDirectory: stateDirectory), "\(key)/proc/\(file.rawValue)")
+    }
     /// How long the kernel may cache names and attributes (seconds): nothing here ever changes shape.
     public static let cacheSeconds: UInt64 = 60
 

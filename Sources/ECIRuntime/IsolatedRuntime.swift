@@ -100,7 +100,7 @@ public struct IsolatedRuntime: Sendable {
         var initLaunch = try launchUnderInit(spec: spec, options: options)
         defer { initLaunch?.close() }
         if initLaunch != nil { try MountLockPolicy.checkProfile(spec) }
-        try SeccompTraps.apply(
+        let supervised = try SeccompTraps.apply(
             to: &spec, stateDirectory: configuration.stateDirectory, configured: configuration.ecidMode,
             coverage: SeccompTraps.coverage(startsUnderInit: initLaunch != nil, spec: spec), environment: environment)
         let mounts = try MountInfo.current()
@@ -137,7 +137,10 @@ public struct IsolatedRuntime: Sendable {
             // From here on this process lives in its own mount namespace: what it stages
             // never reaches the VM's, and vanishes with runc's exit.
             try FilesystemStager.enterPrivateMountNamespace(stageRoot: stageRoot)
-            let staged = try stager.attach(spec: spec)
+            var staged = try stager.attach(spec: spec)
+            // Last, past every check of the spec's own bind sources: ECI's state directory,
+            // where ecid serves the files, is restricted for them.
+            if supervised { try EmulationMounts.apply(to: &staged, key: key.directoryName, stateDirectory: configuration.stateDirectory) }
             try staged.checkKeysAsRuncReadsThem()
             try FileSystem.write(join(containerDirectory, "config.json"), staged.serialized())
             if initLaunch != nil {

@@ -260,15 +260,16 @@ public enum SeccompTraps {
     /// Merges the traps into `spec` when ecid supervises this machine (`mode(configured:environment:)`).
     /// In `auto`, ecid's directory is the boot's record that ecid runs here (`/run` is a tmpfs):
     /// once it exists, a missing socket refuses the create instead of starting a container no
-    /// one supervises.
+    /// one supervises. Returns whether ecid supervises the container.
+    @discardableResult
     public static func apply(
         to spec: inout OCISpec, stateDirectory: String, configured: Mode? = nil, coverage: Coverage = .every, environment: [String: String]
-    ) throws {
+    ) throws -> Bool {
         let mode = try Self.mode(configured: configured, environment: environment)
         let socket = socketPath(stateDirectory: stateDirectory)
         switch mode {
-        case .off: return
-        case .auto: guard FileSystem.exists(directory(stateDirectory: stateDirectory)) else { return }
+        case .off: return false
+        case .auto: guard FileSystem.exists(directory(stateDirectory: stateDirectory)) else { return false }
         case .required: break
         }
         var st = stat()
@@ -278,6 +279,7 @@ public enum SeccompTraps {
         var linux = spec.document["linux"] ?? .object([])
         linux.set("seccomp", try merge(linux["seccomp"], listenerPath: socket, coverage: coverage))
         spec.replaceLinux(linux)
+        return true
     }
 }
 

@@ -91,6 +91,12 @@ final class Registry: Sendable {
 
     var count: Int { entries.withLock { $0.count } }
 
+    /// The record of the container `key`, when ecid knows it.
+    func record(_ key: String) -> ContainerRecord? { entries.withLock { $0[key]?.record } }
+
+    /// The keys of every container ecid knows.
+    var keys: [String] { entries.withLock { Array($0.keys) } }
+
     /// The container for a hand-over: the known one (an exec), or, at create only, a new
     /// record whose initial mounts are read now, before any of its trapped calls is answered,
     /// and saved before its fd goes to the holder. An exec into a container ecid has no record

@@ -83,7 +83,9 @@ public final class Supervisor: Sendable {
         try FileSystem.makeDirectories(parentDirectory(options.directory), mode: 0o711)
         try FileSystem.makeDirectories(options.directory, mode: 0o700)
         guard chmod(options.directory, 0o700) == 0 else { throw ECIError.system("chmod \(options.directory)", errno: errno) }
-        try restore()
+        let heldEmulation = try restore()
+        // The emulated /proc files before any container can be created: eci-runc binds them.
+        try startEmulation(adopting: heldEmulation)
         // Listening only now: a container created before its predecessors are re-attached
         // would wait for nothing, but one refused (no socket yet) is retried by its engine.
         let socket = try UnixSocket.listen(at: options.socketPath, mode: 0o600, group: nil)
@@ -109,9 +111,12 @@ public final class Supervisor: Sendable {
     /// The records a previous ecid saved, the fds the holder kept for it (re-attached, their
     /// orphaned notifications answered first), then reconciliation: a record with no fd whose
     /// container is gone is removed, an fd with no record is dropped (fail closed: ENOSYS).
-    func restore() throws {
+    /// Returns the emulation file system's connection when the holder kept it.
+    func restore() throws -> Int32? {
         for record in registry.records.loadAll() { registry.restore(record) }
-        let held = try holder.start()
+        var held = try holder.start()
+        let emulation = held.first { $0.key == EmulationHost.holderKey }?.fd
+        held.removeAll { $0.key == EmulationHost.holderKey }
         // The previous ecid's helpers: gone once their answer records can be locked (they
         // exit when they find ecid's end of their socket closed, after the call in hand).
         let previous = AnswerFiles.collect(directory: options.inFlightDirectory, within: Double(HelperPool.timeout))
@@ -147,6 +152,7 @@ public final class Supervisor: Sendable {
         for name in (try? FileSystem.listDirectory(options.inFlightDirectory)) ?? [] where !slots.contains(name) && !name.hasPrefix(AnswerFiles.prefix) {
             unlink(join(options.inFlightDirectory, name))
         }
+        return emulation
     }
 
     /// Notifications the previous ecid received and never answered: still "sent" in the

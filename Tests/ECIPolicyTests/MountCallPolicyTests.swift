@@ -146,13 +146,19 @@ import Testing
         #expect(Self.denied(decide("tmpfs", over: "/proc")), "only a fresh procfs replaces a procfs")
         #expect(Self.denied(decide("sysfs", over: "/proc", flags: P.msRdonly)), "a sysfs does not replace a procfs")
         #expect(Self.denied(decide("proc", over: "/proc/sys")), "a bind of a part of procfs is no whole procfs")
-        // An initial mount below /proc that is neither procfs nor a spec mask (an emulated
+        // An initial mount below /proc that is neither procfs nor a spec mask (a user's LXCFS
         // file, say): the fresh procfs does not bring it, so it may not be covered.
-        let emulated = Self.m("/proc/meminfo", "fuse.lxcfs", "0:99", "/proc/meminfo")
-        let withEmulated = P.InitialMounts(mounts: Self.initialList + [emulated], maskedPaths: ["/proc/kcore", "/secret"], readonlyPaths: ["/proc/sys"])
-        #expect(Self.denied(decide("proc", over: "/proc", visible: Self.initialList + [emulated], initial: withEmulated)), "covering an emulated file")
+        let lxcfs = Self.m("/proc/meminfo", "fuse.lxcfs", "0:99", "/proc/meminfo")
+        let withLxcfs = P.InitialMounts(mounts: Self.initialList + [lxcfs], maskedPaths: ["/proc/kcore", "/secret"], readonlyPaths: ["/proc/sys"])
+        #expect(Self.denied(decide("proc", over: "/proc", visible: Self.initialList + [lxcfs], initial: withLxcfs)), "covering a protected FUSE file")
         // The container's own mount there is no protected one: it may be covered.
-        #expect(decide("proc", over: "/proc", visible: Self.initialList + [emulated]) == .perform, "covering its own mount")
+        #expect(decide("proc", over: "/proc", visible: Self.initialList + [lxcfs]) == .perform, "covering its own mount")
+        // ECI's own emulated files: their procfs counterparts are unmasked, so a fresh procfs
+        // may hide them (it shows the VM's numbers there; docs/ecid.md).
+        let emulated = Self.m("/proc/uptime", P.emulationFileSystemType, "0:98", "/0123456789ab-c/proc/uptime")
+        let withEmulated = P.InitialMounts(mounts: Self.initialList + [emulated], maskedPaths: ["/proc/kcore", "/secret"], readonlyPaths: ["/proc/sys"])
+        #expect(decide("proc", over: "/proc", visible: Self.initialList + [emulated], initial: withEmulated) == .perform, "covering an emulated file")
+        #expect(Self.denied(decide("tmpfs", over: "/proc/uptime", visible: Self.initialList + [emulated], initial: withEmulated)), "an emulated file stays protected")
         // The nested namespace's /proc already replaced once (its masks ecid's): again.
         let fresh = [Self.m("/proc", "proc", "0:80", "/", "rw,nosuid,nodev,noexec"), Self.m("/proc/kcore", "devtmpfs", "0:5", "/null"),
                      Self.m("/proc/sys", "proc", "0:80", "/sys", "ro,nosuid,nodev,noexec")]

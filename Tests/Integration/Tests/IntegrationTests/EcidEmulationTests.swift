@@ -1,0 +1,118 @@
+import ECICore
+import ECITestSupport
+import Foundation
+import Testing
+
+extension Integration.Ecid {
+    /// procfs emulation: ecid serves /proc/uptime, meminfo, cpuinfo, stat and swaps per
+    /// container from its FUSE file system, and eci-runc binds them over the container's /proc.
+    @Suite struct Emulation {
+        /// A memory limit and a one-CPU cpuset, as `docker run --memory 64m --cpuset-cpus 0` asks.
+        static func limited(_ config: inout [String: Any], memory: Int) {
+            var linux = config["linux"] as? [String: Any] ?? [:]
+            var resources = linux["resources"] as? [String: Any] ?? [:]
+            resources["memory"] = ["limit": memory]
+            resources["cpu"] = ["cpus": "0"]
+            linux["resources"] = resources
+            config["linux"] = linux
+        }
+
+        static let readEverything = """
+            cat /proc/uptime > /out/uptime
+            cat /proc/meminfo > /out/meminfo
+            grep -c ^processor /proc/cpuinfo > /out/nproc
+            grep ^cpu /proc/stat > /out/stat
+            cat /proc/swaps > /out/swaps
+            grep -c ' /proc/[a-z]* .* fuse.eci ' /proc/self/mountinfo > /out/binds
+            dd if=/proc/meminfo bs=7 count=1 skip=1 2>/dev/null > /out/meminfo-piece
+            """
+
+        /// Two containers with different limits each see their own numbers, not the VM's; the
+        /// binds are protected like every mount below /proc (locked container: the kernel;
+        /// ecid: a tmpfs over one); and nothing is left mounted.
+        @Test func eachContainerSeesItsOwnNumbers() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            let ecid = try Integration.Ecid.Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let hostUptime = Double(try String(contentsOfFile: "/proc/uptime", encoding: .utf8).split(separator: " ")[0]) ?? 0
+
+            let attacks = """
+                umount /proc/uptime 2>/dev/null; echo $? > /out/umount-uptime
+                umount -l /proc/meminfo 2>/dev/null; echo $? > /out/umount-meminfo
+                mount -t tmpfs none /proc/stat 2>/dev/null; echo $? > /out/cover-stat
+                echo 1 > /proc/uptime 2>/dev/null; echo $? > /out/write-uptime
+                """
+            var bundles: [(bundle: String, megabytes: Int)] = []
+            for (name, megabytes) in [("small", 64), ("large", 96)] {
+                let bundle = try sandbox.makeBundle("emulated-\(name)", script: Self.readEverything + attacks) {
+                    Integration.RuntimeLocks.privileged(&$0)
+                    Self.limited(&$0, memory: megabytes << 20)
+                }
+                let run = try sandbox.runtime(["run", "--bundle", bundle, "emulated-\(name)"])
+                #expect(run.status == 0, "\(run.stderr) \(ecid.log())")
+                bundles.append((bundle, megabytes))
+            }
+            for (bundle, megabytes) in bundles {
+                let uptime = try sandbox.output(bundle, "uptime")
+                let fields = uptime.split(separator: " ").compactMap { Double($0) }
+                #expect(fields.count == 2, "/proc/uptime: \(uptime) \(ecid.log())")
+                #expect((fields.first ?? 1e9) < 60, "the container's uptime, not the VM's (\(hostUptime) s): \(uptime)")
+                let meminfo = try sandbox.output(bundle, "meminfo")
+                #expect(meminfo.contains("MemTotal:") && meminfo.split(separator: "\n").first?.hasSuffix(" \(megabytes * 1024) kB") == true, "MemTotal: \(meminfo.prefix(200))")
+                #expect(try sandbox.output(bundle, "nproc") == "1", "cpuinfo shows the cpuset only")
+                let stat = try sandbox.output(bundle, "stat").split(separator: "\n").map { String($0.split(separator: " ")[0]) }
+                #expect(stat == ["cpu", "cpu0"], "/proc/stat: \(stat)")
+                #expect(try sandbox.output(bundle, "swaps").hasPrefix("Filename"), "/proc/swaps")
+                #expect(try sandbox.output(bundle, "binds") == "5", "five emulated files bound")
+                // A read at an offset gets that part of the same file (a piece of "MemTotal: ").
+                let piece = (String(meminfo.utf8.dropFirst(7).prefix(7)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(try sandbox.output(bundle, "meminfo-piece") == piece, "pread")
+                for attack in ["umount-uptime", "umount-meminfo", "cover-stat", "write-uptime"] {
+                    #expect(try sandbox.output(bundle, attack) != "0", "\(attack) succeeded")
+                }
+            }
+            #expect(!ecid.log().contains("error"), "\(ecid.log())")
+            #expect(ecid.process.isRunning)
+
+            // Without the file system, a container ecid supervises is not created.
+            let mountPoint = sandbox.stateDirectory + "/emulation"
+            #expect(try TestSupport.run(["/bin/umount", "-l", mountPoint]).status == 0)
+            let refused = try sandbox.makeBundle("emulation-gone", script: "true")
+            let result = try sandbox.runtime(["run", "--bundle", refused, "emulation-gone"])
+            #expect(result.status != 0 && result.stderr.contains("emulated /proc files are not served"), "\(result.stderr)")
+            ecid.kill()
+            #expect(try Integration.Ecid.holderGone(sandbox, within: 15), "the fd holder outlived its grace")
+            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+        }
+
+        /// ecid killed and started again: the container's emulated files go on answering (the fd
+        /// holder kept the FUSE connection; the new ecid adopts it without a new INIT).
+        @Test func emulationSurvivesAnEcidRestart() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            var ecid = try Integration.Ecid.Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                cat /proc/uptime > /out/before
+                touch /out/ready
+                while [ ! -e /out/go ]; do sleep 0.05; done
+                cat /proc/uptime > /out/after 2>/out/after-error
+                grep MemTotal /proc/meminfo > /out/after-meminfo
+                """
+            let bundle = try sandbox.makeBundle("emulated-restart", script: script) { Self.limited(&$0, memory: 64 << 20) }
+            let container = Integration.Ecid.BackgroundContainer(sandbox, bundle: bundle, id: "emulated-restart")
+            defer { _ = try? sandbox.runtime(["kill", "emulated-restart", "KILL"]) }
+            container.waitFor("ready")
+            #expect(try sandbox.output(bundle, "before").split(separator: " ").count == 2, "\(ecid.log())")
+            ecid.kill(SIGKILL)
+            ecid = try Integration.Ecid.Daemon(sandbox: sandbox, name: "ecid-2")
+            #expect(ecid.log().contains("adopted"), "\(ecid.log())")
+            container.go()
+            try container.waitUntilGone()
+            #expect(try sandbox.output(bundle, "after").split(separator: " ").count == 2, "after the restart: \((try? sandbox.output(bundle, "after-error")) ?? "") \(ecid.log())")
+            #expect(try sandbox.output(bundle, "after-meminfo").hasSuffix(" 65536 kB"))
+        }
+    }
+}
