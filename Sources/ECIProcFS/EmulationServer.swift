@@ -127,9 +127,9 @@ public final class EmulationServer: Sendable {
                     return error(ENOENT)
                 }
             }
-            return FuseWire.reply(to: request.unique, FuseWire.entryReply(EmulationTree.attributes(of: child, time: now), valid: EmulationTree.cacheSeconds))
+            return FuseWire.reply(to: request.unique, FuseWire.entryReply(attributes(of: child, time: now), valid: EmulationTree.cacheSeconds, attributesValid: attributesValid(child)))
         case .getattr:
-            return FuseWire.reply(to: request.unique, FuseWire.attributesReply(EmulationTree.attributes(of: node, time: now), valid: EmulationTree.cacheSeconds))
+            return FuseWire.reply(to: request.unique, FuseWire.attributesReply(attributes(of: node, time: now), valid: attributesValid(node)))
         case .open:
             guard case .file = node else { return error(EISDIR) }
             return FuseWire.reply(to: request.unique, FuseWire.openReply(flags: FuseWire.directIO))
@@ -165,6 +165,24 @@ public final class EmulationServer: Sendable {
         case .access: return FuseWire.reply(to: request.unique)
         case .initialize, .forget, .batchForget, .interrupt, .destroy: return error(ENOSYS)
         }
+    }
+
+    /// A file's attributes carry a size above its content's. sendfile and splice (busybox cat
+    /// uses them) read a FUSE file through the page cache up to its size even with direct I/O,
+    /// so procfs's size 0 would read as empty; the kernel ends such a read at the first short
+    /// answer (and takes that as the size until the next GETATTR). Files' attributes are never
+    /// cached (`attributesValid` 0), so every open (its permission check) asks again.
+    func attributes(of node: EmulationTree.Node, time: UInt64) -> FuseWire.Attributes {
+        var attributes = EmulationTree.attributes(of: node, time: time)
+        guard case .file(let key, let file) = node else { return attributes }
+        let length = (try? source.content(of: file, key: key))??.count ?? 0
+        attributes.size = UInt64((length * 2 / 4096 + 1) * 4096)
+        return attributes
+    }
+
+    func attributesValid(_ node: EmulationTree.Node) -> UInt64 {
+        if case .file = node { return 0 }
+        return EmulationTree.cacheSeconds
     }
 
     /// The content, waiting a little for a container ecid has not registered yet; nil (EIO)

@@ -77,7 +77,7 @@ public enum EmulationTree {
         }
     }
 
-    /// GETATTR. Files are 0444 with size 0, as procfs reports its own (readers read to EOF);
+    /// GETATTR. Files are 0444 (their size is the server's: `EmulationServer.attributes`);
     /// the root is searchable only.
     public static func attributes(of node: Node, time: UInt64) -> FuseWire.Attributes {
         let id = id(of: node)

@@ -134,13 +134,14 @@ public enum FuseWire {
     }
 
     /// `fuse_entry_out` (LOOKUP): the node, its generation (always 1: a node ID names the same
-    /// file for the file system's whole life) and cache lifetimes in seconds.
-    public static func entryReply(_ attributes: Attributes, valid seconds: UInt64) -> [UInt8] {
+    /// file for the file system's whole life) and cache lifetimes in seconds (the name's, and
+    /// the attributes' when they differ).
+    public static func entryReply(_ attributes: Attributes, valid seconds: UInt64, attributesValid: UInt64? = nil) -> [UInt8] {
         var out: [UInt8] = []
         out.appendLE64(attributes.inode)
         out.appendLE64(1)
         out.appendLE64(seconds)
-        out.appendLE64(seconds)
+        out.appendLE64(attributesValid ?? seconds)
         out.appendLE32(0)
         out.appendLE32(0)
         return out + attributes.encoded

@@ -19,6 +19,7 @@ extension Integration.Ecid {
 
         static let readEverything = """
             cat /proc/uptime > /out/uptime
+            read -r line < /proc/uptime; echo "$line" > /out/uptime-read
             cat /proc/meminfo > /out/meminfo
             grep -c ^processor /proc/cpuinfo > /out/nproc
             grep ^cpu /proc/stat > /out/stat
@@ -46,7 +47,7 @@ extension Integration.Ecid {
                 """
             var bundles: [(bundle: String, megabytes: Int)] = []
             for (name, megabytes) in [("small", 64), ("large", 96)] {
-                let bundle = try sandbox.makeBundle("emulated-\(name)", script: Self.readEverything + attacks) {
+                let bundle = try sandbox.makeBundle("emulated-\(name)", script: Self.readEverything + "\n" + attacks) {
                     Integration.RuntimeLocks.privileged(&$0)
                     Self.limited(&$0, memory: megabytes << 20)
                 }
@@ -59,6 +60,8 @@ extension Integration.Ecid {
                 let fields = uptime.split(separator: " ").compactMap { Double($0) }
                 #expect(fields.count == 2, "/proc/uptime: \(uptime) \(ecid.log())")
                 #expect((fields.first ?? 1e9) < 60, "the container's uptime, not the VM's (\(hostUptime) s): \(uptime)")
+                // busybox cat reads with sendfile (the page cache, up to the file's size), read with read(2).
+                #expect(try sandbox.output(bundle, "uptime-read").split(separator: " ").count == 2, "read(2) of /proc/uptime")
                 let meminfo = try sandbox.output(bundle, "meminfo")
                 #expect(meminfo.contains("MemTotal:") && meminfo.split(separator: "\n").first?.hasSuffix(" \(megabytes * 1024) kB") == true, "MemTotal: \(meminfo.prefix(200))")
                 #expect(try sandbox.output(bundle, "nproc") == "1", "cpuinfo shows the cpuset only")
