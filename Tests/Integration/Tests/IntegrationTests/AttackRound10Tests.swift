@@ -14,11 +14,13 @@ extension Integration.Ecid {
 
         /// The round's C fixture (static, in the container's /bin/r10): `neighbour` (a mount
         /// namespace of its own, no race), `poison` (the same with a second thread that chroots
-        /// while the first one's call is with ecid). Every field is NAME=VALUE.
+        /// while the first one's call is with ecid), `landlock` (mount calls of a process the
+        /// container sandboxed with Landlock). Every field is NAME=VALUE.
         static let source = #"""
 // Attack round 10 fixture (embedded in AttackRound10Tests.swift): the helper's view of the caller.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/landlock.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -26,6 +28,8 @@ extension Integration.Ecid {
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,6 +93,26 @@ static void probe(const char *tag) {
     printf("%s-stacked=%d %s-proc-rows=%d %s-proc-keys=%s\n", tag, made, tag, rows("/proc", "proc"), tag, kind("/proc/keys"));
 }
 
+// A sandbox the container builds for one of its own processes (Landlock: files and directories
+// readable only below /tmp), as build tools and browsers do; 0 or the errno of the step failed.
+static int landlock_below_tmp(void) {
+    struct landlock_ruleset_attr attr = { .handled_access_fs = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR };
+    int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    if (ruleset < 0) return errno;
+    struct landlock_path_beneath_attr tmp = { .allowed_access = attr.handled_access_fs, .parent_fd = open("/tmp", O_PATH | O_CLOEXEC) };
+    if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &tmp, 0) < 0) return errno;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return errno;
+    if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) return errno;
+    return 0;
+}
+
+static int readable(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    close(fd);
+    return 0;
+}
+
 // One try in a mount namespace of its own (a helper of its own, nothing kept yet): 0 when the
 // helper let the maskless bind through.
 static int poison_try(int i, int delay) {
@@ -149,6 +173,30 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 8 && won < 0; i++)
             if (poison_try(i, delays[i]) == 0) won = i;
         printf("poison-won=%d\n", won);
+        return 0;
+    }
+    if (!strcmp(argv[1], "landlock")) {
+        mkdir("/tmp/r10e", 0755);
+        mkdir("/tmp/r10f", 0755);
+        mkdir("/tmp/r10t", 0755);
+        // The neighbour: the same process before its sandbox binds /etc and reads through it.
+        int plain = err(mount("/etc", "/tmp/r10f", NULL, MS_BIND, NULL));
+        printf("plain-bind=%d plain-read=%d\n", plain, plain ? -1 : readable("/tmp/r10f/passwd"));
+        umount2("/tmp/r10f", MNT_DETACH);
+        pid_t pid = fork();
+        if (pid == 0) {
+            printf("landlock-restrict=%d\n", landlock_below_tmp());
+            printf("landlock-direct-read=%d\n", readable("/etc/passwd"));
+            // The kernel forbids every mount call to a Landlock-restricted process (else a bind
+            // would carry any directory below an allowed one): EPERM.
+            int bind = err(mount("/etc", "/tmp/r10e", NULL, MS_BIND, NULL));
+            printf("landlock-bind=%d landlock-read-through-bind=%d\n", bind, bind ? -1 : readable("/tmp/r10e/passwd"));
+            printf("landlock-tmpfs=%d\n", err(mount("tmpfs", "/tmp/r10t", "tmpfs", 0, NULL)));
+            _exit(0);
+        }
+        waitpid(pid, NULL, 0);
+        umount2("/tmp/r10e", MNT_DETACH);
+        umount2("/tmp/r10t", MNT_DETACH);
         return 0;
     }
     return 2;
@@ -225,6 +273,45 @@ int main(int argc, char **argv) {
                 #expect(got["poison-won"] == "-1", "\(kind): a sibling thread's chroot made the helper judge against an empty table: \(exec.stdout) \(ecid.log().split(separator: "\n").filter { $0.contains("r10m") || $0.contains("/proc") }.suffix(6))")
                 #expect(got["poisoned-keys"] != "REAL" && got["poisoned-kcore"] != "REAL", "\(kind): masks revealed: \(exec.stdout)")
                 #expect(got["poisoned-proc-rows"].flatMap { Int($0) }.map { $0 <= 4 } != false, "\(kind): past the bound: \(exec.stdout)")
+            }
+        }
+        /// A Landlock-restricted process may not mount: the kernel refuses every mount call,
+        /// unmount, remount and pivot_root of a task whose Landlock domain handles file access
+        /// (otherwise a bind would carry any directory below one the sandbox allows). Containers
+        /// build such sandboxes for their own less trusted processes (build tools, browsers,
+        /// language runtimes). ecid performs trapped calls in its helper, which has no Landlock
+        /// domain, and refuses only AppArmor- and SELinux-confined callers (by their label);
+        /// Landlock has no label and no interface that shows another task's domain. The fixture
+        /// sandboxes a child of the container's root (reads only below /tmp), which then binds
+        /// /etc below /tmp and reads /etc/passwd through the bind (Landlock walks a path up
+        /// through its mount points, so /tmp's rule allows it).
+        /// Must hold: the bind refused (EPERM, the kernel's answer), /etc/passwd unreadable.
+        /// The neighbour: the same process before its sandbox binds /etc and reads through it.
+        /// Against 95990ad: ESCAPED (of the container's own sandbox, class (c): performed without
+        /// the caller's LSM domain), locked and unlocked: `landlock-bind=0`,
+        /// `landlock-read-through-bind=0` (direct read EACCES). Untrapped calls of a locked
+        /// container (umount, bind remounts) still meet Landlock in the kernel. Not fixed here:
+        /// the helper cannot take on or even see the caller's domain; what would close it is a
+        /// kernel answer for the caller's own context (CONTINUE, ruled out for calls whose check
+        /// reads pointers) or an interface that reports another task's Landlock domain (none
+        /// in 6.18). Documented as a known issue.
+        @Test(arguments: [false, true])
+        func landlockedCallerGetsNoMount(locked: Bool) throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let kind = locked ? "locked" : "unlocked"
+            try Self.withContainer(sandbox, id: "r10-landlock-\(kind)", marker: locked ? 5103 : 5104, locked: locked) {
+                let exec = try sandbox.runtime(["exec", "--cap", "CAP_SYS_ADMIN", "r10-landlock-\(kind)", "/bin/r10", "landlock"])
+                print("AttackRound10.landlockedCallerGetsNoMount (\(kind)): \(exec.stdout) \(exec.stderr)")
+                let got = Self.results(exec.stdout)
+                #expect(got["plain-bind"] == "0" && got["plain-read"] == "0", "\(kind): the neighbour: \(exec.stdout)")
+                #expect(got["landlock-restrict"] == "0" && got["landlock-direct-read"] == "13", "\(kind): the sandbox: \(exec.stdout)")
+                withKnownIssue("ecid's helper performs a Landlock-restricted caller's mounts without its domain (design-level: no interface shows another task's domain)") {
+                    #expect(got["landlock-bind"] == "1" && got["landlock-read-through-bind"] == "-1", "\(kind): the sandboxed process bound /etc below /tmp: \(exec.stdout)")
+                    #expect(got["landlock-tmpfs"] == "1", "\(kind): \(exec.stdout)")
+                }
             }
         }
     }
