@@ -15,12 +15,15 @@ extension Integration.Ecid {
         /// The round's C fixture (static, in the container's /bin/r10): `neighbour` (a mount
         /// namespace of its own, no race), `poison` (the same with a second thread that chroots
         /// while the first one's call is with ecid), `landlock` (mount calls of a process the
-        /// container sandboxed with Landlock). Every field is NAME=VALUE.
+        /// container sandboxed with Landlock), `listener` (a seccomp listener of its own). Every field is NAME=VALUE.
         static let source = #"""
 // Attack round 10 fixture (embedded in AttackRound10Tests.swift): the helper's view of the caller.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -104,6 +107,22 @@ static int landlock_below_tmp(void) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return errno;
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) return errno;
     return 0;
+}
+
+// A filter of the container's own sending mount to its own listener (the kernel picks the most
+// recent filter among equal actions, so its CONTINUE would run mount untrapped); `listen` 0 for
+// the same filter without a listener. 0 or the errno.
+static int own_filter(int listen) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mount, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, listen ? SECCOMP_RET_USER_NOTIF : SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = 4, .filter = f };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return errno;
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, listen ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0, &prog);
+    return fd < 0 ? errno : 0;
 }
 
 static int readable(const char *path) {
@@ -197,6 +216,17 @@ int main(int argc, char **argv) {
         waitpid(pid, NULL, 0);
         umount2("/tmp/r10e", MNT_DETACH);
         umount2("/tmp/r10t", MNT_DETACH);
+        return 0;
+    }
+    if (!strcmp(argv[1], "listener")) {
+        for (int listen = 0; listen < 2; listen++) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                printf("%s=%d\n", listen ? "own-listener" : "own-filter", own_filter(listen));
+                _exit(0);
+            }
+            waitpid(pid, NULL, 0);
+        }
         return 0;
     }
     return 2;
@@ -312,6 +342,28 @@ int main(int argc, char **argv) {
                     #expect(got["landlock-bind"] == "1" && got["landlock-read-through-bind"] == "-1", "\(kind): the sandboxed process bound /etc below /tmp: \(exec.stdout)")
                     #expect(got["landlock-tmpfs"] == "1", "\(kind): \(exec.stdout)")
                 }
+            }
+        }
+        /// The kernel hands a notification to the most recently installed filter among those
+        /// returning the same action (seccomp_run_filters keeps the first of equal precedence),
+        /// so a container filter of its own sending mount to its own listener would be asked
+        /// before ecid, and its CONTINUE would run mount untrapped. (Round 8 tried a listener
+        /// only against the syscall floor, whose ERRNO outranks it, and without ecid.)
+        /// Must hold: no second listener below ecid's. The neighbour: the same filter without a
+        /// listener installs. Against 95990ad: BLOCKED (the kernel allows one listener per
+        /// filter chain, has_duplicate_listener: EBUSY; a container filter's TRACE ranks below
+        /// USER_NOTIF, its ERRNO only fails its own call).
+        @Test func ownListenerCannotPreemptEcid() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            try Self.withContainer(sandbox, id: "r10-listener", marker: 5105, locked: true) {
+                let exec = try sandbox.runtime(["exec", "r10-listener", "/bin/r10", "listener"])
+                print("AttackRound10.ownListenerCannotPreemptEcid: \(exec.stdout) \(exec.stderr)")
+                let got = Self.results(exec.stdout)
+                #expect(got["own-filter"] == "0", "the neighbour: \(exec.stdout)")
+                #expect(got["own-listener"] == "\(EBUSY)", "a listener of the container's own below ecid's: \(exec.stdout)")
             }
         }
     }
