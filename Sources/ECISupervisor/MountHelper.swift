@@ -166,10 +166,16 @@ public enum MountHelper {
         // Most callers' root is their mount namespace's, which is this process's between calls:
         // only a chrooted caller costs a chroot there and back.
         let chrooted = !rootID.isSameObject(as: namespaceRootID)
+        // pivot_root moves the root of every task whose root was the old one (chroot_fs_refs),
+        // this helper's included: it goes back to `namespaceRoot` whatever its root became, so
+        // that between calls its root is always the one `namespaceRootID` names (the mount
+        // table it keeps is rendered from there).
+        var pivots = false
+        if case .pivotRoot = call { pivots = true }
         var assumed = false
         // Runs after the credentials are back (defers run last-declared first).
         defer {
-            if fchdir(namespaceRoot) != 0 || (chrooted && chroot(".") != 0) { exit(3) }
+            if fchdir(namespaceRoot) != 0 || ((chrooted || pivots) && chroot(".") != 0) { exit(3) }
         }
         defer {
             // A helper that cannot become itself again must not serve another call.
@@ -193,9 +199,12 @@ public enum MountHelper {
             assumed = true
             let rc = creds.groups.withUnsafeBufferPointer { eci_helper_assume(creds.uid, creds.gid, creds.fsuid, creds.fsgid, $0.baseAddress, $0.count, creds.effective, permitted) }
             try check(rc, "take the caller's credentials")
-            // The caller's mount table, read through its /proc/TID, kept between calls until the
-            // kernel reports a change, and read again when the call's names disagree with it.
-            let table = { (refresh: Bool) in try mountTables.rows(root: rootID, procDirectory: context.procDirectory, refresh: refresh) }
+            // The caller's mount table, kept between calls until the kernel reports a change, and
+            // read again when the call's names disagree with it. The helper's own mountinfo, from
+            // the root it now stands at (the caller's, from ecid's fd): never the caller's
+            // /proc/TID/mountinfo, rendered from whatever root the caller's threads have set
+            // when it is opened (`MountTableCache`).
+            let table = { (refresh: Bool) in try mountTables.rows(root: rootID, refresh: refresh) }
             let gathered = try gather(call, table: table, protected: { initial.protected.contains($0.key) })
             defer { gathered.close() }
             switch MountCallPolicy.decide(call, initial: initial, facts: gathered.policyFacts) {

@@ -127,11 +127,20 @@ enum MountTable {
     }
 }
 
-/// The helper's parsed mount tables, one per caller root (mountinfo is rendered relative to the
-/// root of the task that opened it), re-read only when the kernel says the namespace's tree
-/// changed (`eci_mounts_changed`): reading and parsing mountinfo was most of a call's cost.
-/// An open mountinfo keeps its mount namespace and root, so it stays valid after the caller
-/// that opened it exits. A mount ID the table lacks makes the caller re-read it (`refresh`).
+/// The helper's parsed mount tables, one per caller root, re-read only when the kernel says the
+/// namespace's tree changed (`eci_mounts_changed`): reading and parsing mountinfo was most of a
+/// call's cost. A mount ID the table lacks makes the caller re-read it (`refresh`).
+///
+/// Always the helper's *own* mountinfo (`self/mountinfo` of the VM's /proc), opened while the
+/// helper stands in the caller's mount namespace at the caller's root (taken from the fd ecid
+/// opened): the kernel renders a mountinfo from the namespace and the root of the task that
+/// opens it, *at the open*, and keeps both for the file's life. The caller's own
+/// `/proc/TID/mountinfo` was rendered from whatever root the caller's task had when the helper
+/// opened it, and threads share their root (CLONE_FS): a second thread that chrooted to an
+/// empty directory in between made the helper judge against no mounts at all, and the kept
+/// table stayed that way for the namespace (attack round 10: a bind of /proc without its
+/// submounts showed the real /proc/keys). The helper's own view is, by construction, the one
+/// its lookups use, and no process of the container can change the helper's root.
 ///
 /// A kept table can be stale without any mount event: renaming a directory moves every mount
 /// below it (a fresh procfs at /a/p is at /b/p after `mv /a /b`). It is always one whole
@@ -148,17 +157,16 @@ final class MountTableCache {
     static let capacity = 4
     private var entries: [Entry] = []
 
-    /// The rows for the caller whose root is `root`, opening its mountinfo through
-    /// `procDirectory` the first time.
     /// The root whose table is kept open between calls (the mount namespace's): an open
     /// mountinfo holds its reader's root, and a chroot's mount held so could not be unmounted.
     var keptRoot: eci_file_id?
 
-    /// `root`: the identity of the caller's root (statx), which the caller has at hand.
-    func rows(root id: eci_file_id, procDirectory: Int32, refresh: Bool = false) throws -> [MountTable.Row] {
+    /// The rows as the helper sees them now, from its current root, which must be the caller's
+    /// (the helper has taken it: `MountHelper.serve`); `root` is that root's identity (statx),
+    /// which keys the kept table.
+    func rows(root id: eci_file_id, refresh: Bool = false) throws -> [MountTable.Row] {
         guard let keptRoot, keptRoot.isSameObject(as: id) else {
-            let fd = openat(procDirectory, "mountinfo", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw MountHelper.Failure(errno: ESRCH, reason: "the caller went away (mountinfo: \(errnoDescription(errno)))") }
+            let fd = try Self.openOwn()
             defer { close(fd) }
             return MountTable.parse(try MountHelper.readAll(fd))
         }
@@ -168,15 +176,14 @@ final class MountTableCache {
             if changed != 0 || refresh {
                 guard changed >= 0, lseek(entry.fd, 0, SEEK_SET) == 0 else {
                     close(entry.fd)
-                    return try rows(root: id, procDirectory: procDirectory)
+                    return try rows(root: id)
                 }
                 entry.rows = MountTable.parse(try MountHelper.readAll(entry.fd))
             }
             entries.append(entry)
             return entry.rows
         }
-        let fd = openat(procDirectory, "mountinfo", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw MountHelper.Failure(errno: ESRCH, reason: "the caller went away (mountinfo: \(errnoDescription(errno)))") }
+        let fd = try Self.openOwn()
         let rows: [MountTable.Row]
         do {
             rows = MountTable.parse(try MountHelper.readAll(fd))
@@ -187,5 +194,13 @@ final class MountTableCache {
         entries.append(Entry(root: id, fd: fd, rows: rows))
         if entries.count > Self.capacity { close(entries.removeFirst().fd) }
         return rows
+    }
+
+    /// The helper's own mountinfo: its mount namespace (the caller's, joined at start) seen
+    /// from its root now.
+    static func openOwn() throws -> Int32 {
+        let fd = openat(MountHelper.vmProc, "self/mountinfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MountHelper.Failure(errno: EIO, reason: "the helper's own mountinfo: \(errnoDescription(errno))") }
+        return fd
     }
 }
