@@ -80,6 +80,22 @@ enum E2EEcidCases {
             c.expect(userLock.stdout == "mounts locked: yes\n", "--privileged --user 1000 runs locked: \(userLock.stdout) \(userLock.stderr)")
             try c.docker(["rm", "-f", "e2e-user"])
         },
+        // procfs emulation (ECIProcFS): a container's /proc/uptime, meminfo, cpuinfo, stat and
+        // swaps are its own (its init's age, its cgroup's limits and cpuset), under Docker's
+        // seccomp and AppArmor profiles, read by cat (sendfile) and by read(2).
+        E2ECase(name: "procfs-emulation-through-docker") { c in
+            let run = try c.docker(["run", "--rm", "--memory", "64m", "--cpuset-cpus", "0", tools, "sh", "-c",
+                "cat /proc/uptime; read -r up < /proc/uptime; echo \"read $up\"; grep MemTotal /proc/meminfo; grep -c ^processor /proc/cpuinfo; grep -c '^cpu[0-9]' /proc/stat; head -1 /proc/swaps"])
+            let lines = run.stdout.split(separator: "\n").map(String.init)
+            c.expect(lines.count == 6, "emulated files: \(run.stdout) \(run.stderr)")
+            guard lines.count == 6 else { return }
+            let uptime = Double(lines[0].split(separator: " ").first ?? "") ?? 1e9
+            c.expect(uptime < 30, "the container's uptime, not the VM's: \(lines[0])")
+            c.expect(lines[1].hasPrefix("read ") && lines[1].split(separator: " ").count == 3, "read(2): \(lines[1])")
+            c.expect(lines[2].hasSuffix(" 65536 kB"), "MemTotal is the --memory limit: \(lines[2])")
+            c.expect(lines[3] == "1" && lines[4] == "1", "cpuinfo and stat show the cpuset only: \(lines[3]) \(lines[4])")
+            c.expect(lines[5].hasPrefix("Filename"), "/proc/swaps: \(lines[5])")
+        },
         // Tests/Fixtures/ecid-jail.c through the docker CLI: a chrooted caller naming unlisted
         // mounts, symlink-swap races against the helper, pivot_root into masks, overlays over
         // /sys, i386/x32 calls; all refused, next to the jail's, runc's and DinD's own mounts.

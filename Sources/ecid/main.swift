@@ -35,6 +35,14 @@ signal(SIGTERM, SIG_DFL)
 signal(SIGINT, SIG_DFL)
 signal(SIGPIPE, SIG_IGN)
 
+// Every container's helpers and notify fds are descriptors of ecid: the soft limit (1024 under
+// systemd) would let a few dozen containers starve everyone's calls. The hard limit is ecid's.
+var files = rlimit()
+if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files) == 0, files.rlim_cur < files.rlim_max {
+    files.rlim_cur = files.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
+}
+
 var stateDirectory = ProcessInfoEnvironment.value("ECI_STATE_DIR") ?? "/run/eci"
 var holderGrace = ProcessInfoEnvironment.value("ECI_ECID_HOLDER_GRACE").flatMap(Double.init) ?? FDHolder.defaultGrace
 var level = Logger.Level.info
