@@ -67,6 +67,12 @@ extension Integration {
             }
         }
 
+        /// The mount points now, less this sandbox's emulation file system: ecid's own mount for
+        /// as long as it (or, after it, its fd holder) serves, not one a test left behind.
+        static func mountPoints(besidesEcidOf sandbox: RuntimeSandbox) throws -> [String] {
+            try TestSupport.mountPoints().filter { $0 != sandbox.stateDirectory + "/emulation" }
+        }
+
         /// The fd holder of this sandbox (its command line names the sandbox's directory).
         static func holderRunning(_ sandbox: RuntimeSandbox) throws -> Bool {
             try TestSupport.sh("pgrep -f '[f]d-holder --dir \(sandbox.stateDirectory)/ecid'").status == 0
@@ -175,7 +181,7 @@ extension Integration {
             try container.waitUntilGone()
             #expect(try sandbox.output(bundle, "fresh-umount") == "0", "the fresh procfs unmounted whole")
             #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            #expect(try Self.mountPoints(besidesEcidOf: sandbox) == mountsBefore, "a mount was left behind")
         }
 
         /// `runc start` (what containerd-shim runs for `docker start`) returns only once the
@@ -327,7 +333,7 @@ extension Integration {
             #expect(log.components(separatedBy: "mount helper started").count - 1 == 1, "\(log)")
             #expect(Self.helpersGone(of: ecid), "a helper outlived its container")
             ecid.kill()
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            #expect(try Self.mountPoints(besidesEcidOf: sandbox) == mountsBefore, "a mount was left behind")
             #expect(try TestSupport.sh("pgrep -f '[e]cid mount-helper'").status != 0, "a helper was left behind")
         }
 
@@ -634,7 +640,7 @@ extension Integration {
             try container.waitUntilGone()
             ecid.kill()
             #expect(try Self.holderGone(sandbox, within: 5), "the fd holder was left behind")
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            #expect(try Self.mountPoints(besidesEcidOf: sandbox) == mountsBefore, "a mount was left behind")
             #expect(try TestSupport.sh("pgrep -f '[e]cid mount-helper'").status != 0, "a helper was left behind")
             let records = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.stateDirectory + "/ecid/containers")) ?? []
             #expect(!records.contains { $0 == "ecid-loop.json" || $0.hasSuffix("-ecid-loop.json") }, "the record outlived its container: \(records)")
@@ -662,7 +668,7 @@ extension Integration {
             #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
             try check({ try sandbox.output(bundle, $0) }, ecid)
             #expect(ecid.process.isRunning, "ecid died: \(ecid.log())")
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            #expect(try Self.mountPoints(besidesEcidOf: sandbox) == mountsBefore, "a mount was left behind")
         }
 
         /// Renaming a directory moves the mounts below it without any mount event: a fresh
@@ -837,7 +843,7 @@ extension Integration {
             try container.waitUntilGone()
             second.kill()
             #expect(try Self.holderGone(sandbox, within: 5), "the fd holder was left behind")
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            #expect(try Self.mountPoints(besidesEcidOf: sandbox) == mountsBefore, "a mount was left behind")
         }
 
         /// ecid dies (as with kill -9, at a fixed point: `ECI_ECID_CRASH_FOR_TEST`) holding a
@@ -886,7 +892,7 @@ extension Integration {
             try container.waitUntilGone()
             second.kill()
             #expect(try Self.holderGone(sandbox, within: 5), "the fd holder was left behind")
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            #expect(try Self.mountPoints(besidesEcidOf: sandbox) == mountsBefore, "a mount was left behind")
             #expect(try TestSupport.sh("pgrep -f '[e]cid mount-helper'").status != 0, "a helper was left behind")
             let left = (try? FileSystem.listDirectory(sandbox.stateDirectory + "/ecid/inflight")) ?? []
             #expect(left.isEmpty, "in-flight files left: \(left)")

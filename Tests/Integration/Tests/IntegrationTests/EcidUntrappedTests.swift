@@ -64,6 +64,6 @@ extension Integration.Ecid {
         #expect(log.contains("pivotRoot(newRoot:"), "pivot_root stays trapped: \(log)")
         #expect(ecid.process.isRunning, "ecid died: \(log)")
         ecid.kill()
-        #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+        #expect(try Integration.Ecid.mountPoints(besidesEcidOf: sandbox) == mountsBefore, "a mount was left behind")
     }
 }

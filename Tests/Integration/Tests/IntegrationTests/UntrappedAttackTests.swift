@@ -60,7 +60,7 @@ extension Integration.Ecid {
             #expect(!log.contains("umount(target:"), "an unmount reached ecid: \(log.suffix(2000))")
             #expect(ecid.process.isRunning, "ecid died: \(log)")
             ecid.kill()
-            #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
+            #expect(try Integration.Ecid.mountPoints(besidesEcidOf: sandbox) == mountsBefore, "a mount was left behind")
         }
 
         /// What `runc exec` finds. pid 1 pivots its own mount namespace (the locked one that
