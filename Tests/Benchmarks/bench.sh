@@ -149,7 +149,8 @@ if [ "${ECI_BENCH_ECID:-1}" = 1 ]; then
   mkdir -p "$tools/rootfs"
   latency_src=$repo/Tests/Fixtures/mount-latency.c
   cat > "$tools/syscall-loop.c" <<'EOF'
-/* syscall-loop N: ns per untrapped call (getppid; a 1-byte read of /dev/zero). */
+/* syscall-loop N: ns per untrapped call (getppid; a 1-byte read of /dev/zero), and us per
+   open + read to EOF + close of /proc/uptime and /proc/meminfo (emulated under ECI: ecid's FUSE). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -169,6 +170,20 @@ int main(int argc, char **argv) {
     for (long i = 0; i < n; i++) if (read(fd, &c, 1) != 1) return 1;
     double t2 = now();
     printf("getppid_ns=%.1f\nread_ns=%.1f\n", (t1 - t0) / n, (t2 - t1) / n);
+    const char *files[] = {"/proc/uptime", "/proc/meminfo"};
+    const char *names[] = {"uptime_us", "meminfo_us"};
+    static char buffer[65536];
+    for (int f = 0; f < 2; f++) {
+        int reads = 2000;
+        double s = now();
+        for (int i = 0; i < reads; i++) {
+            int p = open(files[f], O_RDONLY);
+            if (p < 0) return 1;
+            while (read(p, buffer, sizeof buffer) > 0) {}
+            close(p);
+        }
+        printf("%s=%.2f\n", names[f], (now() - s) / reads / 1000);
+    }
     return 0;
 }
 EOF
@@ -219,6 +234,8 @@ EOF
   rm_eci=$(med remount_us "$work/ecid/eci-ecid.mount"); rm_runc=$(med remount_us "$work/ecid/runc.mount"); rm_traps=$(med remount_us "$work/ecid/traps.mount")
   g_eci=$(med getppid_ns "$work/ecid/eci-ecid.syscall"); g_runc=$(med getppid_ns "$work/ecid/runc.syscall")
   r_eci=$(med read_ns "$work/ecid/eci-ecid.syscall"); r_runc=$(med read_ns "$work/ecid/runc.syscall")
+  up_eci=$(med uptime_us "$work/ecid/eci-ecid.syscall"); up_runc=$(med uptime_us "$work/ecid/runc.syscall")
+  mi_eci=$(med meminfo_us "$work/ecid/eci-ecid.syscall"); mi_runc=$(med meminfo_us "$work/ecid/runc.syscall")
   printf '\n%-44s %10s %10s %8s\n' "ecid ($ecid_runs runs each, median)" "eci+ecid" "runc+SYSADM" "ratio"
   printf '%-44s %8sus %8sus %8s\n' "mount -t tmpfs (trapped), per call" "$m_eci" "$m_runc" "$(ratio "$m_eci" "$m_runc")"
   printf '%-44s %10s\n' "  added per trapped call" "$(diff_us "$m_eci" "$m_runc")"
@@ -229,6 +246,8 @@ EOF
   printf '%-44s %8sus %8sus %8s\n' "traps alone: bind remount ro/rw" "$rm_traps" "$rm_runc" "$(ratio "$rm_traps" "$rm_runc")"
   printf '%-44s %8sns %8sns %8s\n' "untrapped getppid, per call" "$g_eci" "$g_runc" "$(ratio "$g_eci" "$g_runc")"
   printf '%-44s %8sns %8sns %8s\n' "untrapped 1-byte read of /dev/zero" "$r_eci" "$r_runc" "$(ratio "$r_eci" "$r_runc")"
+  printf '%-44s %8sus %8sus %8s\n' "read /proc/uptime (ecid's FUSE vs procfs)" "$up_eci" "$up_runc" "$(ratio "$up_eci" "$up_runc")"
+  printf '%-44s %8sus %8sus %8s\n' "read /proc/meminfo (ecid's FUSE vs procfs)" "$mi_eci" "$mi_runc" "$(ratio "$mi_eci" "$mi_runc")"
   g_def=$(med getppid_ns "$work/ecid/runc-default.syscall")
   printf '%-44s %8sns %8sns %8s\n' "  getppid: eci+ecid vs runc, Docker's profile" "$g_eci" "$g_def" "$(ratio "$g_eci" "$g_def")"
 
