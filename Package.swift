@@ -67,7 +67,7 @@ let package = Package(
         ),
         // procfs emulation: ecid's FUSE file system (the kernel protocol spoken directly, so a
         // restarted ecid adopts the connection) and the per-container views it serves.
-        .target(name: "ECIProcFS", dependencies: ["ECICore", "ECIIO", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ECIProcFS", dependencies: ["ECICore", "ECIIO", "ECIPolicy", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(name: "eci-runc", dependencies: ["ECIRuntime"]),
         .executableTarget(name: "ecid", dependencies: ["ECISupervisor", "ECICore", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "ECIOCITests", dependencies: ["ECIOCI"]),
         .testTarget(name: "ECISupervisorTests", dependencies: ["ECISupervisor", "CSeccomp", "ECIPolicy"]),
         .testTarget(name: "ECIPolicyTests", dependencies: ["ECIPolicy"]),
-        .testTarget(name: "ECIProcFSTests", dependencies: ["ECIProcFS"]),
+        .testTarget(name: "ECIProcFSTests", dependencies: ["ECIProcFS", "ECIPolicy"]),
         .testTarget(name: "ECIRuntimeTests", dependencies: ["ECIRuntime", "ECITestSupport"]),
         .testTarget(name: "ECIImageTests", dependencies: ["ECIImage", "ECIIO", "ECICore", "ECITestSupport"]),
         .testTarget(name: "ECIChannelTests", dependencies: ["ECIChannel"]),

@@ -428,7 +428,8 @@ static int locked_clone(const char *path) {
 
 static int fresh_child(int target_fd, const char *source, const char *fstype, unsigned long flags,
                        const char *data, int mntns_fd, int staging_fd, int netns_fd, const char *const *masked, int nmasked,
-                       const char *const *readonly, int nreadonly, uint64_t caller_effective, uint64_t permitted) {
+                       const char *const *readonly, int nreadonly, const int *emulated_fds, const char *const *emulated_names,
+                       int nemulated, uint64_t caller_effective, uint64_t permitted) {
     char path[4096];
     if (caps_set_effective(permitted) < 0) return EPERM;
     if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0) return errno;
@@ -465,6 +466,16 @@ static int fresh_child(int target_fd, const char *source, const char *fstype, un
         int rc = mask_one(path, devnull);
         if (rc < 0) return -rc;
     }
+    // The container's emulated files (detached clones ecid made of its FUSE files), over the
+    // same names: after the masks, as runc's binds come after its procfs. Each must land on a
+    // regular file of the new procfs (fstatat without following: the procfs is new and ours).
+    for (int i = 0; i < nemulated; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", built, emulated_names[i]) >= (int)sizeof path) return ENAMETOOLONG;
+        struct stat st;
+        if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0) return errno;
+        if (!S_ISREG(st.st_mode)) return EPERM;
+        if (syscall(SYS_move_mount, emulated_fds[i], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
+    }
     int tree = locked_clone(built);
     if (tree < 0) return -tree;
     // Back in the caller's namespace, the masked tree lands on exactly the checked target: its
@@ -480,6 +491,7 @@ static int fresh_child(int target_fd, const char *source, const char *fstype, un
 int eci_fresh_masked_mount(int target_fd, const char *source, const char *fstype, unsigned long flags,
                            const char *data, int mntns_fd, int staging_fd, int pidns_fd, int netns_fd,
                            const char *const *masked, int nmasked, const char *const *readonly, int nreadonly,
+                           const int *emulated_fds, const char *const *emulated_names, int nemulated,
                            uint64_t caller_effective) {
     struct __user_cap_data_struct data2[2];
     int rc = caps_get(data2);
@@ -497,7 +509,7 @@ int eci_fresh_masked_mount(int target_fd, const char *source, const char *fstype
     if (pid < 0) return -errno;
     if (pid == 0) {
         int status = fresh_child(target_fd, source, fstype, flags, data, mntns_fd, staging_fd, netns_fd, masked, nmasked,
-                                 readonly, nreadonly, caller_effective, permitted);
+                                 readonly, nreadonly, emulated_fds, emulated_names, nemulated, caller_effective, permitted);
         _exit(status > 0 && status < 256 ? status : (status == 0 ? 0 : EIO));
     }
     int status = 0;

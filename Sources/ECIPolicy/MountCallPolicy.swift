@@ -96,6 +96,14 @@ public enum MountCallPolicy {
         public var maskedPaths: [String]
         public var readonlyPaths: [String]
 
+        /// Whether the container started with ECI's emulated files over its /proc: its fresh
+        /// procfs mounts get them too.
+        public var hasEmulatedFiles: Bool {
+            mounts.contains { mount in
+                mount.fsType == MountCallPolicy.emulationFileSystemType && EmulatedFile.allCases.contains { $0.containerPath == mount.mountPoint }
+            }
+        }
+
         /// From the container's mountinfo at registration (paths as the container sees them)
         /// and the spec's masked and read-only paths.
         public init(mounts: [Mount], maskedPaths: [String] = [], readonlyPaths: [String] = []) {
@@ -148,6 +156,12 @@ public enum MountCallPolicy {
         public var isFreshMaskedMount: Bool {
             guard case let .mount(_, _, fsType, flags, _) = self else { return false }
             return MountCallPolicy.kind(ofMountFlags: flags) == .new && MountCallPolicy.needsMasks(fsType: fsType)
+        }
+
+        /// A new procfs: it gets the container's emulated files too.
+        public var isFreshProcfs: Bool {
+            guard isFreshMaskedMount, case let .mount(_, _, fsType, _, _) = self else { return false }
+            return fsType == "proc"
         }
     }
 
@@ -407,10 +421,10 @@ public enum MountCallPolicy {
     /// /sys with that below it.
     static let emptyInFresh: [String: [String]] = ["sysfs": ["fs/cgroup"]]
 
-    /// The file system type of ecid's emulated files (`ECIProcFS`), bound over /proc/uptime,
-    /// /proc/meminfo and their neighbours. A fresh procfs may hide them (`freshReplacesWhole`):
-    /// it then shows the VM's own numbers for those files, which nothing masks, until ecid's
-    /// helper brings the emulated files onto fresh procfs mounts too (docs/ecid.md, "Not covered").
+    /// The file system type of ecid's emulated files (`ECIProcFS`, `EmulatedFile`), bound over
+    /// /proc/uptime, /proc/meminfo and their neighbours. ecid's helper puts the same files on a
+    /// fresh procfs, so one may hide the container's (`freshReplacesWhole`); and one of them on a
+    /// procfs, at its place there, is protected like a mask (`isMask`).
     public static let emulationFileSystemType = "fuse.eci"
 
     /// How many whole procfs (sysfs) mounts may stand at one point (`freshReplacesWhole`).
@@ -422,8 +436,8 @@ public enum MountCallPolicy {
     ///   (`freshMasks`, locked by the helper's lock pass), and every protected mount it covers is
     ///   of the same file system type, a mask, or at or below a directory the fresh mount shows
     ///   empty (`emptyInFresh`: the cgroup mounts under /sys/fs/cgroup), or an emulated file
-    ///   (`emulationFileSystemType`: its procfs counterpart is unmasked); anything else keeps
-    ///   the cover rule;
+    ///   (`emulationFileSystemType`: the fresh procfs brings the same); anything else keeps the
+    ///   cover rule;
     /// - the target is the root of such a mount (root `/`: the whole file system, not a bind of
     ///   a part of it such as /proc/sys), and not the caller's own root;
     /// - at most `maximumStack` whole mounts of that type stand at that point, the new one
@@ -557,6 +571,7 @@ public enum MountCallPolicy {
         let below = holder.mountPoint == "/" ? point : String(point.dropFirst(holder.mountPoint.count))
         let named = normalize(base + "/" + holder.root + "/" + below)
         return initial.maskedPaths.contains(named) || initial.readonlyPaths.contains(named)
+            || (mount.fsType == emulationFileSystemType && EmulatedFile.allCases.contains { $0.containerPath == named })
     }
 
     /// Whether a new mount's source or overlay directories are relative paths, which the kernel

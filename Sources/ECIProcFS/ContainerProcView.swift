@@ -1,4 +1,5 @@
 import ECICore
+import ECIPolicy
 import Glibc
 
 /// The emulated files of one container, computed now from the VM's own /proc and the

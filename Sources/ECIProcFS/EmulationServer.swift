@@ -1,4 +1,5 @@
 import ECICore
+import ECIPolicy
 import ECIIO
 import Glibc
 import Logging

@@ -1,4 +1,5 @@
 import ECICore
+import ECIPolicy
 
 /// The shape of ecid's emulation file system (pure): `/<key>/proc/<file>` for every container
 /// key, where `<key>` is ECI's directory name of the container (`HandOver.key`). A file's

@@ -1,4 +1,5 @@
 import ECICore
+import ECIPolicy
 import ECIOCI
 import ECIProcFS
 

@@ -1,5 +1,6 @@
 import ECICore
 import ECIPolicy
+import ECIProcFS
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -59,13 +60,10 @@ struct ContainerRecords: Sendable {
         return records
     }
 
-    /// Field 22 of /proc/PID/stat (after the parenthesised command, which may hold spaces).
+    /// Field 22 of /proc/PID/stat (`ProcessStart`).
     static func startTime(of pid: Int32) -> UInt64? {
-        guard let text = try? FileSystem.readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // fields[0] is the state (field 3), so field 22 is fields[19].
-        guard fields.count > 19 else { return nil }
-        return UInt64(fields[19])
+        guard let text = try? FileSystem.readText("/proc/\(pid)/stat") else { return nil }
+        return ProcessStart.startTicks(statLine: text)
     }
 
     /// Whether the container's init still runs (the same process, not a reused PID).

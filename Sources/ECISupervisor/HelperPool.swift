@@ -1,7 +1,9 @@
 import CSeccomp
+import CShim
 import ECICore
 import ECIIO
 import ECIPolicy
+import ECIProcFS
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -44,6 +46,8 @@ final class HelperPool: Sendable {
     struct Launch: Sendable {
         var executable: String
         var answerDirectory: String
+        /// ECI's state directory, where ecid serves the emulated files (`EmulationTree`).
+        var emulationStateDirectory: String? = nil
     }
 
     static let shared = HelperPool(idleLifetime: .seconds(
@@ -163,6 +167,18 @@ final class HelperPool: Sendable {
                 extra.append(fd)
             }
             fds += extra
+            // A fresh procfs of a container whose /proc has ECI's emulated files gets them too:
+            // detached clones of its own files, made here in the VM's namespace (a clone of a
+            // mount is made where the mount is; the helper's child attaches them).
+            if call.isFreshProcfs, let emulation = launch.emulationStateDirectory, container.initial.hasEmulatedFiles {
+                for file in EmulatedFile.allCases {
+                    let path = EmulationTree.source(of: file, key: container.id, stateDirectory: emulation)
+                    let tree = eci_open_tree_clone(path, 0)
+                    guard tree >= 0 else { return HelperResponse(errno: EPERM, reason: "clone the emulated \(file.containerPath): \(errnoDescription(-tree))") }
+                    extra.append(tree)
+                    fds.append(tree)
+                }
+            }
         }
         let message = HelperWire.encode(request)
         for attempt in 0..<2 {

@@ -155,11 +155,13 @@ public enum MountHelper {
     /// sysfs); all are closed before returning.
     static func serve(_ call: MountCallPolicy.Call, id: UInt64, fds: [Int32], initial: MountCallPolicy.InitialMounts) -> HelperResponse {
         defer { fds.forEach { close($0) } }
-        guard fds.count == 4 || fds.count == 6 else {
+        let emulatedCount = EmulatedFile.allCases.count
+        guard fds.count == 4 || fds.count == 6 || fds.count == 6 + emulatedCount else {
             return HelperResponse(errno: EINVAL, reason: "malformed request (\(fds.count) fds)")
         }
         let context = CallContext(
-            root: fds[0], cwd: fds[1], procDirectory: fds[2], notify: fds[3], pidNamespace: fds.count == 6 ? fds[4] : -1, netNamespace: fds.count == 6 ? fds[5] : -1)
+            root: fds[0], cwd: fds[1], procDirectory: fds[2], notify: fds[3], pidNamespace: fds.count >= 6 ? fds[4] : -1, netNamespace: fds.count >= 6 ? fds[5] : -1,
+            emulated: fds.count == 6 + emulatedCount ? Array(fds[6...]) : [])
         var rootID = eci_file_id()
         let statted = eci_statx_id(context.root, "", 1, &rootID)
         guard statted == 0 else { return HelperResponse(errno: -statted, reason: "statx of the caller's root: \(errnoDescription(-statted))") }
@@ -229,6 +231,9 @@ public enum MountHelper {
         var notify: Int32
         var pidNamespace: Int32
         var netNamespace: Int32
+        /// For a fresh procfs of a container with emulated files: ecid's detached clones of them,
+        /// in `EmulatedFile.allCases` order.
+        var emulated: [Int32]
     }
 
     /// What the helper found out, with the fds it acts on.
@@ -673,14 +678,22 @@ public enum MountHelper {
         let (masked, readonly) = MountCallPolicy.freshMasks(fsType: fsType, initial: initial)
         let maskedC = masked.map { strdup($0) }
         let readonlyC = readonly.map { strdup($0) }
-        defer { (maskedC + readonlyC).forEach { free($0) } }
+        // A procfs gets the container's emulated files too (ecid sent their clones); a sysfs none.
+        let emulated = fsType == "proc" ? context.emulated : []
+        let emulatedC = emulated.isEmpty ? [] : EmulatedFile.allCases.map { strdup($0.procfsName) }
+        defer { (maskedC + readonlyC + emulatedC).forEach { free($0) } }
         let rc: Int32 = maskedC.map { UnsafePointer($0) }.withUnsafeBufferPointer { m in
             readonlyC.map { UnsafePointer($0) }.withUnsafeBufferPointer { r in
-                withOptionalCString(source) { s in
-                    withOptionalCString(data) { d in
-                        eci_fresh_masked_mount(
-                            target, s, fsType, UInt(truncatingIfNeeded: flags), d, mountNamespace, stagingNamespace, context.pidNamespace,
-                            fsType == "sysfs" ? context.netNamespace : -1, m.baseAddress, Int32(m.count), r.baseAddress, Int32(r.count), creds.effective)
+                emulatedC.map { UnsafePointer($0) }.withUnsafeBufferPointer { names in
+                    emulated.withUnsafeBufferPointer { trees in
+                        withOptionalCString(source) { s in
+                            withOptionalCString(data) { d in
+                                eci_fresh_masked_mount(
+                                    target, s, fsType, UInt(truncatingIfNeeded: flags), d, mountNamespace, stagingNamespace, context.pidNamespace,
+                                    fsType == "sysfs" ? context.netNamespace : -1, m.baseAddress, Int32(m.count), r.baseAddress, Int32(r.count),
+                                    trees.baseAddress, names.baseAddress, Int32(emulated.count), creds.effective)
+                            }
+                        }
                     }
                 }
             }

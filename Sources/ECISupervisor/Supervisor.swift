@@ -60,7 +60,9 @@ public final class Supervisor: Sendable {
     }
     /// `after-helper-late` waits in the first call only; the others are answered meanwhile.
     let lateCrashArmed = Mutex(true)
-    var launch: HelperPool.Launch { HelperPool.Launch(executable: options.helperPath, answerDirectory: options.inFlightDirectory) }
+    var launch: HelperPool.Launch {
+        HelperPool.Launch(executable: options.helperPath, answerDirectory: options.inFlightDirectory, emulationStateDirectory: parentDirectory(options.directory))
+    }
     let registry: Registry
     let holder: HolderClient
     /// Whether SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP took on the last fd (nil: none seen yet).

@@ -159,6 +159,13 @@ import Testing
         let withEmulated = P.InitialMounts(mounts: Self.initialList + [emulated], maskedPaths: ["/proc/kcore", "/secret"], readonlyPaths: ["/proc/sys"])
         #expect(decide("proc", over: "/proc", visible: Self.initialList + [emulated], initial: withEmulated) == .perform, "covering an emulated file")
         #expect(Self.denied(decide("tmpfs", over: "/proc/uptime", visible: Self.initialList + [emulated], initial: withEmulated)), "an emulated file stays protected")
+        #expect(withEmulated.hasEmulatedFiles && !Self.initial.hasEmulatedFiles, "its fresh procfs mounts get the emulated files")
+        // On a fresh procfs (ecid's helper put them there), an emulated file is protected like a mask.
+        let freshProc = Self.m("/mnt/p", "proc", "0:80", "/", "rw,nosuid,nodev,noexec")
+        let onFresh = Self.m("/mnt/p/uptime", P.emulationFileSystemType, "0:98", "/0123456789ab-c/proc/uptime")
+        #expect(P.isMask(onFresh, visible: Self.initialList + [freshProc, onFresh], initial: withEmulated), "an emulated file on a fresh procfs")
+        let ownFuse = Self.m("/mnt/p/version", P.emulationFileSystemType, "0:97", "/")
+        #expect(!P.isMask(ownFuse, visible: Self.initialList + [freshProc, ownFuse], initial: withEmulated), "not at an emulated file's place")
         // The nested namespace's /proc already replaced once (its masks ecid's): again.
         let fresh = [Self.m("/proc", "proc", "0:80", "/", "rw,nosuid,nodev,noexec"), Self.m("/proc/kcore", "devtmpfs", "0:5", "/null"),
                      Self.m("/proc/sys", "proc", "0:80", "/sys", "ro,nosuid,nodev,noexec")]

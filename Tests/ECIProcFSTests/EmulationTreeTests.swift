@@ -1,3 +1,4 @@
+import ECIPolicy
 import Testing
 
 @testable import ECIProcFS

@@ -201,10 +201,13 @@ int eci_staging_namespace(int userns_fd);
 /// read-only (all relative to the new mount; missing ones skipped), clones the whole tree,
 /// enters the caller's mount namespace (`mntns_fd`) and moves the clone onto exactly the checked
 /// `target_fd` (an O_PATH fd, never a name looked up again): no moment exists where the caller
-/// sees it unmasked. 0 or -errno.
+/// sees it unmasked. After the masks, each of the `nemulated` detached trees in `emulated_fds`
+/// (ecid's clones of the container's emulated files) is attached over `emulated_names[i]`, which
+/// must be a regular file of the new mount. 0 or -errno.
 int eci_fresh_masked_mount(int target_fd, const char *source, const char *fstype, unsigned long flags,
                            const char *data, int mntns_fd, int staging_fd, int pidns_fd, int netns_fd,
                            const char *const *masked, int nmasked, const char *const *readonly, int nreadonly,
+                           const int *emulated_fds, const char *const *emulated_names, int nemulated,
                            uint64_t caller_effective);
 
 /// Whether the mount table behind an open /proc/PID/mountinfo changed since the last time this

@@ -90,6 +90,62 @@ extension Integration.Ecid {
             #expect(try TestSupport.mountPoints() == mountsBefore, "a mount was left behind")
         }
 
+        /// A procfs the container mounts itself (a nested runtime's, `unshare --mount-proc`) gets
+        /// the container's emulated files from ecid's helper, with the masks, and they are
+        /// protected there too: locked (the kernel) and unlocked (`runc exec --cap
+        /// CAP_SYS_ADMIN` into a container started without it: ecid alone).
+        @Test(arguments: [true, false]) func aFreshProcfsCarriesTheEmulatedFiles(locked: Bool) throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let mountsBefore = try TestSupport.mountPoints()
+            let ecid = try Integration.Ecid.Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                mkdir -p /fresh && mount -t proc proc /fresh; echo $? > /out/fresh
+                cat /fresh/uptime > /out/fresh-uptime
+                grep MemTotal /fresh/meminfo > /out/fresh-meminfo
+                grep -c ^processor /fresh/cpuinfo > /out/fresh-nproc
+                if [ -c /fresh/kcore ]; then echo masked; else echo unmasked; fi > /out/fresh-kcore
+                umount /fresh/uptime 2>/dev/null; echo $? > /out/umount-fresh-uptime
+                umount -l /fresh/meminfo 2>/dev/null; echo $? > /out/umount-fresh-meminfo
+                mount -t tmpfs none /fresh/stat 2>/dev/null; echo $? > /out/cover-fresh-stat
+                grep MemTotal /fresh/meminfo > /out/fresh-meminfo-after
+                unshare -pfm --mount-proc sh -c 'grep MemTotal /proc/meminfo; cat /proc/uptime' > /out/mount-proc 2>&1
+                """
+            let id = "emulated-fresh-\(locked ? "locked" : "unlocked")"
+            let bundle = try sandbox.makeBundle(id, script: locked ? script : "touch /out/ready; while [ ! -e /out/go ]; do sleep 0.05; done") {
+                if locked { Integration.RuntimeLocks.privileged(&$0) } else { Integration.RuntimeLocks.privilegedWithoutSysAdmin(&$0) }
+                Self.limited(&$0, memory: 64 << 20)
+            }
+            if locked {
+                let run = try sandbox.runtime(["run", "--bundle", bundle, id])
+                #expect(run.status == 0, "\(run.stderr) \(ecid.log())")
+            } else {
+                let container = Integration.Ecid.BackgroundContainer(sandbox, bundle: bundle, id: id)
+                defer { _ = try? sandbox.runtime(["kill", id, "KILL"]) }
+                container.waitFor("ready")
+                let exec = try sandbox.runtime(["exec", "--cap", "CAP_SYS_ADMIN", id, "sh", "-c", script])
+                #expect(exec.status == 0, "\(exec.stderr)")
+                container.go()
+                try container.waitUntilGone()
+            }
+            #expect(try sandbox.output(bundle, "fresh") == "0", "a fresh procfs: \(ecid.log())")
+            let uptime = Double(try sandbox.output(bundle, "fresh-uptime").split(separator: " ").first ?? "") ?? 1e9
+            #expect(uptime < 60, "the fresh procfs' uptime is the container's: \(uptime)")
+            #expect(try sandbox.output(bundle, "fresh-meminfo").hasSuffix(" 65536 kB"), "the fresh procfs' meminfo")
+            #expect(try sandbox.output(bundle, "fresh-nproc") == "1")
+            #expect(try sandbox.output(bundle, "fresh-kcore") == "masked")
+            for attack in ["umount-fresh-uptime", "umount-fresh-meminfo", "cover-fresh-stat"] {
+                #expect(try sandbox.output(bundle, attack) != "0", "\(attack) succeeded")
+            }
+            #expect(try sandbox.output(bundle, "fresh-meminfo-after").hasSuffix(" 65536 kB"))
+            let mountProc = try sandbox.output(bundle, "mount-proc")
+            #expect(mountProc.hasPrefix("MemTotal:") && mountProc.contains(" 65536 kB"), "unshare --mount-proc: \(mountProc)")
+            #expect(!ecid.log().contains("error"), "\(ecid.log())")
+            ecid.kill()
+            #expect(try Integration.Ecid.mountPoints(besidesEcidOf: sandbox) == mountsBefore, "a mount was left behind")
+        }
+
         /// ecid killed and started again: the container's emulated files go on answering (the fd
         /// holder kept the FUSE connection; the new ecid adopts it without a new INIT).
         @Test func emulationSurvivesAnEcidRestart() throws {

@@ -1,7 +1,8 @@
-/// The files ECI computes per container instead of letting it read the VM's: each is bound by
-/// eci-runc over the same path in the container's /proc, from ecid's FUSE file system
-/// (`EmulationTree`). All are in runc's list of files a non-procfs mount may cover in /proc
-/// (the LXCFS ones), so runc itself accepts the binds.
+/// The files ECI computes per container instead of letting it read the VM's (pure: which files,
+/// where): each is bound by eci-runc over the same path in the container's /proc, from ecid's
+/// FUSE file system (`ECIProcFS`), and ecid's helper puts the same on every fresh procfs. All are
+/// in runc's list of files a non-procfs mount may cover in /proc (the LXCFS ones), so runc
+/// itself accepts the binds.
 public enum EmulatedFile: String, CaseIterable, Sendable {
     /// Since the container's init started; idle time from its cgroup's CPU use.
     case uptime
@@ -17,8 +18,11 @@ public enum EmulatedFile: String, CaseIterable, Sendable {
     /// Where the container sees it.
     public var containerPath: String { "/proc/" + rawValue }
 
-    /// Its place in `EmulationTree`'s node IDs (stable: node IDs outlive an ecid restart).
-    var index: UInt64 {
+    /// Its name in a procfs ("uptime").
+    public var procfsName: String { rawValue }
+
+    /// Its place in the emulation file system's node IDs (stable: node IDs outlive an ecid restart).
+    public var index: UInt64 {
         switch self {
         case .uptime: 0
         case .meminfo: 1
