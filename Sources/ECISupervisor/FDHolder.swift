@@ -20,11 +20,14 @@ import Glibc
 /// Protocol (SOCK_SEQPACKET, one message each, text):
 /// - ecid → holder: `hello` (the holder answers `held KEY` + fd for every fd, then `end`),
 ///   `put KEY` + fd (a new notify fd; one with the same key is replaced), `drop KEY`.
-/// - KEY is `CONTAINER-ID/SLOT` (runc's container IDs have no `/`).
+/// - KEY is `CONTAINER-ID/SLOT` (runc's container IDs have no `/`), or a key without `/` for an
+///   fd of ecid's own that containers depend on (`emulation`: the /dev/fuse connection whose
+///   files are bound into every container).
 ///
 /// Fail closed, never hang: while no ecid is attached for `grace` seconds, it closes every fd
 /// (the kernel answers the pending and the future trapped calls with ENOSYS) and exits; it
-/// exits at once when its ecid detaches and it holds nothing.
+/// exits at once when its ecid detaches and it holds no container's fd (ecid's own are worth
+/// keeping only for containers: without one, a new ecid makes them afresh).
 public enum FDHolder {
     public static let defaultGrace = 10.0
 
@@ -64,8 +67,9 @@ public enum FDHolder {
 
         while true {
             if ecid < 0 {
-                if held.isEmpty && everAttached {
-                    say("no ecid and nothing held: exiting")
+                if everAttached && !held.keys.contains(where: { $0.contains("/") }) {
+                    say("no ecid and no container's fd held: exiting")
+                    closeAll()
                     break
                 }
                 if monotonicSeconds() - detachedSince >= grace {
