@@ -84,7 +84,7 @@ int eci_wait_readable(int fd) {
 
 ssize_t eci_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds) {
     union {
-        char bytes[CMSG_SPACE(sizeof(int) * 8)];
+        char bytes[CMSG_SPACE(sizeof(int) * ECI_MAX_PASSED_FDS)];
         struct cmsghdr align;
     } control;
     struct iovec iov = { .iov_base = buf, .iov_len = len };

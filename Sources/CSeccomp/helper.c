@@ -55,10 +55,10 @@ int eci_seqpacket_pair(int fds[2]) {
 
 int eci_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
     union {
-        char bytes[CMSG_SPACE(sizeof(int) * 8)];
+        char bytes[CMSG_SPACE(sizeof(int) * ECI_MAX_PASSED_FDS)];
         struct cmsghdr align;
     } control;
-    if (nfds < 0 || nfds > 8) return -EINVAL;
+    if (nfds < 0 || nfds > ECI_MAX_PASSED_FDS) return -EINVAL;
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     struct msghdr msg = { 0 };
     msg.msg_iov = &iov;

@@ -51,7 +51,7 @@ public enum MountHelper {
         guard let answerRecord else { return 1 }
         var buffer = [UInt8](repeating: 0, count: HelperWire.maximumCall + 1)
         while true {
-            let (n, received) = FDMessage.receive(socket, into: &buffer)
+            let (n, received) = FDMessage.receive(socket, into: &buffer, maxFDs: Int(ECI_MAX_PASSED_FDS))
             if n == 0 { return 0 }
             if n < 0 {
                 received.forEach { close($0) }

@@ -70,7 +70,11 @@ int eci_notif_set_sync_wakeup(int fd);
 /// Waits for fd to become readable or hung up: 1 readable, 0 hung up (no task left), -errno.
 int eci_wait_readable(int fd);
 
-/// recvmsg with up to `max_fds` descriptors from SCM_RIGHTS (close-on-exec). Returns the byte
+/// The most descriptors one message carries (a fresh procfs call: the caller's root, cwd,
+/// /proc/TID, notify fd, pid and net namespaces, and the container's five emulated files).
+#define ECI_MAX_PASSED_FDS 16
+
+/// recvmsg with up to `max_fds` (at most ECI_MAX_PASSED_FDS) descriptors from SCM_RIGHTS (close-on-exec). Returns the byte
 /// count (0 at EOF) or -errno; *nfds is set to how many fds arrived (extra ones are closed).
 ssize_t eci_recv_with_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds);
 
