@@ -468,11 +468,15 @@ static int fresh_child(int target_fd, const char *source, const char *fstype, un
     }
     // The container's emulated files (detached clones ecid made of its FUSE files), over the
     // same names: after the masks, as runc's binds come after its procfs. Each must land on a
-    // regular file of the new procfs (fstatat without following: the procfs is new and ours).
+    // regular file of the new procfs (fstatat without following: the procfs is new and ours);
+    // one the procfs does not show (`subset=pid`) has nothing to emulate, as a mask is skipped.
     for (int i = 0; i < nemulated; i++) {
         if (snprintf(path, sizeof path, "%s/%s", built, emulated_names[i]) >= (int)sizeof path) return ENAMETOOLONG;
         struct stat st;
-        if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0) return errno;
+        if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT) continue;
+            return errno;
+        }
         if (!S_ISREG(st.st_mode)) return EPERM;
         if (syscall(SYS_move_mount, emulated_fds[i], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
     }

@@ -207,7 +207,7 @@ int eci_staging_namespace(int userns_fd);
 /// `target_fd` (an O_PATH fd, never a name looked up again): no moment exists where the caller
 /// sees it unmasked. After the masks, each of the `nemulated` detached trees in `emulated_fds`
 /// (ecid's clones of the container's emulated files) is attached over `emulated_names[i]`, which
-/// must be a regular file of the new mount. 0 or -errno.
+/// must be a regular file of the new mount when it shows one (skipped when not). 0 or -errno.
 int eci_fresh_masked_mount(int target_fd, const char *source, const char *fstype, unsigned long flags,
                            const char *data, int mntns_fd, int staging_fd, int pidns_fd, int netns_fd,
                            const char *const *masked, int nmasked, const char *const *readonly, int nreadonly,

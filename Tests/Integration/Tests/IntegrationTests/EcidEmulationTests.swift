@@ -105,7 +105,7 @@ extension Integration.Ecid {
                 cat /fresh/uptime > /out/fresh-uptime
                 grep MemTotal /fresh/meminfo > /out/fresh-meminfo
                 grep -c ^processor /fresh/cpuinfo > /out/fresh-nproc
-                if [ -c /fresh/kcore ]; then echo masked; else echo unmasked; fi > /out/fresh-kcore
+                if [ -c /fresh/keys ]; then echo masked; else echo unmasked; fi > /out/fresh-keys
                 umount /fresh/uptime 2>/dev/null; echo $? > /out/umount-fresh-uptime
                 umount -l /fresh/meminfo 2>/dev/null; echo $? > /out/umount-fresh-meminfo
                 mount -t tmpfs none /fresh/stat 2>/dev/null; echo $? > /out/cover-fresh-stat
@@ -134,7 +134,7 @@ extension Integration.Ecid {
             #expect(uptime < 60, "the fresh procfs' uptime is the container's: \(uptime)")
             #expect(try sandbox.output(bundle, "fresh-meminfo").hasSuffix(" 65536 kB"), "the fresh procfs' meminfo")
             #expect(try sandbox.output(bundle, "fresh-nproc") == "1")
-            #expect(try sandbox.output(bundle, "fresh-kcore") == "masked")
+            #expect(try sandbox.output(bundle, "fresh-keys") == "masked")
             for attack in ["umount-fresh-uptime", "umount-fresh-meminfo", "cover-fresh-stat"] {
                 #expect(try sandbox.output(bundle, attack) != "0", "\(attack) succeeded")
             }
