@@ -136,12 +136,8 @@ final class HolderClient: Sendable {
             state.withLock { state in
                 close(state.connection)
                 state.connection = -1
-                if state.child > 0 {
-                    var status: Int32 = 0
-                    for _ in 0..<100 where waitpid(state.child, &status, WNOHANG) == 0 { usleep(10_000) }
-                    state.child = 0
-                }
             }
+            reapChild()
             while true {
                 do {
                     let (connection, stale) = try connect()
@@ -154,9 +150,22 @@ final class HolderClient: Sendable {
                     break
                 } catch {
                     log.error("fd holder: restart failed", metadata: ["error": "\(error)"])
+                    // The holder it spawned died without listening (its directory gone, say):
+                    // reaped before the next try, or every try would leave a zombie.
+                    reapChild()
                     sleep(1)
                 }
             }
+        }
+    }
+
+    /// Waits (at most a second) for the holder this ecid spawned, which has exited or is about to.
+    private func reapChild() {
+        state.withLock { state in
+            guard state.child > 0 else { return }
+            var status: Int32 = 0
+            for _ in 0..<100 where waitpid(state.child, &status, WNOHANG) == 0 { usleep(10_000) }
+            state.child = 0
         }
     }
 
