@@ -32,6 +32,7 @@ extension Integration.Ecid {
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -176,6 +177,13 @@ int main(int argc, char **argv) {
         printf("handle-name=%d handle-open=%d\n", named < 0 ? errno : 0, named < 0 ? -1 : (byhandle < 0 ? errno : 0));
         n = pread(fd, big, 4096, 0);
         printf("read-after=%zd\n", n < 0 ? -errno : n);
+        return 0;
+    }
+    if (!strcmp(argv[1], "sysinfo")) {
+        // What sysinfo(2) tells (busybox uptime and free ask it, not /proc).
+        struct sysinfo si;
+        if (sysinfo(&si) < 0) { printf("sysinfo=%d\n", errno); return 1; }
+        printf("sysinfo-uptime=%ld sysinfo-totalram-kb=%llu\n", si.uptime, (unsigned long long)si.totalram * si.mem_unit / 1024);
         return 0;
     }
     if (!strcmp(argv[1], "comm") && argc >= 3) {
@@ -346,6 +354,46 @@ int main(int argc, char **argv) {
                 #expect(total.hasSuffix(" 65536 kB"), "\(name): \(total)")
                 #expect(reader.memory().usage == 16_777_216, "\(name): usage \(String(describing: reader.memory().usage))")
                 #expect(reader.cpus() == [0], "\(name)")
+            }
+        }
+
+        /// The emulated /proc/uptime and MemTotal are the container's, but the VM's uptime and
+        /// memory still show through interfaces the emulation leaves alone: the emulated
+        /// /proc/stat copies the VM's `btime` (now - btime = the VM's uptime), and sysinfo(2),
+        /// which busybox `uptime` and `free` and many runtimes ask instead of /proc, answers with
+        /// the VM's uptime and total RAM (the kernel's; so does clock_gettime(CLOCK_BOOTTIME)).
+        /// Must hold (by the promise "never the VM's numbers"): all agree with the container's
+        /// /proc/uptime and MemTotal. The neighbour: /proc/uptime and /proc/meminfo themselves.
+        /// Against f24dea4 (and after this round's fixes): REVEALED, a known issue. Not fixed
+        /// here: `btime` shifted to the container's start would put every process's start time
+        /// (ps: btime + field 22) in the future by that much, a trade the lead decides; sysinfo
+        /// needs a trap of its own (ecid, SeccompTraps) or a time namespace with a boottime offset
+        /// (which /proc/uptime itself honours), outside this round's files.
+        @Test func vmUptimeAndMemoryShowThroughOtherInterfaces() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let ecid = try Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let script = """
+                cut -d. -f1 /proc/uptime > /out/uptime
+                grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2 > /out/memtotal
+                echo $(( $(date +%s) - $(awk '/^btime/ {print $2}' /proc/stat) )) > /out/btime-uptime
+                /bin/r11 sysinfo > /out/sysinfo
+                """
+            let bundle = try sandbox.makeBundle("r11-other", script: script) { Emulation.limited(&$0, memory: 64 << 20) }
+            try Self.compile(into: bundle)
+            let run = try sandbox.runtime(["run", "--bundle", bundle, "r11-other"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let uptime = Int(try sandbox.output(bundle, "uptime")) ?? -1
+            let memTotal = Int(try sandbox.output(bundle, "memtotal")) ?? -1
+            let btimeUptime = Int(try sandbox.output(bundle, "btime-uptime")) ?? -1
+            let sysinfo = Self.results(try sandbox.output(bundle, "sysinfo"))
+            print("AttackRound11.vmUptimeAndMemoryShowThroughOtherInterfaces: uptime \(uptime) MemTotal \(memTotal) btime-uptime \(btimeUptime) \(sysinfo)")
+            #expect(uptime >= 0 && uptime < 60 && memTotal == 65536, "the neighbour: the emulated files")
+            withKnownIssue("the VM's uptime and RAM through /proc/stat's btime and sysinfo(2): not emulated") {
+                #expect(abs(btimeUptime - uptime) < 5, "/proc/stat btime gives the VM's uptime: \(btimeUptime) s")
+                #expect((Int(sysinfo["sysinfo-uptime"] ?? "") ?? -1) < 60, "sysinfo(2) uptime: \(sysinfo)")
+                #expect(Int(sysinfo["sysinfo-totalram-kb"] ?? "") == 65536, "sysinfo(2) total RAM: \(sysinfo)")
             }
         }
 
