@@ -16,6 +16,12 @@ public protocol EmulationSource: Sendable {
 /// ecid's FUSE server: serves `EmulationTree` on one /dev/fuse connection, read by a few
 /// threads (each request is handed to one of them by the kernel).
 ///
+/// No request ever sleeps on those threads: a READ for a container ecid does not know yet is
+/// parked (`Parked`) and answered by a waiter thread of its own, so reads of a key that stays
+/// unknown (a gone container's file, its fd handed to another container) cannot hold the
+/// server threads every other container's reads, runc's lookups and ecid's own clones queue
+/// behind (attack round 11).
+///
 /// Restart: the connection's fd is kept by the fd holder, so the mount and every container's
 /// binds of it outlive ecid; a new ecid adopts the fd (`serve(initialized: true)`) and
 /// answers what the kernel queued meanwhile. A request the previous ecid had read but not
@@ -30,6 +36,22 @@ public final class EmulationServer: Sendable {
     /// How long an OPEN or READ waits for ecid to learn of a container whose process reads
     /// already (runc hands the notify fd over asynchronously, just before the program starts).
     static let registrationWait: Duration = .seconds(2)
+    /// Reads parked for a container ecid does not know; past the bounds a read is refused (EIO)
+    /// at once. Per key: one container's process has a handful of reads in flight while its
+    /// notify fd is on its way; a key that never comes is bounded by it.
+    static let parkedLimit = 1024
+    static let parkedPerKey = 16
+    private let parked = WaitableState<[Parked]>([])
+
+    /// A READ waiting for its container to be known.
+    struct Parked: Sendable {
+        let unique: UInt64
+        let file: EmulatedFile
+        let key: String
+        let offset: UInt64
+        let size: UInt32
+        let deadline: ContinuousClock.Instant
+    }
 
     /// Serves `fd`, a /dev/fuse connection; `initialized` when a previous ecid answered its INIT.
     public init(fd: Int32, initialized: Bool, source: any EmulationSource, log: Logger) {
@@ -68,11 +90,64 @@ public final class EmulationServer: Sendable {
         }
     }
 
-    /// Starts `threads` reader threads and returns.
+    /// Starts `threads` reader threads and the waiter of parked reads, and returns.
     public func start(threads: Int = 2) throws {
+        try DetachedThread.start("emulation-wait") { [self] in waitLoop() }
         for index in 0..<max(1, threads) {
             try DetachedThread.start("emulation-\(index)") { [self] in loop() }
         }
+    }
+
+    /// Answers parked reads: each as soon as its container is known, or EIO at its deadline.
+    /// Sleeps while none is parked; polls every 5 ms while some are.
+    private func waitLoop() {
+        while true {
+            let snapshot = parked.wait { $0.isEmpty ? nil : $0 } ?? []
+            var answered: Set<UInt64> = []
+            var contents: [String: [UInt8]?] = [:]
+            let now = ContinuousClock.now
+            for read in snapshot {
+                let slot = read.key + "/" + read.file.rawValue
+                // A container that stays unknown (or whose init is gone) gets EIO at the deadline.
+                if contents[slot] == nil { contents[slot] = .some((try? source.content(of: read.file, key: read.key)) ?? nil) }
+                let reply: [UInt8]
+                if let content = contents[slot] ?? nil {
+                    reply = FuseWire.reply(to: read.unique, Self.slice(content, offset: read.offset, size: read.size))
+                } else if now >= read.deadline {
+                    log.warning("emulated file read for a container ecid does not know", metadata: ["file": "\(read.file.rawValue)", "key": "\(read.key)"])
+                    reply = FuseWire.reply(to: read.unique, errno: EIO)
+                } else {
+                    continue
+                }
+                send(reply, opcode: FuseWire.Opcode.read.rawValue)
+                answered.insert(read.unique)
+            }
+            if !answered.isEmpty { parked.withLock { $0.removeAll { answered.contains($0.unique) } } }
+            usleep(5_000)
+        }
+    }
+
+    /// Parks a READ for a key ecid does not know yet; false (refuse it: EIO) past the bounds.
+    func park(_ request: FuseWire.Request, file: EmulatedFile, key: String, range: (offset: UInt64, size: UInt32)) -> Bool {
+        let read = Parked(unique: request.unique, file: file, key: key, offset: range.offset, size: range.size, deadline: .now + Self.registrationWait)
+        return parked.withLock { list in
+            guard list.count < Self.parkedLimit, list.lazy.filter({ $0.key == key }).count < Self.parkedPerKey else { return false }
+            list.append(read)
+            return true
+        }
+    }
+
+    private func send(_ reply: [UInt8], opcode: UInt32) {
+        let written = reply.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        // ENOENT: the caller was interrupted and the kernel dropped the request.
+        if written < 0, errno != ENOENT { log.warning("FUSE reply not written", metadata: ["errno": "\(errno)", "opcode": "\(opcode)"]) }
+    }
+
+    /// `size` bytes of `content` from `offset` (fewer at its end, none past it).
+    static func slice(_ content: [UInt8], offset: UInt64, size: UInt32) -> [UInt8] {
+        let start = Int(min(offset, UInt64(content.count)))
+        let end = min(content.count, start + Int(size))
+        return Array(content[start..<end])
     }
 
     private func loop() {
@@ -95,13 +170,12 @@ public final class EmulationServer: Sendable {
                 continue
             }
             guard let reply = answer(request) else { continue }
-            let written = reply.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            // ENOENT: the caller was interrupted and the kernel dropped the request.
-            if written < 0, errno != ENOENT { log.warning("FUSE reply not written", metadata: ["errno": "\(errno)", "opcode": "\(request.opcode)"]) }
+            send(reply, opcode: request.opcode)
         }
     }
 
-    /// The reply to `request`, nil for those that get none (FORGET, INTERRUPT).
+    /// The reply to `request`, nil for those that get none (FORGET, INTERRUPT) and for a READ
+    /// parked until its container is known (the waiter answers it).
     func answer(_ request: FuseWire.Request) -> [UInt8]? {
         let now = UInt64(max(0, time(nil)))
         func error(_ code: Int32) -> [UInt8] { FuseWire.reply(to: request.unique, errno: code) }
@@ -140,13 +214,18 @@ public final class EmulationServer: Sendable {
         case .read:
             guard case .file(let key, let file) = node else { return error(EISDIR) }
             guard let range = request.readRange else { return error(EINVAL) }
-            guard let content = contentWaiting(file, key: key) else { return error(EIO) }
             // Computed afresh for every read (no state per open: a restart loses nothing, and
             // a container holding many fds costs ecid nothing). A reader reading in pieces may
             // get pieces of two computations; every reader ECI knows reads these files whole.
-            let start = Int(min(range.offset, UInt64(content.count)))
-            let end = min(content.count, start + Int(range.size))
-            return FuseWire.reply(to: request.unique, Array(content[start..<end]))
+            let content: [UInt8]?
+            do {
+                content = try source.content(of: file, key: key)
+            } catch let failure {
+                log.error("emulated file not computed", metadata: ["file": "\(file.rawValue)", "key": "\(key)", "error": "\(failure)"])
+                return error(EIO)
+            }
+            guard let content else { return park(request, file: file, key: key, range: range) ? nil : error(EIO) }
+            return FuseWire.reply(to: request.unique, Self.slice(content, offset: range.offset, size: range.size))
         case .readdir:
             guard let range = request.readRange else { return error(EINVAL) }
             let all = [(".", node), ("..", node)] + EmulationTree.entries(of: node)
@@ -184,24 +263,5 @@ public final class EmulationServer: Sendable {
     func attributesValid(_ node: EmulationTree.Node) -> UInt64 {
         if case .file = node { return 0 }
         return EmulationTree.cacheSeconds
-    }
-
-    /// The content, waiting a little for a container ecid has not registered yet; nil (EIO)
-    /// when it stays unknown or cannot be computed: never the VM's own numbers.
-    private func contentWaiting(_ file: EmulatedFile, key: String) -> [UInt8]? {
-        let deadline = ContinuousClock.now + Self.registrationWait
-        while true {
-            do {
-                if let content = try source.content(of: file, key: key) { return content }
-            } catch {
-                log.error("emulated file not computed", metadata: ["file": "\(file.rawValue)", "key": "\(key)", "error": "\(error)"])
-                return nil
-            }
-            guard ContinuousClock.now < deadline else {
-                log.warning("emulated file read for a container ecid does not know", metadata: ["file": "\(file.rawValue)", "key": "\(key)"])
-                return nil
-            }
-            usleep(5_000)
-        }
     }
 }

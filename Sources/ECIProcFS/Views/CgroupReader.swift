@@ -55,10 +55,9 @@ public struct CgroupReader: Sendable {
         } else {
             return []
         }
-        for directory in Self.ancestors(of: path) {
+        for level in levels(base, path, files).reversed() {
             for file in files {
-                guard let text = read(base, directory, file), let cpus = try? CPUList.parse(text), !cpus.isEmpty
-                else { continue }
+                guard let text = level[file] ?? nil, let cpus = try? CPUList.parse(text), !cpus.isEmpty else { continue }
                 return cpus
             }
         }
@@ -70,12 +69,12 @@ public struct CgroupReader: Sendable {
     public func cpuUsageSeconds() -> Double? {
         if let hierarchy = location.hierarchy(for: "cpuacct") {
             guard let base = v1Directory(hierarchy, controller: "cpuacct"),
-                let text = read(base, hierarchy.path, "cpuacct.usage"),
+                let text = Self.deepest(levels(base, hierarchy.path, ["cpuacct.usage"]), "cpuacct.usage"),
                 let nanoseconds = ProcText.unsigned(text.trimmingWhitespace)
             else { return nil }
             return Double(nanoseconds) / 1e9
         }
-        guard let path = location.unifiedPath, let text = read(v2Root, path, "cpu.stat"),
+        guard let path = location.unifiedPath, let text = Self.deepest(levels(v2Root, path, ["cpu.stat"]), "cpu.stat"),
             let microseconds = Self.keyedCounters(text)["usage_usec"]
         else { return nil }
         return Double(microseconds) / 1e6
@@ -83,29 +82,39 @@ public struct CgroupReader: Sendable {
 
     // MARK: - Memory per version
 
+    /// The usage and counters are those of the deepest level that has the usage file at all:
+    /// the cgroup itself, or, when the process sits in a child cgroup without the memory
+    /// controller (cgroup v2: a delegated container's init moved to `/init.scope`, as systemd
+    /// does), the nearest ancestor that accounts it. Never "unknown" for that: unknown shows
+    /// the VM's meminfo (attack round 11). The limits are the smallest over every level.
     private func memoryV2(base: String, path: String) -> MemoryUsage {
-        let swapUsage = number(base, path, "memory.swap.current")
+        let levels = levels(base, path, ["memory.max", "memory.current", "memory.swap.max", "memory.swap.current", "memory.stat"])
+        let accounted = levels.last { $0.keys.contains("memory.current") } ?? [:]
+        let swapUsage = Self.number(accounted["memory.swap.current"] ?? nil)
         return MemoryUsage(
-            limit: smallestLimit(base, path, "memory.max"),
-            usage: number(base, path, "memory.current"),
-            swapLimit: swapUsage == nil ? nil : smallestLimit(base, path, "memory.swap.max"),
+            limit: Self.smallestLimit(levels, "memory.max"),
+            usage: Self.number(accounted["memory.current"] ?? nil),
+            swapLimit: swapUsage == nil ? nil : Self.smallestLimit(levels, "memory.swap.max"),
             swapUsage: swapUsage,
-            stat: read(base, path, "memory.stat").map(Self.keyedCounters) ?? [:])
+            stat: (accounted["memory.stat"] ?? nil).map(Self.keyedCounters) ?? [:])
     }
 
     private func memoryV1(base: String, path: String) -> MemoryUsage {
-        let limit = smallestLimit(base, path, "memory.limit_in_bytes")
-        let usage = number(base, path, "memory.usage_in_bytes")
+        let levels = levels(
+            base, path, ["memory.limit_in_bytes", "memory.usage_in_bytes", "memory.memsw.limit_in_bytes", "memory.memsw.usage_in_bytes", "memory.stat"])
+        let accounted = levels.last { $0.keys.contains("memory.usage_in_bytes") } ?? [:]
+        let limit = Self.smallestLimit(levels, "memory.limit_in_bytes")
+        let usage = Self.number(accounted["memory.usage_in_bytes"] ?? nil)
         // v1 accounts memory+swap together (memsw); the swap part is the difference.
-        let memswLimit = smallestLimit(base, path, "memory.memsw.limit_in_bytes")
-        let memswUsage = number(base, path, "memory.memsw.usage_in_bytes")
+        let memswLimit = Self.smallestLimit(levels, "memory.memsw.limit_in_bytes")
+        let memswUsage = Self.number(accounted["memory.memsw.usage_in_bytes"] ?? nil)
         var swapUsage: UInt64?
         if let memswUsage, let usage { swapUsage = ProcText.minus(memswUsage, usage) }
         var swapLimit: UInt64?
         if let memswLimit, let limit { swapLimit = ProcText.minus(memswLimit, limit) }
         return MemoryUsage(
             limit: limit, usage: usage, swapLimit: swapLimit, swapUsage: swapUsage,
-            stat: read(base, path, "memory.stat").map { Self.v2Names(Self.keyedCounters($0)) } ?? [:])
+            stat: (accounted["memory.stat"] ?? nil).map { Self.v2Names(Self.keyedCounters($0)) } ?? [:])
     }
 
     /// v1 memory.stat counters under the v2 names the views use. The hierarchical "total_*"
@@ -126,19 +135,24 @@ public struct CgroupReader: Sendable {
 
     // MARK: - Files
 
-    /// The smallest numeric value of `file` over `path` and its ancestors; nil = no limit anywhere.
-    private func smallestLimit(_ base: String, _ path: String, _ file: String) -> UInt64? {
+    /// The smallest numeric value of `file` over the levels; nil = no limit anywhere.
+    private static func smallestLimit(_ levels: [[String: String?]], _ file: String) -> UInt64? {
         var smallest: UInt64?
-        for directory in Self.ancestors(of: path) {
-            guard let value = number(base, directory, file), value < Self.unlimited else { continue }
+        for level in levels {
+            guard let value = number(level[file] ?? nil), value < unlimited else { continue }
             smallest = min(smallest ?? value, value)
         }
         return smallest
     }
 
+    /// The text of `file` at the deepest level that has it.
+    private static func deepest(_ levels: [[String: String?]], _ file: String) -> String? {
+        levels.last { $0.keys.contains(file) }.flatMap { $0[file] ?? nil }
+    }
+
     /// A file holding one decimal number; nil if absent, "max" or garbage.
-    private func number(_ base: String, _ path: String, _ file: String) -> UInt64? {
-        read(base, path, file).flatMap { ProcText.unsigned($0.trimmingWhitespace) }
+    private static func number(_ text: String?) -> UInt64? {
+        text.flatMap { ProcText.unsigned($0.trimmingWhitespace) }
     }
 
     /// "key value" lines (memory.stat, cpu.stat) as a dictionary; lines that do not parse are skipped.
@@ -166,10 +180,48 @@ public struct CgroupReader: Sendable {
         [hierarchy.directoryName, controller].map { root + "/" + $0 }.first { FileSystem.isDirectory($0) }
     }
 
-    /// The text of `base` + `path` + "/" + `file`, or nil when it cannot be read as a regular file.
-    private func read(_ base: String, _ path: String, _ file: String) -> String? {
-        let full = (path == "/" ? base : base + path) + "/" + file
-        let fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+    /// The most levels below a hierarchy's root that are read: a cgroup nested deeper (a
+    /// delegated container's own tree) is read at the levels above it, which hold its limits
+    /// and the usage of its container.
+    static let maxDepth = 64
+
+    /// `files` at each level of `path`, from the hierarchy's root down (at most `maxDepth`
+    /// below it): present with its text, present with nil when it is no regular file (a
+    /// symlink, a FIFO: planted, never cgroupfs's), absent when there is no entry of that name.
+    /// Walked one directory at a time through fds (openat, no symlinks), so no name is longer
+    /// than a component and the cost is linear in the depth: the container chooses the depth
+    /// and the names of a delegated cgroup, and an absolute path near PATH_MAX made every read
+    /// fail (ENAMETOOLONG: "unknown", which shows the VM's meminfo), and a deep one made
+    /// every ancestor's path walk again (attack round 11). A level that cannot be opened (a
+    /// cgroup removed meanwhile) ends the walk there.
+    private func levels(_ base: String, _ path: String, _ files: [String]) -> [[String: String?]] {
+        // The hierarchy's mount point is the VM's (systemd's cpu -> cpu,cpuacct links followed).
+        var directory = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else { return [] }
+        defer { close(directory) }
+        let components = path.split(separator: "/").prefix(Self.maxDepth)
+        var result: [[String: String?]] = []
+        var index = components.startIndex
+        while true {
+            var level: [String: String?] = [:]
+            for file in files {
+                var info = stat()
+                guard fstatat(directory, file, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                level[file] = .some(Self.read(at: directory, file))
+            }
+            result.append(level)
+            guard index < components.endIndex else { return result }
+            let next = openat(directory, String(components[index]), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else { return result }
+            close(directory)
+            directory = next
+            index = components.index(after: index)
+        }
+    }
+
+    /// The text of `file` in `directory`, or nil when it cannot be read as a regular file.
+    private static func read(at directory: Int32, _ file: String) -> String? {
+        let fd = openat(directory, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
