@@ -142,6 +142,21 @@ public struct RangeStore: Sendable {
         try withLockedTable(reconcile: false) { table in table.records.first { $0.key == key } }
     }
 
+    /// The first process of the container whose ECI directory is named `directoryName`, from
+    /// runc's state file under the root its range was recorded with; nil when no range or no
+    /// state is recorded for it. Reads only (no reconciliation): ecid's emulated files for a
+    /// container it was not handed (one whose seccomp profile leaves no call for it to vet).
+    public func initProcess(directoryName: String) throws -> ProcessIdentity? {
+        let key = try withLockedTable(reconcile: false) { table in table.records.first { $0.key.directoryName == directoryName }?.key }
+        guard let key, FileSystem.exists(key.runcStatePath) else { return nil }
+        return try LockedStart.initProcess(statePath: key.runcStatePath)
+    }
+
+    /// The directory names of every container a range is recorded for (no reconciliation).
+    public func directoryNames() throws -> [String] {
+        try withLockedTable(reconcile: false) { table in table.records.map(\.key.directoryName) }
+    }
+
     /// All records (after reconciliation).
     public func records() throws -> [RangeRecord] {
         try withLockedTable { table in table.records }

@@ -146,6 +146,34 @@ extension Integration.Ecid {
             #expect(try Integration.Ecid.mountPoints(besidesEcidOf: sandbox) == mountsBefore, "a mount was left behind")
         }
 
+        /// A container whose seccomp profile refuses every call ecid vets (Docker's default
+        /// profile without CAP_SYS_ADMIN) gets no trap, so runc never hands it to ecid: its
+        /// emulated files come from runc's state under the root eci-runc recorded it with (the
+        /// VM end-to-end case found `docker run` reading EIO).
+        @Test func aContainerNeverHandedToEcidSeesItsOwnNumbers() throws {
+            let sandbox = try RuntimeSandbox()
+            defer { sandbox.cleanup() }
+            let ecid = try Integration.Ecid.Daemon(sandbox: sandbox)
+            defer { ecid.kill() }
+            let bundle = try sandbox.makeBundle("emulated-unhanded", script: Self.readEverything) {
+                Self.limited(&$0, memory: 64 << 20)
+                var linux = $0["linux"] as? [String: Any] ?? [:]
+                linux["seccomp"] = [
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [["names": ["mount", "umount", "umount2", "pivot_root"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1]],
+                ] as [String: Any]
+                $0["linux"] = linux
+            }
+            let run = try sandbox.runtime(["run", "--bundle", bundle, "emulated-unhanded"])
+            #expect(run.status == 0, "\(run.stderr) \(ecid.log())")
+            #expect(!ecid.log().contains("emulated-unhanded pid="), "the container was handed to ecid after all: the test shows nothing")
+            let uptime = Double(try sandbox.output(bundle, "uptime").split(separator: " ").first ?? "") ?? 1e9
+            #expect(uptime < 60, "\(uptime) \(ecid.log())")
+            #expect(try sandbox.output(bundle, "meminfo").split(separator: "\n").first?.hasSuffix(" 65536 kB") == true)
+            #expect(try sandbox.output(bundle, "nproc") == "1")
+            #expect(try sandbox.output(bundle, "swaps").hasPrefix("Filename"))
+        }
+
         /// ecid killed and started again: the container's emulated files go on answering (the fd
         /// holder kept the FUSE connection; the new ecid adopts it without a new INIT).
         @Test func emulationSurvivesAnEcidRestart() throws {
