@@ -23,7 +23,7 @@ public protocol EmulationSource: Sendable {
 /// behind (attack round 11).
 ///
 /// Restart: the connection's fd is kept by the fd holder, so the mount and every container's
-/// binds of it outlive ecid; a new ecid adopts the fd (`serve(initialized: true)`) and
+/// binds of it outlive ecid; a new ecid adopts the fd (no INIT comes again on it) and
 /// answers what the kernel queued meanwhile. A request the previous ecid had read but not
 /// answered stays unanswered: its reader waits until it is killed.
 public final class EmulationServer: Sendable {
@@ -31,8 +31,10 @@ public final class EmulationServer: Sendable {
     let source: any EmulationSource
     let log: Logger
     private let resolver = Mutex(EmulationTree.Resolver())
-    /// Whether INIT was answered on this connection (by this ecid or a previous one).
-    private let initialized: Atomic<Bool>
+    /// The last content computed per container and file, and when (`recent`).
+    private let lastContent = Mutex<[String: (content: [UInt8], at: ContinuousClock.Instant)]>([:])
+    /// How long a computed content serves reads past offset 0.
+    static let recentContent: Duration = .milliseconds(100)
     /// How long an OPEN or READ waits for ecid to learn of a container whose process reads
     /// already (runc hands the notify fd over asynchronously, just before the program starts).
     static let registrationWait: Duration = .seconds(2)
@@ -53,12 +55,11 @@ public final class EmulationServer: Sendable {
         let deadline: ContinuousClock.Instant
     }
 
-    /// Serves `fd`, a /dev/fuse connection; `initialized` when a previous ecid answered its INIT.
-    public init(fd: Int32, initialized: Bool, source: any EmulationSource, log: Logger) {
+    /// Serves `fd`, a /dev/fuse connection (new, or adopted from a previous ecid).
+    public init(fd: Int32, source: any EmulationSource, log: Logger) {
         self.fd = fd
         self.source = source
         self.log = log
-        self.initialized = Atomic(initialized)
     }
 
     /// Opens /dev/fuse and mounts a new connection at `mountPoint` (an existing mount there, a
@@ -127,6 +128,25 @@ public final class EmulationServer: Sendable {
         }
     }
 
+    /// The content last computed for `file` of `key`, when younger than `recentContent`.
+    func recent(_ file: EmulatedFile, key: String) -> [UInt8]? {
+        lastContent.withLock { last in
+            guard let entry = last[key + "/" + file.rawValue], ContinuousClock.now - entry.at < Self.recentContent else { return nil }
+            return entry.content
+        }
+    }
+
+    private func remember(_ content: [UInt8], _ file: EmulatedFile, key: String) {
+        lastContent.withLock { last in
+            // Bounded: a few entries per container; stale ones are dropped when it grows.
+            if last.count >= 4096 {
+                let now = ContinuousClock.now
+                last = last.filter { now - $0.value.at < Self.recentContent }
+            }
+            last[key + "/" + file.rawValue] = (content, ContinuousClock.now)
+        }
+    }
+
     /// Parks a READ for a key ecid does not know yet; false (refuse it: EIO) past the bounds.
     func park(_ request: FuseWire.Request, file: EmulatedFile, key: String, range: (offset: UInt64, size: UInt32)) -> Bool {
         let read = Parked(unique: request.unique, file: file, key: key, offset: range.offset, size: range.size, deadline: .now + Self.registrationWait)
@@ -182,7 +202,6 @@ public final class EmulationServer: Sendable {
         guard let opcode = FuseWire.Opcode(rawValue: request.opcode) else { return error(ENOSYS) }
         if opcode == .initialize {
             guard let arguments = request.initArguments, arguments.major == FuseWire.major else { return error(EPROTO) }
-            initialized.store(true, ordering: .sequentiallyConsistent)
             log.info("emulation file system connected", metadata: ["kernel": "\(arguments.major).\(arguments.minor)"])
             return FuseWire.reply(to: request.unique, FuseWire.initReply(maxReadahead: arguments.maxReadahead))
         }
@@ -214,12 +233,18 @@ public final class EmulationServer: Sendable {
         case .read:
             guard case .file(let key, let file) = node else { return error(EISDIR) }
             guard let range = request.readRange else { return error(EINVAL) }
-            // Computed afresh for every read (no state per open: a restart loses nothing, and
-            // a container holding many fds costs ecid nothing). A reader reading in pieces may
-            // get pieces of two computations; every reader ECI knows reads these files whole.
+            // Computed afresh for every read at offset 0 (no state per open: a restart loses
+            // nothing, and a container holding many fds costs ecid nothing). A read further on,
+            // the rest of a file read in pieces or the read that finds its end, gets the last
+            // content computed for the file when it is recent (`recentContent`): one
+            // computation per open, and one snapshot for a reader reading in pieces.
+            if range.offset > 0, let content = recent(file, key: key) {
+                return FuseWire.reply(to: request.unique, Self.slice(content, offset: range.offset, size: range.size))
+            }
             let content: [UInt8]?
             do {
                 content = try source.content(of: file, key: key)
+                if let content { remember(content, file, key: key) }
             } catch let failure {
                 log.error("emulated file not computed", metadata: ["file": "\(file.rawValue)", "key": "\(key)", "error": "\(failure)"])
                 return error(EIO)
@@ -240,7 +265,9 @@ public final class EmulationServer: Sendable {
                 index += 1
             }
             return FuseWire.reply(to: request.unique, out)
-        case .release, .releasedir, .flush: return FuseWire.reply(to: request.unique)
+        // ENOSYS to FLUSH: the kernel stops sending it on every close (nothing here to flush).
+        case .flush: return error(ENOSYS)
+        case .release, .releasedir: return FuseWire.reply(to: request.unique)
         case .statfs: return FuseWire.reply(to: request.unique, FuseWire.statfsReply())
         case .access: return FuseWire.reply(to: request.unique)
         case .initialize, .forget, .batchForget, .interrupt, .destroy: return error(ENOSYS)
@@ -252,13 +279,18 @@ public final class EmulationServer: Sendable {
     /// so procfs's size 0 would read as empty; the kernel ends such a read at the first short
     /// answer (and takes that as the size until the next GETATTR). Files' attributes are never
     /// cached (`attributesValid` 0), so every open (its permission check) asks again.
+    ///
+    /// The size is a bound no content reaches (64 KiB, or 4 KiB per CPU of the VM for
+    /// cpuinfo's blocks), not the content's: computing the content for every GETATTR doubled
+    /// the cost of an open (`make bench`).
     func attributes(of node: EmulationTree.Node, time: UInt64) -> FuseWire.Attributes {
         var attributes = EmulationTree.attributes(of: node, time: time)
-        guard case .file(let key, let file) = node else { return attributes }
-        let length = (try? source.content(of: file, key: key))??.count ?? 0
-        attributes.size = UInt64((length * 2 / 4096 + 1) * 4096)
+        guard case .file = node else { return attributes }
+        attributes.size = Self.sizeBound
         return attributes
     }
+
+    static let sizeBound = UInt64(max(64 * 1024, sysconf(Int32(_SC_NPROCESSORS_CONF)) * 4096))
 
     func attributesValid(_ node: EmulationTree.Node) -> UInt64 {
         if case .file = node { return 0 }

@@ -13,7 +13,7 @@ import Synchronization
 /// container is handed over: runc passes the listener only when the profile has a rule for
 /// it, and Docker's default profile without CAP_SYS_ADMIN leaves none (the e2e case found it).
 final class EmulationHost: EmulationSource {
-    /// The holder's key for the /dev/fuse connection (no container key has no slash and this name).
+    /// The holder's key for the /dev/fuse connection (containers' keys have a slash; this one none).
     static let holderKey = "emulation"
     let registry: Registry
     let ranges: RangeStore
@@ -80,6 +80,6 @@ extension Supervisor {
             holder.deposit(EmulationHost.holderKey, fd: fd)
         }
         let source = EmulationHost(registry: registry, stateDirectory: parentDirectory(options.directory), log: log)
-        try EmulationServer(fd: fd, initialized: adopted, source: source, log: log).start()
+        try EmulationServer(fd: fd, source: source, log: log).start()
     }
 }

@@ -17,7 +17,7 @@ import Testing
     }
 
     let key = "0123456789ab-web"
-    var server: EmulationServer { EmulationServer(fd: -1, initialized: true, source: FixedSource(key: key), log: Logger(label: "test")) }
+    var server: EmulationServer { EmulationServer(fd: -1, source: FixedSource(key: key), log: Logger(label: "test")) }
 
     func request(_ opcode: FuseWire.Opcode, node: UInt64, body: [UInt8] = []) throws -> FuseWire.Request {
         var bytes: [UInt8] = []
@@ -51,8 +51,9 @@ import Testing
         #expect(decode(server.answer(try request(.lookup, node: EmulationTree.rootID, body: Array("..\0".utf8)))).errno == ENOENT)
         let file = EmulationTree.id(of: .file(key, .meminfo))
         let attributes = decode(server.answer(try request(.getattr, node: file)))
-        // Size above the content (sendfile reads up to it), never cached.
-        #expect(attributes.errno == 0 && attributes.payload.readLE64(at: 0) == 0 && attributes.payload.readLE64(at: 24) >= 4096)
+        // Size above any content (sendfile reads up to it), never cached.
+        #expect(attributes.errno == 0 && attributes.payload.readLE64(at: 0) == 0 && attributes.payload.readLE64(at: 24) >= 64 * 1024)
+        #expect(decode(server.answer(try request(.flush, node: file))).errno == ENOSYS, "no FLUSH per close")
         let open = decode(server.answer(try request(.open, node: file)))
         #expect(open.errno == 0 && open.payload.readLE32(at: 8) == FuseWire.directIO)
         let whole = decode(server.answer(try request(.read, node: file, body: read(file, offset: 0, size: 4096))))
