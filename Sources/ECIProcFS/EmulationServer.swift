@@ -35,7 +35,7 @@ public final class EmulationServer: Sendable {
     private let lastContent = Mutex<[String: (content: [UInt8], at: ContinuousClock.Instant)]>([:])
     /// How long a computed content serves reads past offset 0.
     static let recentContent: Duration = .milliseconds(100)
-    /// How long an OPEN or READ waits for ecid to learn of a container whose process reads
+    /// How long a READ waits (parked) for ecid to learn of a container whose process reads
     /// already (runc hands the notify fd over asynchronously, just before the program starts).
     static let registrationWait: Duration = .seconds(2)
     /// Reads parked for a container ecid does not know; past the bounds a read is refused (EIO)
@@ -72,23 +72,12 @@ public final class EmulationServer: Sendable {
         // allow_other: container processes (other UIDs) read the files; default_permissions:
         // the kernel checks the modes (0444 files), no access request reaches ecid.
         let options = "fd=\(fd),rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions"
-        guard Glibc.mount("eci-emulation", mountPoint, "fuse.eci", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY), options) == 0 else {
+        guard Glibc.mount("eci-emulation", mountPoint, MountCallPolicy.emulationFileSystemType, UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY), options) == 0 else {
             let error = errno
             close(fd)
             throw ECIError.system("mount the emulation file system at \(mountPoint)", errno: error)
         }
         return fd
-    }
-
-    /// Whether ECI's emulation file system is mounted at `mountPoint` (a FUSE mount of type
-    /// `fuse.eci`; a dead connection's mount still is, and answers ENOTCONN).
-    public static func isServed(at mountPoint: String) -> Bool {
-        guard let text = try? FileSystem.readText("/proc/self/mountinfo") else { return false }
-        return text.split(separator: "\n").contains { line in
-            let fields = line.split(separator: " ")
-            guard fields.count > 4, fields[4] == Substring(mountPoint), let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { return false }
-            return fields[dash + 1] == "fuse.eci"
-        }
     }
 
     /// Starts `threads` reader threads and the waiter of parked reads, and returns.

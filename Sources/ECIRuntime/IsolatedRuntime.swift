@@ -140,7 +140,7 @@ public struct IsolatedRuntime: Sendable {
             var staged = try stager.attach(spec: spec)
             // Last, past every check of the spec's own bind sources: ECI's state directory,
             // where ecid serves the files, is restricted for them.
-            if supervised { try EmulationMounts.apply(to: &staged, key: key.directoryName, stateDirectory: configuration.stateDirectory) }
+            if supervised { try EmulationMounts.apply(to: &staged, key: key.directoryName, stateDirectory: configuration.stateDirectory, mounts: mounts) }
             try staged.checkKeysAsRuncReadsThem()
             try FileSystem.write(join(containerDirectory, "config.json"), staged.serialized())
             if initLaunch != nil {

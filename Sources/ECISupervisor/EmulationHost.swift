@@ -66,7 +66,7 @@ extension Supervisor {
     func startEmulation(adopting held: Int32?) throws {
         var fd: Int32 = -1
         if let held {
-            if EmulationServer.isServed(at: emulationMountPoint) {
+            if EmulationMounts.isServed(at: emulationMountPoint, in: (try? MountInfo.current()) ?? []) {
                 fd = held
                 log.info("emulation file system adopted from the previous ecid", metadata: ["mount": "\(emulationMountPoint)"])
             } else {
